@@ -1,0 +1,183 @@
+"""The `tokenbot` command line, and the composition root: settings, engine, gateways, Slack app
+are built here and passed down.
+
+Exit codes: 0 success, 1 the work partly failed, 2 bad usage or configuration (one line per
+problem, no traceback).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import __version__, db
+from bot.config import ConfigError, Settings, load_settings
+from bot.logs import setup_logging
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="tokenbot",
+    help="Governs Databricks personal access tokens from Slack: syncs every workspace's tokens, "
+    "warns owners before auto-scoping, expiry or inactivity revocation hits them, and applies "
+    "their decisions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        out.print(f"tokenbot {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
+    ),
+) -> None:
+    """Configuration comes from the environment and TOKENBOT_CONFIG (default tokenbot.toml)."""
+
+
+def load_or_exit() -> Settings:
+    """Settings for a command; bad configuration prints one line per problem and exits 2."""
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        for problem in error.problems:
+            err.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    setup_logging(settings.log_level, settings.log_format, settings.secrets())
+    return settings
+
+
+def safe_url(url: str) -> str:
+    return make_url(db.normalise_url(url)).render_as_string(hide_password=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# db
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (safe to run again: nothing to do is not an error)."""
+    settings = load_or_exit()
+    engine = db.make_engine(settings.database_url)
+    try:
+        applied = db.migrate(engine)
+    except SQLAlchemyError as error:
+        err.print(f"[red]error:[/red] database {escape(safe_url(settings.database_url))}: "
+                  f"{escape(_first_line(error))}", highlight=False)
+        raise typer.Exit(EXIT_PARTIAL) from None
+    if applied:
+        out.print(f"Applied migrations {', '.join(applied)}; database is at {db.head_revision()}.")
+    else:
+        out.print(f"Database is up to date (revision {db.head_revision()}).")
+
+
+# ---------------------------------------------------------------------------------------------
+# doctor
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool | None  # None: a note, not a problem
+    detail: str
+
+
+@app.command()
+def doctor() -> None:
+    """Check configuration and the database; say what to fix. Exit 2 when something must be fixed."""
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        checks = [Check("configuration", False, problem) for problem in error.problems]
+    else:
+        setup_logging(settings.log_level, settings.log_format, settings.secrets())
+        checks = _configuration_checks(settings) + _database_checks(db.make_engine(settings.database_url),
+                                                                    settings)
+    _print_checks(checks)
+    if any(check.ok is False for check in checks):
+        raise typer.Exit(EXIT_USAGE)
+
+
+def _configuration_checks(settings: Settings) -> list[Check]:
+    source = str(settings.config_path) if settings.config_path else "environment only (no tokenbot.toml)"
+    checks = [Check("configuration", True, f"loaded from {source}")]
+    if settings.workspaces:
+        names = ", ".join(w.name for w in settings.workspaces)
+        checks.append(Check("workspaces", True, f"{len(settings.workspaces)} configured: {names}"))
+    else:
+        checks.append(Check("workspaces", False, "none configured: add [[workspaces]] to the TOML file "
+                            "or set DATABRICKS_HOST"))
+    checks.append(
+        Check("slack bot token", True, "SLACK_BOT_TOKEN is set") if settings.slack_bot_token
+        else Check("slack bot token", False, "set SLACK_BOT_TOKEN (the app's xoxb- token)")
+    )
+    if settings.slack_app_token:
+        checks.append(Check("slack connection", True, "Socket Mode (SLACK_APP_TOKEN is set)"))
+    elif settings.slack_signing_secret:
+        checks.append(Check("slack connection", True, "HTTP mode (SLACK_SIGNING_SECRET is set)"))
+    else:
+        checks.append(Check("slack connection", False, "set SLACK_APP_TOKEN (Socket Mode) or "
+                            "SLACK_SIGNING_SECRET (HTTP mode, `serve --http`)"))
+    slack = settings.slack
+    if slack.admins or slack.admin_group:
+        group = f", group {slack.admin_group}" if slack.admin_group else ""
+        checks.append(Check("admins", True, f"{len(slack.admins)} listed{group}"))
+    else:
+        checks.append(Check("admins", False, "set slack.admins (user ids) or slack.admin_group in the TOML"))
+    checks.append(
+        Check("admin channel", True, settings.slack.admin_channel) if settings.slack.admin_channel
+        else Check("admin channel", False, "set slack.admin_channel: unowned tokens and escalations go there")
+    )
+    if settings.dry_run:
+        checks.append(Check("dry run", None, "TOKENBOT_DRY_RUN=1: no mutating Databricks call will be made"))
+    return checks
+
+
+def _database_checks(engine: Engine, settings: Settings) -> list[Check]:
+    where = safe_url(settings.database_url)
+    try:
+        current = db.current_revision(engine)
+    except SQLAlchemyError as error:
+        return [Check("database", False, f"{where} cannot be reached: {_first_line(error)}")]
+    head = db.head_revision()
+    if current == head:
+        return [Check("database", True, f"{where} at revision {current}")]
+    return [Check("database", False, f"{where} is at revision {current or 'none'}, not {head}: "
+                                      "run `tokenbot db upgrade`")]
+
+
+def _print_checks(checks: list[Check]) -> None:
+    table = Table(title="tokenbot doctor", show_lines=False)
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("detail / what to fix", overflow="fold")
+    labels = {True: "[green]ok[/green]", False: "[red]fix[/red]", None: "[yellow]note[/yellow]"}
+    for check in checks:
+        table.add_row(check.name, labels[check.ok], escape(check.detail))
+    out.print(table)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

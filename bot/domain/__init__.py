@@ -1,0 +1,1 @@
+"""Pure rules of tokenbot: policy, deadlines, findings and the scope catalogue; no I/O, `now` passed in."""

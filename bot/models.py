@@ -1,0 +1,187 @@
+"""The database tables (DESIGN.md section 3).
+
+Tokens are never deleted: history is the point. Token *values* are never stored anywhere.
+Times are stored as aware UTC on both databases (`UTCDateTime`); lists of scopes are JSON,
+which SQLite and PostgreSQL both keep portably.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in and out; SQLite forgets time zones, PostgreSQL converts them."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use bot.clock.now()")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _when(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+def _scopes() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Workspace(SQLModel, table=True):
+    name: str = Field(primary_key=True, max_length=100)
+    host: str = Field(max_length=500)
+    status: str = Field(default="never", max_length=20)  # never / ok / stale
+    last_sync_at: datetime | None = _when()
+    last_success_at: datetime | None = _when()
+    last_error: str | None = Field(default=None, max_length=2000)
+    max_token_lifetime_days: int | None = None
+    token_count: int | None = None  # live tokens at the last good sync: the shrink guard's base
+
+
+class Principal(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("workspace", "principal_id", name="uq_principal_workspace_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace: str = Field(foreign_key="workspace.name", max_length=100)
+    principal_id: str = Field(max_length=100)  # the Databricks id (owner_id of a token)
+    kind: str | None = Field(default=None, max_length=30)  # user / service_principal / None = unresolved
+    email: str | None = Field(default=None, max_length=320, index=True)
+    application_id: str | None = Field(default=None, max_length=100)
+    display_name: str | None = Field(default=None, max_length=300)
+    active: bool | None = None
+    resolved_at: datetime | None = _when()
+    slack_user_id: str | None = Field(default=None, max_length=30)
+    slack_tz: str | None = Field(default=None, max_length=64)
+    slack_checked_at: datetime | None = _when()
+    slack_missing_reason: str | None = Field(default=None, max_length=100)
+    owner_slack_id: str | None = Field(default=None, max_length=30)  # admin-assigned, service principals
+
+
+class Token(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("workspace", "token_id", name="uq_token_workspace_id"),
+        Index("ix_token_live_owner", "gone_at", "workspace", "owner_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace: str = Field(foreign_key="workspace.name", max_length=100)
+    token_id: str = Field(max_length=100)
+    owner_id: str | None = Field(default=None, max_length=100)
+    created_by: str | None = Field(default=None, max_length=320)
+    comment: str = Field(default="", max_length=2000)
+    created_at: datetime | None = _when()
+    expires_at: datetime | None = _when(index=True)
+    last_used_on: datetime | None = _when()
+    scopes: list[str] = _scopes()
+    inferred_scopes: list[str] = _scopes()
+    backfill_scopes: list[str] = _scopes()
+    autoscope_state: str | None = Field(default=None, max_length=100)
+    observation_started_at: datetime | None = _when()
+    enforcement_at: datetime | None = _when()  # from an auto-scoping event; beats the derived date
+    previous_scopes: list[str] = _scopes()  # scopes before the last narrowing
+    narrowed_at: datetime | None = _when()
+    first_seen_at: datetime | None = _when()
+    last_seen_at: datetime | None = _when()
+    gone_at: datetime | None = _when()
+    gone_reason: str | None = Field(default=None, max_length=20)  # expired / revoked / unknown
+
+
+class Notification(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint(
+            "token_pk", "deadline_kind", "due_date", "step", "recipient", name="uq_notification_step"
+        ),
+        Index("ix_notification_status", "status", "recipient"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_pk: int = Field(foreign_key="token.id")
+    deadline_kind: str = Field(max_length=40)
+    due_date: date
+    step: str = Field(max_length=30)  # "14", "7", ... days before, or "escalation", "narrowed"
+    recipient: str = Field(max_length=30)  # Slack user or channel id
+    channel: str | None = Field(default=None, max_length=30)
+    message_ts: str | None = Field(default=None, max_length=40)
+    status: str = Field(default="pending", max_length=20)  # pending / sent / failed
+    attempts: int = 0
+    error: str | None = Field(default=None, max_length=2000)
+    created_at: datetime | None = _when()
+    sent_at: datetime | None = _when()
+
+
+class Decision(SQLModel, table=True):
+    """Append-only: every attempt, refused ones included."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_pk: int | None = Field(default=None, foreign_key="token.id", index=True)
+    action: str = Field(max_length=30)
+    actor_slack_id: str = Field(max_length=30)
+    actor_role: str = Field(max_length=20)  # owner / admin / tokenbot / other
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(max_length=20, index=True)  # requested/approved/applied/failed/denied/refused
+    error: str | None = Field(default=None, max_length=2000)
+    approved_by: str | None = Field(default=None, max_length=30)
+    idempotency_key: str | None = Field(
+        default=None, sa_column=Column(String(200), unique=True, nullable=True)
+    )
+    created_at: datetime | None = _when()
+    updated_at: datetime | None = _when()
+
+
+class Exemption(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    token_pk: int = Field(foreign_key="token.id", index=True)
+    deadline_kind: str = Field(max_length=40)
+    until: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    reason: str = Field(default="", max_length=2000)
+    requested_by: str = Field(max_length=30)
+    approved_by: str | None = Field(default=None, max_length=30)
+    created_at: datetime | None = _when()
+
+
+class Event(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(sa_column=Column(String(200), unique=True, nullable=False))
+    source: str = Field(max_length=20)  # webhook / file
+    kind: str = Field(max_length=40)
+    workspace: str = Field(max_length=100)
+    token_id: str = Field(max_length=100)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    received_at: datetime | None = _when()
+    processed_at: datetime | None = _when()
+
+
+class ApiUsage(SQLModel, table=True):
+    """Observed API calls from the audit log, per principal (and token where it can be tied)."""
+
+    __table_args__ = (
+        UniqueConstraint("workspace", "principal_id", "token_id", "service_name", name="uq_api_usage"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace: str = Field(max_length=100)
+    principal_id: str = Field(max_length=320)
+    token_id: str = Field(default="", max_length=100)  # "" = attributed to the principal only
+    service_name: str = Field(max_length=200)
+    scope: str | None = Field(default=None, max_length=100)  # None: no scope known for the service
+    approximate: bool = True
+    first_seen: datetime | None = _when()
+    last_seen: datetime | None = _when()
+    calls: int = 0

@@ -1,0 +1,1 @@
+"""Local Databricks and Slack API servers that the real SDK clients talk to (tests and the demo)."""
