@@ -7,7 +7,10 @@ problem, no traceback).
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import dataclass
+from enum import StrEnum
 
 import typer
 from rich.console import Console
@@ -17,9 +20,10 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import __version__, db
+from bot import __version__, clock, db, terminal
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
+from bot.services import inventory, report
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
@@ -83,8 +87,11 @@ def db_upgrade() -> None:
     try:
         applied = db.migrate(engine)
     except SQLAlchemyError as error:
-        err.print(f"[red]error:[/red] database {escape(safe_url(settings.database_url))}: "
-                  f"{escape(_first_line(error))}", highlight=False)
+        err.print(
+            f"[red]error:[/red] database {escape(safe_url(settings.database_url))}: "
+            f"{escape(_first_line(error))}",
+            highlight=False,
+        )
         raise typer.Exit(EXIT_PARTIAL) from None
     if applied:
         out.print(f"Applied migrations {', '.join(applied)}; database is at {db.head_revision()}.")
@@ -112,8 +119,9 @@ def doctor() -> None:
         checks = [Check("configuration", False, problem) for problem in error.problems]
     else:
         setup_logging(settings.log_level, settings.log_format, settings.secrets())
-        checks = _configuration_checks(settings) + _database_checks(db.make_engine(settings.database_url),
-                                                                    settings)
+        checks = _configuration_checks(settings) + _database_checks(
+            db.make_engine(settings.database_url), settings
+        )
     _print_checks(checks)
     if any(check.ok is False for check in checks):
         raise typer.Exit(EXIT_USAGE)
@@ -126,10 +134,16 @@ def _configuration_checks(settings: Settings) -> list[Check]:
         names = ", ".join(w.name for w in settings.workspaces)
         checks.append(Check("workspaces", True, f"{len(settings.workspaces)} configured: {names}"))
     else:
-        checks.append(Check("workspaces", False, "none configured: add [[workspaces]] to the TOML file "
-                            "or set DATABRICKS_HOST"))
+        checks.append(
+            Check(
+                "workspaces",
+                False,
+                "none configured: add [[workspaces]] to the TOML file or set DATABRICKS_HOST",
+            )
+        )
     checks.append(
-        Check("slack bot token", True, "SLACK_BOT_TOKEN is set") if settings.slack_bot_token
+        Check("slack bot token", True, "SLACK_BOT_TOKEN is set")
+        if settings.slack_bot_token
         else Check("slack bot token", False, "set SLACK_BOT_TOKEN (the app's xoxb- token)")
     )
     if settings.slack_app_token:
@@ -137,8 +151,13 @@ def _configuration_checks(settings: Settings) -> list[Check]:
     elif settings.slack_signing_secret:
         checks.append(Check("slack connection", True, "HTTP mode (SLACK_SIGNING_SECRET is set)"))
     else:
-        checks.append(Check("slack connection", False, "set SLACK_APP_TOKEN (Socket Mode) or "
-                            "SLACK_SIGNING_SECRET (HTTP mode, `serve --http`)"))
+        checks.append(
+            Check(
+                "slack connection",
+                False,
+                "set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode, `serve --http`)",
+            )
+        )
     slack = settings.slack
     if slack.admins or slack.admin_group:
         group = f", group {slack.admin_group}" if slack.admin_group else ""
@@ -146,7 +165,8 @@ def _configuration_checks(settings: Settings) -> list[Check]:
     else:
         checks.append(Check("admins", False, "set slack.admins (user ids) or slack.admin_group in the TOML"))
     checks.append(
-        Check("admin channel", True, settings.slack.admin_channel) if settings.slack.admin_channel
+        Check("admin channel", True, settings.slack.admin_channel)
+        if settings.slack.admin_channel
         else Check("admin channel", False, "set slack.admin_channel: unowned tokens and escalations go there")
     )
     if settings.dry_run:
@@ -163,8 +183,13 @@ def _database_checks(engine: Engine, settings: Settings) -> list[Check]:
     head = db.head_revision()
     if current == head:
         return [Check("database", True, f"{where} at revision {current}")]
-    return [Check("database", False, f"{where} is at revision {current or 'none'}, not {head}: "
-                                      "run `tokenbot db upgrade`")]
+    return [
+        Check(
+            "database",
+            False,
+            f"{where} is at revision {current or 'none'}, not {head}: run `tokenbot db upgrade`",
+        )
+    ]
 
 
 def _print_checks(checks: list[Check]) -> None:
@@ -181,3 +206,160 @@ def _print_checks(checks: list[Check]) -> None:
 def _first_line(error: Exception) -> str:
     text = str(getattr(error, "orig", None) or error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# shared by the commands that work on the database
+
+
+def open_database(settings: Settings) -> Engine:
+    """The engine, once the database is reachable and migrated; else a clear message and exit."""
+    engine = db.make_engine(settings.database_url)
+    try:
+        current = db.current_revision(engine)
+    except SQLAlchemyError as error:
+        err.print(
+            f"[red]error:[/red] database {escape(safe_url(settings.database_url))}: "
+            f"{escape(_first_line(error))}",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_PARTIAL) from None
+    if current != db.head_revision():
+        err.print(
+            "[red]error:[/red] the database is not up to date: run `tokenbot db upgrade` first",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    return engine
+
+
+def usage_error(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    return typer.Exit(EXIT_USAGE)
+
+
+# ---------------------------------------------------------------------------------------------
+# sync
+
+
+@app.command()
+def sync(
+    workspace: list[str] = typer.Option(
+        None, "--workspace", "-w", help="Sync only this workspace (repeat for several). Default: all."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Read every workspace's tokens into the database. Exit 1 if any workspace failed (the others
+    are still synced; a failed one keeps its previous records)."""
+    settings = load_or_exit()
+    chosen = _chosen_workspaces(settings, workspace)
+    engine = open_database(settings)
+    gateways = _gateway_factory(settings)
+    pairs = [(w.name, w.host) for w in chosen]
+    if out.is_terminal and len(pairs) > 1 and not as_json:
+        from rich.progress import Progress
+
+        with Progress(console=out, transient=True) as progress:
+            task = progress.add_task("Syncing workspaces", total=len(pairs))
+            results = inventory.sync_workspaces(
+                engine=engine,
+                workspaces=pairs,
+                gateway_for=gateways,
+                policy=settings.policy,
+                max_parallel=settings.databricks.max_parallel_workspaces,
+                on_done=lambda _result: progress.advance(task),
+            )
+    else:
+        results = inventory.sync_workspaces(
+            engine=engine,
+            workspaces=pairs,
+            gateway_for=gateways,
+            policy=settings.policy,
+            max_parallel=settings.databricks.max_parallel_workspaces,
+        )
+    if as_json:
+        sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+    else:
+        for result in results:
+            style = "" if result.ok else "[red]"
+            out.print(style + escape(terminal.sync_line(result)), highlight=False, soft_wrap=True)
+    if not all(r.ok for r in results):
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _chosen_workspaces(settings: Settings, names: list[str] | None):
+    if not settings.workspaces:
+        raise usage_error(
+            "no workspaces configured: add [[workspaces]] to the TOML file or set DATABRICKS_HOST"
+        )
+    if not names:
+        return list(settings.workspaces)
+    known = {w.name: w for w in settings.workspaces}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise usage_error(f"unknown workspace {', '.join(unknown)}; configured: {', '.join(known)}")
+    return [known[n] for n in names]
+
+
+def _gateway_factory(settings: Settings):
+    from bot.databricks.gateway import SdkWorkspaceGateway
+
+    by_name = {w.name: w for w in settings.workspaces}
+    return lambda name: SdkWorkspaceGateway(by_name[name], settings.databricks)
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command("report")
+def report_command(
+    format: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table, json or csv."),  # noqa: A002
+    days: int | None = typer.Option(None, "--days", min=0, help="Only tokens with a deadline within N days."),
+    workspace: str | None = typer.Option(None, "--workspace", "-w", help="Only this workspace."),
+    owner: str | None = typer.Option(
+        None, "--owner", help="Only this owner (email, application id, Databricks id or Slack id)."
+    ),
+) -> None:
+    """Live tokens with their deadlines and findings, from the database (run `tokenbot sync` first)."""
+    settings = load_or_exit()
+    engine = open_database(settings)
+    now = clock.now()
+    with db.session_scope(engine) as session:
+        views = report.token_views(
+            session=session, policy=settings.policy, now=now, workspace=workspace, owner=owner
+        )
+    if days is not None:
+        views = report.due_within(views, now, days)
+    views = report.by_nearest_deadline(views)
+    if format is ReportFormat.json:
+        sys.stdout.write(terminal.report_json(views, settings.policy, now) + "\n")
+    elif format is ReportFormat.csv:
+        sys.stdout.write(terminal.report_csv(views, settings.policy, now))
+    elif views:
+        out.print(terminal.report_table(views, now))
+    if not views:
+        err.print(
+            "No live tokens match"
+            + (f" a deadline within {days} days" if days is not None else "")
+            + (" (nothing synced yet: run `tokenbot sync`)" if not _anything_synced(engine) else "")
+            + "."
+        )
+
+
+def _anything_synced(engine: Engine) -> bool:
+    from sqlalchemy import select
+
+    from bot.models import Workspace
+
+    with db.session_scope(engine) as session:
+        return (
+            session.execute(select(Workspace.name).where(Workspace.last_success_at.is_not(None))).first()
+            is not None
+        )

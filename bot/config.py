@@ -241,8 +241,12 @@ class Settings(BaseSettings):
         """The secret values in force, for the log redaction filter."""
         found = [
             secret.get_secret_value()
-            for secret in (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token,
-                           self.webhook_secret)
+            for secret in (
+                self.slack_bot_token,
+                self.slack_signing_secret,
+                self.slack_app_token,
+                self.webhook_secret,
+            )
             if secret is not None
         ]
         return [value for value in found if value]
@@ -298,9 +302,7 @@ def _read_toml(path: Path | None, explicit: bool) -> tuple[dict[str, Any], list[
     except tomllib.TOMLDecodeError as error:
         return {}, [f"{path}: not valid TOML: {error}"]
     unknown = sorted(set(raw) - set(_FILE_SECTIONS))
-    problems = [
-        f"{path}: {key}: unknown section; allowed: {', '.join(_FILE_SECTIONS)}" for key in unknown
-    ]
+    problems = [f"{path}: {key}: unknown section; allowed: {', '.join(_FILE_SECTIONS)}" for key in unknown]
     return {_FILE_SECTIONS[key]: value for key, value in raw.items() if key in _FILE_SECTIONS}, problems
 
 
@@ -340,7 +342,7 @@ def _location(parts: list[Any]) -> str:
 def _file_key(where: str) -> str:
     for section, field in _FILE_SECTIONS.items():
         if where == field or where.startswith(field + ".") or where.startswith(field + "["):
-            return section + where[len(field):]
+            return section + where[len(field) :]
     return where
 
 

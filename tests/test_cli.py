@@ -38,8 +38,9 @@ def test_version():
 
 
 def test_python_dash_m_bot_runs_the_same_cli():
-    result = subprocess.run([sys.executable, "-m", "bot", "--version"], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--version"], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0
     assert result.stdout.strip() == f"tokenbot {__version__}"
 
@@ -83,8 +84,10 @@ def test_doctor_says_what_to_fix_and_exits_2(tmp_path):
 @pytest.fixture
 def good_setup(tmp_path, database_url):
     config = tmp_path / "tokenbot.toml"
-    config.write_text('[[workspaces]]\nname = "prod"\nhost = "https://adb-1.azuredatabricks.net"\n'
-                      '[slack]\nadmins = ["U0ADMIN"]\nadmin_channel = "C0ADMIN"\n')
+    config.write_text(
+        '[[workspaces]]\nname = "prod"\nhost = "https://adb-1.azuredatabricks.net"\n'
+        '[slack]\nadmins = ["U0ADMIN"]\nadmin_channel = "C0ADMIN"\n'
+    )
     return {
         "TOKENBOT_CONFIG": str(config),
         "TOKENBOT_DATABASE_URL": database_url,

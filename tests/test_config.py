@@ -77,15 +77,17 @@ def test_policy_config_mirrors_the_domain_policy():
 
 
 def test_environment_values_are_read():
-    settings = load_settings({
-        "TOKENBOT_DATABASE_URL": "postgresql://db/tokenbot",
-        "SLACK_BOT_TOKEN": "xoxb-1-2-abc",
-        "SLACK_SIGNING_SECRET": "s3cret-signing",
-        "TOKENBOT_DRY_RUN": "1",
-        "TOKENBOT_LOG_FORMAT": "json",
-        "TOKENBOT_LOG_LEVEL": "debug",
-        "TOKENBOT_SLACK_API_URL": "http://127.0.0.1:9999/api",
-    })
+    settings = load_settings(
+        {
+            "TOKENBOT_DATABASE_URL": "postgresql://db/tokenbot",
+            "SLACK_BOT_TOKEN": "xoxb-1-2-abc",
+            "SLACK_SIGNING_SECRET": "s3cret-signing",
+            "TOKENBOT_DRY_RUN": "1",
+            "TOKENBOT_LOG_FORMAT": "json",
+            "TOKENBOT_LOG_LEVEL": "debug",
+            "TOKENBOT_SLACK_API_URL": "http://127.0.0.1:9999/api",
+        }
+    )
     assert settings.database_url == "postgresql://db/tokenbot"
     assert settings.slack_bot_token.get_secret_value() == "xoxb-1-2-abc"
     assert settings.dry_run is True
@@ -98,7 +100,11 @@ def test_the_file_is_read(tmp_path):
     settings = load_settings(write_config(tmp_path, FULL_CONFIG))
     prod, dev = settings.workspaces
     assert (prod.name, prod.host, prod.profile, prod.audit_warehouse_id) == (
-        "prod", "https://adb-1234.5.azuredatabricks.net", "prod", "abc123")
+        "prod",
+        "https://adb-1234.5.azuredatabricks.net",
+        "prod",
+        "abc123",
+    )
     assert dev.token_env == "DEV_DATABRICKS_TOKEN"
     assert settings.policy.reminder_days == (14, 7, 3)
     assert settings.policy.org_max_inactive_days == 0
@@ -117,34 +123,68 @@ def test_default_file_in_the_working_directory_is_used(tmp_path):
 def test_a_single_workspace_can_come_from_databricks_host_alone():
     settings = load_settings({"DATABRICKS_HOST": "https://adb-1.1.azuredatabricks.net"})
     assert [(w.name, w.host) for w in settings.workspaces] == [
-        ("default", "https://adb-1.1.azuredatabricks.net")]
+        ("default", "https://adb-1.1.azuredatabricks.net")
+    ]
 
 
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
-        ('[policy]\nreminder_days = [14, -1]', "policy.reminder_days[1]: Input should be greater than or equal to 1 (got -1)"),
-        ('[policy]\nreminder_days = [7, 7]', "policy.reminder_days: days must not repeat (got [7, 7])"),
-        ('[policy]\nreminder_days = []', "policy.reminder_days: List should have at least 1 item"),
+        (
+            "[policy]\nreminder_days = [14, -1]",
+            "policy.reminder_days[1]: Input should be greater than or equal to 1 (got -1)",
+        ),
+        ("[policy]\nreminder_days = [7, 7]", "policy.reminder_days: days must not repeat (got [7, 7])"),
+        ("[policy]\nreminder_days = []", "policy.reminder_days: List should have at least 1 item"),
         ('[policy]\nreminder_days = "14"', "policy.reminder_days: Input should be a valid list (got '14')"),
-        ('[policy]\norg_max_inactive_days = -5', "policy.org_max_inactive_days: Input should be greater than or equal to 0 (got -5)"),
+        (
+            "[policy]\norg_max_inactive_days = -5",
+            "policy.org_max_inactive_days: Input should be greater than or equal to 0 (got -5)",
+        ),
         ('[policy]\nquiet_hours = "late"', "policy.quiet_hours:"),
-        ('[policy]\nmax_gone_fraction = 1.5', "policy.max_gone_fraction: Input should be less than or equal to 1 (got 1.5)"),
+        (
+            "[policy]\nmax_gone_fraction = 1.5",
+            "policy.max_gone_fraction: Input should be less than or equal to 1 (got 1.5)",
+        ),
         ('[policy]\nenforce = "yes"', "policy.enforce: Input should be a valid boolean (got 'yes')"),
-        ('[policy]\nreminder_dayz = [1]', "policy.reminder_dayz: unknown key"),
+        ("[policy]\nreminder_dayz = [1]", "policy.reminder_dayz: unknown key"),
         ('[slack]\nadmins = ["bob"]', "slack.admins[0]: String should match pattern"),
         ('[slack]\nadmin_channel = "#admins"', "slack.admin_channel: String should match pattern"),
-        ('[slack]\ndigest_cron = "every morning"', "slack.digest_cron: must be a crontab line of five fields"),
+        (
+            '[slack]\ndigest_cron = "every morning"',
+            "slack.digest_cron: must be a crontab line of five fields",
+        ),
         ('[slack]\ndigest_timezone = "Mars/Base"', "slack.digest_timezone: must be an IANA time zone"),
-        ('[databricks]\nmax_parallel_workspaces = 0', "databricks.max_parallel_workspaces: Input should be greater than or equal to 1 (got 0)"),
+        (
+            "[databricks]\nmax_parallel_workspaces = 0",
+            "databricks.max_parallel_workspaces: Input should be greater than or equal to 1 (got 0)",
+        ),
         ('[[workspaces]]\nname = "prod"', "workspaces[0].host: is required"),
-        ('[[workspaces]]\nname = "prod"\nhost = "adb-1.azuredatabricks.net"', "workspaces[0].host: must be the workspace URL"),
-        ('[[workspaces]]\nname = "bad name"\nhost = "https://x"', "workspaces[0].name: String should match pattern"),
-        ('[[workspaces]]\nname = "a"\nhost = "https://x"\n[[workspaces]]\nname = "a"\nhost = "https://y"', "workspaces: workspace names must be unique; repeated: a"),
-        ('[[secret_bindings]]\nworkspace = "a"\nscope = "s"\nkey = "k"', "secret_bindings[0]: needs application_id or comment_pattern"),
-        ('[[secret_bindings]]\nworkspace = "a"\napplication_id = "x"\nscope = "s"\nkey = "bad key!"', "secret_bindings[0].key: String should match pattern"),
-        ('[sync]\nx = 1', "sync: unknown section; allowed: workspaces, policy, slack, databricks, secret_bindings"),
-        ('[policy\nx = 1', "not valid TOML"),
+        (
+            '[[workspaces]]\nname = "prod"\nhost = "adb-1.azuredatabricks.net"',
+            "workspaces[0].host: must be the workspace URL",
+        ),
+        (
+            '[[workspaces]]\nname = "bad name"\nhost = "https://x"',
+            "workspaces[0].name: String should match pattern",
+        ),
+        (
+            '[[workspaces]]\nname = "a"\nhost = "https://x"\n[[workspaces]]\nname = "a"\nhost = "https://y"',
+            "workspaces: workspace names must be unique; repeated: a",
+        ),
+        (
+            '[[secret_bindings]]\nworkspace = "a"\nscope = "s"\nkey = "k"',
+            "secret_bindings[0]: needs application_id or comment_pattern",
+        ),
+        (
+            '[[secret_bindings]]\nworkspace = "a"\napplication_id = "x"\nscope = "s"\nkey = "bad key!"',
+            "secret_bindings[0].key: String should match pattern",
+        ),
+        (
+            "[sync]\nx = 1",
+            "sync: unknown section; allowed: workspaces, policy, slack, databricks, secret_bindings",
+        ),
+        ("[policy\nx = 1", "not valid TOML"),
     ],
 )
 def test_each_invalid_value_gives_one_line_naming_key_value_and_what_is_allowed(tmp_path, toml, expected):
@@ -155,37 +195,46 @@ def test_each_invalid_value_gives_one_line_naming_key_value_and_what_is_allowed(
 
 
 def test_several_problems_are_all_reported(tmp_path):
-    environ = write_config(tmp_path, '[policy]\nreminder_days = [0]\nescalate_after_days = -1\n')
+    environ = write_config(tmp_path, "[policy]\nreminder_days = [0]\nescalate_after_days = -1\n")
     environ["TOKENBOT_LOG_FORMAT"] = "xml"
     problems = problems_for(environ)
     assert len(problems) == 3
-    assert any(p.startswith("environment: TOKENBOT_LOG_FORMAT: Input should be 'text' or 'json'") for p in problems)
+    assert any(
+        p.startswith("environment: TOKENBOT_LOG_FORMAT: Input should be 'text' or 'json'") for p in problems
+    )
 
 
 def test_bad_environment_values_are_named():
     assert problems_for({"TOKENBOT_DRY_RUN": "maybe"}) == [
-        "environment: TOKENBOT_DRY_RUN: Input should be a valid boolean, unable to interpret input (got 'maybe')"]
-    assert "environment: TOKENBOT_SLACK_API_URL: must be an http(s) URL" in problems_for(
-        {"TOKENBOT_SLACK_API_URL": "slack.com"})[0]
+        "environment: TOKENBOT_DRY_RUN: Input should be a valid boolean, unable to interpret input (got 'maybe')"
+    ]
+    assert (
+        "environment: TOKENBOT_SLACK_API_URL: must be an http(s) URL"
+        in problems_for({"TOKENBOT_SLACK_API_URL": "slack.com"})[0]
+    )
 
 
 def test_missing_config_file_named_by_the_environment():
     assert problems_for({"TOKENBOT_CONFIG": "/nowhere/tokenbot.toml"}) == [
-        "TOKENBOT_CONFIG: file not found: /nowhere/tokenbot.toml (create it, or unset TOKENBOT_CONFIG)"]
+        "TOKENBOT_CONFIG: file not found: /nowhere/tokenbot.toml (create it, or unset TOKENBOT_CONFIG)"
+    ]
 
 
 def test_secrets_never_show_in_repr_or_dump():
-    settings = load_settings({
-        "SLACK_BOT_TOKEN": "xoxb-very-secret-token",
-        "SLACK_SIGNING_SECRET": "signing-secret-value",
-        "SLACK_APP_TOKEN": "xapp-1-secret",
-        "TOKENBOT_WEBHOOK_SECRET": "webhook-secret-value",
-    })
+    settings = load_settings(
+        {
+            "SLACK_BOT_TOKEN": "xoxb-very-secret-token",
+            "SLACK_SIGNING_SECRET": "signing-secret-value",
+            "SLACK_APP_TOKEN": "xapp-1-secret",
+            "TOKENBOT_WEBHOOK_SECRET": "webhook-secret-value",
+        }
+    )
     shown = repr(settings) + str(settings) + str(settings.model_dump())
     for secret in ("xoxb-very-secret-token", "signing-secret-value", "xapp-1-secret", "webhook-secret-value"):
         assert secret not in shown
     assert sorted(settings.secrets()) == sorted(
-        ["xoxb-very-secret-token", "signing-secret-value", "xapp-1-secret", "webhook-secret-value"])
+        ["xoxb-very-secret-token", "signing-secret-value", "xapp-1-secret", "webhook-secret-value"]
+    )
 
 
 def test_settings_are_immutable():

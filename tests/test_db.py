@@ -19,8 +19,16 @@ def test_upgrade_creates_every_table_and_a_second_upgrade_is_a_no_op(database_ur
     assert db.migrate(engine) == [db.head_revision()]
     assert db.migrate(engine) == []
     tables = set(inspect(engine).get_table_names())
-    assert {"workspace", "principal", "token", "notification", "decision", "exemption", "event",
-            "apiusage"} <= tables
+    assert {
+        "workspace",
+        "principal",
+        "token",
+        "notification",
+        "decision",
+        "exemption",
+        "event",
+        "apiusage",
+    } <= tables
     engine.dispose()
 
 
@@ -67,7 +75,9 @@ def test_one_notification_per_token_deadline_step_and_recipient(engine):
         session.add(token)
         session.flush()
         token_pk = token.id
-    row = dict(token_pk=token_pk, deadline_kind="expiry", due_date=date(2026, 12, 1), step="7", recipient="U1")
+    row = dict(
+        token_pk=token_pk, deadline_kind="expiry", due_date=date(2026, 12, 1), step="7", recipient="U1"
+    )
     with db.session_scope(engine) as session:
         session.add(Notification(**row))
     with pytest.raises(Exception, match="(?i)unique"), db.session_scope(engine) as session:

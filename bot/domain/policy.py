@@ -45,6 +45,7 @@ KNOWN_AUTOSCOPE_STATES: frozenset[str] = frozenset(
 _AUTHENTICATION_SCOPE = "authentication"
 _ALL_APIS_SCOPE = "all-apis"
 _DAY = timedelta(days=1)
+_ZERO = timedelta(0)
 _END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 _START_OF_TIME = datetime.min.replace(tzinfo=UTC)
 
@@ -256,7 +257,7 @@ class Deadline:
 
     def days_left(self, now: datetime) -> int:
         """Whole days until `due_at`, rounded down; negative once overdue."""
-        return (self.due_at - now) // _DAY
+        return (self.due_at - now).days  # timedelta.days is rounded down: -1 day + 23 h is -1
 
     def is_overdue(self, now: datetime) -> bool:
         """True once `due_at` is reached: a deadline at exactly `now` has passed."""
@@ -293,6 +294,11 @@ class Evaluation:
 # --- rules -------------------------------------------------------------------------------------------------
 
 _NO_RARE_SCOPES: Mapping[str, date] = MappingProxyType({})
+# Enum members as module constants: attribute access on an Enum class is slow in Python 3.11.
+_AUTOSCOPE_ENFORCEMENT = DeadlineKind.AUTOSCOPE_ENFORCEMENT
+_EXPIRY = DeadlineKind.EXPIRY
+_INACTIVITY_REVOCATION = DeadlineKind.INACTIVITY_REVOCATION
+_ORG_POLICY = DeadlineKind.ORG_POLICY
 _BY_DUE_AT = attrgetter("due_at")
 
 
@@ -376,9 +382,6 @@ def _plus(moment: datetime, delta: timedelta) -> datetime:
         return _END_OF_TIME if delta > _ZERO else _START_OF_TIME
 
 
-_ZERO = timedelta(0)
-
-
 def evaluate(
     token: TokenFacts,
     policy: Policy,
@@ -409,14 +412,14 @@ def evaluate(
 
     expires_at = token.expires_at
     if expires_at is not None:
-        lifetime_days = (expires_at - created_at) // _DAY
+        lifetime_days = (expires_at - created_at).days  # .days of a timedelta is rounded down
         reason = f"created {created_day} with a {lifetime_days}-day lifetime"
-        deadlines.append(Deadline(DeadlineKind.EXPIRY, expires_at, _ACTION_EXPIRY, reason))
+        deadlines.append(Deadline(_EXPIRY, expires_at, _ACTION_EXPIRY, reason))
 
     if rules.inactivity is not None:
         due_at = _plus(idle_since, rules.inactivity)
         reason = idle_reason + rules.inactivity_reason
-        deadlines.append(Deadline(DeadlineKind.INACTIVITY_REVOCATION, due_at, _ACTION_INACTIVITY, reason))
+        deadlines.append(Deadline(_INACTIVITY_REVOCATION, due_at, _ACTION_INACTIVITY, reason))
 
     # Organisation policy: the earlier of the inactivity and the lifetime rules.
     org_due: datetime | None = None
@@ -438,7 +441,7 @@ def evaluate(
             if exempt_until is not None:
                 org_due = exempt_until
                 reason = f"{reason}; exempt until {exempt_until.date().isoformat()}"
-        deadlines.append(Deadline(DeadlineKind.ORG_POLICY, org_due, action, reason))
+        deadlines.append(Deadline(_ORG_POLICY, org_due, action, reason))
 
     if len(deadlines) > 1:
         deadlines.sort(key=_BY_DUE_AT)  # stable: equal times keep the DeadlineKind order
@@ -450,7 +453,7 @@ def _autoscope_deadline(token: TokenFacts, rules: _Rules, created_day: str) -> D
     if token.enforcement_at is not None:
         enforcement_day = token.enforcement_at.date().isoformat()
         reason = f"enforcement on {enforcement_day} announced by Databricks' auto-scoping reminder"
-        return Deadline(DeadlineKind.AUTOSCOPE_ENFORCEMENT, token.enforcement_at, _ACTION_AUTOSCOPE, reason)
+        return Deadline(_AUTOSCOPE_ENFORCEMENT, token.enforcement_at, _ACTION_AUTOSCOPE, reason)
     start = token.observation_started_at
     if start is not None:
         started = start.date().isoformat()
@@ -461,9 +464,7 @@ def _autoscope_deadline(token: TokenFacts, rules: _Rules, created_day: str) -> D
     else:
         start, started = token.created_at, f"{created_day} (token creation)"
     reason = f"observation started {started}; enforcement after {rules.observation_days} days"
-    return Deadline(
-        DeadlineKind.AUTOSCOPE_ENFORCEMENT, _plus(start, rules.observation), _ACTION_AUTOSCOPE, reason
-    )
+    return Deadline(_AUTOSCOPE_ENFORCEMENT, _plus(start, rules.observation), _ACTION_AUTOSCOPE, reason)
 
 
 def _exempt_until(exemptions: tuple[Exemption, ...], due_at: datetime, now: datetime) -> datetime | None:
@@ -475,7 +476,7 @@ def _exempt_until(exemptions: tuple[Exemption, ...], due_at: datetime, now: date
     latest: datetime | None = None
     for exemption in exemptions:
         until = exemption.until
-        if exemption.kind == DeadlineKind.ORG_POLICY and until > now and until > due_at:
+        if exemption.kind == _ORG_POLICY and until > now and until > due_at:
             if latest is None or until > latest:
                 latest = until
     return latest
@@ -551,7 +552,7 @@ def _findings(
             found.append(FindingResult(Finding.EXCEEDS_WORKSPACE_MAX, detail))
         else:
             lifetime = expires_at - token.created_at
-            if lifetime > _days(max_days):
+            if lifetime.days > max_days or (lifetime.days == max_days and lifetime % _DAY):
                 detail = f"lifetime of {_ceil_days(lifetime)} days; the workspace allows at most {max_days}"
                 found.append(FindingResult(Finding.EXCEEDS_WORKSPACE_MAX, detail))
     if expires_at is None:

@@ -1,0 +1,1 @@
+"""Databricks access: `records` (plain data and the gateway interface) and `gateway` (the SDK)."""

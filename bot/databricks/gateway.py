@@ -1,0 +1,210 @@
+"""The only module that imports databricks-sdk.
+
+One `SdkWorkspaceGateway` per configured workspace, authenticated by the SDK's unified auth (a
+profile, a PAT from a named environment variable, OAuth M2M, or DATABRICKS_* alone). Every SDK
+failure leaves here as a `GatewayError` whose message says what to do about it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import requests
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.config import Config
+from databricks.sdk.errors import (
+    BadRequest,
+    DatabricksError,
+    NotFound,
+    PermissionDenied,
+    TemporarilyUnavailable,
+    TooManyRequests,
+    Unauthenticated,
+)
+
+from bot.clock import from_ms
+from bot.config import DatabricksConfig, WorkspaceConfig
+from bot.databricks.records import GatewayError, Inventory, PrincipalRecord, TokenRecord
+
+logger = logging.getLogger(__name__)
+
+TOKENS_PATH = "/api/2.0/token-management/tokens"
+SCIM = "/api/2.0/preview/scim/v2"
+T = TypeVar("T")
+
+
+def build_config(
+    workspace: WorkspaceConfig, limits: DatabricksConfig, environ: Mapping[str, str] | None = None
+) -> Config:
+    """SDK configuration for one workspace; credentials named in the TOML are read from the env."""
+    environ = os.environ if environ is None else environ
+    options: dict[str, Any] = {
+        "host": workspace.host,
+        "retry_timeout_seconds": limits.retry_timeout_seconds,
+        "http_timeout_seconds": limits.http_timeout_seconds,
+    }
+    if workspace.profile:
+        options["profile"] = workspace.profile
+    for option, variable in (
+        ("token", workspace.token_env),
+        ("client_id", workspace.client_id_env),
+        ("client_secret", workspace.client_secret_env),
+    ):
+        if variable:
+            if not environ.get(variable):
+                raise GatewayError(
+                    "auth",
+                    f"environment variable {variable} (workspaces.{option}_env "
+                    f"of '{workspace.name}') is not set",
+                )
+            options[option] = environ[variable]
+    if "token" in options:
+        options["auth_type"] = "pat"
+    elif "client_id" in options:
+        options["auth_type"] = "oauth-m2m"
+    try:
+        return Config(**options)
+    except ValueError as error:  # the SDK found no usable credentials
+        raise GatewayError(
+            "auth",
+            f"no usable Databricks credentials: {_first_line(error)}. "
+            "Set token_env, client_id_env/client_secret_env or profile for "
+            "the workspace, or DATABRICKS_* in the environment",
+        ) from None
+
+
+class SdkWorkspaceGateway:
+    """Databricks calls for one workspace through the real SDK."""
+
+    def __init__(
+        self, workspace: WorkspaceConfig, limits: DatabricksConfig, environ: Mapping[str, str] | None = None
+    ) -> None:
+        self.name = workspace.name
+        self.host = workspace.host
+        self._client = WorkspaceClient(config=build_config(workspace, limits, environ))
+        self._timeout = limits.retry_timeout_seconds
+
+    # inventory ---------------------------------------------------------------------------------
+    def fetch_inventory(self, *, known_principals: frozenset[str]) -> Inventory:
+        tokens = self._call("list tokens (token-management)", self._list_tokens)
+        owners = sorted({t.owner_id for t in tokens if t.owner_id and t.owner_id not in known_principals})
+        principals = tuple(
+            self._call("read principals (SCIM)", lambda o=owner: self._principal(o)) for owner in owners
+        )
+        return Inventory(tokens=tokens, principals=principals, max_token_lifetime_days=self._max_lifetime())
+
+    def _list_tokens(self) -> tuple[TokenRecord, ...]:
+        # The raw JSON, not the SDK's dataclass: an autoscope_state the SDK does not know would be
+        # turned into None there, and DESIGN.md says unknown values are kept as text.
+        body = self._client.api_client.do("GET", TOKENS_PATH) or {}
+        return tuple(_token_record(info) for info in body.get("token_infos", ()))
+
+    def _principal(self, principal_id: str) -> PrincipalRecord:
+        try:
+            user = self._client.api_client.do("GET", f"{SCIM}/Users/{principal_id}")
+            return PrincipalRecord(
+                principal_id=principal_id,
+                kind="user",
+                email=user.get("userName") or _primary_email(user),
+                display_name=user.get("displayName"),
+                active=user.get("active"),
+            )
+        except NotFound:
+            pass
+        try:
+            sp = self._client.api_client.do("GET", f"{SCIM}/ServicePrincipals/{principal_id}")
+            return PrincipalRecord(
+                principal_id=principal_id,
+                kind="service_principal",
+                application_id=sp.get("applicationId"),
+                display_name=sp.get("displayName"),
+                active=sp.get("active"),
+            )
+        except NotFound:
+            return PrincipalRecord(principal_id=principal_id, kind=None)
+
+    def _max_lifetime(self) -> int | None:
+        try:
+            conf = self._client.workspace_conf.get_status(keys="maxTokenLifetimeDays") or {}
+        except DatabricksError as error:
+            logger.warning(
+                "workspace %s: cannot read maxTokenLifetimeDays: %s", self.name, _first_line(error)
+            )
+            return None
+        value = conf.get("maxTokenLifetimeDays")
+        return int(value) if value and str(value).isdigit() and int(value) > 0 else None
+
+    # error translation -------------------------------------------------------------------------
+    def _call(self, action: str, function: Callable[[], T]) -> T:
+        try:
+            return function()
+        except GatewayError:
+            raise
+        except Unauthenticated as error:
+            raise GatewayError(
+                "auth",
+                f"{action}: authentication failed ({_first_line(error)}); check the workspace's credentials",
+            ) from None
+        except PermissionDenied as error:
+            raise GatewayError(
+                "permission",
+                f"{action}: permission denied ({_first_line(error)}); the bot's "
+                "identity must be a workspace admin to manage tokens",
+            ) from None
+        except NotFound as error:
+            raise GatewayError("not_found", f"{action}: not found ({_first_line(error)})") from None
+        except BadRequest as error:
+            raise GatewayError("bad_request", f"{action}: refused ({_first_line(error)})") from None
+        except (TooManyRequests, TemporarilyUnavailable) as error:
+            raise GatewayError(
+                "unavailable",
+                f"{action}: Databricks is overloaded or unavailable "
+                f"({_first_line(error)}); retried until the "
+                f"{self._timeout} s limit",
+            ) from None
+        except TimeoutError as error:
+            raise GatewayError(
+                "timeout",
+                f"{action}: no answer within {self._timeout} s of retries "
+                f"({_first_line(error)}); check the host and the network",
+            ) from None
+        except (requests.RequestException, OSError) as error:
+            raise GatewayError(
+                "unavailable", f"{action}: cannot reach {self.host} ({_first_line(error)})"
+            ) from None
+        except DatabricksError as error:
+            raise GatewayError("other", f"{action}: {_first_line(error)}") from None
+
+
+def _token_record(info: dict[str, Any]) -> TokenRecord:
+    return TokenRecord(
+        token_id=str(info["token_id"]),
+        owner_id=_text(info.get("owner_id")),
+        created_by=info.get("created_by_username") or _text(info.get("created_by_id")),
+        comment=info.get("comment") or "",
+        created_at=from_ms(info.get("creation_time")),
+        expires_at=from_ms(info.get("expiry_time")),
+        last_used_on=from_ms(info.get("last_used_day")),
+        scopes=tuple(info.get("scopes") or ()),
+        inferred_scopes=tuple(info.get("inferred_scopes") or ()),
+        backfill_scopes=tuple(info.get("backfill_scopes") or ()),
+        autoscope_state=info.get("autoscope_state"),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _primary_email(user: dict[str, Any]) -> str | None:
+    emails = user.get("emails") or []
+    primary = [e.get("value") for e in emails if e.get("primary")]
+    return (primary or [e.get("value") for e in emails] or [None])[0]
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__

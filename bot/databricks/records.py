@@ -1,0 +1,63 @@
+"""What the rest of tokenbot knows of Databricks: plain records, one error type, and the
+interface a workspace gateway offers. No SDK import here, so services and tests of services
+depend on this and not on databricks-sdk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    token_id: str
+    owner_id: str | None
+    created_by: str | None  # username (email) of the creator, else its id
+    comment: str
+    created_at: datetime | None
+    expires_at: datetime | None  # None = never
+    last_used_on: datetime | None  # midnight UTC of the last-use day
+    scopes: tuple[str, ...]
+    inferred_scopes: tuple[str, ...]
+    backfill_scopes: tuple[str, ...]
+    autoscope_state: str | None  # raw text, unknown values kept
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalRecord:
+    principal_id: str
+    kind: str | None  # "user", "service_principal", or None when no such principal exists
+    email: str | None = None
+    application_id: str | None = None
+    display_name: str | None = None
+    active: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """One workspace's tokens, the principals resolved for them, and its settings."""
+
+    tokens: tuple[TokenRecord, ...]
+    principals: tuple[PrincipalRecord, ...]
+    max_token_lifetime_days: int | None
+
+
+class GatewayError(Exception):
+    """A Databricks call failed; `message` says what happened and what to do, in plain words.
+
+    `kind` is one of: auth, permission, unavailable, timeout, not_found, bad_request, other.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+class WorkspaceGateway(Protocol):
+    name: str
+
+    def fetch_inventory(self, *, known_principals: frozenset[str]) -> Inventory:
+        """List every token, resolve owners not in `known_principals`, read the lifetime limit."""
+        ...

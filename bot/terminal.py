@@ -1,0 +1,122 @@
+"""How command results look on a terminal and in files: rich tables, CSV, JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.markup import escape
+from rich.table import Table
+
+from bot.domain.policy import DEADLINE_LABELS, Policy
+from bot.services.inventory import SyncResult
+from bot.services.report import TokenView, contract_row, iso
+
+CSV_COLUMNS = (
+    "workspace",
+    "token_id",
+    "owner",
+    "owner_slack_id",
+    "comment",
+    "created_at",
+    "expires_at",
+    "last_used_on",
+    "scopes",
+    "inferred_scopes",
+    "autoscope_state",
+    "next_deadline",
+    "next_due_at",
+    "days_left",
+    "deadlines",
+    "findings",
+)
+
+
+def sync_line(result: SyncResult) -> str:
+    if not result.ok:
+        return f"{result.workspace}: FAILED after {result.seconds:.1f} s: {result.error}"
+    return (
+        f"{result.workspace}: {result.tokens} tokens, {result.new} new, {result.gone} gone, "
+        f"{result.changed} changed ({result.narrowed} narrowed) in {result.seconds:.1f} s"
+    )
+
+
+def report_json(views: Sequence[TokenView], policy: Policy, now: datetime) -> str:
+    return json.dumps([contract_row(v, policy, now) for v in views], indent=2)
+
+
+def report_csv(views: Sequence[TokenView], policy: Policy, now: datetime) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for view in views:
+        row = contract_row(view, policy, now)
+        nearest = view.evaluation.next_deadline
+        writer.writerow(
+            [
+                row["workspace"],
+                row["token_id"],
+                row["owner"] or "",
+                row["owner_slack_id"] or "",
+                _spreadsheet_safe(row["comment"]),
+                row["created_at"] or "",
+                row["expires_at"] or "",
+                row["last_used_on"] or "",
+                " ".join(row["scopes"]),
+                " ".join(row["inferred_scopes"]),
+                row["autoscope_state"] or "",
+                nearest.kind if nearest else "",
+                iso(nearest.due_at) if nearest else "",
+                nearest.days_left(now) if nearest else "",
+                "; ".join(f"{d['kind']} {d['due_at']}" for d in row["deadlines"]),
+                " ".join(row["findings"]),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _spreadsheet_safe(text: str) -> str:
+    """A comment is user text: never let a spreadsheet run it as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def days_style(days: int) -> str:
+    if days < 0:
+        return "bold red"
+    if days <= 3:
+        return "red"
+    if days <= 14:
+        return "yellow"
+    return "green"
+
+
+def report_table(views: Sequence[TokenView], now: datetime) -> Table:
+    table = Table(title=f"{len(views)} tokens, nearest deadline first", title_justify="left")
+    for column in (
+        "workspace",
+        "token",
+        "owner",
+        "comment",
+        "next deadline",
+        "due (UTC)",
+        "days left",
+        "findings",
+    ):
+        table.add_column(column, overflow="fold", justify="right" if column == "days left" else "left")
+    for view in views:
+        nearest = view.evaluation.next_deadline
+        days = nearest.days_left(now) if nearest else None
+        table.add_row(
+            escape(view.workspace),
+            escape(view.token_id[:12]),
+            escape(view.owner or view.owner_id or "?"),
+            escape(view.comment[:40]),
+            DEADLINE_LABELS[nearest.kind] if nearest else "-",
+            nearest.due_at.strftime("%Y-%m-%d %H:%M") if nearest else "-",
+            f"[{days_style(days)}]{days}[/]" if days is not None else "-",
+            escape(", ".join(view.evaluation.finding_codes)),
+        )
+    return table
