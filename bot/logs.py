@@ -66,6 +66,12 @@ class JsonFormatter(logging.Formatter):
         return self._redact(json.dumps(line, default=str))
 
 
+def _drop_host_metadata_probe(record: logging.LogRecord) -> bool:
+    """The SDK warns when a workspace has no /.well-known/databricks-config and then uses the
+    explicit configuration, which is what tokenbot gives it: not worth a warning on every client."""
+    return not record.getMessage().startswith("Failed to automatically resolve config from host metadata")
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = ()) -> None:
     """Configure the root logger once for the whole process (CLI commands, the server, jobs)."""
     redactor = Redactor(secrets)
@@ -78,5 +84,8 @@ def setup_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str]
     root.setLevel(level)
     # Chatty libraries stay at WARNING unless we debug.
     quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
+    sdk_logger = logging.getLogger("databricks.sdk")
+    if level != "DEBUG" and _drop_host_metadata_probe not in sdk_logger.filters:
+        sdk_logger.addFilter(_drop_host_metadata_probe)
     for name in ("urllib3", "databricks.sdk", "slack_bolt", "slack_sdk", "apscheduler", "alembic"):
         logging.getLogger(name).setLevel(max(quiet, root.level))

@@ -49,6 +49,7 @@ import hashlib
 import json
 import re
 import secrets
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -489,6 +490,8 @@ class SqlParser:
         token = self._peek()
         name = self._identifier()
         column = next((c for c in AUDIT_COLUMNS if c.lower() == name.lower()), None)
+        if column is None and self._peek() is not None and self._peek().text == ".":
+            raise _unsupported(f"the qualified name `{name}.` at position {token.pos} (table aliases)")
         if column is None:
             raise SqlError("UNRESOLVED_COLUMN", f"A column with name `{name}` (position {token.pos}) cannot "
                            f"be resolved; the audit table has: {', '.join(AUDIT_COLUMNS)}.", "42703")
@@ -881,7 +884,14 @@ class DatabricksSandbox:
         return self
 
     def stop(self) -> None:
+        # SandboxServer.stop() waits out serve_forever's 0.5 s poll; one connection wakes it at once.
+        port = self._server.port if self._server._httpd is not None else None
+        waker = threading.Timer(0.005, _wake, (port,)) if port else None
+        if waker:
+            waker.start()
         self._server.stop()
+        if waker:
+            waker.cancel()
 
     def __enter__(self) -> DatabricksSandbox:
         return self.start()
@@ -1502,6 +1512,13 @@ class DatabricksSandbox:
 
 # ------------------------------------------------------------------------------------------------
 # helpers for the handlers
+
+
+def _wake(port: int) -> None:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        pass
 
 
 def _json_body(request: Request) -> dict[str, Any]:

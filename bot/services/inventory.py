@@ -104,8 +104,7 @@ def sync_workspaces(
                     )
             result.seconds = round(time.perf_counter() - started[name], 3)
             results[name] = result
-            log = logger.info if result.ok else logger.error
-            log("sync %s: %s", name, _summary(result))
+            logger.debug("sync %s: %s", name, _summary(result))  # callers report the results
             if on_done:
                 on_done(result)
     return [results[name] for name, _ in workspaces]
@@ -183,6 +182,7 @@ def apply_inventory(
         old = existing.get(record.token_id)
         if old is None:
             values.update(
+                previous_scopes=[],
                 workspace=workspace,
                 token_id=record.token_id,
                 first_seen_at=now,
@@ -289,9 +289,7 @@ def _upsert_principals(
                 select(Principal.principal_id, Principal.id).where(
                     Principal.workspace == workspace, Principal.principal_id.in_(batch)
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     inserts, updates = [], []
     for principal in principals:
