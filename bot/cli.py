@@ -343,7 +343,9 @@ def report_command(
     elif format is ReportFormat.csv:
         sys.stdout.write(terminal.report_csv(views, settings.policy, now))
     elif views:
-        out.print(terminal.report_table(views, now))
+        # Piped into a file or a pager, a table folded to 80 columns helps nobody.
+        console = out if out.is_terminal else Console(width=200)
+        console.print(terminal.report_table(views, now))
     if not views:
         err.print(
             "No live tokens match"

@@ -256,7 +256,7 @@ class Deadline:
         return self.due_at - now
 
     def days_left(self, now: datetime) -> int:
-        """Whole days until `due_at`, rounded down; negative once overdue."""
+        """Whole days until `due_at`, rounded down: 0 in the last 24 hours and at `due_at`, then negative."""
         return (self.due_at - now).days  # timedelta.days is rounded down: -1 day + 23 h is -1
 
     def is_overdue(self, now: datetime) -> bool:

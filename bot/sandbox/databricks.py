@@ -60,7 +60,8 @@ from typing import Any
 from bot.sandbox.server import Fault, Request, Response, SandboxServer
 
 ADMIN_USER_ID = "1000000000000001"
-NON_ADMIN_USER_ID = "1000000000000002"
+NON_ADMIN_USER_ID = "1000000000000002"  # who `add_non_admin_token` credentials are, by default
+NON_ADMIN_USER_NAME = "user@example.com"
 DEFAULT_WORKSPACE_ID = 1234567890123456
 DEFAULT_ACCOUNT_ID = "00000000-0000-4000-8000-0000000000aa"
 TOKEN_QUOTA_PER_USER = 600
@@ -884,14 +885,13 @@ class DatabricksSandbox:
         return self
 
     def stop(self) -> None:
+        if self._server._httpd is None:  # never started, or stopped already
+            return
         # SandboxServer.stop() waits out serve_forever's 0.5 s poll; one connection wakes it at once.
-        port = self._server.port if self._server._httpd is not None else None
-        waker = threading.Timer(0.005, _wake, (port,)) if port else None
-        if waker:
-            waker.start()
+        waker = threading.Timer(0.005, _wake, (self._server.port,))
+        waker.start()
         self._server.stop()
-        if waker:
-            waker.cancel()
+        waker.cancel()
 
     def __enter__(self) -> DatabricksSandbox:
         return self.start()
@@ -950,7 +950,8 @@ class DatabricksSandbox:
     def add_token(
         self,
         token_id: str | None = None,
-        owner_id: str | int = ADMIN_USER_ID,
+        *,
+        owner_id: str | int,
         created_by: str | int | None = None,
         comment: str = "",
         created_at: datetime | int | None = None,
@@ -960,7 +961,9 @@ class DatabricksSandbox:
         inferred_scopes: Iterable[str] = (),
         autoscope_state: str | None = None,
     ) -> str:
-        """Add a token as Databricks would list it (no usable value). Returns its id."""
+        """Add a token as Databricks would list it (no usable value). Returns its id.
+
+        `created_by` defaults to the owner; times are aware datetimes or ms since the epoch."""
         owner = _numeric_id(owner_id, "owner_id")
         creator = _numeric_id(created_by, "created_by") if created_by is not None else owner
         info = {
@@ -1126,7 +1129,7 @@ class DatabricksSandbox:
             self._tokens[credential.token_id]["last_used_day"] = _midnight_ms(self._clock())
         return self._principals.get(credential.principal_id) or Principal(
             credential.principal_id, "user",
-            _user_scim(credential.principal_id, "user@example.com", "Sandbox User", True))
+            _user_scim(credential.principal_id, NON_ADMIN_USER_NAME, "Sandbox User", True))
 
     def _credential_live(self, credential: Credential) -> bool:
         if credential.token_id is None:

@@ -579,7 +579,7 @@ class _Trigger:
 class _ResponseTarget:
     """What a response_url acts on: the channel and, for clicks, the message clicked."""
 
-    kind: str  # "command" | "action" | "view"
+    kind: str  # "command" | "action"
     user: str
     channel: str | None
     message_ts: str | None = None

@@ -610,6 +610,17 @@ def test_response_url_posts_are_recorded_and_act_on_the_message(slack, client, r
     assert (message["text"], message["blocks"]) == ("Revoked", [])
 
 
+def test_a_home_tab_click_names_the_view_as_its_container(slack, client, receiver):
+    home = client.views_publish(user_id=ALICE, view=View(type="home", blocks=approval_blocks()))["view"]
+
+    slack.click_view(receiver.url, ALICE, home["id"], "revoke")
+
+    payload = receiver.last_payload()
+    assert payload["container"] == {"type": "view", "view_id": home["id"]}
+    assert payload["actions"][0]["value"] == "abc"
+    assert payload["view"]["type"] == "home"
+
+
 def test_home_opened_is_an_event_callback(slack: SlackSandbox, client: WebClient, receiver: Receiver):
     client.views_publish(user_id=ALICE, view=View(type="home", blocks=[DividerBlock()]))
 
