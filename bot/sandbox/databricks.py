@@ -49,7 +49,6 @@ import hashlib
 import json
 import re
 import secrets
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -885,13 +884,7 @@ class DatabricksSandbox:
         return self
 
     def stop(self) -> None:
-        if self._server._httpd is None:  # never started, or stopped already
-            return
-        # SandboxServer.stop() waits out serve_forever's 0.5 s poll; one connection wakes it at once.
-        waker = threading.Timer(0.005, _wake, (self._server.port,))
-        waker.start()
         self._server.stop()
-        waker.cancel()
 
     def __enter__(self) -> DatabricksSandbox:
         return self.start()
@@ -1515,13 +1508,6 @@ class DatabricksSandbox:
 
 # ------------------------------------------------------------------------------------------------
 # helpers for the handlers
-
-
-def _wake(port: int) -> None:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-    except OSError:
-        pass
 
 
 def _json_body(request: Request) -> dict[str, Any]:

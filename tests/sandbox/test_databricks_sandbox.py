@@ -27,7 +27,14 @@ from databricks.sdk.service.iam import AutoscopeState
 from databricks.sdk.service.settings import TokenInfo
 from databricks.sdk.service.sql import StatementParameterListItem, StatementState
 
-from bot.sandbox.databricks import ADMIN_USER_ID, DatabricksSandbox, SqlError, SqlParser, run_query
+from bot.sandbox.databricks import (
+    ADMIN_USER_ID,
+    DatabricksSandbox,
+    SqlError,
+    SqlParser,
+    normalise_audit_row,
+    run_query,
+)
 
 ALICE, BOB, ETL_SP = "1001", "1002", "2001"
 ETL_APP = "8b1c6f0e-etl0-4c1a-9d2e-000000000001"
@@ -529,11 +536,10 @@ def test_where_predicates_follow_sql_semantics(where: str, expected: list[str]) 
          "response": {"statusCode": 200}},
         {"event_id": "e2", "event_time": datetime(2025, 3, 2, tzinfo=UTC), "response": {"statusCode": 403}},
     ]
-    sandbox = DatabricksSandbox()
-    sandbox.add_audit_rows(rows)
+    table = [normalise_audit_row(row, workspace_id="1", account_id="acc") for row in rows]
     query = SqlParser(f"SELECT event_id FROM system.access.audit WHERE {where}").parse()  # noqa: S608 - test SQL
 
-    assert [r[0] for r in run_query(query, sandbox._audit, {})] == expected
+    assert [r[0] for r in run_query(query, table, {})] == expected
 
 
 def test_parser_names_the_unsupported_construct() -> None:
