@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from rich.markup import escape
@@ -13,7 +13,7 @@ from rich.table import Table
 
 from bot.domain.policy import DEADLINE_LABELS, Policy
 from bot.services.inventory import SyncResult
-from bot.services.report import TokenView, contract_row, iso
+from bot.services.report import TokenView, contract_row, iso, without_gc
 
 CSV_COLUMNS = (
     "workspace",
@@ -44,8 +44,13 @@ def sync_line(result: SyncResult) -> str:
     )
 
 
-def report_json(views: Sequence[TokenView], policy: Policy, now: datetime) -> str:
-    return json.dumps([contract_row(v, policy, now) for v in views], indent=2)
+def report_json(views: Sequence[TokenView], policy: Policy, now: datetime) -> Iterator[str]:
+    """A JSON array, one token per line: streamed, and with the C encoder (indent= is pure Python)."""
+    yield "["
+    with without_gc():
+        for index, view in enumerate(views):
+            yield ("\n" if index == 0 else ",\n") + json.dumps(contract_row(view, policy, now))
+    yield "\n]\n"
 
 
 def report_csv(views: Sequence[TokenView], policy: Policy, now: datetime) -> str:

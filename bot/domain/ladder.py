@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
+
+
+@lru_cache(maxsize=16)
+def _steps_nearest_first(reminder_days: tuple[int, ...]) -> tuple[tuple[timedelta, int], ...]:
+    return tuple(sorted((timedelta(days=days), days) for days in reminder_days))
 
 
 def current_step(due_at: datetime, now: datetime, reminder_days: tuple[int, ...]) -> int | None:
@@ -12,7 +18,10 @@ def current_step(due_at: datetime, now: datetime, reminder_days: tuple[int, ...]
     With steps (14, 7, 3, 1), a deadline 5 days away is at step 7: the 14- and 7-day reminders are
     due, and only the latest one is worth sending.
     """
-    if due_at <= now:
+    remaining = due_at - now
+    if remaining <= timedelta(0):
         return 0
-    reached = [days for days in reminder_days if now >= due_at - timedelta(days=days)]
-    return min(reached) if reached else None
+    for before, days in _steps_nearest_first(reminder_days):
+        if remaining <= before:
+            return days
+    return None

@@ -42,4 +42,4 @@ class Block(StrEnum):
     REASON = "reason"
 
 
-TOKEN_BLOCK_PREFIX = "token:"  # the section of one token in a message: token:<reference>
+TOKEN_BLOCK_PREFIX = "token:"  # noqa: S105 (a block id, not a secret): the section of one token in a message: token:<reference>
