@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @lru_cache(maxsize=16)
@@ -25,3 +26,42 @@ def current_step(due_at: datetime, now: datetime, reminder_days: tuple[int, ...]
         if remaining <= before:
             return days
     return None
+
+
+def quiet_until(now: datetime, tz_name: str, window: tuple[time, time] | None) -> datetime | None:
+    """When the recipient's quiet hours end (UTC), if `now` falls inside them; None otherwise.
+
+    The window is in the recipient's own time zone and may wrap midnight ("18:00-09:00").
+    An unknown time zone counts as UTC.
+    """
+    if window is None:
+        return None
+    zone = _zone(tz_name)
+    local = now.astimezone(zone)
+    start, end = window
+    clock_time = local.time()
+    inside = start <= clock_time < end if start < end else (clock_time >= start or clock_time < end)
+    if not inside:
+        return None
+    end_day = local.date() if clock_time < end else local.date() + timedelta(days=1)
+    return datetime.combine(end_day, end, tzinfo=zone).astimezone(UTC)
+
+
+def held_for_quiet_hours(now: datetime, tz_name: str, window: tuple[time, time] | None,
+                         due_at: datetime) -> bool:
+    """A message due at night waits for the morning, unless waiting would take it past the deadline."""
+    until = quiet_until(now, tz_name, window)
+    return until is not None and until < due_at
+
+
+def escalation_due(due_at: datetime, now: datetime, escalate_after_days: int) -> bool:
+    """The deadline is close enough that the admins should hear of an undecided token."""
+    return now < due_at <= now + timedelta(days=escalate_after_days)
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
