@@ -7,6 +7,7 @@ problem, no traceback).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -333,8 +334,9 @@ def report_command(
     now = clock.now()
     with report.without_gc():  # 100,000 tokens build a large acyclic graph: see without_gc
         with db.session_scope(engine) as session:
-            views = report.token_views(session=session, policy=settings.policy, now=now, workspace=workspace,
-                                       owner=owner)
+            views = report.token_views(
+                session=session, policy=settings.policy, now=now, workspace=workspace, owner=owner
+            )
         if days is not None:
             views = report.due_within(views, now, days)
         views = report.by_nearest_deadline(views)
@@ -369,3 +371,57 @@ def _anything_synced(engine: Engine) -> bool:
             session.execute(select(Workspace.name).where(Workspace.last_success_at.is_not(None))).first()
             is not None
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# remind
+
+
+@app.command()
+def remind(
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print who would get what; send and record nothing."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the run's figures (and previews) as JSON."),
+) -> None:
+    """One reminder run: message each owner about every token whose reminder is due (one message
+    per owner), escalate undecided ones to the admins channel. Exit 1 if some could not be sent."""
+    settings = load_or_exit()
+    engine = open_database(settings)
+    if settings.slack_bot_token is None:
+        raise usage_error(
+            "SLACK_BOT_TOKEN is not set: tokenbot needs the app's bot token to find owners "
+            "in Slack and message them"
+        )
+    from bot.services import reminders
+    from bot.slack.client import make_client
+    from bot.slack.directory import SlackDirectory
+    from bot.slack.messenger import SlackMessenger
+
+    client = make_client(settings)
+    summary = reminders.run(
+        engine=engine,
+        policy=settings.policy,
+        directory=SlackDirectory(client),
+        sender=SlackMessenger(client),
+        admin_channel=settings.slack.admin_channel,
+        now=clock.now(),
+        dry_run=dry_run,
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(dataclasses.asdict(summary), indent=2) + "\n")
+    elif dry_run:
+        for preview in summary.previews:
+            out.print(escape(preview), highlight=False, soft_wrap=True)
+        out.print(
+            f"Dry run: {len(summary.previews)} message(s) for {summary.planned} reminder(s) would be sent; "
+            f"{summary.held_for_quiet_hours} held for quiet hours. Nothing was sent or recorded."
+        )
+    else:
+        out.print(
+            f"Sent {summary.sent_messages} message(s) covering {summary.sent_notifications} reminder(s) "
+            f"({summary.escalations} escalation(s)); {summary.failed} failed, {summary.left_pending} left "
+            f"for the next run, {summary.held_for_quiet_hours} held for quiet hours."
+        )
+    if summary.failed or summary.left_pending:
+        raise typer.Exit(EXIT_PARTIAL)

@@ -119,7 +119,10 @@ class Notification(SQLModel, table=True):
     recipient: str = Field(max_length=30)  # Slack user or channel id
     channel: str | None = Field(default=None, max_length=30)
     message_ts: str | None = Field(default=None, max_length=40)
-    status: str = Field(default="pending", max_length=20)  # pending / sent / failed
+    status: str = Field(default="pending", max_length=20)  # pending / sending / sent / failed / skipped
+    note: str | None = Field(default=None, max_length=300)  # why the admins channel gets it
+    claimed_by: str | None = Field(default=None, max_length=40)  # the run sending it now
+    claimed_at: datetime | None = _when()
     attempts: int = 0
     error: str | None = Field(default=None, max_length=2000)
     created_at: datetime | None = _when()

@@ -22,7 +22,7 @@ class Org:
     config_path: Path
 
     def settings(self) -> Settings:
-        return load_settings(self.environ)
+        return load_settings()  # the monkeypatched process environment
 
     def __getitem__(self, name: str) -> DatabricksSandbox:
         return self.sandboxes[name]

@@ -4,7 +4,8 @@ depend on this and not on databricks-sdk."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -43,6 +44,18 @@ class Inventory:
     max_token_lifetime_days: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class CreatedToken:
+    """A token just created on behalf of a service principal.
+
+    `value` lives only in memory, between the create call and the secret write: it is left out
+    of `repr` and must never be logged, stored, sent to Slack or put into an error message.
+    """
+
+    token_id: str
+    value: str = field(repr=False)
+
+
 class GatewayError(Exception):
     """A Databricks call failed; `message` says what happened and what to do, in plain words.
 
@@ -60,4 +73,27 @@ class WorkspaceGateway(Protocol):
 
     def fetch_inventory(self, *, known_principals: frozenset[str]) -> Inventory:
         """List every token, resolve owners not in `known_principals`, read the lifetime limit."""
+        ...
+
+    # one token, and secrets: each raises GatewayError; none ever echoes a token value -------
+    def get_token(self, token_id: str) -> TokenRecord | None:
+        """One token as Databricks has it now; None when it no longer exists."""
+        ...
+
+    def delete_token(self, token_id: str) -> bool:
+        """Revoke a token; False when it was already gone (404 RESOURCE_DOES_NOT_EXIST)."""
+        ...
+
+    def update_scopes(self, token_id: str, scopes: Sequence[str]) -> None:
+        """Set a token's scopes by hand (PATCH update_mask=scopes): auto-scoping ends for it."""
+        ...
+
+    def create_obo_token(
+        self, application_id: str, lifetime_seconds: int, comment: str, scopes: Sequence[str]
+    ) -> CreatedToken:
+        """Create a token on behalf of a service principal; no scopes given means full access."""
+        ...
+
+    def put_secret(self, scope: str, key: str, value: str) -> None:
+        """Write a string into a secret scope (created or overwritten)."""
         ...

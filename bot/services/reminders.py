@@ -1,0 +1,518 @@
+"""Reminder runs: decide who must hear about which deadline, record it, then deliver.
+
+Render, then deliver (STYLE.md 4). A run first plans and writes `notification` rows as `pending`
+and commits; then it claims the pending rows of one recipient, sends one message listing all of
+them, and marks them `sent` with the message's ts. So:
+- a second run finds the rows and sends nothing again (the unique key of DESIGN.md section 3 holds
+  even for two runs at once);
+- a crash after planning leaves `pending` rows that the next run sends once;
+- a crash while a message is in flight can repeat that one message once (its claim goes stale);
+- a failed send keeps the row `pending` with the error and the attempts counted, and the next run
+  retries it; a rate limit that outlasts the run leaves the rest `pending`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from bot.db import session_scope
+from bot.domain.ladder import current_step, escalation_due, held_for_quiet_hours
+from bot.domain.policy import Deadline, Policy
+from bot.models import Decision, Notification, Principal
+from bot.services import recipients, report
+from bot.services.ports import (
+    DeliveryError,
+    Directory,
+    Recipient,
+    ReminderItem,
+    ReminderMessage,
+    ReminderSender,
+    RunSummary,
+)
+from bot.services.report import TokenView
+
+logger = logging.getLogger(__name__)
+
+ESCALATION = "escalation"
+MAX_ATTEMPTS = 5
+STALE_CLAIM = timedelta(minutes=10)
+# Decisions that settle a deadline: no more reminders for it.
+SETTLING_ACTIONS = frozenset({"accept", "confirm_scopes", "extend", "revoke", "restore", "looks_fine"})
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    view: TokenView
+    deadline: Deadline
+    step: str
+    recipient: Recipient
+    note: str | None = None
+
+    @property
+    def key(self) -> tuple[int, str, date, str, str]:
+        return (
+            self.view.pk,
+            str(self.deadline.kind),
+            self.deadline.due_at.date(),
+            self.step,
+            self.recipient.slack_id,
+        )
+
+
+def run(
+    *,
+    engine: Engine,
+    policy: Policy,
+    directory: Directory,
+    sender: ReminderSender,
+    admin_channel: str | None,
+    now: datetime,
+    dry_run: bool = False,
+    time_budget: float | None = None,
+) -> RunSummary:
+    """One reminder run. `dry_run` plans and renders, writes nothing and sends nothing."""
+    summary = RunSummary()
+    if dry_run:
+        with Session(engine) as session:
+            planned = plan(
+                session=session,
+                policy=policy,
+                directory=directory,
+                admin_channel=admin_channel,
+                now=now,
+                summary=summary,
+            )
+            for message in _messages_from_plan(planned, now):
+                summary.previews.append(sender.preview(message))
+            session.rollback()
+        return summary
+    with session_scope(engine) as session:
+        planned = plan(
+            session=session,
+            policy=policy,
+            directory=directory,
+            admin_channel=admin_channel,
+            now=now,
+            summary=summary,
+        )
+        record_pending(session=session, planned=planned, now=now)
+    deliver_pending(
+        engine=engine,
+        policy=policy,
+        sender=sender,
+        admin_channel=admin_channel,
+        now=now,
+        summary=summary,
+        time_budget=time_budget,
+    )
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# planning
+
+
+def plan(
+    *,
+    session: Session,
+    policy: Policy,
+    directory: Directory,
+    admin_channel: str | None,
+    now: datetime,
+    summary: RunSummary | None = None,
+) -> list[Planned]:
+    """Every (token, deadline, step, recipient) due now that has no notification yet."""
+    summary = summary or RunSummary()
+    views = report.token_views(session=session, policy=policy, now=now)
+    window = policy.quiet_window()
+    due = [(view, deadline, step) for view in views for deadline, step in _due_steps(view, policy, now)]
+    if not due:
+        return []
+    pks = {view.pk for view, _, _ in due}
+    decided = _decided(session, pks)
+    already = _existing_keys(session, pks)
+    principals = recipients.load_principals(
+        session=session, keys={(view.workspace, view.owner_id or "") for view, _, _ in due}
+    )
+
+    planned: list[Planned] = []
+    for view, deadline, step in due:
+        deadline_key = (view.pk, str(deadline.kind), deadline.due_at.date())
+        if view.pk in decided.silenced or deadline_key in decided.settled:
+            continue
+        if decided.snoozed.get(deadline_key, now) > now:
+            continue
+        recipient = recipients.recipient_for(
+            principal=principals.get((view.workspace, view.owner_id or "")),
+            directory=directory,
+            admin_channel=admin_channel,
+            now=now,
+        )
+        if recipient is None:
+            logger.warning(
+                "token %s in %s: its owner cannot be reached and slack.admin_channel is not set",
+                view.token_id,
+                view.workspace,
+            )
+            continue
+        if not recipient.admins_channel and held_for_quiet_hours(now, recipient.tz, window, deadline.due_at):
+            summary.held_for_quiet_hours += 1
+            continue
+        candidates = [Planned(view, deadline, str(step), recipient, recipient.reason)]
+        if (
+            admin_channel
+            and not recipient.admins_channel
+            and escalation_due(deadline.due_at, now, policy.escalate_after_days)
+        ):
+            owner = view.owner or view.owner_id or "unknown"
+            candidates.append(
+                Planned(
+                    view,
+                    deadline,
+                    ESCALATION,
+                    Recipient(admin_channel, admins_channel=True),
+                    f"{owner} has not decided yet",
+                )
+            )
+        for candidate in candidates:
+            if candidate.key not in already:
+                already.add(candidate.key)
+                planned.append(candidate)
+    summary.planned = len(planned)
+    summary.escalations = sum(1 for p in planned if p.step == ESCALATION)
+    session.flush()  # recipient lookups cached on principal rows
+    return planned
+
+
+def _due_steps(view: TokenView, policy: Policy, now: datetime) -> list[tuple[Deadline, int]]:
+    """The deadlines of a token whose reminder time has come; passed ones are for enforcement."""
+    found = []
+    for deadline in view.evaluation.deadlines:
+        step = current_step(deadline.due_at, now, policy.reminder_days)
+        if step:  # None: not yet; 0: already passed
+            found.append((deadline, step))
+    return found
+
+
+@dataclass
+class _Decided:
+    settled: set[tuple[int, str, date]]  # (token, deadline kind, due date) decided
+    silenced: set[int]  # tokens revoked, or handed back and not yet given a new owner
+    snoozed: dict[tuple[int, str, date], datetime]  # snoozed until
+
+
+def _decided(session: Session, pks: set[int]) -> _Decided:
+    """What owners and admins already decided for these tokens' deadlines."""
+    decided = _Decided(set(), set(), {})
+    handed_back: dict[int, datetime] = {}
+    assigned: dict[int, datetime] = {}
+    rows = session.execute(
+        select(
+            Decision.token_pk, Decision.action, Decision.status, Decision.parameters, Decision.created_at
+        ).where(Decision.token_pk.in_(list(pks)), Decision.status.in_(("applied", "requested", "approved")))
+    )
+    for token_pk, action, status, parameters, created_at in rows:
+        parameters = parameters or {}
+        key = _deadline_key(token_pk, parameters)
+        if action == "not_mine":
+            handed_back[token_pk] = max(created_at, handed_back.get(token_pk, created_at))
+        elif action == "assign_owner" and status == "applied":
+            assigned[token_pk] = max(created_at, assigned.get(token_pk, created_at))
+        elif action == "revoke" and status in ("applied", "approved"):
+            decided.silenced.add(token_pk)
+        elif action == "snooze" and key and parameters.get("until"):
+            until = datetime.fromisoformat(parameters["until"])
+            decided.snoozed[key] = max(until, decided.snoozed.get(key, until))
+        elif action in SETTLING_ACTIONS and key:
+            decided.settled.add(key)
+    # "Not mine" stops the owner's reminders until an admin assigns an owner.
+    decided.silenced.update(pk for pk, when in handed_back.items() if assigned.get(pk, when) <= when)
+    return decided
+
+
+def _deadline_key(token_pk: int, parameters: dict) -> tuple[int, str, date] | None:
+    kind, due = parameters.get("deadline_kind"), parameters.get("due_date")
+    if not kind or not due:
+        return None
+    try:
+        return (token_pk, str(kind), date.fromisoformat(str(due)[:10]))
+    except ValueError:
+        return None
+
+
+def _existing_keys(session: Session, pks: set[int]) -> set[tuple[int, str, date, str, str]]:
+    keys: set[tuple[int, str, date, str, str]] = set()
+    pk_list = list(pks)
+    for start in range(0, len(pk_list), 900):
+        rows = session.execute(
+            select(
+                Notification.token_pk,
+                Notification.deadline_kind,
+                Notification.due_date,
+                Notification.step,
+                Notification.recipient,
+            ).where(Notification.token_pk.in_(pk_list[start : start + 900]))
+        )
+        keys.update(tuple(row) for row in rows)
+    return keys
+
+
+def record_pending(*, session: Session, planned: list[Planned], now: datetime) -> int:
+    """Write the plan as `pending` rows; a row another run wrote meanwhile is skipped, not doubled."""
+    written = 0
+    for item in planned:
+        token_pk, kind, due_date, step, recipient = item.key
+        row = Notification(
+            token_pk=token_pk,
+            deadline_kind=kind,
+            due_date=due_date,
+            step=step,
+            recipient=recipient,
+            note=item.note,
+            created_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+            written += 1
+        except IntegrityError:
+            logger.info("notification %s already written by another run", item.key)
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+# delivery
+
+
+def deliver_pending(
+    *,
+    engine: Engine,
+    policy: Policy,
+    sender: ReminderSender,
+    admin_channel: str | None,
+    now: datetime,
+    summary: RunSummary,
+    time_budget: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Send every pending notification: one message per recipient, each committed as it goes."""
+    started = clock()
+    run_id = uuid.uuid4().hex
+    with session_scope(engine) as session:
+        _release_stale_claims(session, now)
+        recipients_waiting = list(
+            session.execute(
+                select(Notification.recipient).where(Notification.status == "pending").distinct()
+            ).scalars()
+        )
+    for position, recipient in enumerate(sorted(recipients_waiting)):
+        if time_budget is not None and clock() - started > time_budget:
+            summary.left_pending += _count_pending(engine)
+            logger.warning(
+                "reminder run out of time: %s recipients left for the next run",
+                len(recipients_waiting) - position,
+            )
+            return
+        try:
+            _deliver_to(engine, policy, sender, admin_channel, recipient, run_id, now, summary)
+        except DeliveryError as error:
+            if error.kind == "ratelimited":
+                summary.left_pending += _count_pending(engine)
+                logger.warning(
+                    "Slack rate limit outlasted the run; the rest stays pending: %s", error.message
+                )
+                return
+
+
+def _deliver_to(
+    engine: Engine,
+    policy: Policy,
+    sender: ReminderSender,
+    admin_channel: str | None,
+    recipient: str,
+    run_id: str,
+    now: datetime,
+    summary: RunSummary,
+) -> None:
+    with session_scope(engine) as session:
+        rows = _claim(session, recipient, run_id, now)
+    if not rows:
+        return  # another run took them
+    with session_scope(engine) as session:
+        message, skipped = _message_for(session, policy, rows, recipient, admin_channel, now)
+        if skipped:
+            _finish(session, skipped, status="skipped", error="no longer due (decided, gone or moved)")
+        if message is None:
+            return
+        live = [row for row in rows if row.id not in {s.id for s in skipped}]
+    try:
+        delivery = sender.send(message)
+    except DeliveryError as error:
+        with session_scope(engine) as session:
+            _record_failure(session, live, error, now)
+            summary.failed += len(live)
+        if error.kind in ("ratelimited",):
+            raise
+        return
+    except Exception as error:  # a bug in rendering must not stop the other recipients
+        logger.exception("reminder to %s failed", recipient)
+        with session_scope(engine) as session:
+            _record_failure(session, live, DeliveryError("other", f"{type(error).__name__}: {error}"), now)
+            summary.failed += len(live)
+        return
+    with session_scope(engine) as session:
+        _finish(session, live, status="sent", channel=delivery.channel, message_ts=delivery.ts, sent_at=now)
+    summary.sent_messages += 1
+    summary.sent_notifications += len(live)
+
+
+def _release_stale_claims(session: Session, now: datetime) -> None:
+    session.execute(
+        update(Notification)
+        .where(Notification.status == "sending", Notification.claimed_at < now - STALE_CLAIM)
+        .values(status="pending", claimed_by=None)
+    )
+
+
+def _claim(session: Session, recipient: str, run_id: str, now: datetime) -> list[Notification]:
+    session.execute(
+        update(Notification)
+        .where(Notification.recipient == recipient, Notification.status == "pending")
+        .values(status="sending", claimed_by=run_id, claimed_at=now)
+    )
+    return list(
+        session.execute(
+            select(Notification)
+            .where(
+                Notification.claimed_by == run_id,
+                Notification.recipient == recipient,
+                Notification.status == "sending",
+            )
+            .order_by(Notification.id)
+        ).scalars()
+    )
+
+
+def _message_for(
+    session: Session,
+    policy: Policy,
+    rows: list[Notification],
+    recipient: str,
+    admin_channel: str | None,
+    now: datetime,
+) -> tuple[ReminderMessage | None, list[Notification]]:
+    views = {
+        v.pk: v
+        for v in report.token_views(
+            session=session, policy=policy, now=now, token_pks={row.token_pk for row in rows}
+        )
+    }
+    items, skipped = [], []
+    for row in rows:
+        view = views.get(row.token_pk)
+        deadline = _matching_deadline(view, row) if view else None
+        if deadline is None:
+            skipped.append(row)
+            continue
+        items.append(
+            ReminderItem(reference=str(row.id), view=view, deadline=deadline, step=row.step, note=row.note)
+        )
+    if not items:
+        return None, skipped
+    is_channel = recipient == admin_channel
+    target = Recipient(recipient, tz=_tz_of(session, recipient), admins_channel=is_channel)
+    items.sort(key=lambda item: (item.deadline.due_at, item.view.workspace, item.view.token_id))
+    return ReminderMessage(
+        target, tuple(items), now, escalation=any(i.step == ESCALATION for i in items)
+    ), skipped
+
+
+def _matching_deadline(view: TokenView, row: Notification) -> Deadline | None:
+    for deadline in view.evaluation.deadlines:
+        if str(deadline.kind) == row.deadline_kind and deadline.due_at.date() == row.due_date:
+            return deadline
+    return None
+
+
+def _tz_of(session: Session, slack_id: str) -> str:
+    tz = session.execute(
+        select(Principal.slack_tz)
+        .where(
+            (Principal.slack_user_id == slack_id) | (Principal.owner_slack_id == slack_id),
+            Principal.slack_tz.is_not(None),
+        )
+        .limit(1)
+    ).scalar()
+    return tz or "UTC"
+
+
+def _finish(session: Session, rows: list[Notification], status: str, **values) -> None:
+    session.execute(
+        update(Notification)
+        .where(Notification.id.in_([r.id for r in rows]))
+        .values(status=status, claimed_by=None, attempts=Notification.attempts + 1, **values)
+    )
+
+
+def _record_failure(session: Session, rows: list[Notification], error: DeliveryError, now: datetime) -> None:
+    if error.kind == "recipient_gone":
+        # Slack says the user is gone: forget the lookup now; the next run routes to the admins.
+        recipients.forget_slack_user(
+            session=session, slack_id=rows[0].recipient, reason=error.message, now=now
+        )
+        _finish(session, rows, status="failed", error=error.message[:2000])
+        return
+    ids = [r.id for r in rows]
+    # Back to pending for the next run, unless it has failed too often.
+    session.execute(
+        update(Notification)
+        .where(Notification.id.in_(ids))
+        .values(
+            status="pending", claimed_by=None, attempts=Notification.attempts + 1, error=error.message[:2000]
+        )
+    )
+    session.execute(
+        update(Notification)
+        .where(Notification.id.in_(ids), Notification.attempts >= MAX_ATTEMPTS)
+        .values(status="failed")
+    )
+
+
+def _count_pending(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        return len(
+            session.execute(
+                select(Notification.id).where(Notification.status.in_(("pending", "sending")))
+            ).all()
+        )
+
+
+def _messages_from_plan(planned: list[Planned], now: datetime) -> list[ReminderMessage]:
+    """Dry run: the messages the plan would send, one per recipient."""
+    by_recipient: dict[str, list[Planned]] = defaultdict(list)
+    for item in planned:
+        by_recipient[item.recipient.slack_id].append(item)
+    messages = []
+    for items in by_recipient.values():
+        items.sort(key=lambda p: (p.deadline.due_at, p.view.workspace, p.view.token_id))
+        reminder_items = tuple(
+            ReminderItem(reference=f"dry-run-{i}", view=p.view, deadline=p.deadline, step=p.step, note=p.note)
+            for i, p in enumerate(items)
+        )
+        messages.append(
+            ReminderMessage(
+                items[0].recipient, reminder_items, now, escalation=any(p.step == ESCALATION for p in items)
+            )
+        )
+    return messages

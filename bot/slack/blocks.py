@@ -1,0 +1,295 @@
+"""Pure Block Kit builders: domain objects in, `slack_sdk.models` blocks out (STYLE.md 3).
+
+Nothing here talks to Slack; tests call the builders directly and `to_dict()` checks Slack's
+limits. User-supplied text (token comments, names) is escaped so it can never mention
+`<!channel>` or anyone else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from itertools import groupby
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, DeadlineKind, Finding
+from bot.services.ports import ReminderItem, ReminderMessage
+from bot.slack.ids import TOKEN_BLOCK_PREFIX, Action
+
+MAX_MESSAGE_BLOCKS = 50
+SECTION_TEXT_LIMIT = 3000
+# Findings worth an owner's attention in a reminder; the rest are for admins' reports.
+OWNER_FINDINGS = (
+    Finding.PRIVILEGED_SCOPE,
+    Finding.RARE_API,
+    Finding.NO_EXPIRY,
+    Finding.JUNK_COMMENT,
+    Finding.ALL_APIS,
+)
+AUTOSCOPE_STATE_WORDS = {
+    "AUTOSCOPE_STATE_RUNNING": "observing",
+    "AUTOSCOPE_STATE_COMPLETED": "narrowed",
+    "AUTOSCOPE_STATE_BACKFILLED": "narrowed from history",
+    "AUTOSCOPE_STATE_USER_SELECTED": "scopes set by hand",
+    "AUTOSCOPE_STATE_DISABLED": "off",
+    "AUTOSCOPE_STATE_API_NOT_COVERED": "uses an API no scope covers",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# text helpers
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn control characters as entities: user text stays text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code(text: str) -> str:
+    return "`" + escape(text).replace("`", "'") + "`"
+
+
+def zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local_time(moment: datetime, tz: str | None) -> str:
+    """ "Mon 7 Dec 2026, 09:00 CET" in the reader's time zone."""
+    local = moment.astimezone(zone(tz))
+    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname()}"
+
+
+def local_day(moment: datetime | None, tz: str | None) -> str:
+    if moment is None:
+        return "never"
+    local = moment.astimezone(zone(tz))
+    return f"{local.day} {local:%b %Y}"
+
+
+def relative(moment: datetime, now: datetime) -> str:
+    delta = moment - now
+    if delta < timedelta(0):
+        return "overdue"
+    if delta < timedelta(days=1):
+        hours = max(1, int(delta.total_seconds() // 3600))
+        return f"in {hours} hour{'s' if hours != 1 else ''}"
+    days = delta.days
+    return f"in {days} day{'s' if days != 1 else ''}"
+
+
+def scopes_text(scopes: Iterable[str]) -> str:
+    names = list(scopes)
+    return ", ".join(code(s) for s in names) if names else "_full access (no scopes)_"
+
+
+def short_id(token_id: str) -> str:
+    return token_id[:10]
+
+
+# ---------------------------------------------------------------------------------------------
+# one token
+
+
+def token_section(item: ReminderItem, tz: str, now: datetime, for_admins: bool) -> SectionBlock:
+    view, deadline = item.view, item.deadline
+    lines = [
+        f"*{escape(view.comment) if view.comment else '_no comment_'}* · {code(short_id(view.token_id))} "
+        f"in *{escape(view.workspace)}*",
+        f"{escape(_capitalised(deadline.action))} on *{local_time(deadline.due_at, tz)}* "
+        f"({relative(deadline.due_at, now)})",
+        _scope_line(item),
+        f"Created {local_day(view.created_at, tz)} · last used {local_day(view.last_used_on, tz)}",
+    ]
+    if for_admins:
+        owner = view.owner or view.owner_id or "unknown"
+        lines.insert(1, f"Owner: {escape(owner)}" + (f" ({escape(item.note)})" if item.note else ""))
+    text = "\n".join(line for line in lines if line)
+    return SectionBlock(
+        block_id=f"{TOKEN_BLOCK_PREFIX}{item.reference}",
+        text=MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT]),
+    )
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _scope_line(item: ReminderItem) -> str:
+    view = item.view
+    line = f"Scopes: {scopes_text(view.scopes)}"
+    state = AUTOSCOPE_STATE_WORDS.get(view.autoscope_state or "")
+    if item.deadline.kind is DeadlineKind.AUTOSCOPE_ENFORCEMENT:
+        line += f" → auto-scoping will keep {scopes_text(view.inferred_scopes)}"
+    elif state:
+        line += f" (auto-scoping: {state})"
+    return line
+
+
+def findings_context(item: ReminderItem) -> ContextBlock | None:
+    shown = [f for f in item.view.evaluation.findings if f.code in OWNER_FINDINGS]
+    if not shown:
+        return None
+    text = " · ".join(f":warning: *{FINDING_LABELS[f.code]}*: {escape(f.detail)}" for f in shown)
+    return ContextBlock(elements=[MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT])])
+
+
+def token_actions(item: ReminderItem) -> ActionsBlock:
+    """The decision buttons; each carries only the opaque reference, resolved server-side."""
+    value = item.reference
+    kind = item.deadline.kind
+    buttons = []
+    if kind is DeadlineKind.AUTOSCOPE_ENFORCEMENT:
+        buttons.append(
+            ButtonElement(
+                text="Confirm scopes", action_id=Action.CONFIRM_SCOPES, value=value, style="primary"
+            )
+        )
+    buttons.append(ButtonElement(text="Accept", action_id=Action.ACCEPT, value=value))
+    if kind is not DeadlineKind.AUTOSCOPE_ENFORCEMENT:
+        buttons.append(ButtonElement(text="Extend", action_id=Action.EXTEND, value=value))
+    buttons += [
+        ButtonElement(
+            text="Revoke",
+            action_id=Action.REVOKE,
+            value=value,
+            style="danger",
+            confirm=ConfirmObject(
+                title="Revoke this token?",
+                text=f"Token {short_id(item.view.token_id)} in {item.view.workspace} stops working at once. "
+                "Jobs that use it will fail.",
+                confirm="Revoke",
+                deny="Keep it",
+                style="danger",
+            ),
+        ),
+        ButtonElement(text="Snooze a day", action_id=Action.SNOOZE, value=value),
+        ButtonElement(text="Not mine", action_id=Action.NOT_MINE, value=value),
+    ]
+    return ActionsBlock(block_id=f"actions:{value}", elements=buttons)
+
+
+def token_blocks(item: ReminderItem, tz: str, now: datetime, for_admins: bool) -> list[Block]:
+    blocks: list[Block] = [token_section(item, tz, now, for_admins)]
+    context = findings_context(item)
+    if context is not None:
+        blocks.append(context)
+    blocks.append(token_actions(item))
+    return blocks
+
+
+# ---------------------------------------------------------------------------------------------
+# the reminder message
+
+
+def reminder_message(message: ReminderMessage) -> tuple[str, list[Block]]:
+    """(fallback text, blocks) of one reminder: every due token of one recipient, nearest first,
+    grouped by what will happen; never more than 50 blocks."""
+    recipient, now = message.recipient, message.now
+    tz = recipient.tz
+    items = sorted(message.items, key=lambda i: (i.deadline.due_at, i.view.workspace, i.view.token_id))
+    count = len(items)
+    nearest = items[0].deadline
+    title, intro = _headline(message, count)
+    blocks: list[Block] = [HeaderBlock(text=title[:150]), SectionBlock(text=MarkdownTextObject(text=intro))]
+    budget = MAX_MESSAGE_BLOCKS - len(blocks) - 1  # keep one for the "more" line
+    shown = 0
+    for kind, group in groupby(sorted(items, key=_group_order(items)), key=lambda i: i.deadline.kind):
+        group_items = list(group)
+        heading = SectionBlock(text=MarkdownTextObject(text=f"*{DEADLINE_LABELS[kind]}*"))
+        for position, item in enumerate(group_items):
+            item_blocks = token_blocks(item, tz, now, recipient.admins_channel)
+            needed = len(item_blocks) + (1 if position == 0 else 0)
+            if needed > budget:
+                break
+            if position == 0:
+                blocks.append(heading)
+            blocks.extend(item_blocks)
+            budget -= needed
+            shown += 1
+    if shown < count:
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f"…and {count - shown} more token{'s' if count - shown != 1 else ''} due. "
+                        "Type `/tokens mine` to see them all."
+                    )
+                ]
+            )
+        )
+    fallback = (
+        f"{title}: {count} token{'s' if count != 1 else ''}, the first "
+        f"{relative(nearest.due_at, now)} ({nearest.action})."
+    )
+    return fallback, blocks
+
+
+def _group_order(items: Sequence[ReminderItem]):
+    """Groups by deadline kind, the group with the nearest deadline first; nearest first inside."""
+    first_due: dict[DeadlineKind, datetime] = {}
+    for item in items:
+        first_due.setdefault(item.deadline.kind, item.deadline.due_at)
+    return lambda i: (first_due[i.deadline.kind], i.deadline.kind, i.deadline.due_at, i.view.token_id)
+
+
+def _headline(message: ReminderMessage, count: int) -> tuple[str, str]:
+    plural = "s" if count != 1 else ""
+    if message.escalation and message.recipient.admins_channel:
+        return (
+            f"{count} token{plural} need an admin",
+            "These tokens' deadlines are close and nobody has decided, or they have no owner "
+            "who can be reached. Decide here, or find the owner.",
+        )
+    if message.recipient.admins_channel:
+        return (
+            f"{count} token{plural} without a reachable owner",
+            "Nobody in Slack owns these tokens. Decide here, or assign an owner.",
+        )
+    return (
+        f"{count} of your Databricks token{plural} will change soon",
+        "Databricks is about to act on these tokens. Decide now, before a job breaks: "
+        "each button applies at once and is recorded.",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# plain text, for previews and logs
+
+
+def as_text(blocks: Sequence[Block]) -> str:
+    """A readable rendering of blocks for the terminal (`tokenbot remind --dry-run`)."""
+    lines: list[str] = []
+    for block in blocks:
+        data = block.to_dict()
+        kind = data["type"]
+        if kind == "header":
+            lines += [data["text"]["text"].upper(), ""]
+        elif kind == "section":
+            lines.append(_unescape(data["text"]["text"]))
+        elif kind == "context":
+            lines.append("  " + " ".join(_unescape(e.get("text", "")) for e in data["elements"]))
+        elif kind == "actions":
+            lines.append("  " + " ".join(f"[{e['text']['text']}]" for e in data["elements"]))
+            lines.append("")
+        elif isinstance(block, DividerBlock):
+            lines.append("-" * 40)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

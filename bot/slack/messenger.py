@@ -1,0 +1,66 @@
+"""Posting and updating messages, with Slack's errors turned into `DeliveryError`s that say
+what happened. Rate limits are waited out by the client's retry handler (`client.py`); when
+Slack still says `ratelimited`, the caller leaves the rest for the next run."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.services.ports import Delivery, DeliveryError, ReminderMessage
+from bot.slack import blocks
+
+logger = logging.getLogger(__name__)
+
+RECIPIENT_GONE = {"user_disabled", "account_inactive", "user_not_found", "cannot_dm_bot", "user_not_visible"}
+NO_CHANNEL = {"channel_not_found", "not_in_channel", "is_archived"}
+
+
+class SlackMessenger:
+    """Sends reminders (and, later, any message) through the Web API."""
+
+    def __init__(self, client: WebClient) -> None:
+        self._client = client
+
+    def send(self, message: ReminderMessage) -> Delivery:
+        text, built = blocks.reminder_message(message)
+        return self.post(message.recipient.slack_id, text, [b.to_dict() for b in built])
+
+    def preview(self, message: ReminderMessage) -> str:
+        _, built = blocks.reminder_message(message)
+        target = message.recipient.slack_id
+        who = f"admins channel {target}" if message.recipient.admins_channel else f"DM to {target}"
+        return f"=== {who} ({message.recipient.tz}) ===\n" + blocks.as_text(built)
+
+    def post(self, channel: str, text: str, block_dicts: list[dict] | None = None) -> Delivery:
+        try:
+            response = self._client.chat_postMessage(channel=channel, text=text, blocks=block_dicts)
+        except SlackApiError as error:
+            raise delivery_error(error, f"post to {channel}") from None
+        return Delivery(channel=response["channel"], ts=response["ts"])
+
+    def update(self, channel: str, ts: str, text: str, block_dicts: list[dict] | None = None) -> None:
+        try:
+            self._client.chat_update(channel=channel, ts=ts, text=text, blocks=block_dicts)
+        except SlackApiError as error:
+            raise delivery_error(error, f"update {channel}/{ts}") from None
+
+
+def delivery_error(error: SlackApiError, action: str) -> DeliveryError:
+    code = error.response.get("error") or f"HTTP {error.response.status_code}"
+    if error.response.status_code == 429 or code == "ratelimited":
+        retry_after = error.response.headers.get("Retry-After") or error.response.headers.get("retry-after")
+        return DeliveryError(
+            "ratelimited",
+            f"{action}: Slack rate limit ({code})",
+            retry_after=float(retry_after) if retry_after else None,
+        )
+    if code in RECIPIENT_GONE:
+        return DeliveryError(
+            "recipient_gone", f"{action}: the Slack user is deactivated or unreachable ({code})"
+        )
+    if code in NO_CHANNEL:
+        return DeliveryError("no_channel", f"{action}: {code}; invite the bot to the channel or fix its id")
+    return DeliveryError("other", f"{action}: Slack answered {code}")

@@ -1,0 +1,32 @@
+"""Test helpers: a Slack sandbox wired into the environment tokenbot reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from bot.sandbox.slack import SlackSandbox
+
+ADMIN_CHANNEL = "C0ADMINS"
+DIGEST_CHANNEL = "C0DIGEST"
+ADMIN_USER = "U0ADMIN"
+SLACK_TOML = f"""
+[slack]
+admins = ["{ADMIN_USER}"]
+admin_channel = "{ADMIN_CHANNEL}"
+digest_channel = "{DIGEST_CHANNEL}"
+"""
+
+
+@contextmanager
+def slack_workspace(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackSandbox]:
+    with SlackSandbox() as slack:
+        slack.add_channel(id=ADMIN_CHANNEL, name="tokenbot-admins")
+        slack.add_channel(id=DIGEST_CHANNEL, name="tokenbot-digest")
+        slack.add_user(id=ADMIN_USER, email="admin@example.com", name="Ada Admin")
+        monkeypatch.setenv("SLACK_BOT_TOKEN", slack.bot_token)
+        monkeypatch.setenv("SLACK_SIGNING_SECRET", slack.signing_secret)
+        monkeypatch.setenv("TOKENBOT_SLACK_API_URL", slack.url)
+        yield slack
