@@ -13,7 +13,7 @@ from rich.table import Table
 
 from bot.domain.policy import DEADLINE_LABELS, Policy
 from bot.services.inventory import SyncResult
-from bot.services.report import TokenView, contract_row, iso, without_gc
+from bot.services.report import TokenView, contract_rows, iso, without_gc
 
 CSV_COLUMNS = (
     "workspace",
@@ -48,8 +48,8 @@ def report_json(views: Sequence[TokenView], policy: Policy, now: datetime) -> It
     """A JSON array, one token per line: streamed, and with the C encoder (indent= is pure Python)."""
     yield "["
     with without_gc():
-        for index, view in enumerate(views):
-            yield ("\n" if index == 0 else ",\n") + json.dumps(contract_row(view, policy, now))
+        for index, row in enumerate(contract_rows(views, policy, now)):
+            yield ("\n" if index == 0 else ",\n") + json.dumps(row)
     yield "\n]\n"
 
 
@@ -57,8 +57,7 @@ def report_csv(views: Sequence[TokenView], policy: Policy, now: datetime) -> str
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for view in views:
-        row = contract_row(view, policy, now)
+    for view, row in zip(views, contract_rows(views, policy, now), strict=True):
         nearest = view.evaluation.next_deadline
         writer.writerow(
             [

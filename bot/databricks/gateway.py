@@ -229,6 +229,13 @@ class SdkWorkspaceGateway:
                 f"{self._timeout} s limit",
             ) from None
         except TimeoutError as error:
+            if isinstance(error.__cause__, TooManyRequests | TemporarilyUnavailable):
+                # The SDK gives up with a TimeoutError; what people need is the last answer.
+                raise GatewayError(
+                    "unavailable",
+                    f"{action}: Databricks is overloaded or unavailable "
+                    f"({_first_line(error.__cause__)}); retried for {self._timeout} s",
+                ) from None
             raise GatewayError(
                 "timeout",
                 f"{action}: no answer within {self._timeout} s of retries "

@@ -70,6 +70,7 @@ class DeliveryError(Exception):
         self.kind = kind
         self.message = message
         self.retry_after = retry_after
+        self.failed = 0  # reminders this failure left unsent
 
 
 class ReminderSender(Protocol):

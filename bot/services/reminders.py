@@ -14,10 +14,12 @@ them, and marks them `sent` with the message's ts. So:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -295,6 +297,9 @@ def record_pending(*, session: Session, planned: list[Planned], now: datetime) -
 # delivery
 
 
+DELIVERY_WORKERS = 4  # messages to different owners go out side by side; each has its own DM channel
+
+
 def deliver_pending(
     *,
     engine: Engine,
@@ -306,33 +311,49 @@ def deliver_pending(
     time_budget: float | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Send every pending notification: one message per recipient, each committed as it goes."""
+    """Send every pending notification: one message per recipient, each committed as it goes.
+
+    A rate limit that outlasts the client's retries, or the end of `time_budget`, stops the run;
+    what is not sent stays pending for the next one."""
     started = clock()
     run_id = uuid.uuid4().hex
+    stop = threading.Event()
     with session_scope(engine) as session:
         _release_stale_claims(session, now)
-        recipients_waiting = list(
+        waiting = sorted(
             session.execute(
                 select(Notification.recipient).where(Notification.status == "pending").distinct()
             ).scalars()
         )
-    for position, recipient in enumerate(sorted(recipients_waiting)):
+
+    def deliver(recipient: str) -> _Sent:
+        if stop.is_set():
+            return _Sent()
         if time_budget is not None and clock() - started > time_budget:
-            summary.left_pending += _count_pending(engine)
-            logger.warning(
-                "reminder run out of time: %s recipients left for the next run",
-                len(recipients_waiting) - position,
-            )
-            return
+            stop.set()
+            logger.warning("reminder run out of time: the rest stays pending for the next run")
+            return _Sent()
         try:
-            _deliver_to(engine, policy, sender, admin_channel, recipient, run_id, now, summary)
-        except DeliveryError as error:
-            if error.kind == "ratelimited":
-                summary.left_pending += _count_pending(engine)
-                logger.warning(
-                    "Slack rate limit outlasted the run; the rest stays pending: %s", error.message
-                )
-                return
+            return _deliver_to(engine, policy, sender, admin_channel, recipient, run_id, now)
+        except DeliveryError as error:  # only a rate limit that outlasted the retries gets here
+            stop.set()
+            logger.warning("Slack rate limit outlasted the run; the rest stays pending: %s", error.message)
+            return _Sent(failed=error.failed)
+
+    with ThreadPoolExecutor(max_workers=DELIVERY_WORKERS, thread_name_prefix="remind") as pool:
+        for sent in pool.map(deliver, waiting):
+            summary.sent_messages += sent.messages
+            summary.sent_notifications += sent.notifications
+            summary.failed += sent.failed
+    if stop.is_set():
+        summary.left_pending += _count_pending(engine)
+
+
+@dataclass
+class _Sent:
+    messages: int = 0
+    notifications: int = 0
+    failed: int = 0
 
 
 def _deliver_to(
@@ -343,38 +364,35 @@ def _deliver_to(
     recipient: str,
     run_id: str,
     now: datetime,
-    summary: RunSummary,
-) -> None:
+) -> _Sent:
     with session_scope(engine) as session:
         rows = _claim(session, recipient, run_id, now)
     if not rows:
-        return  # another run took them
+        return _Sent()  # another run took them
     with session_scope(engine) as session:
         message, skipped = _message_for(session, policy, rows, recipient, admin_channel, now)
         if skipped:
             _finish(session, skipped, status="skipped", error="no longer due (decided, gone or moved)")
-        if message is None:
-            return
-        live = [row for row in rows if row.id not in {s.id for s in skipped}]
+    if message is None:
+        return _Sent()
+    live = [row for row in rows if row.id not in {s.id for s in skipped}]
     try:
         delivery = sender.send(message)
     except DeliveryError as error:
         with session_scope(engine) as session:
             _record_failure(session, live, error, now)
-            summary.failed += len(live)
-        if error.kind in ("ratelimited",):
+        if error.kind == "ratelimited":
+            error.failed = len(live)
             raise
-        return
+        return _Sent(failed=len(live))
     except Exception as error:  # a bug in rendering must not stop the other recipients
         logger.exception("reminder to %s failed", recipient)
         with session_scope(engine) as session:
             _record_failure(session, live, DeliveryError("other", f"{type(error).__name__}: {error}"), now)
-            summary.failed += len(live)
-        return
+        return _Sent(failed=len(live))
     with session_scope(engine) as session:
         _finish(session, live, status="sent", channel=delivery.channel, message_ts=delivery.ts, sent_at=now)
-    summary.sent_messages += 1
-    summary.sent_notifications += len(live)
+    return _Sent(messages=1, notifications=len(live))
 
 
 def _release_stale_claims(session: Session, now: datetime) -> None:

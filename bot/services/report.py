@@ -4,19 +4,22 @@ report, the slash command, the App Home and the digest all build on."""
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, type_coerce
+from sqlalchemy.types import NullType
 from sqlmodel import Session
 
 from bot.domain.ladder import current_step
 from bot.domain.policy import DeadlineKind, Evaluation, Exemption, Policy, TokenFacts, evaluate
 from bot.models import Exemption as ExemptionRow
-from bot.models import Principal, Token, Workspace
+from bot.models import Principal, Token, UTCDateTime, Workspace
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -47,21 +50,28 @@ class TokenView:
         return deadline.due_at if deadline else None
 
 
+def _raw(column: Any) -> Any:
+    """The column exactly as the driver returns it; `_Decoder` turns it into what the type would."""
+    return type_coerce(column, NullType())
+
+
+# The bulk read takes times and scope lists raw: the column types would decode each value
+# separately (SQLite returns both as text), while most tokens share a few scope lists and days.
 _COLUMNS = (
     Token.id,
     Token.workspace,
     Token.token_id,
     Token.owner_id,
     Token.comment,
-    Token.created_at,
-    Token.first_seen_at,
-    Token.expires_at,
-    Token.last_used_on,
-    Token.scopes,
-    Token.inferred_scopes,
+    _raw(Token.created_at),
+    _raw(Token.first_seen_at),
+    _raw(Token.expires_at),
+    _raw(Token.last_used_on),
+    _raw(Token.scopes),
+    _raw(Token.inferred_scopes),
     Token.autoscope_state,
-    Token.observation_started_at,
-    Token.enforcement_at,
+    _raw(Token.observation_started_at),
+    _raw(Token.enforcement_at),
     Principal.kind,
     Principal.email,
     Principal.application_id,
@@ -95,9 +105,12 @@ def token_views(
         query = query.where(Token.workspace == workspace)
     if token_pks is not None:
         query = query.where(Token.id.in_(list(token_pks)))
-    exemptions = _active_exemptions(session, now)
+    exemptions = _active_exemptions(session, now)  # an ORM query: it flushes the session first
+    decoder = _Decoder()
     with without_gc():
-        views = [_view(row, exemptions.get(row.id, ()), policy, now) for row in session.execute(query)]
+        # Through the session's connection: plain rows, fetched as they are used.
+        rows = session.connection().execute(query)
+        views = [_view(row, exemptions, decoder, policy, now) for row in rows]
     if owner:
         wanted = owner.lower()
         views = [
@@ -134,42 +147,92 @@ def _active_exemptions(session: Session, now: datetime) -> dict[int, tuple[Exemp
     return {pk: tuple(items) for pk, items in found.items()}
 
 
-def _view(row: Any, exemptions: tuple[Exemption, ...], policy: Policy, now: datetime) -> TokenView:
-    resolved = row.kind is not None
+_AS_UTC = UTCDateTime().process_result_value  # the column type's own rule: aware UTC out
+
+
+class _Decoder:
+    """What the column types would return for the raw times and scope lists of the bulk read.
+
+    SQLite returns them as text (parsed as the types parse it); PostgreSQL's driver returns them
+    already decoded. Texts that repeat (scope lists, last-use days) are decoded once.
+    """
+
+    def __init__(self) -> None:
+        self._scopes: dict[str, tuple[str, ...]] = {}
+        self._days: dict[str, datetime] = {}
+
+    @staticmethod
+    def utc(raw: str | datetime | None) -> datetime | None:
+        if raw is None:
+            return None
+        return _AS_UTC(datetime.fromisoformat(raw) if isinstance(raw, str) else raw, None)
+
+    def day(self, raw: str | datetime | None) -> datetime | None:
+        """A time that is usually a midnight, such as `last_used_on`: few distinct values."""
+        if not isinstance(raw, str):
+            return self.utc(raw)
+        moment = self._days.get(raw)
+        if moment is None:
+            moment = self._days[raw] = self.utc(raw)
+        return moment
+
+    def scopes(self, raw: str | list[str] | None) -> tuple[str, ...]:
+        if not isinstance(raw, str):
+            return tuple(raw or ())
+        scopes = self._scopes.get(raw)
+        if scopes is None:
+            scopes = self._scopes[raw] = tuple(json.loads(raw) or ())
+        return scopes
+
+
+def _view(
+    row: Any,
+    exemptions: dict[int, tuple[Exemption, ...]],
+    decoder: _Decoder,
+    policy: Policy,
+    now: datetime,
+) -> TokenView:
+    (pk, workspace, token_id, owner_id, comment, created_at, first_seen_at, expires_at, last_used_on,
+     scopes, inferred_scopes, autoscope_state, observation_started_at, enforcement_at, kind, email,
+     application_id, display_name, active, slack_user_id, owner_slack_id, max_lifetime_days) = row
+    utc = decoder.utc
+    created_at, expires_at, last_used_on = utc(created_at), utc(expires_at), decoder.day(last_used_on)
+    scopes, inferred_scopes = decoder.scopes(scopes), decoder.scopes(inferred_scopes)
+    comment = comment or ""
     facts = TokenFacts(
-        workspace=row.workspace,
-        token_id=row.token_id,
-        owner_kind=row.kind,
-        owner_active=row.active,
-        owner_resolved=resolved,
-        comment=row.comment or "",
-        created_at=row.created_at or row.first_seen_at or now,
-        expires_at=row.expires_at,
-        last_used_on=row.last_used_on,
-        scopes=tuple(row.scopes or ()),
-        inferred_scopes=tuple(row.inferred_scopes or ()),
-        autoscope_state=row.autoscope_state,
-        observation_started_at=row.observation_started_at,
-        enforcement_at=row.enforcement_at,
-        workspace_max_lifetime_days=row.max_token_lifetime_days,
-        exemptions=exemptions,
+        workspace=workspace,
+        token_id=token_id,
+        owner_kind=kind,
+        owner_active=active,
+        owner_resolved=kind is not None,
+        comment=comment,
+        created_at=created_at or utc(first_seen_at) or now,
+        expires_at=expires_at,
+        last_used_on=last_used_on,
+        scopes=scopes,
+        inferred_scopes=inferred_scopes,
+        autoscope_state=autoscope_state,
+        observation_started_at=utc(observation_started_at),
+        enforcement_at=utc(enforcement_at),
+        workspace_max_lifetime_days=max_lifetime_days,
+        exemptions=exemptions.get(pk, ()),
     )
     return TokenView(
-        pk=row.id,
-        workspace=row.workspace,
-        token_id=row.token_id,
-        owner_id=row.owner_id,
-        owner=row.email if row.kind == "user" else row.application_id,
-        owner_name=row.display_name,
-        owner_kind=row.kind,
-        owner_slack_id=row.owner_slack_id or row.slack_user_id,
-        comment=row.comment or "",
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        last_used_on=row.last_used_on,
-        scopes=facts.scopes,
-        inferred_scopes=facts.inferred_scopes,
-        autoscope_state=row.autoscope_state,
+        pk=pk,
+        workspace=workspace,
+        token_id=token_id,
+        owner_id=owner_id,
+        owner=email if kind == "user" else application_id,
+        owner_name=display_name,
+        owner_kind=kind,
+        owner_slack_id=owner_slack_id or slack_user_id,
+        comment=comment,
+        created_at=created_at,
+        expires_at=expires_at,
+        last_used_on=last_used_on,
+        scopes=scopes,
+        inferred_scopes=inferred_scopes,
+        autoscope_state=autoscope_state,
         evaluation=evaluate(facts, policy, now),
     )
 
@@ -183,8 +246,8 @@ def by_nearest_deadline(views: Iterable[TokenView]) -> list[TokenView]:
     """Nearest (or most overdue) first; tokens with no deadline last."""
 
     def key(view: TokenView) -> tuple[bool, datetime, str, str]:
-        due = view.nearest_due()
-        return (due is None, due or _EPOCH, view.workspace, view.token_id)
+        deadlines = view.evaluation.deadlines  # what nearest_due() reads, without two calls per token
+        return (not deadlines, deadlines[0].due_at if deadlines else _EPOCH, view.workspace, view.token_id)
 
     return sorted(views, key=key)
 
@@ -194,27 +257,39 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
+def contract_rows(views: Iterable[TokenView], policy: Policy, now: datetime) -> Iterator[dict[str, Any]]:
+    """The objects of `tokenbot report --format json` (DESIGN.md section 5), one per view."""
+    # Tokens share many times (last-use days, and the deadlines counted from them), and sorted
+    # views put equal deadlines side by side: a small cache formats most of them once. Every
+    # time here is aware UTC, so equal times have equal texts.
+    text = lru_cache(maxsize=4096)(iso)
+    reminder_days = policy.reminder_days
+
+    @lru_cache(maxsize=4096)
+    def step(due_at: datetime) -> int | None:
+        return current_step(due_at, now, reminder_days)
+
+    for view in views:
+        yield {
+            "workspace": view.workspace,
+            "token_id": view.token_id,
+            "owner": view.owner,
+            "owner_slack_id": view.owner_slack_id,
+            "comment": view.comment,
+            "created_at": text(view.created_at),
+            "expires_at": text(view.expires_at),
+            "last_used_on": text(view.last_used_on),
+            "scopes": list(view.scopes),
+            "inferred_scopes": list(view.inferred_scopes),
+            "autoscope_state": view.autoscope_state,
+            "deadlines": [
+                {"kind": str(d.kind), "due_at": text(d.due_at), "step": step(d.due_at)}
+                for d in view.evaluation.deadlines
+            ],
+            "findings": [str(code) for code in view.evaluation.finding_codes],
+        }
+
+
 def contract_row(view: TokenView, policy: Policy, now: datetime) -> dict[str, Any]:
     """One object of `tokenbot report --format json` (DESIGN.md section 5)."""
-    return {
-        "workspace": view.workspace,
-        "token_id": view.token_id,
-        "owner": view.owner,
-        "owner_slack_id": view.owner_slack_id,
-        "comment": view.comment,
-        "created_at": iso(view.created_at),
-        "expires_at": iso(view.expires_at),
-        "last_used_on": iso(view.last_used_on),
-        "scopes": list(view.scopes),
-        "inferred_scopes": list(view.inferred_scopes),
-        "autoscope_state": view.autoscope_state,
-        "deadlines": [
-            {
-                "kind": str(d.kind),
-                "due_at": iso(d.due_at),
-                "step": current_step(d.due_at, now, policy.reminder_days),
-            }
-            for d in view.evaluation.deadlines
-        ],
-        "findings": [str(code) for code in view.evaluation.finding_codes],
-    }
+    return next(contract_rows((view,), policy, now))
