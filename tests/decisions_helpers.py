@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Engine, MetaData, select
 
 from bot import clock, db
 from bot.config import Settings
@@ -132,9 +132,11 @@ class World:
     def stored_text(self) -> str:
         """Every value of every column of every table, as one text to search."""
         parts = []
+        tables = MetaData()
         with self.engine.connect() as connection:
-            for table in inspect(connection).get_table_names():
-                for row in connection.execute(text(f'SELECT * FROM "{table}"')):
+            tables.reflect(bind=connection)
+            for table in tables.sorted_tables:
+                for row in connection.execute(select(table)):
                     parts.extend(repr(value) for value in row)
         return "\n".join(parts)
 

@@ -31,6 +31,8 @@ from tests.decisions_helpers import (
     mutations,
 )
 
+ALICE_TOKEN = "t-alice"
+
 
 @pytest.fixture
 def world(tmp_path, monkeypatch, database_url):
@@ -38,7 +40,7 @@ def world(tmp_path, monkeypatch, database_url):
         yield world
 
 
-def revoke(world, actor, token_id="t-alice", **extra):
+def revoke(world, actor, token_id=ALICE_TOKEN, **extra):
     return world.decide(decisions.revoke, actor=actor, token_pk=world.pk(token_id), reason="cleanup", **extra)
 
 
@@ -242,7 +244,7 @@ def test_a_403_is_a_failed_decision_with_a_clear_message(world):
 
 def test_a_token_listed_again_after_a_revoke_can_be_revoked_again(world):
     assert revoke(world, ALICE).status == "applied"
-    world.prod.add_token(token_id="t-alice", owner_id=ALICE_ID, comment="notebooks")
+    world.prod.add_token(token_id=ALICE_TOKEN, owner_id=ALICE_ID, comment="notebooks")
     world.sync()
 
     again = revoke(world, ALICE)
@@ -299,11 +301,11 @@ def test_a_dry_run_revoke_does_not_block_the_real_one_later(world):
 # confirm scopes, approvals, restore
 
 
-def confirm(world, actor, scopes, token_id="t-alice"):
+def confirm(world, actor, scopes, token_id=ALICE_TOKEN):
     return world.decide(decisions.confirm_scopes, actor=actor, token_pk=world.pk(token_id), scopes=scopes)
 
 
-def patches(world, token_id="t-alice"):
+def patches(world, token_id=ALICE_TOKEN):
     return [
         r.json for r in world.prod.requests if r.method == "PATCH" and r.path.endswith(f"/tokens/{token_id}")
     ]

@@ -460,11 +460,9 @@ def _exempt(
         return _refuse_subject(session, subject, EXTEND, parameters, "invalid", message)
     until = max(clock.now(), deadline.due_at) + timedelta(days=days)
     parameters["until"] = until.isoformat()
-    key = _extend_key(subject.token.id, deadline.kind, deadline.due_date.isoformat())
-    earlier = _holder(session, key)
-    if earlier is not None:
-        message = f"Already extended until {_when(_parse_time(earlier.parameters['until']))}."
-        return _duplicate(session, subject, EXTEND, parameters, earlier, message)
+    done = _extended_already(session, subject, parameters)
+    if done is not None:
+        return done
     if days > limit and not subject.actor.is_admin:
         why = f"more than {limit} days needs an admin's approval"
         return _request_approval(session, subject, EXTEND, parameters, why)
@@ -475,10 +473,25 @@ def _extend_key(token_pk: int, kind: str, due_date: str) -> str:
     return f"extend:{token_pk}:{kind}:{due_date}"
 
 
+def _extended_already(session: Session, subject: _Subject, parameters: dict[str, Any]) -> Outcome | None:
+    key = _extend_key(subject.token.id, parameters["deadline_kind"], parameters["due_date"])
+    earlier = _holder(session, key)
+    if earlier is None:
+        return None
+    message = (
+        f"This deadline was already extended by {_who(earlier.actor_slack_id)}, "
+        f"until {_when(_parse_time(earlier.parameters['until']))}."
+    )
+    return _duplicate(session, subject, EXTEND, parameters, earlier, message)
+
+
 def _grant_exemption(
     session: Session, subject: _Subject, parameters: dict[str, Any], approved_by: str
 ) -> Outcome:
     token = subject.token
+    done = _extended_already(session, subject, parameters)
+    if done is not None:
+        return done
     key = _extend_key(token.id, parameters["deadline_kind"], parameters["due_date"])
     decision = _claim(session, subject, EXTEND, parameters, key, approved_by=approved_by)
     if decision is None:
@@ -809,7 +822,7 @@ def deny(*, session: Session, actor: Actor, decision_id: int, reason: str = "") 
         **request.parameters,
         "request_id": request.id,
         "requested_by": request.actor_slack_id,
-        "reason": reason,
+        "deny_reason": reason,
     }
     decision = _start(session, subject, request.action, parameters)
     _finish(decision, DENIED)

@@ -32,6 +32,7 @@ from bot.domain.ladder import current_step, escalation_due, held_for_quiet_hours
 from bot.domain.policy import Deadline, Policy
 from bot.models import Decision, Notification, Principal
 from bot.services import recipients, report
+from bot.services.decisions import SETTLING_ACTIONS
 from bot.services.ports import (
     DeliveryError,
     Directory,
@@ -48,8 +49,6 @@ logger = logging.getLogger(__name__)
 ESCALATION = "escalation"
 MAX_ATTEMPTS = 5
 STALE_CLAIM = timedelta(minutes=10)
-# Decisions that settle a deadline: no more reminders for it.
-SETTLING_ACTIONS = frozenset({"accept", "confirm_scopes", "extend", "revoke", "restore", "looks_fine"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +224,8 @@ def _decided(session: Session, pks: set[int]) -> _Decided:
     )
     for token_pk, action, status, parameters, created_at in rows:
         parameters = parameters or {}
+        if parameters.get("dry_run"):
+            continue  # nothing happened in Databricks: the deadline still stands
         key = _deadline_key(token_pk, parameters)
         if action == "not_mine":
             handed_back[token_pk] = max(created_at, handed_back.get(token_pk, created_at))

@@ -1,0 +1,81 @@
+"""The opaque references buttons carry, and their resolution on the server.
+
+A button never says which token or whose: it carries `n<id>` (a reminder's notification),
+`t<pk>[:<deadline kind>:<due date>]` (a token in /tokens or the App Home) or `d<id>` (a decision
+awaiting approval). Every click resolves it against the database, and the decisions service
+checks who may act; nothing in a payload is trusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlmodel import Session
+
+from bot.domain.policy import Policy
+from bot.models import Notification
+from bot.services import report
+from bot.services.decisions import DeadlineRef
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    token_pk: int
+    deadline: DeadlineRef | None
+    notification_id: int | None = None
+
+
+def for_notification(notification_id: int) -> str:
+    return f"n{notification_id}"
+
+
+def for_token(token_pk: int, deadline_kind: str | None = None, due_date: date | None = None) -> str:
+    if deadline_kind and due_date:
+        return f"t{token_pk}:{deadline_kind}:{due_date.isoformat()}"
+    return f"t{token_pk}"
+
+
+def for_decision(decision_id: int) -> str:
+    return f"d{decision_id}"
+
+
+def decision_id(value: str | None) -> int | None:
+    if value and value.startswith("d") and value[1:].isdigit():
+        return int(value[1:])
+    return None
+
+
+def resolve(session: Session, value: str | None, policy: Policy, now: datetime) -> Resolved | None:
+    """The token (and deadline) a button is about; None for anything malformed or unknown."""
+    if not value or len(value) > 200:
+        return None
+    if value.startswith("n") and value[1:].isdigit():
+        row = session.get(Notification, int(value[1:]))
+        if row is None:
+            return None
+        return Resolved(row.token_pk, _deadline(session, row.token_pk, row.deadline_kind, row.due_date, policy,
+                                                now), row.id)
+    if value.startswith("t"):
+        head, _, rest = value[1:].partition(":")
+        if not head.isdigit():
+            return None
+        kind, _, day = rest.partition(":")
+        if not rest:
+            return Resolved(int(head), None)
+        try:
+            due_date = date.fromisoformat(day)
+        except ValueError:
+            return None
+        return Resolved(int(head), _deadline(session, int(head), kind, due_date, policy, now))
+    return None
+
+
+def _deadline(session: Session, token_pk: int, kind: str, due_date: date, policy: Policy,
+              now: datetime) -> DeadlineRef:
+    """The deadline as it stands now (its exact time), or as the button showed it."""
+    for view in report.token_views(session=session, policy=policy, now=now, token_pks=[token_pk]):
+        for deadline in view.evaluation.deadlines:
+            if str(deadline.kind) == kind and deadline.due_at.date() == due_date:
+                return DeadlineRef.of(deadline)
+    return DeadlineRef(kind=kind, due_at=datetime.combine(due_date, datetime.min.time(), tzinfo=UTC))
