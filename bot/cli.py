@@ -303,10 +303,9 @@ def _chosen_workspaces(settings: Settings, names: list[str] | None):
 
 
 def _gateway_factory(settings: Settings):
-    from bot.databricks.gateway import SdkWorkspaceGateway
+    from bot.databricks.gateway import gateway_factory
 
-    by_name = {w.name: w for w in settings.workspaces}
-    return lambda name: SdkWorkspaceGateway(by_name[name], settings.databricks)
+    return gateway_factory(settings.workspaces, settings.databricks)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,23 +330,38 @@ def report_command(
     """Live tokens with their deadlines and findings, from the database (run `tokenbot sync` first)."""
     settings = load_or_exit()
     engine = open_database(settings)
-    now = clock.now()
     with report.without_gc():  # 100,000 tokens build a large acyclic graph: see without_gc
-        with db.session_scope(engine) as session:
-            views = report.token_views(
-                session=session, policy=settings.policy, now=now, workspace=workspace, owner=owner
-            )
-        if days is not None:
-            views = report.due_within(views, now, days)
-        views = report.by_nearest_deadline(views)
-        _write_report(views, format, settings, now)
-    if not views:
+        shown = _report(engine, settings, format, days=days, workspace=workspace, owner=owner)
+    if not shown:
         err.print(
             "No live tokens match"
             + (f" a deadline within {days} days" if days is not None else "")
             + (" (nothing synced yet: run `tokenbot sync`)" if not _anything_synced(engine) else "")
             + "."
         )
+
+
+def _report(
+    engine: Engine,
+    settings: Settings,
+    format: ReportFormat,
+    *,
+    days: int | None,
+    workspace: str | None,  # noqa: A002
+    owner: str | None,
+) -> int:
+    """Write the report; returns how many tokens it shows. The views die when this returns, while
+    the cycle collector is still off: alive, they would make its first pass walk all of them."""
+    now = clock.now()
+    with db.session_scope(engine) as session:
+        views = report.token_views(
+            session=session, policy=settings.policy, now=now, workspace=workspace, owner=owner
+        )
+    if days is not None:
+        views = report.due_within(views, now, days)
+    views = report.by_nearest_deadline(views)
+    _write_report(views, format, settings, now)
+    return len(views)
 
 
 def _write_report(views: list, format: ReportFormat, settings: Settings, now) -> None:  # noqa: A002

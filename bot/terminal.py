@@ -44,12 +44,18 @@ def sync_line(result: SyncResult) -> str:
     )
 
 
+# json.dumps' own settings, minus the cycle check: a fresh row cannot hold itself, and checking
+# costs a third of the encoding.
+_ROW_ENCODER = json.JSONEncoder(check_circular=False)
+
+
 def report_json(views: Sequence[TokenView], policy: Policy, now: datetime) -> Iterator[str]:
     """A JSON array, one token per line: streamed, and with the C encoder (indent= is pure Python)."""
     yield "["
+    encode = _ROW_ENCODER.encode
     with without_gc():
         for index, row in enumerate(contract_rows(views, policy, now)):
-            yield ("\n" if index == 0 else ",\n") + json.dumps(row)
+            yield ("\n" if index == 0 else ",\n") + encode(row)
     yield "\n]\n"
 
 

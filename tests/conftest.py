@@ -68,3 +68,6 @@ def engine(database_url: str) -> Iterator[Engine]:
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("CI") == "true" and not POSTGRES_URL:
         raise pytest.UsageError("CI must test PostgreSQL too: set TOKENBOT_TEST_DATABASE_URL (see .ci/run)")
+
+
+from tests.world import world  # noqa: E402, F401  (the whole-world fixture, shared by many modules)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -278,3 +279,23 @@ def _primary_email(user: dict[str, Any]) -> str | None:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def gateway_factory(
+    workspaces: Sequence[WorkspaceConfig], limits: DatabricksConfig
+) -> Callable[[str], SdkWorkspaceGateway]:
+    """name -> a gateway for that workspace. Clients are built once per workspace and reused (the
+    SDK's HTTP session is thread-safe), so a burst of clicks does not rebuild them."""
+    by_name = {workspace.name: workspace for workspace in workspaces}
+    built: dict[str, SdkWorkspaceGateway] = {}
+    lock = threading.Lock()
+
+    def gateway_for(name: str) -> SdkWorkspaceGateway:
+        with lock:
+            if name not in built:
+                if name not in by_name:
+                    raise GatewayError("not_found", f"workspace {name!r} is not configured")
+                built[name] = SdkWorkspaceGateway(by_name[name], limits)
+            return built[name]
+
+    return gateway_for

@@ -893,6 +893,89 @@ def _resolve(request: Decision, status: str, admin: Actor) -> None:
 # for the reminders service
 
 
+def retry(
+    *,
+    session: Session,
+    gateway_for: GatewayFactory,
+    actor: Actor,
+    decision_id: int,
+    policy: Policy,
+    secret_bindings: Sequence[SecretBinding] = (),
+    dry_run: bool = False,
+) -> Outcome:
+    """Try a failed decision again, with the same parameters (the Retry button). It is a new
+    attempt by `actor`, checked and recorded like any other."""
+    failed = session.get(Decision, decision_id)
+    if failed is None or failed.status != FAILED or failed.token_pk is None:
+        message = "There is no failed decision to retry here; nothing was done."
+        return _refuse(
+            session,
+            actor,
+            _role(actor, None),
+            "retry",
+            None,
+            {"decision_id": decision_id},
+            "invalid",
+            message,
+        )
+    parameters = failed.parameters or {}
+    deadline = _deadline_from(parameters)
+    common = {"session": session, "actor": actor, "token_pk": failed.token_pk}
+    if failed.action == REVOKE:
+        return revoke(
+            **common,
+            gateway_for=gateway_for,
+            reason=parameters.get("reason", ""),
+            dry_run=dry_run,
+            deadline=deadline,
+        )
+    if failed.action == CONFIRM_SCOPES:
+        return confirm_scopes(
+            **common,
+            gateway_for=gateway_for,
+            scopes=parameters.get("scopes", ()),
+            dry_run=dry_run,
+            deadline=deadline,
+        )
+    if failed.action == RESTORE:
+        return restore_scopes(
+            **common, gateway_for=gateway_for, scopes=parameters.get("scopes", ()), dry_run=dry_run
+        )
+    if failed.action in (EXTEND, ROTATE) and deadline is not None:
+        return extend(
+            **common,
+            gateway_for=gateway_for,
+            deadline=deadline,
+            days=int(parameters.get("days", 1)),
+            reason=parameters.get("reason", ""),
+            policy=policy,
+            secret_bindings=secret_bindings,
+            dry_run=dry_run,
+        )
+    message = "This decision cannot be retried from here; decide again from the reminder."
+    return _refuse(
+        session,
+        actor,
+        _role(actor, None),
+        "retry",
+        failed.token_pk,
+        {"decision_id": decision_id},
+        "invalid",
+        message,
+    )
+
+
+def _deadline_from(parameters: Mapping[str, Any]) -> DeadlineRef | None:
+    if not parameters.get("deadline_kind") or not parameters.get("due_at"):
+        return None
+    try:
+        return DeadlineRef(
+            kind=str(parameters["deadline_kind"]), due_at=_parse_time(str(parameters["due_at"]))
+        )
+    except ValueError:
+        return None
+
+
 def stops_reminders(
     *, session: Session, token_pk: int, deadline_kind: str, due_date: date, now: datetime
 ) -> bool:
@@ -963,6 +1046,13 @@ def _authorize(
         message = f"{_gone_message(token)} Nothing to do."
         return _refuse_subject(session, subject, action, parameters, "token_gone", message)
     return subject
+
+
+def may_decide(*, session: Session, actor: Actor, token_pk: int) -> bool:
+    """Read-only: whether the actor is the token's owner or an admin (to open a modal or not;
+    the decision itself checks again, under the lock)."""
+    token = session.get(Token, token_pk)
+    return token is not None and _role(actor, _owner(session, token)) != OTHER
 
 
 def _owner(session: Session, token: Token) -> Principal | None:

@@ -7,7 +7,8 @@ limits. User-supplied text (token comments, names) is escaped so it can never me
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -183,12 +184,24 @@ def token_actions(item: ReminderItem) -> ActionsBlock:
     return ActionsBlock(block_id=f"actions:{value}", elements=buttons)
 
 
-def token_blocks(item: ReminderItem, tz: str, now: datetime, for_admins: bool) -> list[Block]:
+def token_blocks(
+    item: ReminderItem, tz: str, now: datetime, for_admins: bool, decided: Annotation | None = None
+) -> list[Block]:
+    """A token's section, its findings and its buttons; once decided, what was decided instead
+    of the buttons (kept when the decision leaves room for another, e.g. a snooze or a failure)."""
     blocks: list[Block] = [token_section(item, tz, now, for_admins)]
     context = findings_context(item)
     if context is not None:
         blocks.append(context)
-    blocks.append(token_actions(item))
+    if decided is not None:
+        blocks.append(
+            ContextBlock(
+                block_id=f"decided:{item.reference}",
+                elements=[MarkdownTextObject(text=decided.text[:SECTION_TEXT_LIMIT])],
+            )
+        )
+    if decided is None or decided.keep_buttons:
+        blocks.append(token_actions(item))
     return blocks
 
 
@@ -196,9 +209,21 @@ def token_blocks(item: ReminderItem, tz: str, now: datetime, for_admins: bool) -
 # the reminder message
 
 
-def reminder_message(message: ReminderMessage) -> tuple[str, list[Block]]:
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """What was decided about one token of a message, shown in place of (or above) its buttons."""
+
+    text: str
+    keep_buttons: bool = False
+
+
+def reminder_message(
+    message: ReminderMessage, decided: Mapping[str, Annotation] | None = None
+) -> tuple[str, list[Block]]:
     """(fallback text, blocks) of one reminder: every due token of one recipient, nearest first,
-    grouped by what will happen; never more than 50 blocks."""
+    grouped by what will happen; never more than 50 blocks. `decided` maps item references to
+    what was decided about them (the message is updated in place after each decision)."""
+    decided = decided or {}
     recipient, now = message.recipient, message.now
     tz = recipient.tz
     items = sorted(message.items, key=lambda i: (i.deadline.due_at, i.view.workspace, i.view.token_id))
@@ -212,7 +237,7 @@ def reminder_message(message: ReminderMessage) -> tuple[str, list[Block]]:
         group_items = list(group)
         heading = SectionBlock(text=MarkdownTextObject(text=f"*{DEADLINE_LABELS[kind]}*"))
         for position, item in enumerate(group_items):
-            item_blocks = token_blocks(item, tz, now, recipient.admins_channel)
+            item_blocks = token_blocks(item, tz, now, recipient.admins_channel, decided.get(item.reference))
             needed = len(item_blocks) + (1 if position == 0 else 0)
             if needed > budget:
                 break
@@ -293,3 +318,66 @@ def as_text(blocks: Sequence[Block]) -> str:
 
 def _unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+# ---------------------------------------------------------------------------------------------
+# after a decision: feedback, approvals, hand-backs
+
+
+def outcome_blocks(message: str, retry_reference: str | None = None) -> list[Block]:
+    """The answer to the person who clicked; a Retry button when Databricks failed."""
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=message[:SECTION_TEXT_LIMIT]))]
+    if retry_reference:
+        blocks.append(
+            ActionsBlock(
+                elements=[ButtonElement(text="Retry", action_id=Action.RETRY, value=retry_reference)]
+            )
+        )
+    return blocks
+
+
+def approval_request(request_text: str, token_line: str, reference: str) -> tuple[str, list[Block]]:
+    """Posted to the admins channel: a request only an admin may approve."""
+    text = f"Approval needed: {request_text}"
+    return text, [
+        SectionBlock(
+            text=MarkdownTextObject(text=f":raised_hand: *Approval needed*\n{request_text}\n{token_line}")
+        ),
+        ActionsBlock(
+            block_id=f"approval:{reference}",
+            elements=[
+                ButtonElement(text="Approve", action_id=Action.APPROVE, value=reference, style="primary"),
+                ButtonElement(text="Deny", action_id=Action.DENY, value=reference, style="danger"),
+            ],
+        ),
+    ]
+
+
+def owner_wanted(request_text: str, token_line: str, token_reference: str) -> tuple[str, list[Block]]:
+    """Posted to the admins channel after "Not mine": pick the token's owner."""
+    from slack_sdk.models.blocks import UserSelectElement
+
+    text = f"Owner wanted: {request_text}"
+    return text, [
+        SectionBlock(text=MarkdownTextObject(text=f":mag: *Owner wanted*\n{request_text}\n{token_line}")),
+        ActionsBlock(
+            block_id=f"assign:{token_reference}",
+            elements=[
+                UserSelectElement(action_id=Action.ASSIGN_OWNER, placeholder="Pick the owner"),
+            ],
+        ),
+    ]
+
+
+def resolved(original_text: str, outcome_text: str) -> list[Block]:
+    """An approval or owner request once an admin has acted: the buttons go, the answer stays."""
+    return [
+        SectionBlock(text=MarkdownTextObject(text=original_text[:SECTION_TEXT_LIMIT])),
+        ContextBlock(elements=[MarkdownTextObject(text=outcome_text[:SECTION_TEXT_LIMIT])]),
+    ]
+
+
+def token_line(view_workspace: str, token_id: str, comment: str) -> str:
+    return f"{code(short_id(token_id))} in *{escape(view_workspace)}*" + (
+        f" · {escape(comment)}" if comment else ""
+    )

@@ -27,8 +27,13 @@ ADMIN_GROUP_TTL = 300.0  # seconds: membership changes reach tokenbot within fiv
 class AdminCheck:
     """Admins are the `slack.admins` user ids plus the members of `slack.admin_group`."""
 
-    def __init__(self, client: WebClient, admins: list[str], group: str | None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        client: WebClient,
+        admins: list[str],
+        group: str | None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
         self._admins = frozenset(admins)
         self._group = group

@@ -54,8 +54,11 @@ def resolve(session: Session, value: str | None, policy: Policy, now: datetime) 
         row = session.get(Notification, int(value[1:]))
         if row is None:
             return None
-        return Resolved(row.token_pk, _deadline(session, row.token_pk, row.deadline_kind, row.due_date, policy,
-                                                now), row.id)
+        return Resolved(
+            row.token_pk,
+            _deadline(session, row.token_pk, row.deadline_kind, row.due_date, policy, now),
+            row.id,
+        )
     if value.startswith("t"):
         head, _, rest = value[1:].partition(":")
         if not head.isdigit():
@@ -71,11 +74,15 @@ def resolve(session: Session, value: str | None, policy: Policy, now: datetime) 
     return None
 
 
-def _deadline(session: Session, token_pk: int, kind: str, due_date: date, policy: Policy,
-              now: datetime) -> DeadlineRef:
+def _deadline(
+    session: Session, token_pk: int, kind: str, due_date: date, policy: Policy, now: datetime
+) -> DeadlineRef:
     """The deadline as it stands now (its exact time), or as the button showed it."""
     for view in report.token_views(session=session, policy=policy, now=now, token_pks=[token_pk]):
         for deadline in view.evaluation.deadlines:
             if str(deadline.kind) == kind and deadline.due_at.date() == due_date:
                 return DeadlineRef.of(deadline)
     return DeadlineRef(kind=kind, due_at=datetime.combine(due_date, datetime.min.time(), tzinfo=UTC))
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,0 +1,47 @@
+"""The bolt app: `build_app(settings, deps)` binds every listener; `make_deps` wires what they need."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from sqlalchemy import Engine
+
+from bot.config import Settings
+from bot.databricks.gateway import gateway_factory
+from bot.slack.context import AdminCheck, Deps
+from bot.slack.listeners import register_all
+
+logger = logging.getLogger(__name__)
+
+
+def make_deps(settings: Settings, engine: Engine, client: WebClient) -> Deps:
+    return Deps(
+        settings=settings,
+        engine=engine,
+        gateway_for=gateway_factory(settings.workspaces, settings.databricks),
+        is_admin=AdminCheck(client, settings.slack.admins, settings.slack.admin_group),
+    )
+
+
+def build_app(settings: Settings, deps: Deps, client: WebClient, *, socket_mode: bool = False) -> App:
+    """The bolt app over `client`. In HTTP mode every request must carry Slack's signature;
+    Socket Mode connections are authenticated by the app-level token instead."""
+    signing_secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    )
+    if not socket_mode and not signing_secret:
+        raise ValueError(
+            "SLACK_SIGNING_SECRET is not set: HTTP mode cannot verify Slack's requests without it"
+        )
+    app = App(
+        client=client,
+        signing_secret=signing_secret,
+        request_verification_enabled=not socket_mode,
+        process_before_response=False,  # ack first; the work goes on after the HTTP answer
+        raise_error_for_unhandled_request=False,
+        logger=logging.getLogger("bot.slack.bolt"),
+    )
+    register_all(app, deps)
+    return app

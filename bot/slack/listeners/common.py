@@ -1,0 +1,261 @@
+"""What the listeners share: reading a click, applying a decision, telling the person, updating
+the messages that show the token, and asking the admins when a decision needs them."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
+from sqlmodel import Session
+
+from bot.db import session_scope
+from bot.models import Notification
+from bot.services import decisions, report
+from bot.services.decisions import Actor, DeadlineRef, Outcome
+from bot.slack import blocks, references
+from bot.slack.context import Deps
+from bot.slack.refresh import refresh_reminder
+
+logger = logging.getLogger(__name__)
+
+REQUEST_VERBS = {
+    decisions.CONFIRM_SCOPES: "set the scopes",
+    decisions.RESTORE: "add back the scopes",
+    decisions.EXTEND: "extend tokenbot's deadline",
+}
+UNKNOWN_DEADLINE = DeadlineRef(kind="unknown", due_at=references.EPOCH)
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    user_id: str
+    value: str | None
+    channel: str | None  # None when clicked in the App Home
+    message_ts: str | None
+    trigger_id: str | None
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Click:
+        container = body.get("container") or {}
+        action = (body.get("actions") or [{}])[0]
+        return cls(
+            user_id=body["user"]["id"],
+            value=action.get("value"),
+            channel=container.get("channel_id") or (body.get("channel") or {}).get("id"),
+            message_ts=container.get("message_ts"),
+            trigger_id=body.get("trigger_id"),
+        )
+
+    @classmethod
+    def of_submission(cls, body: dict[str, Any]) -> Click:
+        meta = _metadata(body["view"].get("private_metadata"))
+        return cls(
+            user_id=body["user"]["id"],
+            value=meta.get("ref"),
+            channel=meta.get("channel"),
+            message_ts=meta.get("ts"),
+            trigger_id=body.get("trigger_id"),
+        )
+
+
+def _metadata(text: str | None) -> dict[str, Any]:
+    try:
+        data = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+Decide = Callable[[Session, references.Resolved, Actor], Outcome]
+
+
+def apply(deps: Deps, client: WebClient, click: Click, decide: Decide) -> Outcome | None:
+    """Resolve the button, run one decision in one transaction, then tell and update."""
+    try:
+        with session_scope(deps.engine) as session:
+            resolved = references.resolve(session, click.value, deps.settings.policy, deps.now())
+            # An unknown or forged reference still goes through the service, which records the refusal.
+            resolved = resolved or references.Resolved(token_pk=0, deadline=UNKNOWN_DEADLINE)
+            outcome = decide(session, resolved, deps.actor(click.user_id))
+    except Exception:
+        logger.exception("decision on %r by %s failed", click.value, click.user_id)
+        tell(
+            client,
+            click,
+            "Something went wrong on tokenbot's side; nothing was changed. The error is logged.",
+        )
+        return None
+    after(deps, client, click, outcome)
+    return outcome
+
+
+def after(deps: Deps, client: WebClient, click: Click, outcome: Outcome) -> None:
+    retry = references.for_decision(outcome.decision_id) if outcome.retryable else None
+    tell(client, click, outcome.message, retry)
+    if outcome.status == decisions.REQUESTED and outcome.duplicate_of is None:
+        ask_admins(deps, client, outcome)
+    if outcome.token_pk:
+        refresh_token_messages(deps, client, outcome.token_pk)
+
+
+def tell(client: WebClient, click: Click, message: str, retry_reference: str | None = None) -> None:
+    """An answer only the clicker sees: ephemeral where they clicked, or a DM from the App Home."""
+    built = [b.to_dict() for b in blocks.outcome_blocks(message, retry_reference)]
+    try:
+        if click.channel:
+            client.chat_postEphemeral(channel=click.channel, user=click.user_id, text=message, blocks=built)
+        else:
+            client.chat_postMessage(channel=click.user_id, text=message, blocks=built)
+    except SlackApiError as error:
+        logger.error("could not tell %s the outcome: %s", click.user_id, error.response.get("error"))
+
+
+def refresh_token_messages(deps: Deps, client: WebClient, token_pk: int) -> None:
+    """Every reminder that lists this token shows what was decided."""
+    with session_scope(deps.engine) as session:
+        places = session.execute(
+            select(Notification.channel, Notification.message_ts)
+            .where(Notification.token_pk == token_pk, Notification.message_ts.is_not(None))
+            .distinct()
+        ).all()
+        for channel, ts in places:
+            refresh_reminder(client, session, deps.settings.policy, channel, ts, deps.now())
+
+
+def ask_admins(deps: Deps, client: WebClient, outcome: Outcome) -> None:
+    """A decision that needs an admin: Approve/Deny, or for "Not mine" a pick of the owner."""
+    channel = deps.settings.slack.admin_channel
+    if not channel:
+        logger.warning("decision %s needs an admin but slack.admin_channel is not set", outcome.decision_id)
+        return
+    with session_scope(deps.engine) as session:
+        views = report.token_views(
+            session=session,
+            policy=deps.settings.policy,
+            now=deps.now(),
+            token_pks=[outcome.token_pk],
+            include_gone=True,
+        )
+    if not views:
+        return
+    view = views[0]
+    line = blocks.token_line(view.workspace, view.token_id, view.comment)
+    request = request_text(outcome)
+    if outcome.action == decisions.NOT_MINE:
+        text, built = blocks.owner_wanted(request, line, references.for_token(outcome.token_pk))
+    else:
+        text, built = blocks.approval_request(request, line, references.for_decision(outcome.decision_id))
+    try:
+        client.chat_postMessage(channel=channel, text=text, blocks=[b.to_dict() for b in built])
+    except SlackApiError as error:
+        logger.error(
+            "could not ask the admins about decision %s: %s", outcome.decision_id, error.response.get("error")
+        )
+
+
+def request_text(outcome: Outcome) -> str:
+    who = f"<@{outcome.actor_slack_id}>"
+    parameters = outcome.parameters
+    verb = REQUEST_VERBS.get(outcome.action, outcome.action.replace("_", " "))
+    if outcome.action == decisions.NOT_MINE:
+        return f"{who} says this token is not theirs."
+    detail = ""
+    if parameters.get("scopes"):
+        detail = " to " + ", ".join(blocks.code(s) for s in parameters["scopes"])
+    if outcome.action == decisions.EXTEND and parameters.get("days"):
+        detail = f" by {parameters['days']} days"
+    reason = parameters.get("reason")
+    return (
+        f"{who} asks: {verb}{detail}"
+        + (f" (\u201c{blocks.escape(str(reason))}\u201d)" if reason else "")
+        + "."
+    )
+
+
+def resolve_request(
+    deps: Deps,
+    client: WebClient,
+    click: Click,
+    body: dict[str, Any],
+    decide: Callable[[Session, int, Actor], Outcome],
+) -> Outcome | None:
+    """Approve or Deny on an approval message: decide, tell both people, close the message."""
+    try:
+        with session_scope(deps.engine) as session:
+            outcome = decide(session, references.decision_id(click.value) or 0, deps.actor(click.user_id))
+    except Exception:
+        logger.exception("approval %r by %s failed", click.value, click.user_id)
+        tell(
+            client,
+            click,
+            "Something went wrong on tokenbot's side; nothing was changed. The error is logged.",
+        )
+        return None
+    tell(
+        client,
+        click,
+        outcome.message,
+        references.for_decision(outcome.decision_id) if outcome.retryable else None,
+    )
+    if outcome.status in (decisions.APPLIED, decisions.DENIED) and outcome.duplicate_of is None:
+        close_request(client, body, outcome.message)
+        requester = outcome.parameters.get("requested_by")
+        if requester:
+            try:
+                client.chat_postMessage(channel=requester, text=outcome.message)
+            except SlackApiError as error:
+                logger.error("could not tell %s: %s", requester, error.response.get("error"))
+    if outcome.token_pk:
+        refresh_token_messages(deps, client, outcome.token_pk)
+    return outcome
+
+
+def close_request(client: WebClient, body: dict[str, Any], outcome_text: str) -> None:
+    """The admins' message loses its buttons and says what was decided."""
+    message = body.get("message") or {}
+    channel = (body.get("container") or {}).get("channel_id")
+    ts = (body.get("container") or {}).get("message_ts")
+    if not channel or not ts:
+        return
+    first = (message.get("blocks") or [{}])[0]
+    original = (first.get("text") or {}).get("text") or message.get("text") or ""
+    try:
+        client.chat_update(
+            channel=channel,
+            ts=ts,
+            text=outcome_text,
+            blocks=[b.to_dict() for b in blocks.resolved(original, outcome_text)],
+        )
+    except SlackApiError as error:
+        logger.error("could not close the request %s/%s: %s", channel, ts, error.response.get("error"))
+
+
+def open_modal(deps: Deps, client: WebClient, click: Click, build, refuse: Decide) -> None:
+    """Open a decision's modal for the owner or an admin; anyone else is refused (and recorded)
+    without a modal."""
+    with session_scope(deps.engine) as session:
+        resolved = references.resolve(session, click.value, deps.settings.policy, deps.now())
+        actor = deps.actor(click.user_id)
+        allowed = resolved is not None and decisions.may_decide(
+            session=session, actor=actor, token_pk=resolved.token_pk
+        )
+        view = None
+        if allowed:
+            found = report.token_views(
+                session=session, policy=deps.settings.policy, now=deps.now(), token_pks=[resolved.token_pk]
+            )
+            view = build(found[0], resolved) if found else None
+    if view is None:
+        apply(deps, client, click, refuse)
+        return
+    try:
+        client.views_open(trigger_id=click.trigger_id, view=view)
+    except SlackApiError as error:
+        logger.error("could not open a modal for %s: %s", click.user_id, error.response.get("error"))
+        tell(client, click, "Slack did not open the form in time; please click again.")

@@ -1,0 +1,110 @@
+"""The ASGI app of HTTP mode: Slack's requests, health, readiness and metrics.
+
+Small enough not to need a web framework: a router over (method, path). Bolt's dispatch is
+synchronous and waits for the listener's ack(), so it runs in a worker thread and the event
+loop keeps accepting requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt import App, BoltRequest
+from sqlalchemy import Engine, text
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024  # Slack's payloads are far smaller; anything bigger is refused unread
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class WebApp:
+    def __init__(self, bolt: App, engine: Engine) -> None:
+        self._bolt = bolt
+        self._engine = engine
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method, path = scope["method"], scope["path"]
+        if (method, path) == ("POST", "/slack/events"):
+            body = await _read_body(receive)
+            if body is None:
+                await _respond(send, 413, b"request body too large")
+                return
+            await self._slack(scope, body, send)
+        elif (method, path) == ("GET", "/healthz"):
+            await _respond(send, 200, b"ok")
+        elif (method, path) == ("GET", "/readyz"):
+            ready, detail = await asyncio.to_thread(self._ready)
+            await _respond(send, 200 if ready else 503, detail.encode())
+        else:
+            await _respond(send, 404, b"not found")
+
+    async def _slack(self, scope: dict[str, Any], body: bytes, send: Send) -> None:
+        headers: dict[str, str] = {}
+        for name, value in scope.get("headers") or []:
+            headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        request = BoltRequest(
+            body=body.decode("utf-8", errors="replace"),
+            query=scope.get("query_string", b"").decode("latin-1"),
+            headers=headers,
+        )
+        response = await asyncio.to_thread(self._bolt.dispatch, request)
+        out_headers = [
+            (k.encode(), v.encode())
+            for k, values in response.headers.items()
+            for v in values
+            if k.lower() != "content-length"
+        ]
+        await _respond(send, response.status, (response.body or "").encode(), out_headers)
+
+    def _ready(self) -> tuple[bool, str]:
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as error:  # any database failure means not ready
+            logger.error("readiness: database unreachable: %s", type(error).__name__)
+            return False, "database unreachable"
+        return True, "ready"
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = list(headers or [])
+    if not any(name.lower() == b"content-type" for name, _ in headers):
+        headers.append((b"content-type", b"text/plain; charset=utf-8"))
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
