@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import __version__, clock, db, terminal
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
-from bot.services import inventory, report
+from bot.services import report
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
@@ -252,6 +252,8 @@ def sync(
 ) -> None:
     """Read every workspace's tokens into the database. Exit 1 if any workspace failed (the others
     are still synced; a failed one keeps its previous records)."""
+    from bot.services import inventory  # here, not at the top: `report` and `doctor` do without it
+
     settings = load_or_exit()
     chosen = _chosen_workspaces(settings, workspace)
     engine = open_database(settings)
@@ -344,10 +346,10 @@ def report_command(
 def _report(
     engine: Engine,
     settings: Settings,
-    format: ReportFormat,
+    format: ReportFormat,  # noqa: A002
     *,
     days: int | None,
-    workspace: str | None,  # noqa: A002
+    workspace: str | None,
     owner: str | None,
 ) -> int:
     """Write the report; returns how many tokens it shows. The views die when this returns, while

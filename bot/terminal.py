@@ -7,13 +7,16 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.table import Table
 
 from bot.domain.policy import DEADLINE_LABELS, Policy
-from bot.services.inventory import SyncResult
 from bot.services.report import TokenView, contract_rows, iso, without_gc
+
+if TYPE_CHECKING:  # the sync service is only a type here: `tokenbot report` need not import it
+    from bot.services.inventory import SyncResult
 
 CSV_COLUMNS = (
     "workspace",

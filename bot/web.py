@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt import App, BoltRequest
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import Engine, text
 
 logger = logging.getLogger(__name__)
@@ -23,9 +24,12 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class WebApp:
-    def __init__(self, bolt: App, engine: Engine) -> None:
+    def __init__(self, bolt: App, engine: Engine, signing_secret: str) -> None:
         self._bolt = bolt
         self._engine = engine
+        # Checked here too, before the body is parsed: a forged or garbled request gets a 401 or
+        # 400 and never reaches a listener.
+        self._verifier = SignatureVerifier(signing_secret)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -52,11 +56,18 @@ class WebApp:
         headers: dict[str, str] = {}
         for name, value in scope.get("headers") or []:
             headers[name.decode("latin-1").lower()] = value.decode("latin-1")
-        request = BoltRequest(
-            body=body.decode("utf-8", errors="replace"),
-            query=scope.get("query_string", b"").decode("latin-1"),
-            headers=headers,
-        )
+        if not self._verifier.is_valid_request(body, headers):
+            await _respond(send, 401, b"invalid or expired Slack signature")
+            return
+        try:
+            request = BoltRequest(
+                body=body.decode("utf-8"),
+                query=scope.get("query_string", b"").decode("latin-1"),
+                headers=headers,
+            )
+        except ValueError:  # signed, but not a payload Slack sends (bad JSON or encoding)
+            await _respond(send, 400, b"malformed request body")
+            return
         response = await asyncio.to_thread(self._bolt.dispatch, request)
         out_headers = [
             (k.encode(), v.encode())

@@ -15,19 +15,49 @@ from bot.slack import blocks
 NOW = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
 
-def view(index: int = 0, comment: str = "nightly etl", scopes=("all-apis",), state="AUTOSCOPE_STATE_RUNNING",
-         days_left: int = 5) -> TokenView:
+def view(
+    index: int = 0,
+    comment: str = "nightly etl",
+    scopes=("all-apis",),
+    state="AUTOSCOPE_STATE_RUNNING",
+    days_left: int = 5,
+) -> TokenView:
     created = NOW - timedelta(days=30 - days_left)
-    facts = TokenFacts(workspace="prod", token_id=f"{index:064x}", owner_kind="user", owner_active=True,
-                       owner_resolved=True, comment=comment, created_at=created, expires_at=None,
-                       last_used_on=NOW.replace(hour=0), scopes=tuple(scopes), inferred_scopes=("sql",),
-                       autoscope_state=state, observation_started_at=created, enforcement_at=None,
-                       workspace_max_lifetime_days=730)
-    return TokenView(pk=index, workspace="prod", token_id=facts.token_id, owner_id="1", owner="a@example.com",
-                     owner_name="A", owner_kind="user", owner_slack_id="U1", comment=comment, created_at=created,
-                     expires_at=None, last_used_on=facts.last_used_on, scopes=facts.scopes,
-                     inferred_scopes=facts.inferred_scopes, autoscope_state=state,
-                     evaluation=evaluate(facts, Policy(), NOW))
+    facts = TokenFacts(
+        workspace="prod",
+        token_id=f"{index:064x}",
+        owner_kind="user",
+        owner_active=True,
+        owner_resolved=True,
+        comment=comment,
+        created_at=created,
+        expires_at=None,
+        last_used_on=NOW.replace(hour=0),
+        scopes=tuple(scopes),
+        inferred_scopes=("sql",),
+        autoscope_state=state,
+        observation_started_at=created,
+        enforcement_at=None,
+        workspace_max_lifetime_days=730,
+    )
+    return TokenView(
+        pk=index,
+        workspace="prod",
+        token_id=facts.token_id,
+        owner_id="1",
+        owner="a@example.com",
+        owner_name="A",
+        owner_kind="user",
+        owner_slack_id="U1",
+        comment=comment,
+        created_at=created,
+        expires_at=None,
+        last_used_on=facts.last_used_on,
+        scopes=facts.scopes,
+        inferred_scopes=facts.inferred_scopes,
+        autoscope_state=state,
+        evaluation=evaluate(facts, Policy(), NOW),
+    )
 
 
 def message(count: int, admins: bool = False, escalation: bool = False, **kwargs) -> ReminderMessage:
@@ -35,8 +65,15 @@ def message(count: int, admins: bool = False, escalation: bool = False, **kwargs
     for index in range(count):
         token = view(index, days_left=1 + index % 9, **kwargs)
         for deadline in token.evaluation.deadlines[:2]:
-            items.append(ReminderItem(reference=f"{index}-{deadline.kind}", view=token, deadline=deadline,
-                                      step="7", note="no owner" if admins else None))
+            items.append(
+                ReminderItem(
+                    reference=f"{index}-{deadline.kind}",
+                    view=token,
+                    deadline=deadline,
+                    step="7",
+                    note="no owner" if admins else None,
+                )
+            )
     recipient = Recipient("C0ADMIN" if admins else "U1", tz="Asia/Tokyo", admins_channel=admins)
     return ReminderMessage(recipient, tuple(items), NOW, escalation=escalation)
 

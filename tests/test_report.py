@@ -15,8 +15,21 @@ from bot.cli import app
 from tests.workspaces import sandbox_org
 
 runner = CliRunner()
-CONTRACT_KEYS = {"workspace", "token_id", "owner", "owner_slack_id", "comment", "created_at", "expires_at",
-                 "last_used_on", "scopes", "inferred_scopes", "autoscope_state", "deadlines", "findings"}
+CONTRACT_KEYS = {
+    "workspace",
+    "token_id",
+    "owner",
+    "owner_slack_id",
+    "comment",
+    "created_at",
+    "expires_at",
+    "last_used_on",
+    "scopes",
+    "inferred_scopes",
+    "autoscope_state",
+    "deadlines",
+    "findings",
+}
 
 
 @pytest.fixture
@@ -28,15 +41,34 @@ def synced(tmp_path, monkeypatch, database_url):
         prod, dev = org["prod"], org["dev"]
         alice = prod.add_user(user_name="alice@example.com")
         etl = prod.add_service_principal(application_id="app-etl")
-        prod.add_token(token_id="t-observed", owner_id=alice, comment="nightly report",
-                       created_at=now - timedelta(days=25), last_used_at=now, scopes=["all-apis"],
-                       inferred_scopes=["sql"], autoscope_state="AUTOSCOPE_STATE_RUNNING",
-                       expires_at=now + timedelta(days=300))
-        prod.add_token(token_id="t-admin", owner_id=etl, comment="tmp", created_at=now - timedelta(days=30),
-                       last_used_at=now - timedelta(days=20), scopes=["authentication"])
-        dev.add_token(token_id="t-far", owner_id=dev.add_user(user_name="bob@example.com"),
-                      comment="dashboards", created_at=now - timedelta(days=1), last_used_at=now,
-                      expires_at=now + timedelta(days=200), scopes=["dashboards"])
+        prod.add_token(
+            token_id="t-observed",
+            owner_id=alice,
+            comment="nightly report",
+            created_at=now - timedelta(days=25),
+            last_used_at=now,
+            scopes=["all-apis"],
+            inferred_scopes=["sql"],
+            autoscope_state="AUTOSCOPE_STATE_RUNNING",
+            expires_at=now + timedelta(days=300),
+        )
+        prod.add_token(
+            token_id="t-admin",
+            owner_id=etl,
+            comment="tmp",
+            created_at=now - timedelta(days=30),
+            last_used_at=now - timedelta(days=20),
+            scopes=["authentication"],
+        )
+        dev.add_token(
+            token_id="t-far",
+            owner_id=dev.add_user(user_name="bob@example.com"),
+            comment="dashboards",
+            created_at=now - timedelta(days=1),
+            last_used_at=now,
+            expires_at=now + timedelta(days=200),
+            scopes=["dashboards"],
+        )
         assert runner.invoke(app, ["sync"]).exit_code == 0
         yield org
 
@@ -62,14 +94,17 @@ def test_json_follows_the_contract(synced):
     assert observed["deadlines"][0]["step"] == 7  # five days to go
     admin = rows[1]
     assert admin["owner"] == "app-etl"
-    assert {"privileged_scope", "no_expiry", "junk_comment", "service_principal_token"} <= set(admin["findings"])
+    assert {"privileged_scope", "no_expiry", "junk_comment", "service_principal_token"} <= set(
+        admin["findings"]
+    )
 
 
 def test_days_workspace_and_owner_filters(synced):
     assert [r["token_id"] for r in json.loads(report("-f", "json", "--days", "7").stdout)] == ["t-observed"]
     assert [r["token_id"] for r in json.loads(report("-f", "json", "-w", "dev").stdout)] == ["t-far"]
-    assert [r["token_id"] for r in json.loads(report("-f", "json", "--owner", "ALICE@example.com").stdout)] == [
-        "t-observed"]
+    assert [
+        r["token_id"] for r in json.loads(report("-f", "json", "--owner", "ALICE@example.com").stdout)
+    ] == ["t-observed"]
 
 
 def test_csv_has_a_header_and_a_row_per_token(synced):

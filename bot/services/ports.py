@@ -41,7 +41,7 @@ class Recipient:
 
 @dataclass(frozen=True, slots=True)
 class ReminderItem:
-    reference: str  # opaque: what the buttons carry (a notification id); resolved server-side
+    reference: str  # opaque: what the buttons carry ("n<notification id>"); see bot/slack/references.py
     view: TokenView
     deadline: Deadline
     step: str  # "14", "7", ... days before, or "escalation"

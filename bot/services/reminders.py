@@ -445,7 +445,7 @@ def _message_for(
             skipped.append(row)
             continue
         items.append(
-            ReminderItem(reference=str(row.id), view=view, deadline=deadline, step=row.step, note=row.note)
+            ReminderItem(reference=f"n{row.id}", view=view, deadline=deadline, step=row.step, note=row.note)
         )
     if not items:
         return None, skipped

@@ -160,11 +160,18 @@ def test_non_admin_token_is_denied_token_management_only(sandbox: DatabricksSand
 # token management
 
 
-def test_list_serves_token_info_as_databricks_does(sandbox: DatabricksSandbox, client: WorkspaceClient) -> None:
+def test_list_serves_token_info_as_databricks_does(
+    sandbox: DatabricksSandbox, client: WorkspaceClient
+) -> None:
     token_id = sandbox.add_token(
-        owner_id=ALICE, comment="nightly job", created_at=CREATED,
-        last_used_at=datetime(2025, 2, 3, 17, 45, tzinfo=UTC), scopes=["sql"], inferred_scopes=["sql", "jobs"],
-        autoscope_state="AUTOSCOPE_STATE_RUNNING")
+        owner_id=ALICE,
+        comment="nightly job",
+        created_at=CREATED,
+        last_used_at=datetime(2025, 2, 3, 17, 45, tzinfo=UTC),
+        scopes=["sql"],
+        inferred_scopes=["sql", "jobs"],
+        autoscope_state="AUTOSCOPE_STATE_RUNNING",
+    )
 
     [info] = client.token_management.list()
 
@@ -187,11 +194,14 @@ def test_list_filters_by_creator(sandbox: DatabricksSandbox, client: WorkspaceCl
     by_bob = sandbox.add_token(owner_id=ETL_SP, created_by=BOB)
 
     assert [t.token_id for t in client.token_management.list(created_by_id=1001)] == [by_alice]
-    assert [t.token_id for t in client.token_management.list(created_by_username="bob@example.com")] == [by_bob]
+    assert [t.token_id for t in client.token_management.list(created_by_username="bob@example.com")] == [
+        by_bob
+    ]
 
 
-def test_get_returns_one_token_and_404_for_an_unknown_id(sandbox: DatabricksSandbox,
-                                                         client: WorkspaceClient) -> None:
+def test_get_returns_one_token_and_404_for_an_unknown_id(
+    sandbox: DatabricksSandbox, client: WorkspaceClient
+) -> None:
     token_id = sandbox.add_token(owner_id=ALICE, comment="ci")
 
     assert client.token_management.get(token_id).token_info.comment == "ci"
@@ -199,17 +209,23 @@ def test_get_returns_one_token_and_404_for_an_unknown_id(sandbox: DatabricksSand
         client.token_management.get("0" * 64)
 
 
-def test_patch_scopes_moves_autoscope_to_user_selected(sandbox: DatabricksSandbox,
-                                                       client: WorkspaceClient) -> None:
-    token_id = sandbox.add_token(owner_id=ALICE, inferred_scopes=["sql"], autoscope_state="AUTOSCOPE_STATE_COMPLETED")
+def test_patch_scopes_moves_autoscope_to_user_selected(
+    sandbox: DatabricksSandbox, client: WorkspaceClient
+) -> None:
+    token_id = sandbox.add_token(
+        owner_id=ALICE, inferred_scopes=["sql"], autoscope_state="AUTOSCOPE_STATE_COMPLETED"
+    )
 
     updated = client.token_management.update_token_management(
-        token_id, TokenInfo(scopes=["sql", "jobs"]), FieldMask(["scopes"]))
+        token_id, TokenInfo(scopes=["sql", "jobs"]), FieldMask(["scopes"])
+    )
 
     assert updated.scopes == ["sql", "jobs"]
     assert updated.autoscope_state == AutoscopeState.AUTOSCOPE_STATE_USER_SELECTED
     assert calls(sandbox, "/api/2.0/token-management/tokens/")[-1].json == {
-        "token": {"scopes": ["sql", "jobs"]}, "update_mask": "scopes"}
+        "token": {"scopes": ["sql", "jobs"]},
+        "update_mask": "scopes",
+    }
     assert sandbox.tokens()[0]["scopes"] == ["sql", "jobs"]
 
 
@@ -217,14 +233,16 @@ def test_patch_comment_leaves_autoscope_alone(sandbox: DatabricksSandbox, client
     token_id = sandbox.add_token(owner_id=ALICE, comment="old", autoscope_state="AUTOSCOPE_STATE_RUNNING")
 
     updated = client.token_management.update_token_management(
-        token_id, TokenInfo(comment="new"), FieldMask(["comment"]))
+        token_id, TokenInfo(comment="new"), FieldMask(["comment"])
+    )
 
     assert (updated.comment, updated.autoscope_state) == ("new", AutoscopeState.AUTOSCOPE_STATE_RUNNING)
 
 
 @pytest.mark.parametrize("mask", [["expiry_time"], ["comment", "owner_id"], ["*"]])
-def test_patch_mask_naming_another_field_is_invalid(sandbox: DatabricksSandbox, client: WorkspaceClient,
-                                                    mask: list[str]) -> None:
+def test_patch_mask_naming_another_field_is_invalid(
+    sandbox: DatabricksSandbox, client: WorkspaceClient, mask: list[str]
+) -> None:
     token_id = sandbox.add_token(owner_id=ALICE)
 
     with pytest.raises(InvalidParameterValue):
@@ -241,8 +259,9 @@ def test_delete_removes_the_token(sandbox: DatabricksSandbox, client: WorkspaceC
         client.token_management.delete(token_id)
 
 
-def test_on_behalf_of_token_is_owned_by_the_service_principal(sandbox: DatabricksSandbox,
-                                                              client: WorkspaceClient) -> None:
+def test_on_behalf_of_token_is_owned_by_the_service_principal(
+    sandbox: DatabricksSandbox, client: WorkspaceClient
+) -> None:
     created = client.token_management.create_obo_token(ETL_APP, comment="etl", lifetime_seconds=3600)
 
     assert created.token_value.startswith("dapi") and len(created.token_value) == 36
@@ -284,7 +303,8 @@ def test_own_token_over_the_quota_is_refused(sandbox: DatabricksSandbox, client:
 
 
 def test_created_token_authenticates_marks_itself_used_and_dies_when_revoked(
-        sandbox: DatabricksSandbox, client: WorkspaceClient) -> None:
+    sandbox: DatabricksSandbox, client: WorkspaceClient
+) -> None:
     created = client.token_management.create_obo_token(ETL_APP)
     as_sp = make_client(sandbox, token=created.token_value)
 
@@ -338,11 +358,15 @@ def test_sdk_pages_through_25000_users_and_stops(sandbox: DatabricksSandbox) -> 
 def test_scim_filters(client: WorkspaceClient) -> None:
     assert [u.id for u in client.users.list(filter='userName eq "Alice@Example.com"')] == [ALICE]
     assert [u.user_name for u in client.users.list(filter=f'id eq "{BOB}"')] == ["bob@example.com"]
-    assert [sp.id for sp in client.service_principals.list(filter=f'applicationId eq "{ETL_APP}"')] == [ETL_SP]
+    assert [sp.id for sp in client.service_principals.list(filter=f'applicationId eq "{ETL_APP}"')] == [
+        ETL_SP
+    ]
     assert list(client.users.list(filter='userName eq "nobody@example.com"')) == []
 
 
-def test_scim_get_by_id_and_scim_error_for_unknown(sandbox: DatabricksSandbox, client: WorkspaceClient) -> None:
+def test_scim_get_by_id_and_scim_error_for_unknown(
+    sandbox: DatabricksSandbox, client: WorkspaceClient
+) -> None:
     assert client.users.get(ALICE).display_name == "Alice"
     assert client.service_principals.get(ETL_SP).application_id == ETL_APP
     with pytest.raises(NotFound):
@@ -352,8 +376,12 @@ def test_scim_get_by_id_and_scim_error_for_unknown(sandbox: DatabricksSandbox, c
 
 
 def test_scim_list_shape_attributes_and_empty_page(sandbox: DatabricksSandbox) -> None:
-    page = raw(sandbox, "GET", "/api/2.0/preview/scim/v2/Users",
-               params={"attributes": "userName", "startIndex": 2, "count": 1}).json()
+    page = raw(
+        sandbox,
+        "GET",
+        "/api/2.0/preview/scim/v2/Users",
+        params={"attributes": "userName", "startIndex": 2, "count": 1},
+    ).json()
     past_the_end = raw(sandbox, "GET", "/api/2.0/preview/scim/v2/Users", params={"startIndex": 50}).json()
 
     assert page["totalResults"] == 3 and page["startIndex"] == 2 and page["itemsPerPage"] == 1
@@ -382,8 +410,9 @@ def test_put_secret_and_list_scopes(sandbox: DatabricksSandbox, client: Workspac
 
 
 @pytest.mark.parametrize("key", ["has space", "slash/key", "k" * 129, "ünicode"])
-def test_put_secret_with_an_invalid_key_is_refused(sandbox: DatabricksSandbox, client: WorkspaceClient,
-                                                   key: str) -> None:
+def test_put_secret_with_an_invalid_key_is_refused(
+    sandbox: DatabricksSandbox, client: WorkspaceClient, key: str
+) -> None:
     sandbox.add_secret_scope("tokenbot")
 
     with pytest.raises(InvalidParameterValue):
@@ -405,7 +434,9 @@ def test_put_secret_into_an_unknown_scope_is_not_found(client: WorkspaceClient) 
 
 def test_workspace_conf_defaults_and_set_conf(sandbox: DatabricksSandbox, client: WorkspaceClient) -> None:
     assert client.workspace_conf.get_status(keys="maxTokenLifetimeDays,enableTokensConfig") == {
-        "maxTokenLifetimeDays": "730", "enableTokensConfig": "true"}
+        "maxTokenLifetimeDays": "730",
+        "enableTokensConfig": "true",
+    }
 
     sandbox.set_conf("maxTokenLifetimeDays", 90)
 
@@ -421,7 +452,8 @@ def test_workspace_conf_defaults_and_set_conf(sandbox: DatabricksSandbox, client
 def execute(client: WorkspaceClient, sql: str, **params: str):
     parameters = [StatementParameterListItem(name=k, value=v) for k, v in params.items()]
     return client.statement_execution.execute_statement(
-        statement=sql, warehouse_id=WAREHOUSE, parameters=parameters, wait_timeout="30s")
+        statement=sql, warehouse_id=WAREHOUSE, parameters=parameters, wait_timeout="30s"
+    )
 
 
 def all_rows(client: WorkspaceClient, response) -> list[list[str | None]]:
@@ -429,21 +461,30 @@ def all_rows(client: WorkspaceClient, response) -> list[list[str | None]]:
     rows, result = list(response.result.data_array or []), response.result
     while result.next_chunk_index is not None:
         result = client.statement_execution.get_statement_result_chunk_n(
-            response.statement_id, result.next_chunk_index)
+            response.statement_id, result.next_chunk_index
+        )
         rows.extend(result.data_array or [])
     return rows
 
 
-def test_statement_with_parameters_returns_rows_over_several_chunks(sandbox: DatabricksSandbox,
-                                                                   client: WorkspaceClient) -> None:
+def test_statement_with_parameters_returns_rows_over_several_chunks(
+    sandbox: DatabricksSandbox, client: WorkspaceClient
+) -> None:
     start = datetime(2025, 3, 1, tzinfo=UTC)
-    sandbox.add_audit_rows(audit_row(event_time=start + timedelta(hours=n),
-                                     request_params={"tokenId": f"tok-{n:02d}"}) for n in range(10))
+    sandbox.add_audit_rows(
+        audit_row(event_time=start + timedelta(hours=n), request_params={"tokenId": f"tok-{n:02d}"})
+        for n in range(10)
+    )
     sandbox.add_audit_rows([audit_row(action_name="getTable", event_time=start)])
 
-    response = execute(client, "SELECT request_params['tokenId'] AS token_id, event_time, response.statusCode "
-                               "FROM system.access.audit WHERE action_name = :action AND event_time >= :since "
-                               "ORDER BY event_time", action="tokenLogin", since="2025-03-01T02:00:00Z")
+    response = execute(
+        client,
+        "SELECT request_params['tokenId'] AS token_id, event_time, response.statusCode "
+        "FROM system.access.audit WHERE action_name = :action AND event_time >= :since "
+        "ORDER BY event_time",
+        action="tokenLogin",
+        since="2025-03-01T02:00:00Z",
+    )
 
     assert response.status.state == StatementState.SUCCEEDED
     assert response.manifest.total_chunk_count == 2 and response.manifest.total_row_count == 8
@@ -455,20 +496,29 @@ def test_statement_with_parameters_returns_rows_over_several_chunks(sandbox: Dat
 
 
 def test_group_by_with_count_and_max(sandbox: DatabricksSandbox, client: WorkspaceClient) -> None:
-    sandbox.add_audit_rows([
-        audit_row(event_time=datetime(2025, 3, 1, tzinfo=UTC)),
-        audit_row(event_time=datetime(2025, 3, 5, tzinfo=UTC)),
-        audit_row(request_params={"tokenId": "tok-b"}, user_identity={"email": "bob@example.com"}),
-        audit_row(request_params={"authenticationMethod": "API_INT_PAT_TOKEN"}),
-    ])
+    sandbox.add_audit_rows(
+        [
+            audit_row(event_time=datetime(2025, 3, 1, tzinfo=UTC)),
+            audit_row(event_time=datetime(2025, 3, 5, tzinfo=UTC)),
+            audit_row(request_params={"tokenId": "tok-b"}, user_identity={"email": "bob@example.com"}),
+            audit_row(request_params={"authenticationMethod": "API_INT_PAT_TOKEN"}),
+        ]
+    )
 
-    response = execute(client, "SELECT request_params.tokenId, user_identity.email, count(*) AS uses, "
-                               "max(event_time) FROM system.access.audit "
-                               "WHERE request_params.tokenId IS NOT NULL AND service_name IN ('accounts') "
-                               "GROUP BY request_params.tokenId, user_identity.email ORDER BY uses DESC")
+    response = execute(
+        client,
+        "SELECT request_params.tokenId, user_identity.email, count(*) AS uses, "
+        "max(event_time) FROM system.access.audit "
+        "WHERE request_params.tokenId IS NOT NULL AND service_name IN ('accounts') "
+        "GROUP BY request_params.tokenId, user_identity.email ORDER BY uses DESC",
+    )
 
-    assert [c.name for c in response.manifest.schema.columns] == ["tokenId", "email", "uses",
-                                                                   "max(event_time)"]
+    assert [c.name for c in response.manifest.schema.columns] == [
+        "tokenId",
+        "email",
+        "uses",
+        "max(event_time)",
+    ]
     assert response.result.data_array == [
         ["tok-a", "alice@example.com", "2", "2025-03-05T00:00:00.000Z"],
         ["tok-b", "bob@example.com", "1", "2025-03-01T12:00:00.000Z"],
@@ -482,19 +532,28 @@ def test_empty_result_has_no_data_array(client: WorkspaceClient) -> None:
     assert response.manifest.total_row_count == 0 and response.result.data_array is None
 
 
-@pytest.mark.parametrize(("sql", "named"), [
-    ("SELECT event_id FROM system.access.audit WHERE action_name = 'a' OR action_name = 'b'", "OR at position"),
-    ("SELECT lower(action_name) FROM system.access.audit", "lower()"),
-    ("SELECT * FROM system.access.audit", "SELECT *"),
-    ("SELECT DISTINCT action_name FROM system.access.audit", "DISTINCT"),
-    ("SELECT event_id FROM system.access.audit JOIN system.access.audit", "'JOIN'"),
-    ("SELECT a.event_id FROM system.access.audit a JOIN system.access.audit b ON a.x = b.x", "table alias"),
-    ("SELECT event_id FROM system.billing.usage", "TABLE_OR_VIEW_NOT_FOUND"),
-    ("SELECT no_such_column FROM system.access.audit", "UNRESOLVED_COLUMN"),
-    ("SELECT event_id FROM system.access.audit WHERE event_time > :since", "UNBOUND_SQL_PARAMETER"),
-    ("SELECT action_name, count(*) FROM system.access.audit", "MISSING_AGGREGATION"),
-    ("SELECT event_id FROM system.access.audit WHERE event_date >= current_date()", "current_date"),
-])
+@pytest.mark.parametrize(
+    ("sql", "named"),
+    [
+        (
+            "SELECT event_id FROM system.access.audit WHERE action_name = 'a' OR action_name = 'b'",
+            "OR at position",
+        ),
+        ("SELECT lower(action_name) FROM system.access.audit", "lower()"),
+        ("SELECT * FROM system.access.audit", "SELECT *"),
+        ("SELECT DISTINCT action_name FROM system.access.audit", "DISTINCT"),
+        ("SELECT event_id FROM system.access.audit JOIN system.access.audit", "'JOIN'"),
+        (
+            "SELECT a.event_id FROM system.access.audit a JOIN system.access.audit b ON a.x = b.x",
+            "table alias",
+        ),
+        ("SELECT event_id FROM system.billing.usage", "TABLE_OR_VIEW_NOT_FOUND"),
+        ("SELECT no_such_column FROM system.access.audit", "UNRESOLVED_COLUMN"),
+        ("SELECT event_id FROM system.access.audit WHERE event_time > :since", "UNBOUND_SQL_PARAMETER"),
+        ("SELECT action_name, count(*) FROM system.access.audit", "MISSING_AGGREGATION"),
+        ("SELECT event_id FROM system.access.audit WHERE event_date >= current_date()", "current_date"),
+    ],
+)
 def test_unsupported_or_wrong_sql_fails_with_a_message(client: WorkspaceClient, sql: str, named: str) -> None:
     response = execute(client, sql)
 
@@ -506,34 +565,44 @@ def test_unsupported_or_wrong_sql_fails_with_a_message(client: WorkspaceClient, 
 def test_unknown_warehouse_is_not_found(client: WorkspaceClient) -> None:
     with pytest.raises(NotFound):
         client.statement_execution.execute_statement(
-            statement="SELECT event_id FROM system.access.audit", warehouse_id="nope")
+            statement="SELECT event_id FROM system.access.audit", warehouse_id="nope"
+        )
 
 
-def test_stopped_warehouse_answers_pending_then_succeeds(sandbox: DatabricksSandbox,
-                                                        client: WorkspaceClient) -> None:
+def test_stopped_warehouse_answers_pending_then_succeeds(
+    sandbox: DatabricksSandbox, client: WorkspaceClient
+) -> None:
     sandbox.add_warehouse("cold", state="STOPPED")
     sandbox.add_audit_rows([audit_row()])
 
     pending = client.statement_execution.execute_statement(
-        statement="SELECT count(*) FROM system.access.audit", warehouse_id="cold", wait_timeout="5s")
+        statement="SELECT count(*) FROM system.access.audit", warehouse_id="cold", wait_timeout="5s"
+    )
     done = client.statement_execution.get_statement(pending.statement_id)
 
     assert pending.status.state == StatementState.PENDING
     assert (done.status.state, done.result.data_array) == (StatementState.SUCCEEDED, [["1"]])
 
 
-@pytest.mark.parametrize(("where", "expected"), [
-    ("response.statusCode = '403'", ["e2"]),
-    ("response.statusCode <> 403", ["e1"]),
-    ("user_agent IS NULL", ["e2"]),
-    ("event_id NOT IN ('e1', NULL)", []),
-    ("event_date = '2025-03-02'", ["e2"]),
-    ("event_time < '2025-03-02'", ["e1"]),
-])
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("response.statusCode = '403'", ["e2"]),
+        ("response.statusCode <> 403", ["e1"]),
+        ("user_agent IS NULL", ["e2"]),
+        ("event_id NOT IN ('e1', NULL)", []),
+        ("event_date = '2025-03-02'", ["e2"]),
+        ("event_time < '2025-03-02'", ["e1"]),
+    ],
+)
 def test_where_predicates_follow_sql_semantics(where: str, expected: list[str]) -> None:
     rows = [
-        {"event_id": "e1", "event_time": datetime(2025, 3, 1, tzinfo=UTC), "user_agent": "curl",
-         "response": {"statusCode": 200}},
+        {
+            "event_id": "e1",
+            "event_time": datetime(2025, 3, 1, tzinfo=UTC),
+            "user_agent": "curl",
+            "response": {"statusCode": 200},
+        },
         {"event_id": "e2", "event_time": datetime(2025, 3, 2, tzinfo=UTC), "response": {"statusCode": 403}},
     ]
     table = [normalise_audit_row(row, workspace_id="1", account_id="acc") for row in rows]
@@ -544,8 +613,9 @@ def test_where_predicates_follow_sql_semantics(where: str, expected: list[str]) 
 
 def test_parser_names_the_unsupported_construct() -> None:
     with pytest.raises(SqlError, match=r"HAVING is not supported"):
-        SqlParser("SELECT action_name, count(*) FROM system.access.audit GROUP BY action_name "
-                  "HAVING count(*) > 1").parse()
+        SqlParser(
+            "SELECT action_name, count(*) FROM system.access.audit GROUP BY action_name HAVING count(*) > 1"
+        ).parse()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -612,10 +682,17 @@ def test_down_then_up(sandbox: DatabricksSandbox) -> None:
     assert client.token_management.list() == []
 
 
-@pytest.mark.parametrize(("status", "code"), [
-    (401, "UNAUTHENTICATED"), (403, "PERMISSION_DENIED"), (404, "RESOURCE_DOES_NOT_EXIST"),
-    (429, "REQUEST_LIMIT_EXCEEDED"), (500, "INTERNAL_ERROR"), (503, "TEMPORARILY_UNAVAILABLE"),
-])
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (401, "UNAUTHENTICATED"),
+        (403, "PERMISSION_DENIED"),
+        (404, "RESOURCE_DOES_NOT_EXIST"),
+        (429, "REQUEST_LIMIT_EXCEEDED"),
+        (500, "INTERNAL_ERROR"),
+        (503, "TEMPORARILY_UNAVAILABLE"),
+    ],
+)
 def test_fault_bodies_are_databricks_errors(sandbox: DatabricksSandbox, status: int, code: str) -> None:
     sandbox.fail("GET", TM_TOKENS, status, retry_after=2 if status in (429, 503) else None)
 
@@ -642,8 +719,9 @@ def test_holds_200_concurrent_connections(sandbox: DatabricksSandbox) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
         connection.connect()
         barrier.wait()  # all 200 connections are open before any request is sent
-        connection.request("GET", "/api/2.0/preview/scim/v2/Me",
-                           headers={"Authorization": f"Bearer {sandbox.admin_token}"})
+        connection.request(
+            "GET", "/api/2.0/preview/scim/v2/Me", headers={"Authorization": f"Bearer {sandbox.admin_token}"}
+        )
         statuses.append(connection.getresponse().status)
         connection.close()
 

@@ -184,7 +184,9 @@ def test_slack_sdk_model_blocks_are_accepted(slack: SlackSandbox, client: WebCli
     blocks = [
         HeaderBlock(text="Tokens expiring"),
         DividerBlock(),
-        SectionBlock(text=MarkdownTextObject(text="*abc*"), accessory=ButtonElement(text="Open", action_id="o")),
+        SectionBlock(
+            text=MarkdownTextObject(text="*abc*"), accessory=ButtonElement(text="Open", action_id="o")
+        ),
         ContextBlock(elements=[MarkdownTextObject(text="workspace prod")]),
         InputBlock(
             label="Scopes",
@@ -195,7 +197,15 @@ def test_slack_sdk_model_blocks_are_accepted(slack: SlackSandbox, client: WebCli
     posted = client.chat_postMessage(channel=ADMIN_CHANNEL, text="fallback", blocks=blocks)
 
     stored = slack.messages(ADMIN_CHANNEL)[0]["blocks"]
-    assert [b["type"] for b in stored] == ["header", "divider", "section", "context", "input", "section", "actions"]
+    assert [b["type"] for b in stored] == [
+        "header",
+        "divider",
+        "section",
+        "context",
+        "input",
+        "section",
+        "actions",
+    ]
     assert all(b["block_id"] for b in stored)  # Slack fills in missing block ids
     assert posted["message"]["blocks"] == stored
 
@@ -212,17 +222,39 @@ def test_more_than_50_blocks_are_refused_with_invalid_blocks(client: WebClient):
     ("block", "complaint"),
     [
         ({"type": "carousel"}, "unsupported type: carousel"),
-        ({"type": "header", "text": {"type": "plain_text", "text": "x" * 151}}, "must be less than 151 characters"),
+        (
+            {"type": "header", "text": {"type": "plain_text", "text": "x" * 151}},
+            "must be less than 151 characters",
+        ),
         ({"type": "header", "text": {"type": "mrkdwn", "text": "x"}}, "must be one of: plain_text"),
         ({"type": "section"}, "must provide one of: text, fields"),
         ({"type": "actions"}, "missing required field: elements"),
-        ({"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "b" * 76}}]},
-         "must be less than 76 characters"),
-        ({"type": "actions", "elements": [{"type": "static_select", "action_id": "s",
-                                           "options": [{"text": {"type": "plain_text", "text": "o"},
-                                                        "value": str(n)} for n in range(101)]}]},
-         "no more than 100 items allowed"),
-        ({"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}, "must be less than 3001 characters"),
+        (
+            {
+                "type": "actions",
+                "elements": [{"type": "button", "text": {"type": "plain_text", "text": "b" * 76}}],
+            },
+            "must be less than 76 characters",
+        ),
+        (
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "static_select",
+                        "action_id": "s",
+                        "options": [
+                            {"text": {"type": "plain_text", "text": "o"}, "value": str(n)} for n in range(101)
+                        ],
+                    }
+                ],
+            },
+            "no more than 100 items allowed",
+        ),
+        (
+            {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}},
+            "must be less than 3001 characters",
+        ),
     ],
 )
 def test_malformed_blocks_are_refused(client: WebClient, block: dict[str, Any], complaint: str):
@@ -274,7 +306,11 @@ def test_ephemeral_messages_are_kept_per_user(slack: SlackSandbox, client: WebCl
 
 def test_lookup_by_email_finds_active_users_only(client: WebClient):
     found = client.users_lookupByEmail(email="ALICE@example.com")["user"]
-    assert (found["id"], found["profile"]["email"], found["tz"]) == (ALICE, "alice@example.com", "Europe/Paris")
+    assert (found["id"], found["profile"]["email"], found["tz"]) == (
+        ALICE,
+        "alice@example.com",
+        "Europe/Paris",
+    )
 
     for email in ("nobody@example.com", "bob@example.com"):  # Slack hides deactivated users here
         with pytest.raises(SlackApiError) as raised:
@@ -311,7 +347,11 @@ def test_a_wrong_or_missing_token_is_refused(slack: SlackSandbox):
 
 def test_auth_test_names_the_bot_and_its_scopes(slack: SlackSandbox, client: WebClient):
     answer = client.auth_test()
-    assert (answer["user_id"], answer["bot_id"], answer["team_id"]) == (slack.bot_user_id, slack.bot_id, slack.team_id)
+    assert (answer["user_id"], answer["bot_id"], answer["team_id"]) == (
+        slack.bot_user_id,
+        slack.bot_id,
+        slack.team_id,
+    )
     assert "chat:write" in answer.headers["x-oauth-scopes"].split(",")
 
 
@@ -361,8 +401,11 @@ def test_injected_failures_answer_the_next_calls_then_clear(slack: SlackSandbox,
 
 def test_the_retry_handler_rides_through_a_rate_limited_burst(slack: SlackSandbox):
     slack.rate_limits(post_per_second=5, post_burst=5)
-    client = WebClient(token=slack.bot_token, base_url=slack.url,
-                       retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)])
+    client = WebClient(
+        token=slack.bot_token,
+        base_url=slack.url,
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)],
+    )
 
     for n in range(10):
         client.chat_postMessage(channel=ADMIN_CHANNEL, text=f"message {n}")
@@ -371,7 +414,9 @@ def test_the_retry_handler_rides_through_a_rate_limited_burst(slack: SlackSandbo
     assert len(slack.calls("chat.postMessage")) > 10  # some were answered 429 and retried
 
 
-def test_without_a_retry_handler_a_rate_limit_is_a_429_with_retry_after(slack: SlackSandbox, client: WebClient):
+def test_without_a_retry_handler_a_rate_limit_is_a_429_with_retry_after(
+    slack: SlackSandbox, client: WebClient
+):
     slack.rate_limits(post_burst=1)
     client.chat_postMessage(channel=ADMIN_CHANNEL, text="first")
     with pytest.raises(SlackApiError) as raised:
@@ -412,8 +457,13 @@ def test_200_concurrent_calls_are_all_answered(slack: SlackSandbox, client: WebC
 
 
 def test_files_upload_v2_uploads_and_shares_the_file(slack: SlackSandbox, client: WebClient):
-    answer = client.files_upload_v2(channel=ADMIN_CHANNEL, content=b"token_id,owner\nabc,alice\n",
-                                    filename="tokens.csv", title="Token report", initial_comment="Weekly report")
+    answer = client.files_upload_v2(
+        channel=ADMIN_CHANNEL,
+        content=b"token_id,owner\nabc,alice\n",
+        filename="tokens.csv",
+        title="Token report",
+        initial_comment="Weekly report",
+    )
 
     [stored] = slack.files()
     assert answer["file"]["id"] == stored["id"]
@@ -449,12 +499,17 @@ def test_old_trigger_ids_expire_when_expiry_is_on(slack, client, receiver):
 def test_views_are_validated_like_slack_does(slack, client, receiver):
     posted = client.chat_postMessage(channel=ALICE, text="t", blocks=approval_blocks())
     problems = {
-        "must be less than 25 characters [json-pointer:/view/title/text]":
-            {"type": "modal", "title": {"type": "plain_text", "text": "x" * 25}, "blocks": []},
-        "no more than 100 items allowed [json-pointer:/view/blocks]":
-            {"type": "modal", "title": {"type": "plain_text", "text": "x"}, "blocks": [{"type": "divider"}] * 101},
-        "must define `submit` to use an `input` block in modals":
-            scope_modal(submit=None).to_dict(),
+        "must be less than 25 characters [json-pointer:/view/title/text]": {
+            "type": "modal",
+            "title": {"type": "plain_text", "text": "x" * 25},
+            "blocks": [],
+        },
+        "no more than 100 items allowed [json-pointer:/view/blocks]": {
+            "type": "modal",
+            "title": {"type": "plain_text", "text": "x"},
+            "blocks": [{"type": "divider"}] * 101,
+        },
+        "must define `submit` to use an `input` block in modals": scope_modal(submit=None).to_dict(),
     }
     for complaint, view in problems.items():
         slack.click(receiver.url, ALICE, posted["channel"], posted["ts"], "extend")
@@ -467,7 +522,9 @@ def test_views_are_validated_like_slack_does(slack, client, receiver):
 def test_home_views_are_published_and_updated_in_place(slack: SlackSandbox, client: WebClient):
     home = View(type="home", blocks=[SectionBlock(text="You have 2 tokens")])
     first = client.views_publish(user_id=ALICE, view=home)["view"]
-    second = client.views_publish(user_id=ALICE, view=View(type="home", blocks=[SectionBlock(text="1 token")]))
+    second = client.views_publish(
+        user_id=ALICE, view=View(type="home", blocks=[SectionBlock(text="1 token")])
+    )
 
     [current] = slack.views(ALICE)
     assert first["id"] == second["view"]["id"] == current["id"]
@@ -556,8 +613,12 @@ def test_a_click_takes_the_button_value_from_the_recorded_message(slack, client,
     [action] = payload["actions"]
     assert payload["type"] == "block_actions"
     assert (action["action_id"], action["block_id"], action["value"]) == ("extend", "token-actions", "abc:30")
-    assert payload["container"] == {"type": "message", "message_ts": posted["ts"], "channel_id": posted["channel"],
-                                    "is_ephemeral": False}
+    assert payload["container"] == {
+        "type": "message",
+        "message_ts": posted["ts"],
+        "channel_id": posted["channel"],
+        "is_ephemeral": False,
+    }
     assert payload["message"]["ts"] == posted["ts"]
     assert payload["user"]["id"] == ALICE
     assert payload["response_url"].startswith(f"{slack.base_url}/response/")
@@ -568,7 +629,9 @@ def test_a_click_takes_the_button_value_from_the_recorded_message(slack, client,
 def test_a_submission_carries_slacks_state_shape(slack, client, receiver):
     view_id = open_modal_from_click(slack, client, receiver)
 
-    slack.submit(receiver.url, ALICE, view_id, {"scopes": {"pick": ["sql", "jobs"]}, "reason": {"text": "ETL"}})
+    slack.submit(
+        receiver.url, ALICE, view_id, {"scopes": {"pick": ["sql", "jobs"]}, "reason": {"text": "ETL"}}
+    )
 
     view = receiver.last_payload()["view"]
     values = view["state"]["values"]
@@ -586,7 +649,9 @@ def test_a_submission_carries_slacks_state_shape(slack, client, receiver):
 def test_a_submission_answer_decides_what_happens_to_the_modal(slack, client, receiver):
     view_id = open_modal_from_click(slack, client, receiver)
 
-    receiver.answer = lambda request: Response(200, {"response_action": "errors", "errors": {"reason": "Say why"}})
+    receiver.answer = lambda request: Response(
+        200, {"response_action": "errors", "errors": {"reason": "Say why"}}
+    )
     slack.submit(receiver.url, ALICE, view_id, {"reason": {"text": ""}})
     assert [v["id"] for v in slack.views(ALICE, open_only=True)] == [view_id]
 
@@ -639,7 +704,9 @@ def test_home_opened_is_an_event_callback(slack: SlackSandbox, client: WebClient
 
 def bolt_app(slack: SlackSandbox) -> App:
     # With `client=` bolt 1.30 ignores `token=` and uses the client's token: it must go on the client.
-    return App(signing_secret=slack.signing_secret, client=WebClient(token=slack.bot_token, base_url=slack.url))
+    return App(
+        signing_secret=slack.signing_secret, client=WebClient(token=slack.bot_token, base_url=slack.url)
+    )
 
 
 def test_a_bolt_app_starts_against_the_sandbox(slack: SlackSandbox):
@@ -661,7 +728,9 @@ def test_a_served_bolt_app_gets_a_signed_command_and_answers_through_the_sandbox
     def tokens(ack, respond, client, command):
         ack()
         respond(f"You asked: {command['text']}")
-        client.chat_postEphemeral(channel=command["channel_id"], user=command["user_id"], text="Working on it")
+        client.chat_postEphemeral(
+            channel=command["channel_id"], user=command["user_id"], text="Working on it"
+        )
 
     def serve(request: Request) -> Response:
         answer = app.dispatch(BoltRequest(body=request.body.decode(), headers=request.headers))

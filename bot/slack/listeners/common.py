@@ -105,13 +105,18 @@ def after(deps: Deps, client: WebClient, click: Click, outcome: Outcome) -> None
 
 
 def tell(client: WebClient, click: Click, message: str, retry_reference: str | None = None) -> None:
-    """An answer only the clicker sees: ephemeral where they clicked, or a DM from the App Home."""
+    """An answer only the clicker sees: ephemeral where they clicked; a DM from the App Home, or
+    when the ephemeral cannot reach them there (e.g. a channel they are not in)."""
     built = [b.to_dict() for b in blocks.outcome_blocks(message, retry_reference)]
-    try:
-        if click.channel:
+    if click.channel:
+        try:
             client.chat_postEphemeral(channel=click.channel, user=click.user_id, text=message, blocks=built)
-        else:
-            client.chat_postMessage(channel=click.user_id, text=message, blocks=built)
+            return
+        except SlackApiError as error:
+            logger.info("ephemeral to %s in %s failed (%s); sending a DM", click.user_id, click.channel,
+                        error.response.get("error"))
+    try:
+        client.chat_postMessage(channel=click.user_id, text=message, blocks=built)
     except SlackApiError as error:
         logger.error("could not tell %s the outcome: %s", click.user_id, error.response.get("error"))
 
