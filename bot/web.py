@@ -8,13 +8,18 @@ loop keeps accepting requests.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App, BoltRequest
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import Engine, text
+
+from bot import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -23,10 +28,24 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
+# The auto-scoping events webhook (bot/services/events.py): raw body and lower-cased headers in,
+# (HTTP status, JSON-able answer) out.
+WebhookHandler = Callable[[bytes, dict[str, str]], tuple[int, dict[str, Any]]]
+
+
 class WebApp:
-    def __init__(self, bolt: App, engine: Engine, signing_secret: str) -> None:
+    def __init__(
+        self,
+        bolt: App,
+        engine: Engine,
+        signing_secret: str,
+        webhook: WebhookHandler | None = None,
+        readiness: Callable[[], tuple[bool, str]] | None = None,
+    ) -> None:
         self._bolt = bolt
         self._engine = engine
+        self._webhook = webhook
+        self._extra_readiness = readiness
         # Checked here too, before the body is parsed: a forged or garbled request gets a 401 or
         # 400 and never reaches a listener.
         self._verifier = SignatureVerifier(signing_secret)
@@ -46,6 +65,17 @@ class WebApp:
             await self._slack(scope, body, send)
         elif (method, path) == ("GET", "/healthz"):
             await _respond(send, 200, b"ok")
+        elif (method, path) == ("POST", "/events/autoscope") and self._webhook is not None:
+            body = await _read_body(receive)
+            if body is None:
+                await _respond(send, 413, b"request body too large")
+                return
+            status, answer = await asyncio.to_thread(self._webhook, body, _headers(scope))
+            await _respond(
+                send, status, json.dumps(answer).encode(), [(b"content-type", b"application/json")]
+            )
+        elif (method, path) == ("GET", "/metrics"):
+            await _respond(send, 200, metrics.exposition(), [(b"content-type", CONTENT_TYPE_LATEST.encode())])
         elif (method, path) == ("GET", "/readyz"):
             ready, detail = await asyncio.to_thread(self._ready)
             await _respond(send, 200 if ready else 503, detail.encode())
@@ -53,9 +83,8 @@ class WebApp:
             await _respond(send, 404, b"not found")
 
     async def _slack(self, scope: dict[str, Any], body: bytes, send: Send) -> None:
-        headers: dict[str, str] = {}
-        for name, value in scope.get("headers") or []:
-            headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        started = time.perf_counter()
+        headers = _headers(scope)
         if not self._verifier.is_valid_request(body, headers):
             await _respond(send, 401, b"invalid or expired Slack signature")
             return
@@ -69,6 +98,7 @@ class WebApp:
             await _respond(send, 400, b"malformed request body")
             return
         response = await asyncio.to_thread(self._bolt.dispatch, request)
+        metrics.ACK_SECONDS.observe(time.perf_counter() - started)
         out_headers = [
             (k.encode(), v.encode())
             for k, values in response.headers.items()
@@ -84,7 +114,15 @@ class WebApp:
         except Exception as error:  # any database failure means not ready
             logger.error("readiness: database unreachable: %s", type(error).__name__)
             return False, "database unreachable"
+        if self._extra_readiness is not None:
+            return self._extra_readiness()
         return True, "ready"
+
+
+def _headers(scope: dict[str, Any]) -> dict[str, str]:
+    return {
+        name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers") or []
+    }
 
 
 async def _read_body(receive: Receive) -> bytes | None:
