@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from bot.config import Settings
 from bot.databricks.gateway import gateway_factory
+from bot.services import inventory
 from bot.slack.context import AdminCheck, Deps
 from bot.slack.listeners import register_all
 
@@ -17,11 +18,23 @@ logger = logging.getLogger(__name__)
 
 
 def make_deps(settings: Settings, engine: Engine, client: WebClient) -> Deps:
+    gateway_for = gateway_factory(settings.workspaces, settings.databricks)
+
+    def run_sync() -> list[inventory.SyncResult]:
+        return inventory.sync_workspaces(
+            engine=engine,
+            workspaces=[(w.name, w.host) for w in settings.workspaces],
+            gateway_for=gateway_for,
+            policy=settings.policy,
+            max_parallel=settings.databricks.max_parallel_workspaces,
+        )
+
     return Deps(
         settings=settings,
         engine=engine,
-        gateway_for=gateway_factory(settings.workspaces, settings.databricks),
+        gateway_for=gateway_for,
         is_admin=AdminCheck(client, settings.slack.admins, settings.slack.admin_group),
+        run_sync=run_sync,
     )
 
 

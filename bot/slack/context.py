@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from bot import clock
 from bot.config import Settings
 from bot.services.decisions import Actor
-from bot.services.inventory import GatewayFactory
+from bot.services.inventory import GatewayFactory, SyncResult
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,9 @@ class Deps:
     gateway_for: GatewayFactory
     is_admin: Callable[[str], bool]
     now: Callable[[], datetime] = field(default=clock.now)
+    # Jobs the slash command can start; wired in `app.make_deps`.
+    run_sync: Callable[[], list[SyncResult]] | None = None
+    post_digest: Callable[[], str] | None = None  # posts the digest now; returns a one-line summary
 
     def actor(self, user_id: str) -> Actor:
         return Actor(slack_id=user_id, is_admin=self.is_admin(user_id))
