@@ -9,6 +9,7 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import metrics
 from bot.services.ports import Delivery, DeliveryError, ReminderMessage
 from bot.slack import blocks
 
@@ -50,6 +51,7 @@ class SlackMessenger:
 
 def delivery_error(error: SlackApiError, action: str) -> DeliveryError:
     code = error.response.get("error") or f"HTTP {error.response.status_code}"
+    metrics.SLACK_ERRORS.labels(code).inc()
     if error.response.status_code == 429 or code == "ratelimited":
         retry_after = error.response.headers.get("Retry-After") or error.response.headers.get("retry-after")
         return DeliveryError(

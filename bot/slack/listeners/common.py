@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlmodel import Session
 
+from bot import metrics
 from bot.db import session_scope
 from bot.models import Notification
 from bot.services import decisions, report
@@ -96,6 +97,7 @@ def apply(deps: Deps, client: WebClient, click: Click, decide: Decide) -> Outcom
 
 
 def after(deps: Deps, client: WebClient, click: Click, outcome: Outcome) -> None:
+    metrics.DECISIONS.labels(outcome.action, outcome.status).inc()
     retry = references.for_decision(outcome.decision_id) if outcome.retryable else None
     tell(client, click, outcome.message, retry)
     if outcome.status == decisions.REQUESTED and outcome.duplicate_of is None:
