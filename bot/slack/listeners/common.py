@@ -204,6 +204,7 @@ def resolve_request(
             "Something went wrong on tokenbot's side; nothing was changed. The error is logged.",
         )
         return None
+    metrics.DECISIONS.labels(outcome.action, outcome.status).inc()
     tell(
         client,
         click,
