@@ -249,6 +249,10 @@ def sync(
         None, "--workspace", "-w", help="Sync only this workspace (repeat for several). Default: all."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    accept_shrink: list[str] = typer.Option(
+        None, "--accept-shrink", help="Apply this workspace's listing even though it shrank suspiciously "
+        "(after checking that the tokens really are gone)."
+    ),
 ) -> None:
     """Read every workspace's tokens into the database. Exit 1 if any workspace failed (the others
     are still synced; a failed one keeps its previous records)."""
@@ -259,35 +263,51 @@ def sync(
     engine = open_database(settings)
     gateways = _gateway_factory(settings)
     pairs = [(w.name, w.host) for w in chosen]
+    unknown = sorted(set(accept_shrink or ()) - {name for name, _ in pairs})
+    if unknown:
+        raise usage_error(f"--accept-shrink names a workspace not being synced: {', '.join(unknown)}")
+
+    def run(on_done=None):
+        return inventory.sync_workspaces(
+            engine=engine, workspaces=pairs, gateway_for=gateways, policy=settings.policy,
+            max_parallel=settings.databricks.max_parallel_workspaces, on_done=on_done,
+            accept_shrink=frozenset(accept_shrink or ()))
+
     if out.is_terminal and len(pairs) > 1 and not as_json:
         from rich.progress import Progress
 
         with Progress(console=out, transient=True) as progress:
             task = progress.add_task("Syncing workspaces", total=len(pairs))
-            results = inventory.sync_workspaces(
-                engine=engine,
-                workspaces=pairs,
-                gateway_for=gateways,
-                policy=settings.policy,
-                max_parallel=settings.databricks.max_parallel_workspaces,
-                on_done=lambda _result: progress.advance(task),
-            )
+            results = run(on_done=lambda _result: progress.advance(task))
     else:
-        results = inventory.sync_workspaces(
-            engine=engine,
-            workspaces=pairs,
-            gateway_for=gateways,
-            policy=settings.policy,
-            max_parallel=settings.databricks.max_parallel_workspaces,
-        )
+        results = run()
     if as_json:
         sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
     else:
         for result in results:
             style = "" if result.ok else "[red]"
             out.print(style + escape(terminal.sync_line(result)), highlight=False, soft_wrap=True)
+    held = [r for r in results if r.held]
+    if held:
+        lines = [f":warning: tokenbot sync held *{r.workspace}*: {r.error}" for r in held]
+        _alert_admins(settings, "\n".join(lines))
     if not all(r.ok for r in results):
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _alert_admins(settings: Settings, text: str) -> None:
+    """Tell the admins channel, when Slack is configured; the command's own output says it anyway."""
+    if not (settings.slack_bot_token and settings.slack.admin_channel):
+        return
+    from slack_sdk.errors import SlackApiError
+
+    from bot.slack.client import make_client
+
+    try:
+        make_client(settings).chat_postMessage(channel=settings.slack.admin_channel, text=text)
+    except SlackApiError as error:
+        problem = error.response.get("error")
+        err.print(f"[yellow]warning:[/yellow] could not alert the admins channel: {problem}")
 
 
 def _chosen_workspaces(settings: Settings, names: list[str] | None):

@@ -39,6 +39,8 @@ CSV_COLUMNS = (
 
 
 def sync_line(result: SyncResult) -> str:
+    if result.held:
+        return f"{result.workspace}: HELD: {result.error}"
     if not result.ok:
         return f"{result.workspace}: FAILED after {result.seconds:.1f} s: {result.error}"
     return (

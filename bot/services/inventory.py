@@ -58,6 +58,7 @@ class SyncResult:
     narrowed: int = 0
     seconds: float = 0.0
     error: str | None = None
+    held: bool = False  # the listing shrank suspiciously: nothing was written (see _suspicious_shrink)
     narrowed_tokens: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -75,6 +76,7 @@ def sync_workspaces(
     policy: Policy,
     max_parallel: int = 4,
     on_done: Callable[[SyncResult], None] | None = None,
+    accept_shrink: frozenset[str] = frozenset(),
 ) -> list[SyncResult]:
     """Sync `(name, host)` workspaces; results in the order given, failures included."""
     started = {name: time.perf_counter() for name, _ in workspaces}
@@ -101,6 +103,7 @@ def sync_workspaces(
                         inventory=inventory_or_error,
                         policy=policy,
                         now=clock.now(),
+                        accept_shrink=name in accept_shrink,
                     )
             result.seconds = round(time.perf_counter() - started[name], 3)
             results[name] = result
@@ -158,11 +161,21 @@ def mark_stale(*, session: Session, workspace: str, error: str) -> SyncResult:
 
 
 def apply_inventory(
-    *, session: Session, workspace: str, inventory: Inventory, policy: Policy, now: datetime
+    *,
+    session: Session,
+    workspace: str,
+    inventory: Inventory,
+    policy: Policy,
+    now: datetime,
+    accept_shrink: bool = False,
 ) -> SyncResult:
-    """Upsert one workspace's listing and detect new, gone, changed and narrowed tokens."""
+    """Upsert one workspace's listing and detect new, gone, changed and narrowed tokens.
+
+    A listing that suddenly lost more than `policy.max_gone_fraction` of the live tokens (say an
+    empty answer after a permission change) is held instead: nothing is written, the workspace is
+    marked `held`, and an admin confirms with `accept_shrink` once they know it is real.
+    """
     result = SyncResult(workspace=workspace, ok=True, tokens=len(inventory.tokens))
-    _upsert_principals(session, workspace, inventory.principals, now)
 
     existing = {
         row.token_id: row
@@ -175,6 +188,10 @@ def apply_inventory(
             ).where(Token.workspace == workspace)
         )
     }
+    shrink = _suspicious_shrink(existing, inventory, policy, now)
+    if shrink and not accept_shrink:
+        return _hold(session, workspace, shrink, now)
+    _upsert_principals(session, workspace, inventory.principals, now)
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for record in inventory.tokens:
@@ -231,6 +248,37 @@ def apply_inventory(
     row.token_count = len(inventory.tokens)
     session.flush()
     return result
+
+
+MIN_VANISHED_TO_HOLD = 3  # a handful of revocations in a small workspace is ordinary
+
+
+def _suspicious_shrink(
+    existing: dict[str, Any], inventory: Inventory, policy: Policy, now: datetime
+) -> str | None:
+    """Why this listing looks wrong, or None. Tokens past their expiry are expected to vanish."""
+    live = [row for row in existing.values() if row.gone_at is None]
+    listed = {record.token_id for record in inventory.tokens}
+    vanished = [
+        row
+        for row in live
+        if row.token_id not in listed and not (row.expires_at is not None and row.expires_at <= now)
+    ]
+    if len(vanished) <= MIN_VANISHED_TO_HOLD or len(vanished) <= policy.max_gone_fraction * len(live):
+        return None
+    return (
+        f"the listing shrank from {len(live)} to {len(inventory.tokens)} tokens ({len(vanished)} vanished, "
+        f"more than {policy.max_gone_fraction:.0%}): held, nothing marked gone"
+    )
+
+
+def _hold(session: Session, workspace: str, why: str, now: datetime) -> SyncResult:
+    row = session.get(Workspace, workspace)
+    row.status = "held"
+    row.last_error = f"{why}. If it is real, run `tokenbot sync --accept-shrink {workspace}`"
+    row.last_sync_at = now
+    session.flush()
+    return SyncResult(workspace=workspace, ok=False, held=True, error=row.last_error)
 
 
 def _synced_values(record: TokenRecord) -> dict[str, Any]:
