@@ -83,7 +83,10 @@ def test_first_sync_records_every_token_and_resolves_owners(org):
     assert rows["t-etl"].expires_at is None
     assert rows["t-etl"].observation_started_at == rows["t-etl"].created_at
     with db.session_scope(org.engine) as session:
-        people = {p.principal_id: p for p in session.execute(select(Principal)).scalars()}
+        people = {
+            p.principal_id: p
+            for p in session.execute(select(Principal).where(Principal.workspace == "prod")).scalars()
+        }
         workspace = session.get(Workspace, "prod")
     assert people[alice].kind == "user" and people[alice].email == "alice@example.com"
     assert people[etl].kind == "service_principal" and people[etl].application_id == "app-etl"
