@@ -250,8 +250,10 @@ def sync(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     accept_shrink: list[str] = typer.Option(
-        None, "--accept-shrink", help="Apply this workspace's listing even though it shrank suspiciously "
-        "(after checking that the tokens really are gone)."
+        None,
+        "--accept-shrink",
+        help="Apply this workspace's listing even though it shrank suspiciously "
+        "(after checking that the tokens really are gone).",
     ),
 ) -> None:
     """Read every workspace's tokens into the database. Exit 1 if any workspace failed (the others
@@ -269,9 +271,14 @@ def sync(
 
     def run(on_done=None):
         return inventory.sync_workspaces(
-            engine=engine, workspaces=pairs, gateway_for=gateways, policy=settings.policy,
-            max_parallel=settings.databricks.max_parallel_workspaces, on_done=on_done,
-            accept_shrink=frozenset(accept_shrink or ()))
+            engine=engine,
+            workspaces=pairs,
+            gateway_for=gateways,
+            policy=settings.policy,
+            max_parallel=settings.databricks.max_parallel_workspaces,
+            on_done=on_done,
+            accept_shrink=frozenset(accept_shrink or ()),
+        )
 
     if out.is_terminal and len(pairs) > 1 and not as_json:
         from rich.progress import Progress

@@ -24,6 +24,32 @@ class Action(StrEnum):
     APPROVE = "decision_approve"
     DENY = "decision_deny"
     ASSIGN_OWNER = "token_assign_owner"
+    NEXT_PAGE = "tokens_next_page"  # the pager of a long /tokens answer
+    PREVIOUS_PAGE = "tokens_previous_page"
+
+
+class Subcommand(StrEnum):
+    """The first word of `/tokens <subcommand> ...`."""
+
+    HELP = "help"
+    MINE = "mine"
+    UPCOMING = "upcoming"
+    SHOW = "show"
+    REVOKE = "revoke"
+    EXTEND = "extend"
+    OWNER = "owner"
+    RISKY = "risky"
+    STALE = "stale"
+    SYNC = "sync"
+    DIGEST = "digest"
+    POLICY = "policy"
+    EXPORT = "export"
+
+
+class Event(StrEnum):
+    """Events API event types tokenbot subscribes to (manifest `bot_events`)."""
+
+    APP_HOME_OPENED = "app_home_opened"
 
 
 class View(StrEnum):
