@@ -188,3 +188,25 @@ class ApiUsage(SQLModel, table=True):
     first_seen: datetime | None = _when()
     last_seen: datetime | None = _when()
     calls: int = 0
+
+
+class JobRun(SQLModel, table=True):
+    """The latest run of each scheduled job, shared by every replica (bot/scheduler.py): a replica
+    starts a job only when nobody started it within the last half period, so each run happens once."""
+
+    job: str = Field(primary_key=True, max_length=50)
+    started_at: datetime | None = _when()
+    finished_at: datetime | None = _when()
+    status: str | None = Field(default=None, max_length=20)  # running / ok / failed
+    runner: str | None = Field(default=None, max_length=200)  # host:pid of the replica that ran it
+    error: str | None = Field(default=None, max_length=2000)
+
+
+class DigestPost(SQLModel, table=True):
+    """A digest posted to the digest channel: the next digest reports what happened since."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    posted_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    channel: str = Field(max_length=30)
+    message_ts: str | None = Field(default=None, max_length=40)
+    summary: str = Field(default="", max_length=2000)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import requests
@@ -29,7 +31,16 @@ from databricks.sdk.errors import (
 
 from bot.clock import from_ms
 from bot.config import DatabricksConfig, WorkspaceConfig
-from bot.databricks.records import CreatedToken, GatewayError, Inventory, PrincipalRecord, TokenRecord
+from bot.databricks.records import (
+    AuditCall,
+    AuditLogin,
+    AuditUsage,
+    CreatedToken,
+    GatewayError,
+    Inventory,
+    PrincipalRecord,
+    TokenRecord,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +48,8 @@ TOKENS_PATH = "/api/2.0/token-management/tokens"
 OBO_TOKENS_PATH = "/api/2.0/token-management/on-behalf-of/tokens"
 SECRETS_PUT_PATH = "/api/2.0/secrets/put"
 SCIM = "/api/2.0/preview/scim/v2"
+STATEMENTS_PATH = "/api/2.0/sql/statements"
+STATEMENT_MAX_WAIT = 600.0  # seconds per statement: a stopped warehouse starts within minutes
 T = TypeVar("T")
 
 
@@ -201,6 +214,109 @@ class SdkWorkspaceGateway:
             message = error.message.replace(value, "[REDACTED]") if value else error.message
             raise GatewayError(error.kind, message) from None
 
+    # observed usage: system.access.audit through the Statement Execution API ------------------
+    def audit_usage(
+        self, warehouse_id: str, since: datetime, *, max_wait_seconds: float = STATEMENT_MAX_WAIT
+    ) -> AuditUsage:
+        """This workspace's audit events since `since`, aggregated by the warehouse: token logins
+        (to tie sessions to tokens) and every call by identity, session, service and action.
+
+        Parameterised statements only. A stopped warehouse starts and is waited for up to
+        `max_wait_seconds` per statement; a missing warehouse, a failed statement or the wait
+        running out is a GatewayError that names the warehouse and what to do."""
+        workspace_id = str(self._call("read the workspace id", self._client.get_workspace_id))
+        parameters = [
+            {"name": "workspace_id", "value": workspace_id, "type": "STRING"},
+            {"name": "since", "value": _sql_time(since), "type": "TIMESTAMP"},
+        ]
+        logins = self._statement(
+            warehouse_id, AUDIT_LOGINS_SQL, parameters, max_wait_seconds, "read token logins (audit log)"
+        )
+        calls = self._statement(
+            warehouse_id, AUDIT_CALLS_SQL, parameters, max_wait_seconds, "read API calls (audit log)"
+        )
+        return AuditUsage(
+            workspace_id=workspace_id,
+            since=since,
+            logins=tuple(_audit_login(row) for row in logins if row and row[0]),
+            calls=tuple(_audit_call(row) for row in calls if row and row[2]),
+        )
+
+    def _statement(
+        self,
+        warehouse_id: str,
+        sql: str,
+        parameters: list[dict[str, str]],
+        max_wait_seconds: float,
+        action: str,
+    ) -> list[list[str | None]]:
+        """Run one statement to the end and return every row of every chunk."""
+        action = f"{action} (SQL warehouse {warehouse_id})"
+        body = {
+            "statement": sql,
+            "warehouse_id": warehouse_id,
+            "parameters": parameters,
+            "wait_timeout": f"{int(min(30, max(5, max_wait_seconds)))}s",
+            "on_wait_timeout": "CONTINUE",
+            "format": "JSON_ARRAY",
+            "disposition": "INLINE",
+        }
+        do = self._client.api_client.do
+        try:
+            answer = self._call(action, lambda: do("POST", STATEMENTS_PATH, body=body)) or {}
+        except GatewayError as error:
+            if error.kind == "not_found":
+                raise GatewayError(
+                    "not_found",
+                    f"{action}: the warehouse does not exist ({error.message}); "
+                    f"check audit_warehouse_id of workspace '{self.name}'",
+                ) from None
+            raise
+        statement_id = answer.get("statement_id")
+        started, pause = time.monotonic(), 0.2
+        while _state(answer) in ("PENDING", "RUNNING"):
+            if time.monotonic() - started > max_wait_seconds:
+                self._cancel_quietly(statement_id)
+                raise GatewayError(
+                    "timeout",
+                    f"{action}: no result within {max_wait_seconds:g} s (the warehouse may be stopped "
+                    "and starting); start it or let it auto-start, then run `tokenbot usage refresh`",
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+            answer = self._call(action, lambda: do("GET", f"{STATEMENTS_PATH}/{statement_id}")) or {}
+        state = _state(answer)
+        if state != "SUCCEEDED":
+            error = (answer.get("status") or {}).get("error") or {}
+            detail = error.get("message") or error.get("error_code") or "no reason given"
+            ended = state or "without a state"
+            raise GatewayError("other", f"{action}: the statement ended {ended}: {detail}")
+        result = answer.get("result") or {}
+        rows = list(result.get("data_array") or [])
+        next_chunk = result.get("next_chunk_index")
+        while next_chunk is not None:
+            chunk_path = f"{STATEMENTS_PATH}/{statement_id}/result/chunks/{int(next_chunk)}"
+            chunk = self._call(action, lambda path=chunk_path: do("GET", path)) or {}
+            rows.extend(chunk.get("data_array") or [])
+            next_chunk = chunk.get("next_chunk_index")
+        manifest = answer.get("manifest") or {}
+        if manifest.get("truncated"):
+            logger.warning("workspace %s: %s: the result was truncated by the warehouse", self.name, action)
+        expected = manifest.get("total_row_count")
+        if expected is not None and int(expected) != len(rows):
+            raise GatewayError(
+                "other", f"{action}: read {len(rows)} rows of the {expected} the warehouse announced"
+            )
+        return rows
+
+    def _cancel_quietly(self, statement_id: str | None) -> None:
+        if not statement_id:
+            return
+        try:
+            self._client.api_client.do("POST", f"{STATEMENTS_PATH}/{statement_id}/cancel")
+        except (DatabricksError, requests.RequestException, OSError) as error:
+            logger.warning("workspace %s: could not cancel statement %s: %s", self.name, statement_id, error)
+
     # error translation -------------------------------------------------------------------------
     def _call(self, action: str, function: Callable[[], T]) -> T:
         try:
@@ -299,3 +415,70 @@ def gateway_factory(
             return built[name]
 
     return gateway_for
+
+
+# ---------------------------------------------------------------------------------------------
+# audit log statements (the sandbox's SQL subset is enough: see bot/sandbox/databricks.py)
+
+AUDIT_LOGINS_SQL = """
+SELECT request_params['tokenId'] AS token_id, session_id, user_identity.email AS identity,
+       count(*) AS calls, min(event_time) AS first_seen, max(event_time) AS last_seen
+FROM system.access.audit
+WHERE workspace_id = :workspace_id AND event_time >= :since
+  AND service_name = 'accounts' AND action_name = 'tokenLogin'
+  AND request_params['tokenId'] IS NOT NULL
+GROUP BY request_params['tokenId'], session_id, user_identity.email
+""".strip()
+
+AUDIT_CALLS_SQL = """
+SELECT user_identity.email AS identity, session_id, service_name, action_name,
+       count(*) AS calls, min(event_time) AS first_seen, max(event_time) AS last_seen
+FROM system.access.audit
+WHERE workspace_id = :workspace_id AND event_time >= :since
+GROUP BY user_identity.email, session_id, service_name, action_name
+""".strip()
+
+
+def _state(answer: Mapping[str, Any]) -> str | None:
+    return (answer.get("status") or {}).get("state")
+
+
+def _sql_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_sql_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    text = text.strip().replace(" ", "T", 1)
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _count(text: str | None) -> int:
+    return int(text) if text else 0
+
+
+def _audit_login(row: Sequence[str | None]) -> AuditLogin:
+    token_id, session_id, identity, calls, first_seen, last_seen = row
+    return AuditLogin(
+        token_id=str(token_id),
+        session_id=session_id or None,
+        identity=identity or None,
+        calls=_count(calls),
+        first_seen=_parse_sql_time(first_seen),
+        last_seen=_parse_sql_time(last_seen),
+    )
+
+
+def _audit_call(row: Sequence[str | None]) -> AuditCall:
+    identity, session_id, service_name, action_name, calls, first_seen, last_seen = row
+    return AuditCall(
+        identity=identity or None,
+        session_id=session_id or None,
+        service_name=str(service_name),
+        action_name=action_name or None,
+        calls=_count(calls),
+        first_seen=_parse_sql_time(first_seen),
+        last_seen=_parse_sql_time(last_seen),
+    )

@@ -97,3 +97,54 @@ class WorkspaceGateway(Protocol):
     def put_secret(self, scope: str, key: str, value: str) -> None:
         """Write a string into a secret scope (created or overwritten)."""
         ...
+
+
+# --- observed usage (system.access.audit through the Statement Execution API) ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditLogin:
+    """Logins with one token (`accounts` `tokenLogin` events), grouped by session and identity."""
+
+    token_id: str
+    session_id: str | None
+    identity: str | None  # user_identity.email: a user's email or a service principal's application id
+    calls: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditCall:
+    """Audit events grouped by identity, session, service and action."""
+
+    identity: str | None
+    session_id: str | None
+    service_name: str
+    action_name: str | None
+    calls: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditUsage:
+    """One workspace's audit log since a time: token logins and every other call, aggregated."""
+
+    workspace_id: str
+    since: datetime
+    logins: tuple[AuditLogin, ...]
+    calls: tuple[AuditCall, ...]
+
+
+class UsageGateway(Protocol):
+    """What the usage refresh needs of a workspace gateway (`SdkWorkspaceGateway` has it)."""
+
+    name: str
+
+    def audit_usage(
+        self, warehouse_id: str, since: datetime, *, max_wait_seconds: float = 600.0
+    ) -> AuditUsage:
+        """Read system.access.audit since `since` on the SQL warehouse; GatewayError when the
+        warehouse is missing, does not start in time, or the statement fails."""
+        ...

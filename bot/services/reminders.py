@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -70,6 +69,9 @@ class Planned:
         )
 
 
+PLAN_CHUNK = 100  # owners planned (and their lookups made) before their messages start going out
+
+
 def run(
     *,
     engine: Engine,
@@ -81,7 +83,11 @@ def run(
     dry_run: bool = False,
     time_budget: float | None = None,
 ) -> RunSummary:
-    """One reminder run. `dry_run` plans and renders, writes nothing and sends nothing."""
+    """One reminder run. `dry_run` plans and renders, writes nothing and sends nothing.
+
+    Owners are planned a chunk at a time, and a chunk's messages go out while the next chunk's
+    Slack lookups wait on the rate limit; the admins channel, and anyone who may also hear about a
+    service principal's token, gets their one message at the end."""
     summary = RunSummary()
     if dry_run:
         with Session(engine) as session:
@@ -98,15 +104,27 @@ def run(
             session.rollback()
         return summary
     with session_scope(engine) as session:
-        planned = plan(
-            session=session,
-            policy=policy,
-            directory=directory,
-            admin_channel=admin_channel,
-            now=now,
-            summary=summary,
+        work = _due_work(session, policy, now)
+        assigned_owners = set(
+            session.execute(
+                select(Principal.owner_slack_id).where(Principal.owner_slack_id.is_not(None))
+            ).scalars()
         )
-        record_pending(session=session, planned=planned, now=now)
+    delivery = _Delivery(engine, policy, sender, admin_channel, now, summary, time_budget)
+    with ThreadPoolExecutor(max_workers=DELIVERY_WORKERS, thread_name_prefix="remind") as pool:
+        early = []
+        for chunk in _owner_chunks(work.due, PLAN_CHUNK):
+            with session_scope(engine) as session:
+                planned = _plan_group(session, chunk, work, policy, directory, admin_channel, now, summary)
+                record_pending(session=session, planned=planned, now=now)
+            ready = {
+                p.recipient.slack_id
+                for p in planned
+                if not p.recipient.admins_channel and p.recipient.slack_id not in assigned_owners
+            }
+            early += [pool.submit(delivery.deliver, recipient) for recipient in sorted(ready)]
+        for future in early:
+            delivery.count(future.result())
     deliver_pending(
         engine=engine,
         policy=policy,
@@ -115,12 +133,22 @@ def run(
         now=now,
         summary=summary,
         time_budget=time_budget,
+        delivery=delivery,
     )
     return summary
 
 
 # ---------------------------------------------------------------------------------------------
 # planning
+
+
+@dataclass
+class _Work:
+    """What a run must consider: due (token, deadline, step), what was decided, what was sent."""
+
+    due: list[tuple[TokenView, Deadline, int]]
+    decided: _Decided
+    already: set[tuple[int, str, date, str, str]]
 
 
 def plan(
@@ -134,18 +162,51 @@ def plan(
 ) -> list[Planned]:
     """Every (token, deadline, step, recipient) due now that has no notification yet."""
     summary = summary or RunSummary()
+    work = _due_work(session, policy, now)
+    return _plan_group(session, work.due, work, policy, directory, admin_channel, now, summary)
+
+
+def _due_work(session: Session, policy: Policy, now: datetime) -> _Work:
     views = report.token_views(session=session, policy=policy, now=now)
-    window = policy.quiet_window()
     due = [(view, deadline, step) for view in views for deadline, step in _due_steps(view, policy, now)]
-    if not due:
-        return []
     pks = {view.pk for view, _, _ in due}
-    decided = _decided(session, pks)
-    already = _existing_keys(session, pks)
+    if not pks:
+        return _Work([], _Decided(set(), set(), {}), set())
+    return _Work(due, _decided(session, pks), _existing_keys(session, pks))
+
+
+def _owner_chunks(due: list[tuple[TokenView, Deadline, int]], size: int):
+    """The due items in chunks of about `size` owners; all of one owner's items (across
+    workspaces: users are matched by email) stay in one chunk."""
+    by_owner: dict[str, list[tuple[TokenView, Deadline, int]]] = defaultdict(list)
+    for item in due:
+        view = item[0]
+        key = (
+            (view.owner or "").lower()
+            if view.owner_kind == "user" and view.owner
+            else f"{view.workspace}/{view.owner_id}"
+        )
+        by_owner[key].append(item)
+    owners = list(by_owner.values())
+    for start in range(0, len(owners), size):
+        yield [item for group in owners[start : start + size] for item in group]
+
+
+def _plan_group(
+    session: Session,
+    due: list[tuple[TokenView, Deadline, int]],
+    work: _Work,
+    policy: Policy,
+    directory: Directory,
+    admin_channel: str | None,
+    now: datetime,
+    summary: RunSummary,
+) -> list[Planned]:
+    window = policy.quiet_window()
+    decided, already = work.decided, work.already
     principals = recipients.load_principals(
         session=session, keys={(view.workspace, view.owner_id or "") for view, _, _ in due}
     )
-
     planned: list[Planned] = []
     for view, deadline, step in due:
         deadline_key = (view.pk, str(deadline.kind), deadline.due_at.date())
@@ -189,8 +250,8 @@ def plan(
             if candidate.key not in already:
                 already.add(candidate.key)
                 planned.append(candidate)
-    summary.planned = len(planned)
-    summary.escalations = sum(1 for p in planned if p.step == ESCALATION)
+    summary.planned += len(planned)
+    summary.escalations += sum(1 for p in planned if p.step == ESCALATION)
     session.flush()  # recipient lookups cached on principal rows
     return planned
 
@@ -310,15 +371,13 @@ def deliver_pending(
     now: datetime,
     summary: RunSummary,
     time_budget: float | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    delivery: _Delivery | None = None,
 ) -> None:
     """Send every pending notification: one message per recipient, each committed as it goes.
 
     A rate limit that outlasts the client's retries, or the end of `time_budget`, stops the run;
     what is not sent stays pending for the next one."""
-    started = clock()
-    run_id = uuid.uuid4().hex
-    stop = threading.Event()
+    delivery = delivery or _Delivery(engine, policy, sender, admin_channel, now, summary, time_budget)
     with session_scope(engine) as session:
         _release_stale_claims(session, now)
         waiting = sorted(
@@ -326,27 +385,10 @@ def deliver_pending(
                 select(Notification.recipient).where(Notification.status == "pending").distinct()
             ).scalars()
         )
-
-    def deliver(recipient: str) -> _Sent:
-        if stop.is_set():
-            return _Sent()
-        if time_budget is not None and clock() - started > time_budget:
-            stop.set()
-            logger.warning("reminder run out of time: the rest stays pending for the next run")
-            return _Sent()
-        try:
-            return _deliver_to(engine, policy, sender, admin_channel, recipient, run_id, now)
-        except DeliveryError as error:  # only a rate limit that outlasted the retries gets here
-            stop.set()
-            logger.warning("Slack rate limit outlasted the run; the rest stays pending: %s", error.message)
-            return _Sent(failed=error.failed)
-
     with ThreadPoolExecutor(max_workers=DELIVERY_WORKERS, thread_name_prefix="remind") as pool:
-        for sent in pool.map(deliver, waiting):
-            summary.sent_messages += sent.messages
-            summary.sent_notifications += sent.notifications
-            summary.failed += sent.failed
-    if stop.is_set():
+        for sent in pool.map(delivery.deliver, waiting):
+            delivery.count(sent)
+    if delivery.stopped.is_set():
         summary.left_pending += _count_pending(engine)
 
 
@@ -355,6 +397,57 @@ class _Sent:
     messages: int = 0
     notifications: int = 0
     failed: int = 0
+
+
+class _Delivery:
+    """Delivers to one recipient at a time from worker threads; stops everyone on a lasting
+    rate limit or at the end of the time budget."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        policy: Policy,
+        sender: ReminderSender,
+        admin_channel: str | None,
+        now: datetime,
+        summary: RunSummary,
+        time_budget: float | None,
+    ) -> None:
+        self.engine, self.policy, self.sender, self.admin_channel = engine, policy, sender, admin_channel
+        self.now, self.summary, self.time_budget = now, summary, time_budget
+        self.started = time.monotonic()
+        self.stopped = threading.Event()
+        self._attempted: set[str] = set()  # once per recipient per run, even after a failure
+        self._lock = threading.Lock()
+
+    def deliver(self, recipient: str) -> _Sent:
+        with self._lock:
+            if self.stopped.is_set() or recipient in self._attempted:
+                return _Sent()
+            self._attempted.add(recipient)
+        if self.time_budget is not None and time.monotonic() - self.started > self.time_budget:
+            self.stopped.set()
+            logger.warning("reminder run out of time: the rest stays pending for the next run")
+            return _Sent()
+        try:
+            return _deliver_to(
+                self.engine,
+                self.policy,
+                self.sender,
+                self.admin_channel,
+                recipient,
+                uuid.uuid4().hex,
+                self.now,
+            )
+        except DeliveryError as error:  # only a rate limit that outlasted the retries gets here
+            self.stopped.set()
+            logger.warning("Slack rate limit outlasted the run; the rest stays pending: %s", error.message)
+            return _Sent(failed=error.failed)
+
+    def count(self, sent: _Sent) -> None:
+        self.summary.sent_messages += sent.messages
+        self.summary.sent_notifications += sent.notifications
+        self.summary.failed += sent.failed
 
 
 def _deliver_to(

@@ -1,0 +1,578 @@
+"""Pure Block Kit builders of the `/tokens` answers (STYLE.md 3): data in, `Answer` out.
+
+Every answer is ephemeral and fits one message: long lists are split into pages of at most
+`PAGE_BLOCKS` blocks, with Previous/Next page buttons whose value is the page number and the
+command that made the answer (`"2 risky"`); clicking one runs that command again for the clicker,
+checked like a typed one. User text (comments, reasons, what was typed) is always escaped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import groupby
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, Deadline, DeadlineKind, Policy
+from bot.services.ports import ReminderItem
+from bot.services.report import TokenView
+from bot.slack.blocks import (
+    SECTION_TEXT_LIMIT,
+    Annotation,
+    code,
+    escape,
+    local_day,
+    local_time,
+    relative,
+    scopes_text,
+    short_id,
+    token_blocks,
+    zone,
+)
+from bot.slack.ids import COMMAND, Action
+from bot.slack.refresh import VERBS
+
+if TYPE_CHECKING:
+    from bot.config import SlackConfig
+    from bot.models import Decision
+
+PAGE_BLOCKS = 40  # per answer (Slack allows 50 per message): room for the title and the pager
+LINES_PER_SECTION = 10
+BUTTON_VALUE_LIMIT = 2000
+COMMENT_CHARS = 60
+ECHO_CHARS = 40
+SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+PAGING_NOTE = "Long answers come in pages of about 40 blocks: use the *Next page* button under them."
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """One subcommand as the help shows it."""
+
+    name: str
+    arguments: str
+    summary: str
+    admin: bool = False
+
+    @property
+    def line(self) -> str:
+        return f"`{COMMAND} {self.name}{' ' + self.arguments if self.arguments else ''}`"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An ephemeral answer: fallback text and blocks."""
+
+    text: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def payload(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": [block.to_dict() for block in self.blocks]}
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Which page to show, and the command (without `/tokens`) that makes the answer."""
+
+    number: int
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """A decision with the token it was about, for histories and the App Home."""
+
+    decision: Decision
+    workspace: str | None
+    token_id: str | None
+
+
+# ---------------------------------------------------------------------------------------------
+# text helpers
+
+
+def clip(text: str, limit: int) -> str:
+    """At most `limit` characters of one line of raw text (clip before escaping, never after)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def echo(text: str) -> str:
+    """What someone typed, shown back safely."""
+    return code(clip(text, ECHO_CHARS)) if text.strip() else "nothing"
+
+
+def person(slack_id: str | None, fallback: str | None = None) -> str:
+    """A Slack mention for a real user id; anything else as escaped text."""
+    if slack_id and SLACK_USER.match(slack_id):
+        return f"<@{slack_id}>"
+    return escape(fallback or slack_id or "nobody")
+
+
+def token_ref(view: TokenView) -> str:
+    return f"{code(short_id(view.token_id))} in *{escape(view.workspace)}*"
+
+
+def owner_text(view: TokenView) -> str:
+    if view.owner_slack_id and SLACK_USER.match(view.owner_slack_id):
+        return f"<@{view.owner_slack_id}>"
+    if view.owner or view.owner_id:
+        return escape(view.owner or view.owner_id or "")
+    return "_no owner_"
+
+
+def comment_text(view: TokenView) -> str:
+    return f"“{escape(clip(view.comment, COMMENT_CHARS))}”" if view.comment.strip() else "_no comment_"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _and(items: Sequence[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT]))
+
+
+def _context(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT])])
+
+
+def line_sections(lines: Sequence[str], heading: str | None = None) -> list[list[Block]]:
+    """Lines in sections of at most `LINES_PER_SECTION` lines and 3000 characters, each a page
+    entry; a long group repeats its heading with "(continued)"."""
+    entries: list[list[Block]] = []
+    chunk: list[str] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal chunk, size
+        if not chunk:
+            return
+        title = heading if not entries else f"{heading} (continued)" if heading else None
+        text = "\n".join(([f"*{title}*"] if title else []) + chunk)
+        entries.append([_section(text)])
+        chunk, size = [], 0
+
+    for line in lines:
+        line = line[: SECTION_TEXT_LIMIT - 200]
+        if len(chunk) >= LINES_PER_SECTION or size + len(line) + 1 > SECTION_TEXT_LIMIT - 200:
+            flush()
+        chunk.append(line)
+        size += len(line) + 1
+    flush()
+    return entries
+
+
+# ---------------------------------------------------------------------------------------------
+# pages
+
+
+def pager_value(number: int, command: str) -> str:
+    return f"{number} {command}"
+
+
+def parse_pager_value(value: str | None) -> tuple[int, str]:
+    """(page, command) of a pager button; page 1 and no command for anything malformed."""
+    number, _, command = (value or "").partition(" ")
+    if not number.isdigit() or len(number) > 5:
+        return 1, ""
+    return max(1, int(number)), command
+
+
+def _split_pages(entries: Sequence[list[Block]], budget: int) -> list[list[list[Block]]]:
+    pages: list[list[list[Block]]] = [[]]
+    used = 0
+    for entry in entries:
+        if used + len(entry) > budget and pages[-1]:
+            pages.append([])
+            used = 0
+        pages[-1].append(entry)
+        used += len(entry)
+    return pages
+
+
+def paged(title: list[Block], entries: Sequence[list[Block]], page: Page, text: str) -> Answer:
+    """The title, then the entries of the requested page (the last one if it is past the end),
+    then where this page is and the buttons to the others."""
+    pages = _split_pages(entries, PAGE_BLOCKS - len(title) - 2)
+    number = min(max(page.number, 1), len(pages))
+    built = list(title) + [block for entry in pages[number - 1] for block in entry]
+    if len(pages) > 1:
+        built.append(_context(f"Page {number} of {len(pages)}"))
+        buttons = []
+        if number > 1 and len(pager_value(number - 1, page.command)) <= BUTTON_VALUE_LIMIT:
+            buttons.append(
+                ButtonElement(
+                    text="Previous page",
+                    action_id=Action.PREVIOUS_PAGE,
+                    value=pager_value(number - 1, page.command),
+                )
+            )
+        if number < len(pages) and len(pager_value(number + 1, page.command)) <= BUTTON_VALUE_LIMIT:
+            buttons.append(
+                ButtonElement(
+                    text="Next page", action_id=Action.NEXT_PAGE, value=pager_value(number + 1, page.command)
+                )
+            )
+        if buttons:
+            built.append(ActionsBlock(block_id="pager", elements=buttons))
+        text += f" (page {number} of {len(pages)})"
+    return Answer(text, built)
+
+
+# ---------------------------------------------------------------------------------------------
+# help, refusals, plain answers
+
+
+def help_answer(usages: Sequence[Usage]) -> Answer:
+    everyone = [f"{u.line}: {u.summary}" for u in usages if not u.admin]
+    admins = [f"{u.line}: {u.summary}" for u in usages if u.admin]
+    blocks: list[Block] = [
+        _section(f"*{COMMAND}*: your Databricks tokens and what is about to happen to them."),
+        _section("*For everyone*\n" + "\n".join(everyone)),
+        _section("*For tokenbot admins*\n" + "\n".join(admins)),
+        _context(
+            "A token id is the full id or its first characters as messages show them "
+            "(e.g. `0a1b2c3d4e`); if two workspaces share it, write `workspace/id`. " + PAGING_NOTE
+        ),
+    ]
+    return Answer(f"{COMMAND} help: " + ", ".join(u.name for u in usages), blocks)
+
+
+def refusal(line: str, usages: Sequence[Usage]) -> Answer:
+    """A one-line answer to something that cannot be done, with how to do it right."""
+    usage = "\n".join(f"{u.line}: {u.summary}" for u in usages)
+    return Answer(line, [_section(line), _context(("Usage:\n" if len(usages) == 1 else "") + usage)])
+
+
+def plain(message: str) -> Answer:
+    """One line or paragraph, already in safe mrkdwn."""
+    return Answer(message[:SECTION_TEXT_LIMIT], [_section(message)])
+
+
+def failure() -> Answer:
+    return plain("Something went wrong on tokenbot's side; nothing was changed. The error is logged.")
+
+
+# ---------------------------------------------------------------------------------------------
+# mine
+
+
+def mine(
+    items: Sequence[ReminderItem],
+    decided: Mapping[str, Annotation],
+    undated: Sequence[TokenView],
+    tz: str,
+    now: datetime,
+    page: Page,
+) -> Answer:
+    """The caller's tokens, nearest deadline first, each with a reminder's buttons."""
+    count = len(items) + len(undated)
+    if not count:
+        return plain("You have no live Databricks tokens that tokenbot knows of.")
+    title: list[Block] = [
+        HeaderBlock(text=f"Your {_plural(count, 'Databricks token')}"[:150]),
+        _context(
+            "Nearest deadline first. Each button applies at once and is recorded; "
+            f"times in {escape(zone(tz).key)}."
+        ),
+    ]
+    entries = [token_blocks(item, tz, now, False, decided.get(item.reference)) for item in items]
+    if undated:
+        lines = [f"• {token_ref(v)} · {comment_text(v)}" for v in undated]
+        entries += line_sections(lines, "Nothing scheduled for these")
+    return paged(title, entries, page, f"Your {_plural(count, 'token')}")
+
+
+# ---------------------------------------------------------------------------------------------
+# upcoming
+
+
+def upcoming(
+    rows: Sequence[tuple[Deadline, TokenView]],
+    days: int,
+    workspace: str | None,
+    tz: str,
+    now: datetime,
+    page: Page,
+) -> Answer:
+    """Deadlines in the next `days` days (overdue ones first), grouped by day in the reader's zone."""
+    where = f" in {escape(workspace)}" if workspace else ""
+    if not rows:
+        return plain(f"Nothing is due in the next {_plural(days, 'day')}{where}.")
+    rows = sorted(rows, key=lambda r: (r[0].due_at, r[1].workspace, r[1].token_id))
+    counts: dict[DeadlineKind, int] = {}
+    for deadline, _ in rows:
+        counts[deadline.kind] = counts.get(deadline.kind, 0) + 1
+    summary = _and([f"{n} {DEADLINE_LABELS[kind].lower()}" for kind, n in counts.items()])
+    title: list[Block] = [
+        HeaderBlock(text=f"Deadlines in the next {_plural(days, 'day')}{where}"[:150]),
+        _context(
+            f"{_plural(len(rows), 'deadline')} on {_plural(len({v.pk for _, v in rows}), 'token')}: "
+            f"{summary}. Times in {escape(zone(tz).key)}."
+        ),
+    ]
+    local = zone(tz)
+
+    def day(row: tuple[Deadline, TokenView]) -> str:
+        due = row[0].due_at
+        if due <= now:
+            return "Overdue"
+        moment = due.astimezone(local)
+        return f"{moment:%a} {moment.day} {moment:%b %Y}"
+
+    entries: list[list[Block]] = []
+    for heading, group in groupby(rows, key=day):
+        group_rows = list(group)
+        lines = [
+            f"• {d.due_at.astimezone(local):%H:%M} · {DEADLINE_LABELS[d.kind]} · {token_ref(v)} · "
+            f"{owner_text(v)} · {comment_text(v)}"
+            for d, v in group_rows
+        ]
+        entries += line_sections(lines, f"{heading} · {len(group_rows)}")
+    return paged(title, entries, page, f"{_plural(len(rows), 'deadline')} in the next {days} days{where}")
+
+
+# ---------------------------------------------------------------------------------------------
+# risky, stale
+
+
+def risky(views: Sequence[TokenView], page: Page) -> Answer:
+    """Tokens with findings, in the order given (worst first)."""
+    if not views:
+        return plain("No live token has a finding: nothing risky to show.")
+    title: list[Block] = [
+        HeaderBlock(text=f"{_plural(len(views), 'token')} with findings, worst first"[:150]),
+    ]
+    lines = [
+        f"• {token_ref(v)} · {owner_text(v)} · {comment_text(v)}\n"
+        f"    :warning: {', '.join(FINDING_LABELS[f.code] for f in v.evaluation.findings)}"
+        for v in views
+    ]
+    return paged(title, line_sections(lines), page, f"{_plural(len(views), 'risky token')}")
+
+
+def stale(views: Sequence[TokenView], days: int, now: datetime, page: Page) -> Answer:
+    """Tokens unused for `days` days, the longest unused first."""
+    if not views:
+        return plain(f"Every live token was used in the last {_plural(days, 'day')}.")
+    title: list[Block] = [
+        HeaderBlock(text=f"{_plural(len(views), 'token')} unused for {days} days or more"[:150]),
+    ]
+
+    def used(view: TokenView) -> str:
+        if view.last_used_on is None:
+            return f"never used (created {local_day(view.created_at, 'UTC')})"
+        return f"last used {local_day(view.last_used_on, 'UTC')} ({(now - view.last_used_on).days} days ago)"
+
+    lines = [f"• {token_ref(v)} · {owner_text(v)} · {comment_text(v)} · {used(v)}" for v in views]
+    return paged(title, line_sections(lines), page, f"{_plural(len(views), 'stale token')}")
+
+
+# ---------------------------------------------------------------------------------------------
+# show
+
+
+def show(
+    view: TokenView,
+    history: Sequence[HistoryEntry],
+    gone: str | None,
+    tz: str,
+    now: datetime,
+    page: Page,
+) -> Answer:
+    """One token: who owns it, its scopes and times, deadlines, findings, every decision."""
+    owner = owner_text(view)
+    if view.owner_name and (view.owner or view.owner_id):
+        owner += f" ({escape(clip(view.owner_name, 80))}, {escape(view.owner or view.owner_id or '')})"
+    facts = [
+        f"*{escape(clip(view.comment, 200)) if view.comment.strip() else '_no comment_'}*",
+        f"Token {code(view.token_id)} in *{escape(view.workspace)}*",
+        f"Owner: {owner}" + (" · service principal" if view.owner_kind == "service_principal" else ""),
+        f"Scopes: {scopes_text(view.scopes)}"
+        + (f" · auto-scoping observed {scopes_text(view.inferred_scopes)}" if view.inferred_scopes else ""),
+        f"Auto-scoping: {escape(view.autoscope_state or 'unknown')}",
+        f"Created {local_day(view.created_at, tz)} · expires {local_day(view.expires_at, tz)} · "
+        f"last used {local_day(view.last_used_on, tz)}",
+    ]
+    if gone:
+        facts.insert(0, f":no_entry: {gone}")
+    title: list[Block] = [_section("\n".join(facts))]
+    deadlines = [
+        f"• *{DEADLINE_LABELS[d.kind]}* {local_time(d.due_at, tz)} ({relative(d.due_at, now)}): "
+        f"{escape(d.action)}. {escape(d.reason)}"
+        for d in view.evaluation.deadlines
+    ]
+    findings = [f"• :warning: *{FINDING_LABELS[f.code]}*: {escape(f.detail)}" for f in view.evaluation.findings]
+    entries = line_sections(deadlines or ["_none scheduled_"], "Deadlines")
+    entries += line_sections(findings or ["_none_"], "Findings")
+    lines = [decision_line(entry, tz, with_token=False) for entry in history]
+    entries += line_sections(lines or ["_no decision yet_"], f"Decisions ({len(history)}, newest first)")
+    return paged(title, entries, page, f"Token {short_id(view.token_id)} in {view.workspace}")
+
+
+STATUS_WORDS = {
+    "requested": "waiting for an admin",
+    "approved": "approved",
+    "applied": "done",
+    "failed": "failed",
+    "denied": "denied",
+    "refused": "refused",
+}
+
+
+def decision_line(entry: HistoryEntry, tz: str, with_token: bool = True) -> str:
+    """• 7 Dec 2026 14:03 · Revoked · done · by @ada (admin): "reason"."""
+    decision = entry.decision
+    parameters = decision.parameters or {}
+    when = decision.updated_at or decision.created_at
+    stamp = f"{local_day(when, tz)} {when.astimezone(zone(tz)):%H:%M}" if when else "?"
+    verb = VERBS.get(decision.action, decision.action.replace("_", " ").capitalize())
+    who = "tokenbot" if decision.actor_slack_id == "tokenbot" else person(decision.actor_slack_id)
+    parts = [stamp, verb]
+    if with_token and entry.token_id:
+        parts.append(f"{code(short_id(entry.token_id))} in *{escape(entry.workspace or '?')}*")
+    parts.append(f"{STATUS_WORDS.get(decision.status, escape(decision.status))} · by {who}")
+    details = []
+    if parameters.get("days"):
+        details.append(f"{escape(str(parameters['days']))} days")
+    if parameters.get("scopes") and isinstance(parameters["scopes"], list):
+        details.append(scopes_text(str(s) for s in parameters["scopes"]))
+    if parameters.get("owner_slack_id"):
+        details.append(f"owner {person(str(parameters['owner_slack_id']))}")
+    if parameters.get("reason"):
+        details.append(f"“{escape(clip(str(parameters['reason']), 80))}”")
+    if parameters.get("refused"):
+        details.append(f"({escape(str(parameters['refused']).replace('_', ' '))})")
+    if parameters.get("dry_run"):
+        details.append("(dry run)")
+    if decision.error:
+        details.append(f"error: {escape(clip(decision.error, 80))}")
+    return "• " + " · ".join(parts) + (": " + ", ".join(details) if details else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# revoke, sync, policy
+
+
+def revoke_confirmation(view: TokenView, reason: str, reference: str) -> Answer:
+    """What will be revoked, and the button (with Slack's own "are you sure?") that does it."""
+    text = (
+        f"Revoke {token_ref(view)} ({comment_text(view)}), owned by {owner_text(view)}?\n"
+        f"Reason: “{escape(clip(reason, 300))}”\n"
+        "Jobs that use it fail at once. Nothing happens until you press *Revoke*."
+    )
+    button = ButtonElement(
+        text="Revoke",
+        action_id=Action.REVOKE,
+        value=reference,
+        style="danger",
+        confirm=ConfirmObject(
+            title="Revoke this token?",
+            text=f"Token {short_id(view.token_id)} in {clip(view.workspace, 100)} stops working at once. "
+            "Jobs that use it will fail.",
+            confirm="Revoke",
+            deny="Keep it",
+            style="danger",
+        ),
+    )
+    return Answer(
+        f"Revoke token {short_id(view.token_id)} in {escape(view.workspace)}? Press Revoke to confirm.",
+        [_section(text), ActionsBlock(block_id=f"actions:{reference}", elements=[button])],
+    )
+
+
+def sync_done(lines: Sequence[str], failed: int) -> Answer:
+    head = "Sync done." if not failed else f"Sync done; {_plural(failed, 'workspace')} failed."
+    body = "\n".join(f"• {escape(line)}" for line in lines) or "_no workspace is configured_"
+    return Answer(head, [_section(f"*{head}*"), *[e[0] for e in line_sections(body.split("\n"))]])
+
+
+def policy_answer(policy: Policy, slack: SlackConfig, dry_run: bool) -> Answer:
+    """The policy in force, in plain words."""
+    steps = _and([str(d) for d in sorted(policy.reminder_days, reverse=True)])
+    quiet = (
+        " at any hour"
+        if policy.quiet_window() is None
+        else f", never during quiet hours ({escape(policy.quiet_hours)} in the owner's time zone)"
+    )
+    admins = f" in <#{slack.admin_channel}>" if slack.admin_channel else ""
+    lines = [
+        f"*Reminders.* Each token's owner gets a direct message {steps} days before anything happens "
+        f"to the token{quiet}. Undecided tokens go to the admins{admins} "
+        f"{_plural(policy.escalate_after_days, 'day')} before the deadline, and so do tokens "
+        "whose owner cannot be found in Slack.",
+        f"*What Databricks does.* Auto-scoping watches a token for {policy.autoscope_observation_days} "
+        "days, then narrows it to the scopes it used. Tokens unused for "
+        f"{policy.inactivity_revocation_days} days are revoked. A token stops working when it expires; "
+        "its lifetime cannot be lengthened.",
+    ]
+    rules = []
+    if policy.org_max_inactive_days:
+        rules.append(f"tokens unused for {policy.org_max_inactive_days} days")
+    if policy.org_max_lifetime_days:
+        rules.append(f"tokens older than {policy.org_max_lifetime_days} days")
+    if rules:
+        enforce = (
+            f"tokenbot revokes them itself when the deadline passes with no decision, at most "
+            f"{policy.max_revocations_per_run} in one run."
+            if policy.enforce
+            else "tokenbot does not revoke them itself (`policy.enforce` is off): overdue ones go to the admins."
+        )
+        lines.append(f"*The organisation's own policy.* {_and(rules).capitalize()} are due for revocation. {enforce}")
+    else:
+        lines.append("*The organisation's own policy.* None: tokenbot only warns about what Databricks does.")
+    lines.append(
+        f"*Extensions.* An owner can put off the organisation's deadline by up to "
+        f"{_plural(policy.max_extension_days, 'day')} at once; longer needs an admin. "
+        "Scopes chosen by hand that include `authentication` or `all-apis` need an admin too."
+    )
+    if policy.junk_comment_patterns:
+        lines.append(
+            "*Unclear comments* (flagged): " + ", ".join(code(p) for p in policy.junk_comment_patterns) + "."
+        )
+    digest = (
+        f"posted to <#{slack.digest_channel}> on `{escape(slack.digest_cron)}` ({escape(slack.digest_timezone)})"
+        if slack.digest_channel
+        else "off (no `slack.digest_channel`)"
+    )
+    lines.append(
+        f"*Inventory and digest.* Databricks is read every {policy.sync_interval_minutes} minutes; "
+        f"the digest is {digest}."
+    )
+    if dry_run:
+        lines.append(":test_tube: *Dry run is on*: decisions are recorded but nothing changes in Databricks.")
+    return Answer("The token policy in force", [HeaderBlock(text="The token policy in force"), *map(_section, lines)])
+
+
+def by_severity_key(view: TokenView, severity: Mapping[Any, int]) -> tuple[int, int, str, str]:
+    """Worst finding first, then more findings first."""
+    ranks = [severity[f.code] for f in view.evaluation.findings]
+    return (min(ranks, default=len(severity)), -len(ranks), view.workspace, view.token_id)
+
+
+def unused_since(view: TokenView, now: datetime, days: int) -> bool:
+    """Unused for at least `days` days: last used that long ago, or never used and that old."""
+    limit = now - timedelta(days=days)
+    if view.last_used_on is not None:
+        return view.last_used_on <= limit
+    return view.created_at is not None and view.created_at <= limit

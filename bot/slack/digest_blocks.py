@@ -1,0 +1,317 @@
+"""Pure Block Kit builders for the channel digest (`bot/services/digest.py`) and for what the
+enforcement job tells owners and admins (`bot/services/enforcement.py`).
+
+Nothing here talks to Slack. Owners are mentioned (`<@U123>`) when their Slack user is known, so
+the digest reaches them; every other piece of user text is escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS
+from bot.services import decisions
+from bot.services.digest import HORIZON_DAYS, Digest, DueToken, TokenRef
+from bot.services.enforcement import EnforcementReport, Enforced
+from bot.services.ports import ReminderItem
+from bot.slack import blocks
+from bot.slack.blocks import code, escape, relative, short_id, zone
+
+MAX_MESSAGE_BLOCKS = blocks.MAX_MESSAGE_BLOCKS
+SECTION_LIMIT = blocks.SECTION_TEXT_LIMIT
+TOKENS_PER_KIND = 8  # tokens named per kind and day; the rest are counted
+LINES_PER_SECTION = 15
+
+VERBS = {
+    decisions.REVOKE: "revoked",
+    decisions.ROTATE: "rotated",
+    decisions.EXTEND: "extended",
+    decisions.CONFIRM_SCOPES: "set the scopes of",
+    decisions.RESTORE: "restored the scopes of",
+    decisions.ASSIGN_OWNER: "assigned an owner to",
+    decisions.ACCEPT: "accepted the deadline of",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def owner_text(token: TokenRef) -> str:
+    if token.owner_slack_id:
+        return f"<@{token.owner_slack_id}>"
+    return escape(token.owner) if token.owner else "_no known owner_"
+
+
+def token_text(token: TokenRef) -> str:
+    label = f"{code(short_id(token.token_id))} in *{escape(token.workspace)}*"
+    if token.comment:
+        comment = " ".join(token.comment.split())
+        label += f" ({escape(comment[:40] + ('…' if len(comment) > 40 else ''))})"
+    return label
+
+
+def day_text(day: date) -> str:
+    return f"{day:%a} {day.day} {day:%b}"
+
+
+def moment_day(moment: datetime | None, tz: str) -> str:
+    if moment is None:
+        return "never"
+    return day_text(moment.astimezone(zone(tz)).date())
+
+
+def actor_text(slack_id: str) -> str:
+    return slack_id if slack_id == decisions.TOKENBOT.slack_id else f"<@{slack_id}>"
+
+
+def _section(text: str) -> SectionBlock:
+    if len(text) > SECTION_LIMIT:
+        text = text[: SECTION_LIMIT - 1] + "…"
+    return SectionBlock(text=MarkdownTextObject(text=text))
+
+
+def _lines_section(title: str, lines: Sequence[str], more_hint: str = "") -> SectionBlock:
+    shown = list(lines[:LINES_PER_SECTION])
+    rest = len(lines) - len(shown)
+    if rest:
+        shown.append(f"…and {rest} more{more_hint}")
+    return _section(f"*{title}*\n" + "\n".join(shown))
+
+
+# ---------------------------------------------------------------------------------------------
+# the digest
+
+
+def digest_message(digest: Digest) -> tuple[str, list[Block]]:
+    """(fallback text, blocks): never more than 50 blocks."""
+    tz = digest.tz
+    today = digest.now.astimezone(zone(tz)).date()
+    title = f"tokenbot digest · {day_text(today)} {today.year}"
+    built: list[Block] = [
+        HeaderBlock(text=title[:150]),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"Since {moment_day(digest.since, tz)} · days in {escape(tz)}"
+                )
+            ]
+        ),
+    ]
+    fallback = f"tokenbot digest: {digest.summary()}"
+    if digest.is_empty:
+        built.append(
+            _section(
+                f":white_check_mark: A quiet week: nothing due in the next {HORIZON_DAYS} days, no decisions, "
+                "no new risky tokens, and every workspace synced."
+            )
+        )
+        return fallback, built
+    built.append(_section(digest.summary()))
+    tail = _tail_sections(digest)
+    budget = MAX_MESSAGE_BLOCKS - len(built) - len(tail) - 3  # divider, heading, "more days" line
+    if digest.days:
+        built.append(DividerBlock())
+        built.append(_section(f"*Deadlines in the next {HORIZON_DAYS} days*"))
+        shown = digest.days[: max(budget, 1)]
+        for group in shown:
+            built.append(_day_section(group.day, group.by_kind, digest.now))
+        hidden = digest.days[len(shown) :]
+        if hidden:
+            count = sum(group.count for group in hidden)
+            built.append(
+                ContextBlock(elements=[MarkdownTextObject(text=f"…and {count} more on later days.")])
+            )
+    if tail:
+        built.append(DividerBlock())
+        built.extend(tail)
+    return fallback, built
+
+
+def _day_section(day: date, by_kind, now: datetime) -> SectionBlock:
+    count = sum(len(tokens) for _, tokens in by_kind)
+    lines = [f"*{day_text(day)}* · {count} deadline{'s' if count != 1 else ''}"]
+    for kind, tokens in by_kind:
+        named = ", ".join(f"{token_text(t.token)} {owner_text(t.token)}" for t in tokens[:TOKENS_PER_KIND])
+        rest = len(tokens) - TOKENS_PER_KIND
+        more = f", and {rest} more" if rest > 0 else ""
+        lines.append(f"• {DEADLINE_LABELS[kind]} ({len(tokens)}): {named}{more}")
+    return _section("\n".join(lines))
+
+
+def _tail_sections(digest: Digest) -> list[Block]:
+    tz, now = digest.tz, digest.now
+    sections: list[Block] = []
+    if digest.overdue:
+        sections.append(
+            _lines_section(
+                ":rotating_light: Overdue under tokenbot's policy (enforcement is off, so nothing was revoked)",
+                [_due_line(due, tz, now) for due in digest.overdue],
+                ": `/tokens upcoming`",
+            )
+        )
+    if digest.unanswered:
+        sections.append(
+            _lines_section(
+                "Owners who have not answered",
+                [
+                    f"• {owner_text(u.token)}: {token_text(u.token)}, {DEADLINE_LABELS[u.kind].lower()} "
+                    f"on {moment_day(u.due_at, tz)} ({relative(u.due_at, now)}); "
+                    f"escalated {moment_day(u.escalated_at, tz)}"
+                    for u in digest.unanswered
+                ],
+            )
+        )
+    if digest.decision_counts or digest.refused:
+        counts = [f"{action.replace('_', ' ')} {status} ×{n}" for action, status, n in digest.decision_counts]
+        if digest.refused:
+            counts.append(f"refused ×{digest.refused}")
+        lines = [" · ".join(counts)] + [_decision_line(line, tz) for line in digest.decision_lines]
+        sections.append(_section(f"*Decisions since {moment_day(digest.since, tz)}*\n" + "\n".join(lines)))
+    if digest.new_risky:
+        sections.append(
+            _lines_section(
+                "New risky tokens",
+                [
+                    f"• {token_text(r.token)} · {owner_text(r.token)} · "
+                    + ", ".join(FINDING_LABELS[code_] for code_ in r.findings)
+                    for r in digest.new_risky
+                ],
+                ": `/tokens risky`",
+            )
+        )
+    if digest.failing_workspaces:
+        sections.append(
+            _lines_section(
+                ":warning: Workspaces failing to sync",
+                [
+                    f"• *{escape(w.name)}* ({w.status}, last good sync {moment_day(w.last_success_at, tz)})"
+                    + (f": {escape(w.last_error[:300])}" if w.last_error else "")
+                    for w in digest.failing_workspaces
+                ],
+            )
+        )
+    return sections
+
+
+def _due_line(due: DueToken, tz: str, now: datetime) -> str:
+    return (
+        f"• {token_text(due.token)} · {owner_text(due.token)} · "
+        f"{DEADLINE_LABELS[due.kind].lower()} {moment_day(due.due_at, tz)} ({relative(due.due_at, now)})"
+    )
+
+
+def _decision_line(line, tz: str) -> str:
+    what = token_text(line.token) if line.token else "a token"
+    when = moment_day(line.at, tz)
+    if line.status == decisions.FAILED:
+        error = f": {escape(line.error[:200])}" if line.error else ""
+        return f"• :x: {line.action.replace('_', ' ')} of {what} failed ({when}){error}"
+    verb = VERBS.get(line.action, line.action.replace("_", " "))
+    return f"• {actor_text(line.actor_slack_id)} {verb} {what} ({when})"
+
+
+def as_text(built: Sequence[Block]) -> str:
+    """The digest as readable text, for `tokenbot digest --dry-run`."""
+    return blocks.as_text(built)
+
+
+# ---------------------------------------------------------------------------------------------
+# enforcement
+
+
+def _enforced_line(item: Enforced, with_owner: bool) -> str:
+    owner = f" · {owner_text(item.token)}" if with_owner else ""
+    return f"• {token_text(item.token)}{owner}: {escape(item.rule)}"
+
+
+def owner_revoked(items: Sequence[Enforced]) -> tuple[str, list[Block]]:
+    """To the owner: which of their tokens tokenbot revoked, and by which rule."""
+    plural = "s" if len(items) != 1 else ""
+    text = f"tokenbot revoked {len(items)} of your Databricks token{plural} under your organisation's policy"
+    lines = [_enforced_line(item, with_owner=False) for item in items]
+    return text, [
+        _section(f":lock: *{text}.*\nThe deadline passed with no decision and no exemption.\n" + "\n".join(lines)),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text="Jobs that used these tokens now fail: create a new token (with only the scopes "
+                    "it needs) and ask an admin if you need an exemption next time."
+                )
+            ]
+        ),
+    ]
+
+
+def admins_report(report: EnforcementReport) -> tuple[str, list[Block]]:
+    """To the admins channel: what one enforcement run revoked, failed to revoke, or held back."""
+    built: list[Block] = []
+    if report.dry_run:
+        text = f"Dry run: tokenbot would have revoked {len(report.revoked)} token(s) under its policy"
+    else:
+        text = f"tokenbot revoked {len(report.revoked)} token(s) under its policy"
+    if report.revoked:
+        built.append(
+            _lines_section(f":lock: {text}", [_enforced_line(i, with_owner=True) for i in report.revoked])
+        )
+    if report.failed:
+        built.append(
+            _lines_section(
+                ":x: Could not revoke",
+                [f"{_enforced_line(i, with_owner=True)} ({escape(i.message)})" for i in report.failed],
+            )
+        )
+    if report.remaining:
+        text = (
+            f"Enforcement stopped: {report.remaining} more overdue token(s) wait, over the limit of "
+            f"{report.limit} revocations per run"
+        )
+        built.append(
+            _section(
+                f":rotating_light: *{text}.*\nA bad sync or a bad rule can make everything look overdue: "
+                "check the last sync and the policy (`/tokens upcoming`). If the list is right, the next "
+                "runs continue at the same pace; raise `policy.max_revocations_per_run` to go faster, or "
+                "set `policy.enforce = false` to stop."
+            )
+        )
+    return text + ".", built or [_section(text + ".")]
+
+
+def overdue_escalation(items: Sequence[ReminderItem], tz: str, now: datetime) -> tuple[str, list[Block]]:
+    """To the admins channel when enforcement is off: tokens past tokenbot's policy deadline, with
+    the decision buttons of a reminder (the references are the new notification rows)."""
+    plural = "s" if len(items) != 1 else ""
+    text = f"{len(items)} token{plural} past tokenbot's policy deadline"
+    built: list[Block] = [
+        HeaderBlock(text=text[:150]),
+        _section(
+            "Nobody decided before the deadline. `policy.enforce` is off, so tokenbot did not revoke "
+            "them: revoke, extend, or find the owner here."
+        ),
+    ]
+    budget = MAX_MESSAGE_BLOCKS - len(built) - 1
+    shown = 0
+    for item in items:
+        item_blocks = blocks.token_blocks(item, tz, now, for_admins=True)
+        if len(item_blocks) > budget:
+            break
+        built.extend(item_blocks)
+        budget -= len(item_blocks)
+        shown += 1
+    if shown < len(items):
+        built.append(
+            ContextBlock(
+                elements=[MarkdownTextObject(text=f"…and {len(items) - shown} more: `/tokens upcoming`.")]
+            )
+        )
+    return text, built

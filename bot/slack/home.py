@@ -1,0 +1,179 @@
+"""Pure builder of the App Home tab (STYLE.md 3): `home_view(HomeData) -> View`.
+
+Everyone sees their own tokens, nearest deadline first, with a reminder's buttons, and their
+recent decisions. Admins see above that the deadlines of the next 14 days by kind, the
+workspaces and how their last sync went, and the tokens waiting for an owner, each with a
+picker. Never more than Slack's 100 blocks: what does not fit is counted and pointed to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+    UserSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.domain.policy import DEADLINE_LABELS, DeadlineKind
+from bot.models import Workspace
+from bot.services.ports import ReminderItem
+from bot.services.report import TokenView
+from bot.slack.blocks import SECTION_TEXT_LIMIT, Annotation, escape, local_time, token_blocks
+from bot.slack.command_blocks import (
+    HistoryEntry,
+    clip,
+    comment_text,
+    decision_line,
+    line_sections,
+    token_ref,
+)
+from bot.slack.ids import Action
+
+HOME_BLOCKS = 100  # Slack's limit for a Home tab
+HORIZON_DAYS = 14
+SHOWN_WORKSPACES = 20  # two sections of ten
+SHOWN_WAITING = 8
+SHOWN_DECISIONS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingToken:
+    """A token without an owner to ask: handed back with "Not mine", or a service principal's."""
+
+    view: TokenView
+    reference: str  # what the owner picker carries (references.for_token)
+    why: str  # safe mrkdwn
+
+
+@dataclass(frozen=True, slots=True)
+class AdminOverview:
+    due_counts: Mapping[DeadlineKind, int]  # deadlines in the next HORIZON_DAYS days, overdue ones included
+    overdue: int
+    workspaces: Sequence[Workspace]
+    waiting: Sequence[WaitingToken]
+    horizon_days: int = HORIZON_DAYS
+
+
+@dataclass(frozen=True, slots=True)
+class HomeData:
+    tz: str
+    now: datetime
+    items: Sequence[ReminderItem]  # the reader's tokens with a deadline, nearest first
+    decided: Mapping[str, Annotation] = field(default_factory=dict)
+    undated: Sequence[TokenView] = ()  # the reader's tokens with nothing scheduled
+    recent: Sequence[HistoryEntry] = ()
+    admin: AdminOverview | None = None
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT]))
+
+
+def _context(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT])])
+
+
+def home_view(data: HomeData) -> View:
+    blocks: list[Block] = [HeaderBlock(text="tokenbot")]
+    if data.admin is not None:
+        blocks += admin_blocks(data.admin, data.tz)
+    tail = recent_blocks(data.recent, data.tz)
+    budget = HOME_BLOCKS - len(blocks) - len(tail) - 3  # the heading, the "more" line, a divider
+    blocks.append(
+        _section(
+            "*Your tokens*, nearest deadline first. Each button applies at once and is recorded."
+            if data.items or data.undated
+            else "*Your tokens*\nYou have no live Databricks tokens that tokenbot knows of."
+        )
+    )
+    shown = 0
+    for item in data.items:
+        built = token_blocks(item, data.tz, data.now, False, data.decided.get(item.reference))
+        if len(built) > budget:
+            break
+        blocks += built
+        budget -= len(built)
+        shown += 1
+    more = []
+    if shown < len(data.items):
+        more.append(f"{len(data.items) - shown} more with a deadline")
+    if data.undated:
+        names = ", ".join(token_ref(v) for v in data.undated[:5])
+        more.append(
+            f"{len(data.undated)} with nothing scheduled ({names}{', …' if len(data.undated) > 5 else ''})"
+        )
+    if more:
+        blocks.append(_context("And " + "; ".join(more) + ". Type `/tokens mine` to see them all."))
+    blocks.append(DividerBlock())
+    blocks += tail
+    return View(type="home", blocks=blocks[:HOME_BLOCKS])
+
+
+def admin_blocks(overview: AdminOverview, tz: str) -> list[Block]:
+    """At most about 25 blocks: deadlines by kind, workspaces, tokens waiting for an owner."""
+    total = sum(overview.due_counts.values())
+    fields = [
+        MarkdownTextObject(text=f"*{DEADLINE_LABELS[kind]}*\n{overview.due_counts.get(kind, 0)}")
+        for kind in DeadlineKind
+    ]
+    if overview.overdue:
+        fields.append(MarkdownTextObject(text=f"*Overdue*\n{overview.overdue}"))
+    blocks: list[Block] = [
+        _section(f"*For admins*: {total} deadline{'s' if total != 1 else ''} in the next "
+                 f"{overview.horizon_days} days. `/tokens upcoming` lists them."),
+        SectionBlock(fields=fields),
+    ]
+    lines = [_workspace_line(w, tz) for w in overview.workspaces[:SHOWN_WORKSPACES]]
+    for entry in line_sections(lines or ["_none synced yet_"], f"Workspaces ({len(overview.workspaces)})"):
+        blocks += entry
+    if len(overview.workspaces) > SHOWN_WORKSPACES:
+        hidden = len(overview.workspaces) - SHOWN_WORKSPACES
+        blocks.append(_context(f"And {hidden} more workspaces: `tokenbot sync --json` reports on them all."))
+    waiting = overview.waiting
+    blocks.append(
+        _section(
+            f"*Waiting for an owner* ({len(waiting)})" + ("" if waiting else "\n_Every token has an owner._")
+        )
+    )
+    for token in waiting[:SHOWN_WAITING]:
+        view = token.view
+        blocks.append(_section(f"{token_ref(view)} · {comment_text(view)}\n{token.why}"))
+        blocks.append(
+            ActionsBlock(
+                block_id=f"assign:{token.reference}",
+                elements=[UserSelectElement(action_id=Action.ASSIGN_OWNER, placeholder="Pick the owner")],
+            )
+        )
+    if len(waiting) > SHOWN_WAITING:
+        blocks.append(_context(f"And {len(waiting) - SHOWN_WAITING} more waiting for an owner."))
+    blocks.append(DividerBlock())
+    return blocks
+
+
+def _workspace_line(workspace: Workspace, tz: str) -> str:
+    name = f"*{escape(workspace.name)}*"
+    tokens = f" · {workspace.token_count} tokens" if workspace.token_count is not None else ""
+    if workspace.status == "ok":
+        synced = local_time(workspace.last_sync_at, tz) if workspace.last_sync_at else "?"
+        return f"• :white_check_mark: {name} · synced {synced}{tokens}"
+    if workspace.status == "never" or workspace.last_sync_at is None:
+        return f"• :grey_question: {name} · never synced"
+    good = local_time(workspace.last_success_at, tz) if workspace.last_success_at else "never"
+    error = f": {escape(clip(workspace.last_error, 120))}" if workspace.last_error else ""
+    return f"• :warning: {name} · last sync failed{error} · last good sync {good}{tokens}"
+
+
+def recent_blocks(recent: Sequence[HistoryEntry], tz: str) -> list[Block]:
+    lines = [decision_line(entry, tz) for entry in recent[:SHOWN_DECISIONS]]
+    sections = line_sections(lines or ["_None yet._"], "Your recent decisions")
+    return [block for entry in sections for block in entry]
