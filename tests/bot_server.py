@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import uvicorn
 from sqlalchemy import Engine
 
 from bot.config import Settings
 from bot.slack.app import build_app, make_deps
 from bot.slack.client import make_client
 from bot.slack.context import Deps
-from bot.web import WebApp
+from bot.web import BackgroundServer, WebApp
 
 
 @dataclass
@@ -30,24 +27,13 @@ class BotServer:
 
 
 @contextmanager
-def running_bot(settings: Settings, engine: Engine) -> Iterator[BotServer]:
+def running_bot(settings: Settings, engine: Engine, **web_options) -> Iterator[BotServer]:
     client = make_client(settings)
     deps = make_deps(settings, engine, client)
-    web = WebApp(build_app(settings, deps, client), engine, settings.slack_signing_secret.get_secret_value())
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(web, log_level="warning", access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=10, what="the bot to start")
-    try:
-        yield BotServer(f"http://127.0.0.1:{port}", deps)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    web = WebApp(build_app(settings, deps, client), engine, settings.slack_signing_secret.get_secret_value(),
+                 **web_options)
+    with BackgroundServer(web) as server:
+        yield BotServer(server.url, deps)
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "the condition") -> object:

@@ -1,5 +1,4 @@
-"""Pure Block Kit builders for the channel digest (`bot/services/digest.py`) and for what the
-enforcement job tells owners and admins (`bot/services/enforcement.py`).
+"""Pure Block Kit builders for the channel digest (`bot/services/digest.py`).
 
 Nothing here talks to Slack. Owners are mentioned (`<@U123>`) when their Slack user is known, so
 the digest reaches them; every other piece of user text is escaped.
@@ -22,8 +21,6 @@ from slack_sdk.models.blocks import (
 from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS
 from bot.services import decisions
 from bot.services.digest import HORIZON_DAYS, Digest, DueToken, TokenRef
-from bot.services.enforcement import EnforcementReport, Enforced
-from bot.services.ports import ReminderItem
 from bot.slack import blocks
 from bot.slack.blocks import code, escape, relative, short_id, zone
 
@@ -75,18 +72,18 @@ def actor_text(slack_id: str) -> str:
     return slack_id if slack_id == decisions.TOKENBOT.slack_id else f"<@{slack_id}>"
 
 
-def _section(text: str) -> SectionBlock:
+def section(text: str) -> SectionBlock:
     if len(text) > SECTION_LIMIT:
         text = text[: SECTION_LIMIT - 1] + "…"
     return SectionBlock(text=MarkdownTextObject(text=text))
 
 
-def _lines_section(title: str, lines: Sequence[str], more_hint: str = "") -> SectionBlock:
+def lines_section(title: str, lines: Sequence[str], more_hint: str = "") -> SectionBlock:
     shown = list(lines[:LINES_PER_SECTION])
     rest = len(lines) - len(shown)
     if rest:
         shown.append(f"…and {rest} more{more_hint}")
-    return _section(f"*{title}*\n" + "\n".join(shown))
+    return section(f"*{title}*\n" + "\n".join(shown))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,28 +98,24 @@ def digest_message(digest: Digest) -> tuple[str, list[Block]]:
     built: list[Block] = [
         HeaderBlock(text=title[:150]),
         ContextBlock(
-            elements=[
-                MarkdownTextObject(
-                    text=f"Since {moment_day(digest.since, tz)} · days in {escape(tz)}"
-                )
-            ]
+            elements=[MarkdownTextObject(text=f"Since {moment_day(digest.since, tz)} · days in {escape(tz)}")]
         ),
     ]
     fallback = f"tokenbot digest: {digest.summary()}"
     if digest.is_empty:
         built.append(
-            _section(
-                f":white_check_mark: A quiet week: nothing due in the next {HORIZON_DAYS} days, no decisions, "
-                "no new risky tokens, and every workspace synced."
+            section(
+                f":white_check_mark: A quiet week: nothing due in the next {HORIZON_DAYS} days, "
+                "no decisions, no new risky tokens, and every workspace synced."
             )
         )
         return fallback, built
-    built.append(_section(digest.summary()))
+    built.append(section(digest.summary()))
     tail = _tail_sections(digest)
     budget = MAX_MESSAGE_BLOCKS - len(built) - len(tail) - 3  # divider, heading, "more days" line
     if digest.days:
         built.append(DividerBlock())
-        built.append(_section(f"*Deadlines in the next {HORIZON_DAYS} days*"))
+        built.append(section(f"*Deadlines in the next {HORIZON_DAYS} days*"))
         shown = digest.days[: max(budget, 1)]
         for group in shown:
             built.append(_day_section(group.day, group.by_kind, digest.now))
@@ -146,7 +139,7 @@ def _day_section(day: date, by_kind, now: datetime) -> SectionBlock:
         rest = len(tokens) - TOKENS_PER_KIND
         more = f", and {rest} more" if rest > 0 else ""
         lines.append(f"• {DEADLINE_LABELS[kind]} ({len(tokens)}): {named}{more}")
-    return _section("\n".join(lines))
+    return section("\n".join(lines))
 
 
 def _tail_sections(digest: Digest) -> list[Block]:
@@ -154,15 +147,15 @@ def _tail_sections(digest: Digest) -> list[Block]:
     sections: list[Block] = []
     if digest.overdue:
         sections.append(
-            _lines_section(
-                ":rotating_light: Overdue under tokenbot's policy (enforcement is off, so nothing was revoked)",
+            lines_section(
+                ":rotating_light: Overdue under tokenbot's policy (enforcement is off: nothing revoked)",
                 [_due_line(due, tz, now) for due in digest.overdue],
                 ": `/tokens upcoming`",
             )
         )
     if digest.unanswered:
         sections.append(
-            _lines_section(
+            lines_section(
                 "Owners who have not answered",
                 [
                     f"• {owner_text(u.token)}: {token_text(u.token)}, {DEADLINE_LABELS[u.kind].lower()} "
@@ -177,10 +170,10 @@ def _tail_sections(digest: Digest) -> list[Block]:
         if digest.refused:
             counts.append(f"refused ×{digest.refused}")
         lines = [" · ".join(counts)] + [_decision_line(line, tz) for line in digest.decision_lines]
-        sections.append(_section(f"*Decisions since {moment_day(digest.since, tz)}*\n" + "\n".join(lines)))
+        sections.append(section(f"*Decisions since {moment_day(digest.since, tz)}*\n" + "\n".join(lines)))
     if digest.new_risky:
         sections.append(
-            _lines_section(
+            lines_section(
                 "New risky tokens",
                 [
                     f"• {token_text(r.token)} · {owner_text(r.token)} · "
@@ -192,7 +185,7 @@ def _tail_sections(digest: Digest) -> list[Block]:
         )
     if digest.failing_workspaces:
         sections.append(
-            _lines_section(
+            lines_section(
                 ":warning: Workspaces failing to sync",
                 [
                     f"• *{escape(w.name)}* ({w.status}, last good sync {moment_day(w.last_success_at, tz)})"
@@ -224,94 +217,3 @@ def _decision_line(line, tz: str) -> str:
 def as_text(built: Sequence[Block]) -> str:
     """The digest as readable text, for `tokenbot digest --dry-run`."""
     return blocks.as_text(built)
-
-
-# ---------------------------------------------------------------------------------------------
-# enforcement
-
-
-def _enforced_line(item: Enforced, with_owner: bool) -> str:
-    owner = f" · {owner_text(item.token)}" if with_owner else ""
-    return f"• {token_text(item.token)}{owner}: {escape(item.rule)}"
-
-
-def owner_revoked(items: Sequence[Enforced]) -> tuple[str, list[Block]]:
-    """To the owner: which of their tokens tokenbot revoked, and by which rule."""
-    plural = "s" if len(items) != 1 else ""
-    text = f"tokenbot revoked {len(items)} of your Databricks token{plural} under your organisation's policy"
-    lines = [_enforced_line(item, with_owner=False) for item in items]
-    return text, [
-        _section(f":lock: *{text}.*\nThe deadline passed with no decision and no exemption.\n" + "\n".join(lines)),
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(
-                    text="Jobs that used these tokens now fail: create a new token (with only the scopes "
-                    "it needs) and ask an admin if you need an exemption next time."
-                )
-            ]
-        ),
-    ]
-
-
-def admins_report(report: EnforcementReport) -> tuple[str, list[Block]]:
-    """To the admins channel: what one enforcement run revoked, failed to revoke, or held back."""
-    built: list[Block] = []
-    if report.dry_run:
-        text = f"Dry run: tokenbot would have revoked {len(report.revoked)} token(s) under its policy"
-    else:
-        text = f"tokenbot revoked {len(report.revoked)} token(s) under its policy"
-    if report.revoked:
-        built.append(
-            _lines_section(f":lock: {text}", [_enforced_line(i, with_owner=True) for i in report.revoked])
-        )
-    if report.failed:
-        built.append(
-            _lines_section(
-                ":x: Could not revoke",
-                [f"{_enforced_line(i, with_owner=True)} ({escape(i.message)})" for i in report.failed],
-            )
-        )
-    if report.remaining:
-        text = (
-            f"Enforcement stopped: {report.remaining} more overdue token(s) wait, over the limit of "
-            f"{report.limit} revocations per run"
-        )
-        built.append(
-            _section(
-                f":rotating_light: *{text}.*\nA bad sync or a bad rule can make everything look overdue: "
-                "check the last sync and the policy (`/tokens upcoming`). If the list is right, the next "
-                "runs continue at the same pace; raise `policy.max_revocations_per_run` to go faster, or "
-                "set `policy.enforce = false` to stop."
-            )
-        )
-    return text + ".", built or [_section(text + ".")]
-
-
-def overdue_escalation(items: Sequence[ReminderItem], tz: str, now: datetime) -> tuple[str, list[Block]]:
-    """To the admins channel when enforcement is off: tokens past tokenbot's policy deadline, with
-    the decision buttons of a reminder (the references are the new notification rows)."""
-    plural = "s" if len(items) != 1 else ""
-    text = f"{len(items)} token{plural} past tokenbot's policy deadline"
-    built: list[Block] = [
-        HeaderBlock(text=text[:150]),
-        _section(
-            "Nobody decided before the deadline. `policy.enforce` is off, so tokenbot did not revoke "
-            "them: revoke, extend, or find the owner here."
-        ),
-    ]
-    budget = MAX_MESSAGE_BLOCKS - len(built) - 1
-    shown = 0
-    for item in items:
-        item_blocks = blocks.token_blocks(item, tz, now, for_admins=True)
-        if len(item_blocks) > budget:
-            break
-        built.extend(item_blocks)
-        budget -= len(item_blocks)
-        shown += 1
-    if shown < len(items):
-        built.append(
-            ContextBlock(
-                elements=[MarkdownTextObject(text=f"…and {len(items) - shown} more: `/tokens upcoming`.")]
-            )
-        )
-    return text, built

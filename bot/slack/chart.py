@@ -1,0 +1,54 @@
+"""The digest's chart: deadlines per day over the next 30 days, stacked by kind, as PNG bytes.
+
+matplotlib's object API on the Agg canvas: no pyplot, no global figure state, no display, so
+drawing is safe from any thread (the scheduler's, a slash command's).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import date
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from bot.domain.policy import DEADLINE_LABELS, DeadlineKind
+
+COLOURS = {
+    DeadlineKind.AUTOSCOPE_ENFORCEMENT: "#4c78a8",
+    DeadlineKind.EXPIRY: "#f58518",
+    DeadlineKind.INACTIVITY_REVOCATION: "#e45756",
+    DeadlineKind.ORG_POLICY: "#72b7b2",
+}
+ORDER = tuple(COLOURS)
+
+ChartDays = Sequence[tuple[date, Sequence[tuple[DeadlineKind, int]]]]
+
+
+def deadline_chart(days: ChartDays, title: str = "Deadlines per day, next 30 days") -> bytes:
+    """A stacked bar per day (one colour per deadline kind); PNG bytes."""
+    figure = Figure(figsize=(10, 3.6), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    positions = list(range(len(days)))
+    counts = [dict(kinds) for _, kinds in days]
+    bottom = [0] * len(days)
+    for kind in ORDER:
+        heights = [day_counts.get(kind, 0) for day_counts in counts]
+        if any(heights):
+            axes.bar(positions, heights, bottom=bottom, color=COLOURS[kind], label=DEADLINE_LABELS[kind])
+            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    axes.set_xticks(positions[::3], [f"{day:%a} {day.day} {day:%b}" for day, _ in days][::3], rotation=45)
+    axes.tick_params(axis="x", labelsize=8)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylabel("deadlines")
+    axes.set_title(title)
+    axes.spines[["top", "right"]].set_visible(False)
+    if any(bottom):
+        axes.legend(frameon=False, fontsize=8, loc="upper right")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

@@ -1,0 +1,121 @@
+"""`/tokens`: ack at once, then route the first word to its subcommand's handler.
+
+Anything that cannot be done (an unknown subcommand, an admin's subcommand asked by someone
+else, wrong arguments) gets one line plus the usage, and changes nothing. Answers are ephemeral,
+at the command's `response_url`. The pager buttons of long answers come back here too: their
+value is the page and the command, run again for whoever clicks, with the same checks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from slack_sdk import WebClient
+
+from bot.slack import command_blocks
+from bot.slack.command_blocks import Answer, Usage, echo
+from bot.slack.context import Deps
+from bot.slack.ids import COMMAND, Subcommand
+from bot.slack.listeners.commands.request import BadInput, CommandRequest, slack_unescape
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    usage: Usage
+    handle: Callable[[CommandRequest], None]
+
+
+Routes = Mapping[str, Route]
+Reply = Callable[[Answer], None]
+
+
+def handler(deps: Deps, routes: Routes):
+    def handle(ack, command, respond, client):
+        ack()
+        run(
+            deps,
+            routes,
+            client,
+            user_id=command["user_id"],
+            channel_id=command.get("channel_id"),
+            text=slack_unescape(command.get("text") or ""),
+            page=1,
+            reply=_replier(respond, replace=False),
+        )
+
+    return handle
+
+
+def page_handler(deps: Deps, routes: Routes):
+    """Previous/Next page: the same command again, this page, in place of the answer."""
+
+    def handle(ack, body, respond, client):
+        ack()
+        page, text = command_blocks.parse_pager_value((body.get("actions") or [{}])[0].get("value"))
+        run(
+            deps,
+            routes,
+            client,
+            user_id=body["user"]["id"],
+            channel_id=((body.get("container") or {}).get("channel_id")),
+            text=text,
+            page=page,
+            reply=_replier(respond, replace=True),
+        )
+
+    return handle
+
+
+def run(
+    deps: Deps,
+    routes: Routes,
+    client: WebClient,
+    *,
+    user_id: str,
+    channel_id: str | None,
+    text: str,
+    page: int,
+    reply: Reply,
+) -> None:
+    words = text.split(maxsplit=1)
+    name = words[0].lower() if words else Subcommand.HELP
+    usages = [route.usage for route in routes.values()]
+    route = routes.get(name)
+    if route is None:
+        reply(command_blocks.refusal(f"{echo(words[0])} is not something `{COMMAND}` can do.", usages))
+        return
+    if route.usage.admin and not deps.is_admin(user_id):
+        reply(command_blocks.refusal(f"Only tokenbot admins can use `{COMMAND} {name}`.", [route.usage]))
+        return
+    request = CommandRequest(
+        deps=deps,
+        client=client,
+        user_id=user_id,
+        channel_id=channel_id,
+        name=name,
+        arguments=words[1] if len(words) > 1 else "",
+        page=page,
+        usages=usages,
+        reply=reply,
+    )
+    try:
+        route.handle(request)
+    except BadInput as bad:
+        reply(command_blocks.refusal(bad.line, [route.usage]))
+    except Exception:
+        logger.exception("%s %s by %s failed", COMMAND, name, user_id)
+        reply(command_blocks.failure())
+
+
+def _replier(respond, *, replace: bool) -> Reply:
+    def reply(answer: Answer) -> None:
+        options = {"replace_original": True} if replace else {"response_type": "ephemeral"}
+        response = respond(**answer.payload(), **options)
+        if response is not None and getattr(response, "status_code", 200) >= 300:
+            logger.error("the answer could not be posted: HTTP %s %s", response.status_code, response.body)
+
+    return reply

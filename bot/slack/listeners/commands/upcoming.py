@@ -1,0 +1,43 @@
+"""/tokens upcoming [days] [workspace]: deadlines in the next N days (default 14), by day."""
+
+from sqlalchemy import select
+
+from bot.db import session_scope
+from bot.models import Workspace
+from bot.services import report
+from bot.slack import command_blocks, overview
+from bot.slack.blocks import escape
+from bot.slack.command_blocks import Usage, echo
+from bot.slack.context import Deps
+from bot.slack.ids import Subcommand
+from bot.slack.listeners.commands.request import BadInput, CommandRequest, whole_number
+
+USAGE = Usage(
+    Subcommand.UPCOMING, "[days] [workspace]", "deadlines in the next days (14 unless given), by day", admin=True
+)
+DEFAULT_DAYS = 14
+MAX_DAYS = 365
+
+
+def handler(deps: Deps):
+    def handle(request: CommandRequest) -> None:
+        words = request.words
+        days = DEFAULT_DAYS
+        if words and words[0].isdigit():
+            days = whole_number(words.pop(0), "days", 1, MAX_DAYS)
+        if len(words) > 1:
+            raise BadInput(f"Too many arguments: {echo(' '.join(words))}.")
+        workspace = words[0] if words else None
+        now = deps.now()
+        with session_scope(deps.engine) as session:
+            known = set(session.execute(select(Workspace.name)).scalars())
+            known |= {w.name for w in deps.settings.workspaces}
+            if workspace is not None and workspace not in known:
+                names = ", ".join(f"*{escape(n)}*" for n in sorted(known)) or "none yet"
+                raise BadInput(f"There is no workspace {echo(workspace)}; known: {names}.")
+            views = report.token_views(session=session, policy=deps.settings.policy, now=now, workspace=workspace)
+        rows = [(d, v) for v in views for d in v.evaluation.due_within(now, days)]
+        tz = overview.user_tz(request.client, request.user_id)
+        request.reply(command_blocks.upcoming(rows, days, workspace, tz, now, request.page_of(days, workspace)))
+
+    return handle
