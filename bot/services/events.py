@@ -121,7 +121,9 @@ def parse_event(data: Any, *, workspaces: Collection[str]) -> AutoscopeEvent:
         raise EventError("workspace", "is required")
     if not isinstance(workspace, str) or workspace not in workspaces:
         known = ", ".join(sorted(workspaces)) or "none"
-        raise EventError("workspace", f"{_shown(workspace)} is not a configured workspace (configured: {known})")
+        raise EventError(
+            "workspace", f"{_shown(workspace)} is not a configured workspace (configured: {known})"
+        )
     token_id = _text(data, "token_id", MAX_TOKEN_ID)
     enforcement_at = _time(data, "enforcement_at", required=kind == REMINDER)
     inferred = _scopes(data, "inferred_scopes", required=False)
@@ -171,9 +173,13 @@ def _time(data: dict, field: str, required: bool) -> datetime | None:
             return datetime(day.year, day.month, day.day, tzinfo=UTC)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise EventError(field, f"{_shown(value)} is not an ISO 8601 time such as 2026-12-01T00:00:00Z") from None
+        raise EventError(
+            field, f"{_shown(value)} is not an ISO 8601 time such as 2026-12-01T00:00:00Z"
+        ) from None
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise EventError(field, f"{_shown(value)} has no time zone: add Z for UTC, as in 2026-12-01T00:00:00Z")
+        raise EventError(
+            field, f"{_shown(value)} has no time zone: add Z for UTC, as in 2026-12-01T00:00:00Z"
+        )
     return moment.astimezone(UTC)
 
 
@@ -243,12 +249,18 @@ def ingest(*, session: Session, event: AutoscopeEvent, source: str, now: datetim
         return Ingested(id=event.id, duplicate=True, applied=False)
     token = _token(session, event.workspace, event.token_id)
     if token is None:
-        logger.info("event %s: token %s in %s is not known yet; kept for later", event.id, event.token_id,
-                    event.workspace)
+        logger.info(
+            "event %s: token %s in %s is not known yet; kept for later",
+            event.id,
+            event.token_id,
+            event.workspace,
+        )
         return Ingested(id=event.id, duplicate=False, applied=False)
     _apply(token, event, row, now)
     session.flush()
-    logger.info("event %s (%s) applied to token %s in %s", event.id, event.type, event.token_id, event.workspace)
+    logger.info(
+        "event %s (%s) applied to token %s in %s", event.id, event.type, event.token_id, event.workspace
+    )
     return Ingested(id=event.id, duplicate=False, applied=True, token_pk=token.id)
 
 

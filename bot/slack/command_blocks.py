@@ -576,3 +576,11 @@ def unused_since(view: TokenView, now: datetime, days: int) -> bool:
     if view.last_used_on is not None:
         return view.last_used_on <= limit
     return view.created_at is not None and view.created_at <= limit
+
+
+_ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
+
+
+def safe_message(text: str) -> str:
+    """A service's message (which quotes token comments) escaped, its `<@U…>` mentions kept."""
+    return _ESCAPED_MENTION.sub(r"<@\1>", escape(text))

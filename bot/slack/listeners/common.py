@@ -21,6 +21,7 @@ from bot.services import decisions, report
 from bot.services.decisions import Actor, DeadlineRef, Outcome
 from bot.slack import blocks, references
 from bot.slack.context import Deps
+from bot.slack.listeners.events.app_home_opened import publish as publish_home
 from bot.slack.refresh import refresh_reminder
 
 logger = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ def after(deps: Deps, client: WebClient, click: Click, outcome: Outcome) -> None
         ask_admins(deps, client, outcome)
     if outcome.token_pk:
         refresh_token_messages(deps, client, outcome.token_pk)
+    if click.channel is None:  # clicked in the App Home (or a modal opened there): redraw it
+        publish_home(deps, client, click.user_id)
 
 
 def tell(client: WebClient, click: Click, message: str, retry_reference: str | None = None) -> None:

@@ -1,0 +1,507 @@
+"""After auto-scoping narrowed a token: one message to its owner, and the repair path.
+
+A sync (`Token.narrowed_at`, set when the listing shows the scopes shrank or the state went
+RUNNING -> COMPLETED) or an `autoscope.enforced` event (bot/services/events.py) marks a token
+narrowed. `notify_narrowed` then tells its owner once: what the token had, what it has now, and
+the `rare_api` scopes it lost (used in the audit log within the lookback, not in the observation
+window; bot/services/usage.py), with two buttons: Restore scopes (the existing restore decision,
+its modal pre-selected by `scopes_to_restore`) and Looks fine (`looks_fine`: an `accept` of the
+auto-scoping deadline dated the narrowing day, so it is recorded like any decision).
+
+Delivery goes through the notification table, as reminders do (render, then deliver): one row
+per token with step `narrowed`, deadline kind `autoscope_enforcement`, due date the narrowing
+day and the recipient from bot/services/recipients.py; a second run finds the row and sends
+nothing. An owner with several narrowed tokens gets one message listing them (up to
+`MAX_PER_MESSAGE` each). No quiet hours: what the message is about has already happened, and
+a job may be failing. Narrowings older than `NOTIFY_WITHIN` (history seen on a first sync,
+old events from a file) get no message, nor does a token that was settled meanwhile (restored,
+scopes confirmed, accepted, revoked) or that had a narrowing message within `ONE_PER`.
+
+`notify_narrowed` is called at the end of each reminder run (bot/services/reminders.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from bot.db import session_scope
+from bot.domain.policy import DeadlineKind, Policy
+from bot.domain.scopes import PRIVILEGED_SCOPES
+from bot.models import Decision, Notification, Principal, Token
+from bot.services import decisions, recipients, usage
+from bot.services.decisions import Actor, DeadlineRef, Outcome
+from bot.services.ports import Delivery, DeliveryError, Directory, Recipient
+
+logger = logging.getLogger(__name__)
+
+NARROWED = "narrowed"  # Notification.step
+KIND = str(DeadlineKind.AUTOSCOPE_ENFORCEMENT)  # Notification.deadline_kind
+NOTIFY_WITHIN = timedelta(days=7)
+ONE_PER = timedelta(days=30)
+MAX_PER_MESSAGE = 12
+MAX_ATTEMPTS = 5
+STALE_CLAIM = timedelta(minutes=10)
+SETTLING = frozenset({decisions.RESTORE, decisions.CONFIRM_SCOPES, decisions.REVOKE, decisions.ROTATE})
+LIVE_STATUSES = (decisions.APPLIED, decisions.REQUESTED, decisions.APPROVED)
+
+
+@dataclass(frozen=True, slots=True)
+class NarrowedToken:
+    """One narrowed token as its message shows it."""
+
+    reference: str  # what its buttons carry: "n<notification id>"
+    token_pk: int
+    workspace: str
+    token_id: str
+    comment: str
+    owner: str | None  # email or application id: shown to the admins channel
+    narrowed_at: datetime
+    previous_scopes: tuple[str, ...]  # what it had; empty = full access
+    scopes: tuple[str, ...]  # what it has now
+    rare_lost: Mapping[str, date]  # rare_api scopes it lost -> last used
+    usage_known: bool  # the workspace's audit log is read (audit_warehouse_id)
+    unmapped_services: tuple[str, ...] = ()  # called, but no known scope covers them
+    lookback_days: int = 180
+    note: str | None = None  # why the admins channel gets it
+
+    @property
+    def lost(self) -> tuple[str, ...]:
+        now = set(self.scopes)
+        return tuple(s for s in self.previous_scopes if s not in now)
+
+
+@dataclass(frozen=True, slots=True)
+class NarrowedMessage:
+    recipient: Recipient
+    tokens: tuple[NarrowedToken, ...]
+    now: datetime
+
+
+class NarrowedSender(Protocol):
+    """`bot.slack.messenger.SlackMessenger` implements it."""
+
+    def send_narrowed(self, message: NarrowedMessage) -> Delivery: ...
+
+    def preview_narrowed(self, message: NarrowedMessage) -> str: ...
+
+
+@dataclass
+class NarrowingSummary:
+    planned: int = 0
+    sent_messages: int = 0
+    sent_notifications: int = 0
+    failed: int = 0
+    previews: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+def notify_narrowed(
+    *,
+    engine: Engine,
+    policy: Policy,
+    directory: Directory,
+    sender: NarrowedSender,
+    admin_channel: str | None,
+    now: datetime,
+    dry_run: bool = False,
+) -> NarrowingSummary:
+    """Message the owner of every newly narrowed token, once. `dry_run` renders and records nothing."""
+    summary = NarrowingSummary()
+    if dry_run:
+        with Session(engine) as session:
+            planned = plan(session=session, directory=directory, admin_channel=admin_channel, now=now)
+            summary.planned = len(planned)
+            by_recipient: dict[str, list[tuple[Token, Recipient]]] = defaultdict(list)
+            for token, recipient in planned:
+                by_recipient[recipient.slack_id].append((token, recipient))
+            for items in by_recipient.values():
+                tokens = tuple(
+                    notice(
+                        session=session,
+                        policy=policy,
+                        token=token,
+                        reference=f"dry-run-{token.id}",
+                        note=recipient.reason,
+                        now=now,
+                    )
+                    for token, recipient in items
+                )
+                message = NarrowedMessage(items[0][1], tokens, now)
+                summary.previews.append(sender.preview_narrowed(message))
+            session.rollback()
+        return summary
+    with session_scope(engine) as session:
+        planned = plan(session=session, directory=directory, admin_channel=admin_channel, now=now)
+        summary.planned = _record(session, planned, now)
+    _deliver(engine, policy, sender, now, summary)
+    return summary
+
+
+def plan(
+    *, session: Session, directory: Directory, admin_channel: str | None, now: datetime
+) -> list[tuple[Token, Recipient]]:
+    """The narrowed tokens whose owner has not heard about it yet, with who should."""
+    tokens = list(
+        session.execute(
+            select(Token).where(
+                Token.narrowed_at.is_not(None),
+                Token.narrowed_at >= now - NOTIFY_WITHIN,
+                Token.gone_at.is_(None),
+            )
+        ).scalars()
+    )
+    if not tokens:
+        return []
+    pks = [t.id for t in tokens]
+    told = _told(session, pks)
+    settled = _settled(session, pks)
+    principals = recipients.load_principals(
+        session=session, keys={(t.workspace, t.owner_id or "") for t in tokens}
+    )
+    planned = []
+    for token in sorted(tokens, key=lambda t: (t.narrowed_at, t.workspace, t.token_id)):
+        day = token.narrowed_at.date()
+        if any(day - timedelta(days=ONE_PER.days) <= sent <= day for sent in told.get(token.id, ())):
+            continue
+        if any(
+            (when is not None and when >= token.narrowed_at) or about == day
+            for when, about in settled.get(token.id, ())
+        ):
+            continue
+        recipient = recipients.recipient_for(
+            principal=principals.get((token.workspace, token.owner_id or "")),
+            directory=directory,
+            admin_channel=admin_channel,
+            now=now,
+        )
+        if recipient is None:
+            logger.warning(
+                "narrowed token %s in %s: its owner cannot be reached and slack.admin_channel is not set",
+                token.token_id,
+                token.workspace,
+            )
+            continue
+        planned.append((token, recipient))
+    session.flush()  # recipient lookups cached on principal rows
+    return planned
+
+
+def _told(session: Session, pks: list[int]) -> dict[int, list[date]]:
+    found: dict[int, list[date]] = defaultdict(list)
+    rows = session.execute(
+        select(Notification.token_pk, Notification.due_date).where(
+            Notification.token_pk.in_(pks), Notification.step == NARROWED
+        )
+    )
+    for token_pk, due_date in rows:
+        found[token_pk].append(due_date)
+    return found
+
+
+def _settled(session: Session, pks: list[int]) -> dict[int, list[tuple[datetime | None, date | None]]]:
+    """Decisions that make a narrowing message pointless: (when, or the auto-scoping day an
+    accept was about)."""
+    found: dict[int, list[tuple[datetime | None, date | None]]] = defaultdict(list)
+    rows = session.execute(
+        select(Decision.token_pk, Decision.action, Decision.parameters, Decision.created_at).where(
+            Decision.token_pk.in_(pks),
+            Decision.status.in_(LIVE_STATUSES),
+            Decision.action.in_(SETTLING | {decisions.ACCEPT}),
+        )
+    )
+    for token_pk, action, parameters, created_at in rows:
+        parameters = parameters or {}
+        if parameters.get("dry_run"):
+            continue
+        if action != decisions.ACCEPT:
+            found[token_pk].append((created_at, None))
+        elif parameters.get("deadline_kind") == KIND:
+            found[token_pk].append((None, _day(parameters)))
+    return found
+
+
+def _day(parameters: Mapping) -> date | None:
+    try:
+        return date.fromisoformat(str(parameters.get("due_date"))[:10])
+    except ValueError:
+        return None
+
+
+def _record(session: Session, planned: list[tuple[Token, Recipient]], now: datetime) -> int:
+    written = 0
+    for token, recipient in planned:
+        row = Notification(
+            token_pk=token.id,
+            deadline_kind=KIND,
+            due_date=token.narrowed_at.date(),
+            step=NARROWED,
+            recipient=recipient.slack_id,
+            note=recipient.reason,
+            created_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+            written += 1
+        except IntegrityError:
+            logger.info("narrowed message for token %s already recorded by another run", token.id)
+    return written
+
+
+def _deliver(
+    engine: Engine, policy: Policy, sender: NarrowedSender, now: datetime, summary: NarrowingSummary
+) -> None:
+    run_id = uuid.uuid4().hex
+    with session_scope(engine) as session:
+        session.execute(
+            update(Notification)
+            .where(
+                Notification.step == NARROWED,
+                Notification.status == "sending",
+                Notification.claimed_at < now - STALE_CLAIM,
+            )
+            .values(status="pending", claimed_by=None)
+        )
+        waiting = sorted(
+            session.execute(
+                select(Notification.recipient)
+                .where(Notification.step == NARROWED, Notification.status == "pending")
+                .distinct()
+            ).scalars()
+        )
+    for recipient in waiting:
+        while True:
+            with session_scope(engine) as session:
+                rows = _claim(session, recipient, run_id, now)
+            if not rows:
+                break
+            try:
+                _send(engine, policy, sender, rows, recipient, now, summary)
+            except DeliveryError as error:  # a rate limit that outlasted the client's retries
+                logger.warning("narrowed messages: Slack rate limit; the rest waits: %s", error.message)
+                return
+
+
+def _claim(session: Session, recipient: str, run_id: str, now: datetime) -> list[Notification]:
+    ids = list(
+        session.execute(
+            select(Notification.id)
+            .where(
+                Notification.step == NARROWED,
+                Notification.recipient == recipient,
+                Notification.status == "pending",
+            )
+            .order_by(Notification.id)
+            .limit(MAX_PER_MESSAGE)
+        ).scalars()
+    )
+    if not ids:
+        return []
+    session.execute(
+        update(Notification)
+        .where(Notification.id.in_(ids), Notification.status == "pending")
+        .values(status="sending", claimed_by=run_id, claimed_at=now)
+    )
+    return list(
+        session.execute(
+            select(Notification)
+            .where(Notification.id.in_(ids), Notification.claimed_by == run_id)
+            .order_by(Notification.id)
+        ).scalars()
+    )
+
+
+def _send(
+    engine: Engine,
+    policy: Policy,
+    sender: NarrowedSender,
+    rows: list[Notification],
+    recipient: str,
+    now: datetime,
+    summary: NarrowingSummary,
+) -> None:
+    with session_scope(engine) as session:
+        message, skipped = message_for(session=session, policy=policy, rows=rows, now=now)
+        if skipped:
+            _finish(session, skipped, "skipped", error="no longer narrowed, gone, or already settled")
+    if message is None:
+        return
+    live = [row for row in rows if row.id not in {s.id for s in skipped}]
+    try:
+        delivery = sender.send_narrowed(message)
+    except DeliveryError as error:
+        with session_scope(engine) as session:
+            _failed(session, live, error, now)
+        summary.failed += len(live)
+        if error.kind == "ratelimited":
+            raise
+        return
+    except Exception as error:  # a bug in rendering must not stop the other recipients
+        logger.exception("narrowed message to %s failed", recipient)
+        with session_scope(engine) as session:
+            _failed(session, live, DeliveryError("other", f"{type(error).__name__}: {error}"), now)
+        summary.failed += len(live)
+        return
+    with session_scope(engine) as session:
+        _finish(session, live, "sent", channel=delivery.channel, message_ts=delivery.ts, sent_at=now)
+    summary.sent_messages += 1
+    summary.sent_notifications += len(live)
+
+
+def _finish(session: Session, rows: list[Notification], status: str, **values) -> None:
+    session.execute(
+        update(Notification)
+        .where(Notification.id.in_([r.id for r in rows]))
+        .values(status=status, claimed_by=None, attempts=Notification.attempts + 1, **values)
+    )
+
+
+def _failed(session: Session, rows: list[Notification], error: DeliveryError, now: datetime) -> None:
+    if error.kind == "recipient_gone":
+        recipients.forget_slack_user(
+            session=session, slack_id=rows[0].recipient, reason=error.message, now=now
+        )
+        _finish(session, rows, "failed", error=error.message[:2000])
+        return
+    ids = [r.id for r in rows]
+    session.execute(
+        update(Notification)
+        .where(Notification.id.in_(ids))
+        .values(
+            status="pending", claimed_by=None, attempts=Notification.attempts + 1, error=error.message[:2000]
+        )
+    )
+    session.execute(
+        update(Notification)
+        .where(Notification.id.in_(ids), Notification.attempts >= MAX_ATTEMPTS)
+        .values(status="failed")
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# what a message says
+
+
+def message_for(
+    *, session: Session, policy: Policy, rows: list[Notification], now: datetime
+) -> tuple[NarrowedMessage | None, list[Notification]]:
+    """The message of these notification rows (one recipient), and the rows no longer worth it."""
+    tokens, skipped = [], []
+    for row in rows:
+        token = session.get(Token, row.token_pk)
+        if token is None or token.narrowed_at is None or token.gone_at is not None:
+            skipped.append(row)
+            continue
+        tokens.append(
+            notice(
+                session=session, policy=policy, token=token, reference=f"n{row.id}", note=row.note, now=now
+            )
+        )
+    if not tokens:
+        return None, skipped
+    recipient = rows[0].recipient
+    target = Recipient(
+        recipient, tz=_tz_of(session, recipient), admins_channel=recipient.startswith(("C", "G"))
+    )
+    return NarrowedMessage(target, tuple(tokens), now), skipped
+
+
+def notice(
+    *, session: Session, policy: Policy, token: Token, reference: str, note: str | None, now: datetime
+) -> NarrowedToken:
+    rare = usage.rare_scopes_of(session=session, policy=policy, now=now, token=token)
+    current = set(token.scopes or ())
+    owner = session.execute(
+        select(Principal).where(
+            Principal.workspace == token.workspace, Principal.principal_id == token.owner_id
+        )
+    ).scalar_one_or_none()
+    return NarrowedToken(
+        reference=reference,
+        token_pk=token.id,
+        workspace=token.workspace,
+        token_id=token.token_id,
+        comment=token.comment or "",
+        owner=(owner.email or owner.application_id or owner.display_name) if owner else token.owner_id,
+        narrowed_at=token.narrowed_at or now,
+        previous_scopes=tuple(token.previous_scopes or ()),
+        scopes=tuple(token.scopes or ()),
+        rare_lost={scope: day for scope, day in rare.items() if scope not in current},
+        usage_known=usage.has_usage(session=session, workspace=token.workspace),
+        unmapped_services=tuple(
+            usage.unmapped_services(
+                session=session,
+                workspace=token.workspace,
+                principal_id=token.owner_id or "",
+                token_id=token.token_id,
+            )
+        ),
+        lookback_days=policy.usage_lookback_days,
+        note=note,
+    )
+
+
+def _tz_of(session: Session, slack_id: str) -> str:
+    tz = session.execute(
+        select(Principal.slack_tz)
+        .where(
+            (Principal.slack_user_id == slack_id) | (Principal.owner_slack_id == slack_id),
+            Principal.slack_tz.is_not(None),
+        )
+        .limit(1)
+    ).scalar()
+    return tz or "UTC"
+
+
+# ---------------------------------------------------------------------------------------------
+# the buttons
+
+
+def scopes_to_restore(*, session: Session, policy: Policy, token: Token, now: datetime) -> list[str]:
+    """What the Restore scopes modal pre-selects: the rare_api scopes the token lost plus the
+    other lost scopes that need no approval; only when there are none, every lost scope (so
+    `all-apis` shows, which an admin must approve)."""
+    current = set(token.scopes or ())
+    lost = [s for s in (token.previous_scopes or ()) if s not in current]
+    rare = [
+        s
+        for s in usage.rare_scopes_of(session=session, policy=policy, now=now, token=token)
+        if s not in current
+    ]
+    chosen = sorted(set(rare) | {s for s in lost if s not in PRIVILEGED_SCOPES})
+    return chosen or sorted(lost)
+
+
+def looks_fine(
+    *, session: Session, actor: Actor, token_pk: int, fallback: DeadlineRef | None = None
+) -> Outcome:
+    """The owner says the narrowed token works: an `accept` of the auto-scoping deadline dated
+    the narrowing day (so the refusals, duplicates and records are the decisions service's)."""
+    token = session.get(Token, token_pk)
+    if token is not None and token.narrowed_at is not None:
+        deadline = DeadlineRef(kind=KIND, due_at=token.narrowed_at)
+    else:
+        deadline = fallback or DeadlineRef(kind=KIND, due_at=datetime(1970, 1, 1, tzinfo=UTC))
+    outcome = decisions.accept(session=session, actor=actor, token_pk=token_pk, deadline=deadline)
+    if outcome.status == decisions.APPLIED and token is not None:
+        scopes = ", ".join(token.scopes or ()) or "full access"
+        label = f"token {token.token_id[:8]} in {token.workspace}"
+        message = (
+            f"Noted: {label} keeps {scopes}. If something breaks later, Restore scopes stays on the message."
+        )
+        outcome = replace(outcome, message=message)
+    return outcome

@@ -1,0 +1,36 @@
+"""The `/tokens` command: the only place a subcommand word meets its handler.
+
+One Slack listener for the command (`dispatch.handler`), and one module per subcommand; the
+pager buttons of long answers (Previous/Next page) run the command again.
+"""
+
+from slack_bolt import App
+
+from bot.slack.context import Deps
+from bot.slack.ids import COMMAND, Action
+from bot.slack.listeners.commands import (
+    digest,
+    dispatch,
+    export,
+    extend,
+    help,
+    mine,
+    owner,
+    policy,
+    revoke,
+    risky,
+    show,
+    stale,
+    sync,
+    upcoming,
+)
+
+# In the order the help lists them.
+SUBCOMMANDS = (help, mine, show, policy, upcoming, risky, stale, revoke, extend, owner, sync, digest, export)
+
+
+def register(app: App, deps: Deps) -> None:
+    routes = {module.USAGE.name: dispatch.Route(module.USAGE, module.handler(deps)) for module in SUBCOMMANDS}
+    app.command(COMMAND)(dispatch.handler(deps, routes))
+    app.action(Action.NEXT_PAGE)(dispatch.page_handler(deps, routes))
+    app.action(Action.PREVIOUS_PAGE)(dispatch.page_handler(deps, routes))
