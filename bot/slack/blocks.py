@@ -19,7 +19,6 @@ from slack_sdk.models.blocks import (
     ButtonElement,
     ConfirmObject,
     ContextBlock,
-    DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
     SectionBlock,
@@ -296,11 +295,12 @@ def _headline(message: ReminderMessage, count: int) -> tuple[str, str]:
 # plain text, for previews and logs
 
 
-def as_text(blocks: Sequence[Block]) -> str:
-    """A readable rendering of blocks for the terminal (`tokenbot remind --dry-run`)."""
+def as_text(blocks: Sequence[Block | dict]) -> str:
+    """A readable rendering of blocks (objects, or the dicts Slack stores) for the terminal:
+    `tokenbot remind --dry-run` and the demo's transcript."""
     lines: list[str] = []
     for block in blocks:
-        data = block.to_dict()
+        data = block if isinstance(block, dict) else block.to_dict()
         kind = data["type"]
         if kind == "header":
             lines += [data["text"]["text"].upper(), ""]
@@ -309,11 +309,16 @@ def as_text(blocks: Sequence[Block]) -> str:
         elif kind == "context":
             lines.append("  " + " ".join(_unescape(e.get("text", "")) for e in data["elements"]))
         elif kind == "actions":
-            lines.append("  " + " ".join(f"[{e['text']['text']}]" for e in data["elements"]))
+            lines.append("  " + " ".join(f"[{_element_label(e)}]" for e in data["elements"]))
             lines.append("")
-        elif isinstance(block, DividerBlock):
+        elif kind == "divider":
             lines.append("-" * 40)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _element_label(element: dict) -> str:
+    label = element.get("text") or element.get("placeholder") or {}
+    return label.get("text") or element.get("type", "?")
 
 
 def _unescape(text: str) -> str:

@@ -422,7 +422,9 @@ def show(
         f"{escape(d.action)}. {escape(d.reason)}"
         for d in view.evaluation.deadlines
     ]
-    findings = [f"• :warning: *{FINDING_LABELS[f.code]}*: {escape(f.detail)}" for f in view.evaluation.findings]
+    findings = [
+        f"• :warning: *{FINDING_LABELS[f.code]}*: {escape(f.detail)}" for f in view.evaluation.findings
+    ]
     entries = line_sections(deadlines or ["_none scheduled_"], "Deadlines")
     entries += line_sections(findings or ["_none_"], "Findings")
     lines = [decision_line(entry, tz, with_token=False) for entry in history]
@@ -536,9 +538,12 @@ def policy_answer(policy: Policy, slack: SlackConfig, dry_run: bool) -> Answer:
             f"tokenbot revokes them itself when the deadline passes with no decision, at most "
             f"{policy.max_revocations_per_run} in one run."
             if policy.enforce
-            else "tokenbot does not revoke them itself (`policy.enforce` is off): overdue ones go to the admins."
+            else "tokenbot does not revoke them itself (`policy.enforce` is off): "
+            "overdue ones go to the admins."
         )
-        lines.append(f"*The organisation's own policy.* {_and(rules).capitalize()} are due for revocation. {enforce}")
+        lines.append(
+            f"*The organisation's own policy.* {_and(rules).capitalize()} are due for revocation. {enforce}"
+        )
     else:
         lines.append("*The organisation's own policy.* None: tokenbot only warns about what Databricks does.")
     lines.append(
@@ -551,7 +556,8 @@ def policy_answer(policy: Policy, slack: SlackConfig, dry_run: bool) -> Answer:
             "*Unclear comments* (flagged): " + ", ".join(code(p) for p in policy.junk_comment_patterns) + "."
         )
     digest = (
-        f"posted to <#{slack.digest_channel}> on `{escape(slack.digest_cron)}` ({escape(slack.digest_timezone)})"
+        f"posted to <#{slack.digest_channel}> on `{escape(slack.digest_cron)}` "
+        f"({escape(slack.digest_timezone)})"
         if slack.digest_channel
         else "off (no `slack.digest_channel`)"
     )
@@ -561,7 +567,9 @@ def policy_answer(policy: Policy, slack: SlackConfig, dry_run: bool) -> Answer:
     )
     if dry_run:
         lines.append(":test_tube: *Dry run is on*: decisions are recorded but nothing changes in Databricks.")
-    return Answer("The token policy in force", [HeaderBlock(text="The token policy in force"), *map(_section, lines)])
+    return Answer(
+        "The token policy in force", [HeaderBlock(text="The token policy in force"), *map(_section, lines)]
+    )
 
 
 def by_severity_key(view: TokenView, severity: Mapping[Any, int]) -> tuple[int, int, str, str]:

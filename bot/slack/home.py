@@ -129,8 +129,10 @@ def admin_blocks(overview: AdminOverview, tz: str) -> list[Block]:
     if overview.overdue:
         fields.append(MarkdownTextObject(text=f"*Overdue*\n{overview.overdue}"))
     blocks: list[Block] = [
-        _section(f"*For admins*: {total} deadline{'s' if total != 1 else ''} in the next "
-                 f"{overview.horizon_days} days. `/tokens upcoming` lists them."),
+        _section(
+            f"*For admins*: {total} deadline{'s' if total != 1 else ''} in the next "
+            f"{overview.horizon_days} days. `/tokens upcoming` lists them."
+        ),
         SectionBlock(fields=fields),
     ]
     lines = [_workspace_line(w, tz) for w in overview.workspaces[:SHOWN_WORKSPACES]]

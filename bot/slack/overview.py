@@ -148,7 +148,10 @@ def history(
     query = query.order_by(Decision.id.desc())
     if limit is not None:
         query = query.limit(limit)
-    return [HistoryEntry(decision, workspace, token_id) for decision, workspace, token_id in session.execute(query)]
+    return [
+        HistoryEntry(decision, workspace, token_id)
+        for decision, workspace, token_id in session.execute(query)
+    ]
 
 
 def admin_overview(session: Session, views: Sequence[TokenView], now: datetime) -> AdminOverview:

@@ -42,8 +42,12 @@ def handler(deps: Deps):
         except SlackApiError as error:
             reason = error.response.get("error")
             logger.error("export for %s: the upload failed: %s", request.user_id, reason)
-            request.reply(command_blocks.plain(f"Slack refused the upload ({code(str(reason))}); try again later."))
+            request.reply(
+                command_blocks.plain(f"Slack refused the upload ({code(str(reason))}); try again later.")
+            )
             return
-        request.reply(command_blocks.plain(f"Sent {code(filename)} ({len(views)} tokens) to our direct messages."))
+        request.reply(
+            command_blocks.plain(f"Sent {code(filename)} ({len(views)} tokens) to our direct messages.")
+        )
 
     return handle

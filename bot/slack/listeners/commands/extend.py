@@ -31,7 +31,9 @@ def handler(deps: Deps):
         now = deps.now()
         with session_scope(deps.engine) as session:
             token = find_token(session, given)
-            views = report.token_views(session=session, policy=deps.settings.policy, now=now, token_pks=[token.id])
+            views = report.token_views(
+                session=session, policy=deps.settings.policy, now=now, token_pks=[token.id]
+            )
             deadline = next(
                 (d for v in views for d in v.evaluation.deadlines if d.kind is DeadlineKind.ORG_POLICY), None
             )

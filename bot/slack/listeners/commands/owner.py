@@ -18,7 +18,9 @@ def handler(deps: Deps):
         words = request.words
         if len(words) != 2:
             raise BadInput(
-                "Give a token id and a person." if len(words) < 2 else f"Too many arguments: {echo(request.arguments)}."
+                "Give a token id and a person."
+                if len(words) < 2
+                else f"Too many arguments: {echo(request.arguments)}."
             )
         owner = slack_user(words[1])
         with session_scope(deps.engine) as session:

@@ -20,7 +20,9 @@ from bot.slack.blocks import code, escape
 from bot.slack.command_blocks import Answer, Page, Usage, echo
 from bot.slack.context import Deps
 
-TOKEN_ID = re.compile(r"^(?:(?P<workspace>[A-Za-z0-9][A-Za-z0-9_.\-]{0,99})/)?(?P<id>[A-Za-z0-9_.\-]{1,100})$")
+TOKEN_ID = re.compile(
+    r"^(?:(?P<workspace>[A-Za-z0-9][A-Za-z0-9_.\-]{0,99})/)?(?P<id>[A-Za-z0-9_.\-]{1,100})$"
+)
 MENTION = re.compile(r"^<@(?P<id>[UW][A-Z0-9]{2,})(?:\|[^>]*)?>$|^@?(?P<bare>[UW][A-Z0-9]{2,})$")
 MAX_MATCHES = 50
 
@@ -96,7 +98,9 @@ def find_token(session: Session, given: str | None, *, owner: str | None = None)
         query = query.join(
             Principal, and_(Principal.workspace == Token.workspace, Principal.principal_id == Token.owner_id)
         ).where(or_(Principal.slack_user_id == owner, Principal.owner_slack_id == owner))
-    found = list(session.execute(query.order_by(Token.workspace, Token.token_id).limit(MAX_MATCHES + 1)).scalars())
+    found = list(
+        session.execute(query.order_by(Token.workspace, Token.token_id).limit(MAX_MATCHES + 1)).scalars()
+    )
     exact = [t for t in found if t.token_id == wanted]
     candidates = exact or found
     live = [t for t in candidates if t.gone_at is None]

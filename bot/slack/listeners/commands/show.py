@@ -18,7 +18,11 @@ def handler(deps: Deps):
     def handle(request: CommandRequest) -> None:
         words = request.words
         if len(words) != 1:
-            raise BadInput("Which token? Give one token id." if not words else f"One token id, not {echo(request.arguments)}.")
+            raise BadInput(
+                "Which token? Give one token id."
+                if not words
+                else f"One token id, not {echo(request.arguments)}."
+            )
         now = deps.now()
         tz = overview.user_tz(request.client, request.user_id)
         with session_scope(deps.engine) as session:
@@ -30,6 +34,10 @@ def handler(deps: Deps):
         gone = None
         if token.gone_at is not None:
             gone = f"{GONE.get(token.gone_reason or 'unknown', 'Gone')} on {local_day(token.gone_at, tz)}."
-        request.reply(command_blocks.show(view, history, gone, tz, now, request.page_of(f"{token.workspace}/{token.token_id}")))
+        request.reply(
+            command_blocks.show(
+                view, history, gone, tz, now, request.page_of(f"{token.workspace}/{token.token_id}")
+            )
+        )
 
     return handle

@@ -24,7 +24,12 @@ def handler(deps: Deps):
             views = report.token_views(session=session, policy=deps.settings.policy, now=now)
         unused = sorted(
             (v for v in views if command_blocks.unused_since(v, now, days)),
-            key=lambda v: (v.last_used_on is not None, v.last_used_on or v.created_at, v.workspace, v.token_id),
+            key=lambda v: (
+                v.last_used_on is not None,
+                v.last_used_on or v.created_at,
+                v.workspace,
+                v.token_id,
+            ),
         )
         request.reply(command_blocks.stale(unused, days, now, request.page_of(days)))
 

@@ -19,9 +19,13 @@ def handler(deps: Deps):
             return
         count = len(deps.settings.workspaces)
         request.reply(
-            command_blocks.plain(f"Syncing {count} workspace{'s' if count != 1 else ''}; the summary follows here.")
+            command_blocks.plain(
+                f"Syncing {count} workspace{'s' if count != 1 else ''}; the summary follows here."
+            )
         )
         results = deps.run_sync()
-        request.reply(command_blocks.sync_done([sync_line(r) for r in results], sum(not r.ok for r in results)))
+        request.reply(
+            command_blocks.sync_done([sync_line(r) for r in results], sum(not r.ok for r in results))
+        )
 
     return handle

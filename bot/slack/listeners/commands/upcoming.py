@@ -13,7 +13,10 @@ from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest, whole_number
 
 USAGE = Usage(
-    Subcommand.UPCOMING, "[days] [workspace]", "deadlines in the next days (14 unless given), by day", admin=True
+    Subcommand.UPCOMING,
+    "[days] [workspace]",
+    "deadlines in the next days (14 unless given), by day",
+    admin=True,
 )
 DEFAULT_DAYS = 14
 MAX_DAYS = 365
@@ -35,9 +38,13 @@ def handler(deps: Deps):
             if workspace is not None and workspace not in known:
                 names = ", ".join(f"*{escape(n)}*" for n in sorted(known)) or "none yet"
                 raise BadInput(f"There is no workspace {echo(workspace)}; known: {names}.")
-            views = report.token_views(session=session, policy=deps.settings.policy, now=now, workspace=workspace)
+            views = report.token_views(
+                session=session, policy=deps.settings.policy, now=now, workspace=workspace
+            )
         rows = [(d, v) for v in views for d in v.evaluation.due_within(now, days)]
         tz = overview.user_tz(request.client, request.user_id)
-        request.reply(command_blocks.upcoming(rows, days, workspace, tz, now, request.page_of(days, workspace)))
+        request.reply(
+            command_blocks.upcoming(rows, days, workspace, tz, now, request.page_of(days, workspace))
+        )
 
     return handle

@@ -1,0 +1,176 @@
+"""Pure Block Kit builder of the message sent after auto-scoping narrowed a token
+(bot/services/narrowing.py): what it had, what it has now, the rarely used scopes it lost, and
+the Restore scopes / Looks fine buttons. Tested without Slack, like bot/slack/blocks.py."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.domain.scopes import label_for
+from bot.services.narrowing import NarrowedMessage, NarrowedToken
+from bot.slack.blocks import (
+    MAX_MESSAGE_BLOCKS,
+    SECTION_TEXT_LIMIT,
+    Annotation,
+    code,
+    escape,
+    local_day,
+    scopes_text,
+    short_id,
+)
+from bot.slack.ids import TOKEN_BLOCK_PREFIX, Action
+
+LOOKS_FINE_MARK = ":ok_hand:"
+
+
+def narrowed_message(
+    message: NarrowedMessage, decided: Mapping[str, Annotation] | None = None
+) -> tuple[str, list[Block]]:
+    """(fallback text, blocks) of one recipient's narrowed tokens. `decided` maps a token's
+    reference to what was decided about it (the message is updated in place)."""
+    decided = decided or {}
+    count = len(message.tokens)
+    title, intro = _headline(message, count)
+    blocks: list[Block] = [HeaderBlock(text=title[:150]), SectionBlock(text=MarkdownTextObject(text=intro))]
+    budget = MAX_MESSAGE_BLOCKS - len(blocks) - 1
+    shown = 0
+    for token in message.tokens:
+        token_blocks = narrowed_token_blocks(
+            token, message.recipient.tz, message.recipient.admins_channel, decided.get(token.reference)
+        )
+        if len(token_blocks) > budget:
+            break
+        blocks.extend(token_blocks)
+        budget -= len(token_blocks)
+        shown += 1
+    if shown < count:
+        more = count - shown
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=f"…and {more} more narrowed token(s).")])
+        )
+    return _fallback(message.tokens[0], count), blocks
+
+
+def narrowed_token_blocks(
+    token: NarrowedToken, tz: str, for_admins: bool, decided: Annotation | None = None
+) -> list[Block]:
+    blocks: list[Block] = [_section(token, tz, for_admins), _evidence(token)]
+    if decided is not None:
+        blocks.append(
+            ContextBlock(
+                block_id=f"decided:{token.reference}",
+                elements=[MarkdownTextObject(text=decided.text[:SECTION_TEXT_LIMIT])],
+            )
+        )
+    buttons = _buttons(token, decided)
+    if buttons:
+        blocks.append(ActionsBlock(block_id=f"actions:{token.reference}", elements=buttons))
+    return blocks
+
+
+def _section(token: NarrowedToken, tz: str, for_admins: bool) -> SectionBlock:
+    comment = escape(token.comment) if token.comment else "_no comment_"
+    lines = [
+        f"*{comment}* · {code(short_id(token.token_id))} in *{escape(token.workspace)}*",
+        f"Narrowed by auto-scoping on *{local_day(token.narrowed_at, tz)}*",
+        f"Had: {_had(token)}",
+        f"Has now: {scopes_text(token.scopes)}",
+    ]
+    if for_admins:
+        owner = escape(token.owner or "unknown")
+        lines.insert(1, f"Owner: {owner}" + (f" ({escape(token.note)})" if token.note else ""))
+    return SectionBlock(
+        block_id=f"{TOKEN_BLOCK_PREFIX}{token.reference}",
+        text=MarkdownTextObject(text="\n".join(lines)[:SECTION_TEXT_LIMIT]),
+    )
+
+
+def _had(token: NarrowedToken) -> str:
+    if not token.previous_scopes or "all-apis" in token.previous_scopes:
+        return f"{scopes_text(token.previous_scopes)} (every API, while auto-scoping observed it)"
+    return scopes_text(token.previous_scopes)
+
+
+def _evidence(token: NarrowedToken) -> ContextBlock:
+    if token.rare_lost:
+        used = ", ".join(
+            f"{code(scope)} ({escape(label_for(scope))}, last used {day.isoformat()})"
+            for scope, day in sorted(token.rare_lost.items())
+        )
+        text = (
+            f":rotating_light: *Lost a rarely used API*: {used}. Auto-scoping only watched 30 days; "
+            "whatever uses this now fails. Restore it unless that use is over."
+        )
+    elif token.usage_known:
+        text = (
+            f":white_check_mark: The audit log of the last {token.lookback_days} days shows no other API "
+            "this token needs."
+        )
+    else:
+        text = (
+            ":grey_question: tokenbot does not read this workspace's audit log, so it cannot tell "
+            "whether something rare needs more: check what uses this token."
+        )
+    if token.unmapped_services:
+        services = ", ".join(code(s) for s in token.unmapped_services[:10])
+        text += f" Also called, with no known scope: {services}."
+    return ContextBlock(elements=[MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT])])
+
+
+def _buttons(token: NarrowedToken, decided: Annotation | None) -> list[ButtonElement]:
+    restore = ButtonElement(
+        text="Restore scopes",
+        action_id=Action.RESTORE_SCOPES,
+        value=token.reference,
+        style="primary" if token.rare_lost else None,
+    )
+    looks_fine = ButtonElement(text="Looks fine", action_id=Action.LOOKS_FINE, value=token.reference)
+    if decided is None or decided.keep_buttons:
+        return [restore, looks_fine]
+    if decided.text.startswith(LOOKS_FINE_MARK):
+        return [restore]  # the owner may still need it later
+    return []
+
+
+def looks_fine_annotation(who: str, stamp: str) -> Annotation:
+    """Shown once the owner said the narrowed token works; Restore scopes stays."""
+    return Annotation(f"{LOOKS_FINE_MARK} Looks fine to {who} · {stamp}")
+
+
+def _headline(message: NarrowedMessage, count: int) -> tuple[str, str]:
+    plural = "s" if count != 1 else ""
+    if message.recipient.admins_channel:
+        return (
+            f"{count} narrowed token{plural} without a reachable owner",
+            "Auto-scoping narrowed these tokens and nobody in Slack owns them. Check them here.",
+        )
+    if count == 1:
+        title = "Auto-scoping narrowed your Databricks token"
+    else:
+        title = f"Auto-scoping narrowed {count} of your Databricks tokens"
+    return (
+        title,
+        "Databricks now lets each token below call only the APIs it saw in its 30-day observation "
+        "window. If something rare needs more, restore it now; otherwise say it looks fine.",
+    )
+
+
+def _fallback(first: NarrowedToken, count: int) -> str:
+    lost = f"; lost {', '.join(sorted(first.rare_lost))}, used rarely" if first.rare_lost else ""
+    text = (
+        f"Auto-scoping narrowed token {short_id(first.token_id)} in {first.workspace}: "
+        f"had {', '.join(first.previous_scopes) or 'full access'}, now {', '.join(first.scopes)}{lost}."
+    )
+    if count > 1:
+        text += f" (and {count - 1} more)"
+    return text
