@@ -53,12 +53,13 @@ def report_json(views: Sequence[TokenView], policy: Policy, now: datetime) -> It
     """A JSON array, one token per line, streamed a thousand lines at a time: into a pipe, a
     write per line costs a good part of the encoding's time again."""
     lines = contract_json(views, policy, now)
-    separator = "[\n"
+    yield "["
+    separator = "\n"
     with without_gc():
         while chunk := list(islice(lines, 1000)):
             yield separator + ",\n".join(chunk)
             separator = ",\n"
-    yield "[\n]\n" if separator == "[\n" else "\n]\n"
+    yield "\n]\n"
 
 
 def report_csv(views: Sequence[TokenView], policy: Policy, now: datetime) -> str:

@@ -10,8 +10,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
+from bot.services.narrowing import NarrowedMessage
 from bot.services.ports import Delivery, DeliveryError, ReminderMessage
 from bot.slack import blocks
+from bot.slack.narrowing_blocks import narrowed_message
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,17 @@ class SlackMessenger:
 
     def preview(self, message: ReminderMessage) -> str:
         _, built = blocks.reminder_message(message)
+        target = message.recipient.slack_id
+        who = f"admins channel {target}" if message.recipient.admins_channel else f"DM to {target}"
+        return f"=== {who} ({message.recipient.tz}) ===\n" + blocks.as_text(built)
+
+    # after auto-scoping narrowed a token (bot/services/narrowing.py)
+    def send_narrowed(self, message: NarrowedMessage) -> Delivery:
+        text, built = narrowed_message(message)
+        return self.post(message.recipient.slack_id, text, [b.to_dict() for b in built])
+
+    def preview_narrowed(self, message: NarrowedMessage) -> str:
+        _, built = narrowed_message(message)
         target = message.recipient.slack_id
         who = f"admins channel {target}" if message.recipient.admins_channel else f"DM to {target}"
         return f"=== {who} ({message.recipient.tz}) ===\n" + blocks.as_text(built)
