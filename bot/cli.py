@@ -112,8 +112,13 @@ class Check:
 
 
 @app.command()
-def doctor() -> None:
-    """Check configuration and the database; say what to fix. Exit 2 when something must be fixed."""
+def doctor(
+    offline: bool = typer.Option(
+        False, "--offline", help="Check configuration and database only; call neither Slack nor Databricks."
+    ),
+) -> None:
+    """Check configuration, the database, Slack (auth, scopes, channels) and every workspace
+    (reachable, token management, SCIM); say what to fix. Exit 2 when something must be fixed."""
     try:
         settings = load_settings()
     except ConfigError as error:
@@ -123,6 +128,10 @@ def doctor() -> None:
         checks = _configuration_checks(settings) + _database_checks(
             db.make_engine(settings.database_url), settings
         )
+        if not offline:
+            from bot.doctor import live_checks
+
+            checks += [Check(*check) for check in live_checks(settings)]
     _print_checks(checks)
     if any(check.ok is False for check in checks):
         raise typer.Exit(EXIT_USAGE)
@@ -468,3 +477,219 @@ def remind(
         )
     if summary.failed or summary.left_pending:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+# ---------------------------------------------------------------------------------------------
+# events
+
+events_app = typer.Typer(help="Auto-scoping events (the webhook's, from files).", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("import")
+def events_import(
+    file: str = typer.Argument(..., help="A JSON Lines file: one auto-scoping event per line."),
+) -> None:
+    """Import auto-scoping events (DESIGN.md section 5 shape). Bad lines are reported with their
+    number and why, the good ones imported; exit 1 if any line was bad. Ids already stored are
+    reported as duplicates and not stored twice."""
+    from pathlib import Path
+
+    from bot.services import events
+
+    settings = load_or_exit()
+    path = Path(file)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise usage_error(f"{file}: cannot be read: {error}") from None
+    engine = open_database(settings)
+    workspaces = {w.name for w in settings.workspaces}
+    counts = {"stored": 0, "applied": 0, "duplicate": 0, "bad": 0}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            event = events.parse_event(json.loads(line), workspaces=workspaces)
+        except ValueError as error:  # json.JSONDecodeError and EventError are both ValueErrors
+            message = error.message if isinstance(error, events.EventError) else f"not valid JSON ({error})"
+            err.print(f"[red]line {number}:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+            counts["bad"] += 1
+            continue
+        with db.session_scope(engine) as session:
+            done = events.ingest(session=session, event=event, source="file", now=clock.now())
+        if done.duplicate:
+            out.print(f"line {number}: {escape(event.id)} is already stored (duplicate)", highlight=False)
+            counts["duplicate"] += 1
+        else:
+            counts["stored"] += 1
+            counts["applied"] += done.applied
+    out.print(
+        f"Imported {counts['stored']} event(s) ({counts['applied']} applied to known tokens, the rest "
+        f"wait for their token's first sync); {counts['duplicate']} duplicate(s), "
+        f"{counts['bad']} bad line(s)."
+    )
+    if counts["bad"]:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+# ---------------------------------------------------------------------------------------------
+# usage
+
+usage_app = typer.Typer(help="Observed API usage from the audit log.", no_args_is_help=True)
+app.add_typer(usage_app, name="usage")
+
+
+@usage_app.command("refresh")
+def usage_refresh(
+    workspace: list[str] = typer.Option(
+        None, "--workspace", "-w", help="Only this workspace (repeat for several). Default: all."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Read system.access.audit (the last policy.usage_lookback_days) through each workspace's
+    audit_warehouse_id into api_usage. Exit 1 if any workspace failed (the others are still read)."""
+    from bot.services import usage
+
+    settings = load_or_exit()
+    chosen = _chosen_workspaces(settings, workspace)
+    if not any(w.audit_warehouse_id for w in chosen):
+        raise usage_error(
+            "no workspace has audit_warehouse_id: add the id of a SQL warehouse that can read "
+            "system.access.audit to its [[workspaces]] entry"
+        )
+    engine = open_database(settings)
+    results = usage.refresh_usage(
+        engine=engine,
+        settings=settings,
+        gateway_for=_gateway_factory(settings),
+        now=clock.now(),
+        workspaces=[w.name for w in chosen],
+    )
+    if as_json:
+        sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+    else:
+        for result in results:
+            style = "" if result.ok else "[red]"
+            out.print(style + escape(_usage_line(result)), highlight=False, soft_wrap=True)
+    if not all(r.ok for r in results):
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _usage_line(result) -> str:
+    if result.skipped:
+        return f"{result.workspace}: skipped (no audit_warehouse_id)"
+    if not result.ok:
+        return f"{result.workspace}: FAILED: {result.error}"
+    line = (
+        f"{result.workspace}: {result.rows} usage row(s) from {result.audit_groups} audit group(s): "
+        f"{result.tied_to_tokens} tied to a token, {result.attributed_to_owners} to the owner only "
+        f"(approximate); {result.unmatched_calls} call(s) by identities that own no token; "
+        f"{result.seconds:.1f} s"
+    )
+    if result.unmapped_services:
+        unmapped = ", ".join(f"{name} ({calls})" for name, calls in sorted(result.unmapped_services.items()))
+        line += f"\n  services with no known scope (kept, shown as such): {unmapped}"
+    return line
+
+
+# ---------------------------------------------------------------------------------------------
+# digest
+
+
+@app.command("digest")
+def digest_command(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the digest; post and record nothing."),
+) -> None:
+    """Post the channel digest now (to slack.digest_channel): deadlines of the next 14 days,
+    unanswered escalations, decisions and new risky tokens since the last digest, failing syncs."""
+    from bot.services import digest
+    from bot.slack import digest_blocks
+
+    settings = load_or_exit()
+    engine = open_database(settings)
+    if dry_run:
+        with db.session_scope(engine) as session:
+            built = digest.build(
+                session=session, policy=settings.policy, now=clock.now(), tz=settings.slack.digest_timezone
+            )
+        _, blocks = digest_blocks.digest_message(built)
+        out.print(escape(digest_blocks.as_text(blocks)), highlight=False, soft_wrap=True)
+        out.print("Dry run: nothing was posted or recorded.")
+        return
+    if settings.slack_bot_token is None:
+        raise usage_error("SLACK_BOT_TOKEN is not set: tokenbot needs the app's bot token to post the digest")
+    if not settings.slack.digest_channel:
+        raise usage_error("slack.digest_channel is not set: add the channel's id to [slack] in the TOML file")
+    from bot.services.ports import DeliveryError
+    from bot.slack.client import make_client
+    from bot.slack.notices import SlackDigestPoster
+
+    try:
+        posted = digest.run(
+            engine=engine,
+            policy=settings.policy,
+            poster=SlackDigestPoster(make_client(settings)),
+            channel=settings.slack.digest_channel,
+            now=clock.now(),
+            tz=settings.slack.digest_timezone,
+            chart=settings.slack.digest_chart,
+        )
+    except DeliveryError as error:
+        err.print(f"[red]error:[/red] {escape(error.message)}", highlight=False)
+        raise typer.Exit(EXIT_PARTIAL) from None
+    out.print(f"Digest posted to {settings.slack.digest_channel}: {posted.summary()}", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# serve
+
+
+@app.command()
+def serve(
+    http: bool = typer.Option(False, "--http", help="Take Slack's requests over HTTP, not Socket Mode."),
+    port: int = typer.Option(3000, "--port", min=1, max=65535, help="HTTP mode: the port to listen on."),
+    host: str = typer.Option("0.0.0.0", "--host", help="HTTP mode: the address to listen on."),  # noqa: S104
+    no_scheduler: bool = typer.Option(
+        False, "--no-scheduler", help="Answer Slack only: no scheduled sync, reminders, digest, enforcement."
+    ),
+    job_interval: list[str] = typer.Option(
+        None, "--job-interval", hidden=True, help="JOB=SECONDS: run a job on this interval (tests, trials)."
+    ),
+) -> None:
+    """Run the bot: Socket Mode by default (SLACK_APP_TOKEN), or HTTP mode with --http (/slack/events,
+    /healthz, /readyz, /metrics); the scheduler runs in both. SIGTERM stops it cleanly (exit 0)."""
+    from datetime import timedelta
+
+    from bot.serve import ServeError
+    from bot.serve import serve as run_server
+
+    settings = load_or_exit()
+    engine = open_database(settings)
+    if settings.slack_bot_token is None:
+        raise usage_error("SLACK_BOT_TOKEN is not set: tokenbot needs the app's bot token (xoxb-...)")
+    if http and settings.slack_signing_secret is None:
+        raise usage_error("SLACK_SIGNING_SECRET is not set: HTTP mode cannot verify that Slack sent requests")
+    if not http and settings.slack_app_token is None:
+        raise usage_error(
+            "SLACK_APP_TOKEN is not set: Socket Mode needs the app-level token (xapp-...); "
+            "or serve over HTTP with `tokenbot serve --http`"
+        )
+    intervals = {}
+    for item in job_interval or ():
+        job, _, seconds = item.partition("=")
+        if not job or not seconds.isdigit() or int(seconds) < 1:
+            raise usage_error(f"--job-interval {item!r}: write JOB=SECONDS, such as reminders=60")
+        intervals[job] = timedelta(seconds=int(seconds))
+    try:
+        run_server(
+            settings,
+            engine,
+            http=http,
+            host=host,
+            port=port,
+            scheduler=not no_scheduler,
+            intervals=intervals,
+        )
+    except ServeError as error:
+        raise usage_error(str(error)) from None

@@ -317,6 +317,29 @@ class SdkWorkspaceGateway:
         except (DatabricksError, requests.RequestException, OSError) as error:
             logger.warning("workspace %s: could not cancel statement %s: %s", self.name, statement_id, error)
 
+    # doctor ------------------------------------------------------------------------------------
+    def check_access(self) -> list[tuple[str, str | None]]:
+        """Cheap read-only probes for `tokenbot doctor`: (what, None when fine, else what to fix).
+        Reachable (SCIM Me), token management allowed (the bot's own tokens only), SCIM readable."""
+        do = self._client.api_client.do
+        try:
+            me = self._call("reach the workspace (SCIM Me)", lambda: do("GET", f"{SCIM}/Me")) or {}
+        except GatewayError as error:
+            return [("reachable", error.message)]
+        own = {"created_by_id": str(me["id"])} if str(me.get("id", "")).isdigit() else None
+        probes = (
+            ("token management", "list tokens (token-management)", TOKENS_PATH, own),
+            ("SCIM", "read users (SCIM)", f"{SCIM}/Users", {"count": 1, "attributes": "id"}),
+        )
+        checks: list[tuple[str, str | None]] = [("reachable", None)]
+        for what, action, path, query in probes:
+            try:
+                self._call(action, lambda p=path, q=query: do("GET", p, query=q))
+                checks.append((what, None))
+            except GatewayError as error:
+                checks.append((what, error.message))
+        return checks
+
     # error translation -------------------------------------------------------------------------
     def _call(self, action: str, function: Callable[[], T]) -> T:
         try:

@@ -263,7 +263,7 @@ def _revoke_one(engine: Engine, gateway_for: GatewayFactory, item: Overdue, dry_
                 gateway_for=gateway_for,
                 actor=decisions.TOKENBOT,
                 token_pk=item.view.pk,
-                reason=f"tokenbot policy: {item.rule}",
+                reason=item.rule,  # "tokenbot policy: revoke (inactive over 60 days) (last used ...)"
                 dry_run=dry_run,
                 deadline=decisions.DeadlineRef.of(item.deadline),
             )

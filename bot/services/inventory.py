@@ -24,6 +24,7 @@ from bot.databricks.records import GatewayError, Inventory, PrincipalRecord, Tok
 from bot.db import session_scope
 from bot.domain.policy import Policy
 from bot.models import Principal, Token, Workspace
+from bot.services import events
 
 logger = logging.getLogger(__name__)
 
@@ -247,6 +248,7 @@ def apply_inventory(
     row.max_token_lifetime_days = inventory.max_token_lifetime_days
     row.token_count = len(inventory.tokens)
     session.flush()
+    events.apply_pending(session=session, workspace=workspace, now=now)  # events that came first
     return result
 
 

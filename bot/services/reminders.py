@@ -30,7 +30,7 @@ from bot.db import session_scope
 from bot.domain.ladder import current_step, escalation_due, held_for_quiet_hours
 from bot.domain.policy import Deadline, Policy
 from bot.models import Decision, Notification, Principal
-from bot.services import recipients, report
+from bot.services import narrowing, recipients, report
 from bot.services.decisions import SETTLING_ACTIONS
 from bot.services.ports import (
     DeliveryError,
@@ -102,6 +102,7 @@ def run(
             for message in _messages_from_plan(planned, now):
                 summary.previews.append(sender.preview(message))
             session.rollback()
+        summary.previews += _narrowed(engine, policy, directory, sender, admin_channel, now, summary, True)
         return summary
     with session_scope(engine) as session:
         work = _due_work(session, policy, now)
@@ -135,7 +136,26 @@ def run(
         time_budget=time_budget,
         delivery=delivery,
     )
+    _narrowed(engine, policy, directory, sender, admin_channel, now, summary, False)
     return summary
+
+
+def _narrowed(engine, policy, directory, sender, admin_channel, now, summary, dry_run) -> list[str]:
+    """The one message after auto-scoping narrowed a token (bot/services/narrowing.py); its
+    notification rows (step "narrowed") are delivered there, not by `deliver_pending`."""
+    done = narrowing.notify_narrowed(
+        engine=engine,
+        policy=policy,
+        directory=directory,
+        sender=sender,
+        admin_channel=admin_channel,
+        now=now,
+        dry_run=dry_run,
+    )
+    summary.sent_messages += done.sent_messages
+    summary.sent_notifications += done.sent_notifications
+    summary.failed += done.failed
+    return done.previews
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,7 +402,9 @@ def deliver_pending(
         _release_stale_claims(session, now)
         waiting = sorted(
             session.execute(
-                select(Notification.recipient).where(Notification.status == "pending").distinct()
+                select(Notification.recipient)
+                .where(Notification.status == "pending", Notification.step != narrowing.NARROWED)
+                .distinct()
             ).scalars()
         )
     with ThreadPoolExecutor(max_workers=DELIVERY_WORKERS, thread_name_prefix="remind") as pool:
@@ -500,7 +522,11 @@ def _release_stale_claims(session: Session, now: datetime) -> None:
 def _claim(session: Session, recipient: str, run_id: str, now: datetime) -> list[Notification]:
     session.execute(
         update(Notification)
-        .where(Notification.recipient == recipient, Notification.status == "pending")
+        .where(
+            Notification.recipient == recipient,
+            Notification.status == "pending",
+            Notification.step != narrowing.NARROWED,
+        )
         .values(status="sending", claimed_by=run_id, claimed_at=now)
     )
     return list(

@@ -21,6 +21,7 @@ from bot.domain.ladder import current_step
 from bot.domain.policy import DeadlineKind, Evaluation, Exemption, Policy, TokenFacts, evaluate
 from bot.models import Exemption as ExemptionRow
 from bot.models import Principal, Token, UTCDateTime, Workspace
+from bot.services import usage
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -110,11 +111,14 @@ def token_views(
     if token_pks is not None:
         query = query.where(Token.id.in_(list(token_pks)))
     exemptions = _active_exemptions(session, now)  # an ORM query: it flushes the session first
+    used = usage.load_index(session=session, policy=policy, now=now, workspace=workspace)
     decoder = _Decoder()
     with without_gc():
         # Through the session's connection: plain rows, fetched as they are used.
         rows = session.connection().execute(query)
         views = [_view(row, exemptions, decoder, policy, now) for row in rows]
+        if used:  # the audit log shows usage: add rare_api to the few tokens it concerns
+            _add_rare_scopes(views, used, policy, now)
     if owner:
         wanted = owner.lower()
         views = [
@@ -124,6 +128,13 @@ def token_views(
             in {(v.owner or "").lower(), (v.owner_id or "").lower(), (v.owner_slack_id or "").lower()}
         ]
     return views
+
+
+def _add_rare_scopes(views: list[TokenView], used: usage.UsageIndex, policy: Policy, now: datetime) -> None:
+    for view in views:
+        rare = used.rare_for(view.evaluation.token, view.owner_id)
+        if rare:
+            view.evaluation = evaluate(view.evaluation.token, policy, now, rare)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from bot.databricks.gateway import gateway_factory
 from bot.services import inventory
 from bot.slack.context import AdminCheck, Deps
 from bot.slack.listeners import register_all
+from bot.slack.notices import digest_now
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def make_deps(settings: Settings, engine: Engine, client: WebClient) -> Deps:
         gateway_for=gateway_for,
         is_admin=AdminCheck(client, settings.slack.admins, settings.slack.admin_group),
         run_sync=run_sync,
+        post_digest=digest_now(settings, engine, client),
     )
 
 

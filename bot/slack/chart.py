@@ -40,15 +40,18 @@ def deadline_chart(days: ChartDays, title: str = "Deadlines per day, next 30 day
         if any(heights):
             axes.bar(positions, heights, bottom=bottom, color=COLOURS[kind], label=DEADLINE_LABELS[kind])
             bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-    axes.set_xticks(positions[::3], [f"{day:%a} {day.day} {day:%b}" for day, _ in days][::3], rotation=45)
-    axes.tick_params(axis="x", labelsize=8)
+    axes.set_xticks(positions, [f"{day:%a} {day.day}" for day, _ in days], rotation=90, fontsize=7)
+    axes.set_xlim(-0.6, len(days) - 0.4)
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("deadlines")
+    if days:
+        first, last = days[0][0], days[-1][0]
+        title = f"{title} ({first.day} {first:%b} to {last.day} {last:%b})"
     axes.set_title(title)
     axes.spines[["top", "right"]].set_visible(False)
     if any(bottom):
-        axes.legend(frameon=False, fontsize=8, loc="upper right")
-    figure.tight_layout()
+        figure.legend(loc="lower center", ncol=len(ORDER), frameon=False, fontsize=8)
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()

@@ -69,7 +69,7 @@ class Usage:
 
     @property
     def line(self) -> str:
-        return f"`{COMMAND} {self.name}{' ' + self.arguments if self.arguments else ''}`"
+        return f"`{COMMAND} {self.name}{' ' + escape(self.arguments) if self.arguments else ''}`"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +193,7 @@ def pager_value(number: int, command: str) -> str:
 def parse_pager_value(value: str | None) -> tuple[int, str]:
     """(page, command) of a pager button; page 1 and no command for anything malformed."""
     number, _, command = (value or "").partition(" ")
-    if not number.isdigit() or len(number) > 5:
+    if not (number.isascii() and number.isdigit()) or len(number) > 5:
         return 1, ""
     return max(1, int(number)), command
 

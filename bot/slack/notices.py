@@ -18,7 +18,6 @@ from bot.services.digest import Digest
 from bot.services.enforcement import Enforced, EnforcementReport
 from bot.services.ports import Delivery, DeliveryError
 from bot.slack import digest_blocks, enforcement_blocks
-from bot.slack.chart import deadline_chart
 from bot.slack.messenger import SlackMessenger
 
 logger = logging.getLogger(__name__)
@@ -46,6 +45,8 @@ class SlackDigestPoster:
         return digest_blocks.as_text(built)
 
     def _upload_chart(self, channel: str, digest: Digest) -> None:
+        from bot.slack.chart import deadline_chart  # matplotlib: loaded when a chart is drawn
+
         try:
             png = deadline_chart(digest.chart, CHART_TITLE)
             self._client.files_upload_v2(

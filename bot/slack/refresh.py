@@ -52,6 +52,10 @@ def refresh_reminder(
     )
     if not rows:
         return False
+    if rows[0].step == "narrowed":  # the message after auto-scoping narrowed a token
+        from bot.slack.narrowing import refresh_narrowed
+
+        return refresh_narrowed(client, session, policy, rows, now)
     views = {
         v.pk: v
         for v in report.token_views(
@@ -94,7 +98,7 @@ def refresh_reminder(
         rows[0].recipient, tz="UTC", admins_channel=rows[0].recipient.startswith(("C", "G"))
     )
     message = ReminderMessage(
-        recipient, tuple(items), now, escalation=any(i.step == "escalation" for i in items)
+        recipient, tuple(items), now, escalation=any(i.step in ("escalation", "overdue") for i in items)
     )
     text, built = blocks.reminder_message(message, decided=notes)
     try:

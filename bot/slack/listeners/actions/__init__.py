@@ -11,6 +11,7 @@ from bot.slack.listeners.actions import (
     confirm_scopes,
     deny,
     extend,
+    looks_fine,
     not_mine,
     restore_scopes,
     retry,
@@ -27,6 +28,7 @@ def register(app: App, deps: Deps) -> None:
     app.action(Action.SNOOZE)(snooze.handler(deps))
     app.action(Action.NOT_MINE)(not_mine.handler(deps))
     app.action(Action.RESTORE_SCOPES)(restore_scopes.handler(deps))
+    app.action(Action.LOOKS_FINE)(looks_fine.handler(deps))
     app.action(Action.RETRY)(retry.handler(deps))
     app.action(Action.APPROVE)(approve.handler(deps))
     app.action(Action.DENY)(deny.handler(deps))

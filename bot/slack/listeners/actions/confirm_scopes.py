@@ -1,4 +1,5 @@
-"""Confirm scopes: open the modal, pre-selected with what auto-scoping inferred."""
+"""Confirm scopes: open the modal, pre-selected with what auto-scoping inferred plus the rarely
+used scopes the audit log shows (the `rare_api` finding, bot/services/usage.py)."""
 
 from bot.services import decisions
 from bot.slack import modals
@@ -16,7 +17,7 @@ def handler(deps: Deps):
             click,
             build=lambda view, ref: modals.confirm_scopes(
                 view,
-                list(view.inferred_scopes) or list(view.scopes),
+                preselected(view, deps),
                 modals.metadata(click.value, click.channel, click.message_ts),
             ),
             refuse=lambda session, ref, actor: decisions.confirm_scopes(
@@ -25,3 +26,17 @@ def handler(deps: Deps):
         )
 
     return handle
+
+
+def preselected(view, deps: Deps) -> list[str]:
+    from bot.db import session_scope
+    from bot.models import Token
+    from bot.services import usage
+
+    chosen = list(view.inferred_scopes) or list(view.scopes)
+    with session_scope(deps.engine) as session:
+        token = session.get(Token, view.pk)
+        if token is None:
+            return chosen
+        rare = usage.rare_scopes_of(session=session, policy=deps.settings.policy, now=deps.now(), token=token)
+    return chosen + [scope for scope in rare if scope not in chosen]

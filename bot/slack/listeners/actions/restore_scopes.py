@@ -28,11 +28,16 @@ def handler(deps: Deps):
 
 
 def lost_scopes(token_pk: int, deps: Deps) -> list[str]:
+    """The rare_api scopes it lost plus the other lost ones that need no approval
+    (bot/services/narrowing.py `scopes_to_restore`)."""
     from bot.db import session_scope
     from bot.models import Token
+    from bot.services import narrowing
 
     with session_scope(deps.engine) as session:
         token = session.get(Token, token_pk)
         if token is None:
             return []
-        return [s for s in (token.previous_scopes or []) if s not in set(token.scopes or [])]
+        return narrowing.scopes_to_restore(
+            session=session, policy=deps.settings.policy, token=token, now=deps.now()
+        )

@@ -69,8 +69,13 @@ def slack_unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+def is_number(word: str) -> bool:
+    """ASCII digits only: `str.isdigit` also accepts "²", which `int()` refuses."""
+    return word.isascii() and word.isdigit()
+
+
 def whole_number(word: str | None, what: str, low: int, high: int) -> int:
-    if word is None or not word.isdigit() or not low <= int(word) <= high:
+    if word is None or not is_number(word) or len(word) > 9 or not low <= int(word) <= high:
         raise BadInput(f"{echo(word or '')} is not a number of {what} from {low} to {high}.")
     return int(word)
 

@@ -10,7 +10,7 @@ from bot.slack.blocks import escape
 from bot.slack.command_blocks import Usage, echo
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
-from bot.slack.listeners.commands.request import BadInput, CommandRequest, whole_number
+from bot.slack.listeners.commands.request import BadInput, CommandRequest, is_number, whole_number
 
 USAGE = Usage(
     Subcommand.UPCOMING,
@@ -25,12 +25,14 @@ MAX_DAYS = 365
 def handler(deps: Deps):
     def handle(request: CommandRequest) -> None:
         words = request.words
-        days = DEFAULT_DAYS
-        if words and words[0].isdigit():
-            days = whole_number(words.pop(0), "days", 1, MAX_DAYS)
-        if len(words) > 1:
-            raise BadInput(f"Too many arguments: {echo(' '.join(words))}.")
-        workspace = words[0] if words else None
+        if len(words) > 2:
+            raise BadInput(f"Too many arguments: {echo(request.arguments)}.")
+        numbers = [w for w in words if is_number(w)]
+        days = whole_number(numbers[0], "days", 1, MAX_DAYS) if numbers else DEFAULT_DAYS
+        others = [w for w in words if not is_number(w)]
+        if len(others) > 1 or len(numbers) > 1:
+            raise BadInput(f"Give at most a number of days and a workspace, not {echo(request.arguments)}.")
+        workspace = others[0] if others else None
         now = deps.now()
         with session_scope(deps.engine) as session:
             known = set(session.execute(select(Workspace.name)).scalars())

@@ -1,0 +1,170 @@
+"""`tokenbot serve`: the bolt app in Socket Mode or behind uvicorn (HTTP mode), the scheduler next
+to it, and a clean stop.
+
+On SIGTERM (or SIGINT) the process stops taking work at once (the scheduler starts no new run; in
+HTTP mode uvicorn stops accepting connections and finishes the requests in hand), lets the job in
+hand finish, and exits 0 within `STOP_BUDGET` seconds. A job that would take longer is abandoned:
+its transaction is rolled back when the process ends and its next run redoes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from types import FrameType
+
+from sqlalchemy import Engine
+
+from bot.config import Settings
+
+logger = logging.getLogger(__name__)
+
+STOP_BUDGET = 9.0  # seconds from SIGTERM to exit; orchestrators usually allow 10 before SIGKILL
+HTTP_GRACE = 4  # seconds uvicorn gives the requests in hand
+
+
+class ServeError(Exception):
+    """Cannot start: the message says what to fix."""
+
+
+def serve(
+    settings: Settings,
+    engine: Engine,
+    *,
+    http: bool,
+    host: str = "0.0.0.0",  # noqa: S104 (a container's port must be reachable from outside it)
+    port: int = 3000,
+    scheduler: bool = True,
+    intervals: Mapping[str, timedelta] | None = None,
+) -> None:
+    from slack_bolt.error import BoltError
+
+    from bot.slack.app import build_app, make_deps
+    from bot.slack.client import make_client
+
+    client = make_client(settings)
+    deps = make_deps(settings, engine, client)
+    try:
+        bolt = build_app(settings, deps, client, socket_mode=not http)
+    except BoltError as error:  # auth.test at start-up failed
+        raise ServeError(
+            f"Slack refused SLACK_BOT_TOKEN ({error}); check it with `tokenbot doctor`"
+        ) from None
+    except ValueError as error:
+        raise ServeError(str(error)) from None
+    jobs = _scheduler(settings, engine, client, deps.gateway_for, intervals) if scheduler else None
+    stopping = _Stopping(jobs)
+    if jobs is not None:
+        jobs.start()
+    else:
+        logger.info("scheduler off (--no-scheduler): no sync, reminders or digests from this process")
+    try:
+        if http:
+            _serve_http(settings, engine, bolt, client, host, port, stopping)
+        else:
+            _serve_socket_mode(settings, bolt, stopping)
+    finally:
+        stopping.finish()
+
+
+def _scheduler(settings, engine, client, gateway_for, intervals):
+    from bot.scheduler import JobContext, Scheduler, SchedulerLockError
+
+    try:
+        return Scheduler(
+            JobContext(settings=settings, engine=engine, client=client, gateway_for=gateway_for), intervals
+        )
+    except SchedulerLockError as error:
+        raise ServeError(str(error)) from None
+
+
+class _Stopping:
+    """The stop sequence, shared by both modes."""
+
+    def __init__(self, jobs) -> None:
+        self._jobs = jobs
+        self.requested = threading.Event()
+        self._since: float | None = None
+
+    def request(self, signum: int | None = None) -> None:
+        if not self.requested.is_set():
+            self._since = time.monotonic()
+            name = signal.Signals(signum).name if signum else "stop"
+            logger.info("%s received: finishing the work in hand, then exiting", name)
+            if self._jobs is not None:
+                self._jobs.pause()  # no new job run from now on
+        self.requested.set()
+
+    def finish(self) -> None:
+        if self._jobs is None:
+            return
+        spent = time.monotonic() - (self._since or time.monotonic())
+        if self._jobs.shutdown(timeout=max(0.5, STOP_BUDGET - spent)):
+            logger.info("scheduler stopped")
+            return
+        logger.warning(
+            "a job is still running after %.0f s; exiting without it (its next run redoes it)", STOP_BUDGET
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # the job's thread would otherwise keep the process alive
+
+
+def _serve_http(settings, engine, bolt, client, host: str, port: int, stopping: _Stopping) -> None:
+    import uvicorn
+
+    from bot.slack.health import SlackAuthCheck
+    from bot.web import WebApp
+
+    web = WebApp(
+        bolt,
+        engine,
+        settings.slack_signing_secret.get_secret_value(),
+        readiness=SlackAuthCheck(client),
+    )
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            stopping.request(sig)
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        web,
+        host=host,
+        port=port,
+        log_config=None,  # tokenbot's logging (and its redaction) stays in charge
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=HTTP_GRACE,
+    )
+    # uvicorn re-raises the signal it caught once it has stopped; with this handler in place that
+    # only records the request instead of killing the process before the scheduler is stopped.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda s, _f: stopping.request(s))
+    logger.info("tokenbot serving HTTP on %s:%s (Slack at /slack/events)", host, port)
+    Server(config).run()
+
+
+def _serve_socket_mode(settings, bolt, stopping: _Stopping) -> None:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    handler = SocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda s, _f: stopping.request(s))
+    try:
+        handler.connect()
+    except Exception as error:
+        raise ServeError(f"cannot open the Socket Mode connection: {error}; check SLACK_APP_TOKEN") from None
+    logger.info("tokenbot connected to Slack in Socket Mode")
+    try:
+        while not stopping.requested.wait(1.0):
+            pass
+    finally:
+        handler.close()

@@ -1,0 +1,252 @@
+"""`tokenbot serve --http` as it runs in production: a subprocess (`python -m bot serve --http`)
+pointed at the Databricks and Slack sandboxes by its environment, answering health, readiness,
+metrics and a really signed click, stopping on SIGTERM; two of them sharing PostgreSQL run each
+reminder job once between them; two on one SQLite file do not both run a scheduler."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot import db
+from bot.models import Decision
+from tests.bot_server import wait_for
+from tests.world import observed_token
+
+OWNER, OTHER = "U0OWEN", "U0OLGA"
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+        except OSError:
+            return 0, ""
+
+    def logs(self) -> str:
+        return self.log.read_text()
+
+    def json_logs(self) -> list[dict]:
+        return [json.loads(line) for line in self.logs().splitlines() if line.startswith("{")]
+
+    def stop(self, timeout: float = 10.0) -> tuple[int, float]:
+        """SIGTERM; the exit code and how long it took."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        return code, time.monotonic() - started
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Start `python -m bot serve --http ...` in the test's environment; stopped at the end."""
+    started: list[Served] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> Served:
+        port = free_port()
+        log = tmp_path / f"serve-{port}.log"
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bot",
+                "serve",
+                "--http",
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+                *args,
+            ],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent), **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+            cwd=tmp_path,
+        )
+        served = Served(process, port, log)
+        started.append(served)
+        if wait:
+            wait_for(
+                lambda: served.get("/healthz")[0] == 200 or process.poll() is not None,
+                timeout=20,
+                what="serve to start",
+            )
+            assert process.poll() is None, served.logs()
+        return served
+
+    yield start
+    for served in started:
+        if served.process.poll() is None:
+            served.process.kill()
+            served.process.wait()
+
+
+def reminded(world, owner: str, email: str, token_id: str):
+    """A token of `owner` due in 5 days, synced, and its reminder in the owner's DMs."""
+    world.slack.add_user(id=owner, email=email, name=owner)
+    prod = world.org["prod"]
+    observed_token(prod, prod.add_user(user_name=email), token_id, 5)
+
+
+def reference_in(message: dict, token_id: str) -> str:
+    for block in message["blocks"]:
+        if block.get("block_id", "").startswith("token:") and token_id in json.dumps(block):
+            return block["block_id"].removeprefix("token:")
+    raise AssertionError(f"{token_id} is not in the message")
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{wanted}}}" if labels else f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_serve_http_answers_health_readiness_metrics_and_a_click_then_stops_on_sigterm(world, serve):
+    reminded(world, OWNER, "owen@example.com", "tok-served")
+    world.sync()
+    world.remind()
+    [message] = world.slack.messages(OWNER)
+    served = serve()
+
+    assert served.get("/healthz") == (200, "ok")
+    assert served.get("/readyz") == (200, "ready")
+    reference = reference_in(message, "tok-served")
+    response = world.slack.click(
+        served.url + "/slack/events",
+        OWNER,
+        message["channel"],
+        message["ts"],
+        "token_snooze",
+        block_id=f"actions:{reference}",
+    )
+    assert response.status == 200
+    with db.session_scope(world.engine) as session:
+        wait_for(
+            lambda: (
+                session.execute(select(Decision.status).where(Decision.action == "snooze")).scalars().all()
+            ),
+            what="the snooze decision",
+        )
+    status, metrics = served.get("/metrics")
+    assert status == 200
+    assert metric(metrics, "tokenbot_slack_ack_seconds_count") >= 1
+    wait_for(
+        lambda: metric(
+            served.get("/metrics")[1], "tokenbot_decisions_total", action="snooze", status="applied"
+        ),
+        what="the decision counted",
+    )
+    assert "tokenbot_job_runs_total" in metrics or "tokenbot_job_runs" in metrics
+
+    code, seconds = served.stop()
+
+    assert (code, seconds < 10) == (0, True), served.logs()
+    assert "SIGTERM received: finishing the work in hand, then exiting" in served.logs()
+    assert "Traceback" not in served.logs()
+
+
+def test_readiness_fails_and_says_why_when_slack_refuses_the_bot_token(world, serve):
+    served = serve("--no-scheduler")
+    world.slack.bot_token = "xoxb-rotated"  # the app was reinstalled: the old token is dead
+
+    status, body = served.get("/readyz")
+
+    assert (status, body) == (503, "not ready: Slack refuses the bot token (invalid_auth)")
+    assert served.get("/healthz") == (200, "ok")  # alive, just not ready
+    wait_for(lambda: "Slack refuses the bot token (invalid_auth)" in served.logs(), what="the log line")
+    refused = serve("--no-scheduler", wait=False)
+    assert refused.process.wait(timeout=20) == 2
+    assert "Slack refused SLACK_BOT_TOKEN" in refused.logs() and "Traceback" not in refused.logs()
+
+
+def test_serve_refuses_an_unmigrated_database_and_missing_credentials(world, serve, tmp_path):
+    fresh = serve(env={"TOKENBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}, wait=False)
+    assert fresh.process.wait(timeout=20) == 2
+    assert "run `tokenbot db upgrade` first" in fresh.logs()
+    unsigned = serve(env={"SLACK_SIGNING_SECRET": ""}, wait=False)
+    assert unsigned.process.wait(timeout=20) == 2
+    assert "SLACK_SIGNING_SECRET is not set" in unsigned.logs()
+
+
+def test_a_second_serve_on_the_same_sqlite_file_refuses_to_start_its_scheduler(world, serve, database_url):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL replicas share the scheduler through the lease instead")
+    first = serve()
+
+    second = serve(wait=False)
+
+    assert second.process.wait(timeout=20) == 2
+    logs = " ".join(second.logs().split())
+    assert f"(pid {first.process.pid}) already runs the scheduler on the SQLite database" in logs
+    assert "--no-scheduler" in logs and "PostgreSQL" in logs
+    answering = serve("--no-scheduler")  # a second replica that only answers Slack is fine
+    assert answering.get("/readyz")[0] == 200
+    assert first.stop()[0] == 0 and answering.stop()[0] == 0
+
+
+def test_two_serves_on_postgresql_run_each_reminder_job_once_between_them(world, serve, database_url):
+    if database_url.startswith("sqlite"):
+        pytest.skip("several replicas need PostgreSQL")
+    reminded(world, OWNER, "owen@example.com", "tok-owen")
+    reminded(world, OTHER, "olga@example.com", "tok-olga")
+    world.sync()
+    options = ("--job-interval", "reminders=2", "--job-interval", "sync=3600")
+    json_logs = {"TOKENBOT_LOG_FORMAT": "json"}
+    replicas = [serve(*options, env=json_logs), serve(*options, env=json_logs)]
+
+    def reminder_runs(status: str) -> list[str]:
+        return [
+            line["time"]
+            for replica in replicas
+            for line in replica.json_logs()
+            if line["message"].startswith(f"job reminders {status}")
+        ]
+
+    wait_for(lambda: len(reminder_runs("done")) >= 3 and reminder_runs("skipped"), timeout=30, what="runs")
+    for replica in replicas:
+        assert replica.stop()[0] == 0
+
+    assert len(world.slack.messages(OWNER)) == 1 and len(world.slack.messages(OTHER)) == 1
+    ends = sorted(reminder_runs("done"))
+    done_per_replica = [
+        sum(1 for line in r.json_logs() if line["message"].startswith("job reminders done")) for r in replicas
+    ]
+    assert sum(done_per_replica) == len(ends)
+    # Every period (2 s) had one run: no two runs (from either replica) closer than half a period.
+    moments = [time.mktime(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S")) + float(t[19:23]) for t in ends]
+    assert all(later - earlier >= 1.0 for earlier, later in zip(moments, moments[1:], strict=False)), ends
