@@ -40,10 +40,10 @@ def slack_checks(settings: Settings) -> list[Check]:
     from bot.slack.health import doctor_checks
 
     channels = {
-        label: channel
-        for label, channel in (
-            ("admin channel", settings.slack.admin_channel),
-            ("digest channel", settings.slack.digest_channel),
+        key: channel
+        for key, channel in (
+            ("admin_channel", settings.slack.admin_channel),
+            ("digest_channel", settings.slack.digest_channel),
         )
         if channel
     }

@@ -448,7 +448,7 @@ def register_jobs(
         SYNC,
         sync_job,
         trigger(SYNC, every(sync_every)),
-        first_run=context.now() + FIRST_SYNC_AFTER,
+        first_run=None if SYNC in intervals else context.now() + FIRST_SYNC_AFTER,
     )
     add_job(scheduler, context, lease, REMINDERS, reminders_job, trigger(REMINDERS, every(REMINDER_INTERVAL)))
     if settings.slack.digest_channel:

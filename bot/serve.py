@@ -59,11 +59,9 @@ def serve(
     except ValueError as error:
         raise ServeError(str(error)) from None
     jobs = _scheduler(settings, engine, client, deps.gateway_for, intervals) if scheduler else None
-    stopping = _Stopping(jobs)
-    if jobs is not None:
-        jobs.start()
-    else:
+    if jobs is None:
         logger.info("scheduler off (--no-scheduler): no sync, reminders or digests from this process")
+    stopping = _Stopping(jobs)
     try:
         if http:
             _serve_http(settings, engine, bolt, client, host, port, stopping)
@@ -91,6 +89,10 @@ class _Stopping:
         self._jobs = jobs
         self.requested = threading.Event()
         self._since: float | None = None
+
+    def start_jobs(self) -> None:
+        if self._jobs is not None and not self.requested.is_set():
+            self._jobs.start()
 
     def request(self, signum: int | None = None) -> None:
         if not self.requested.is_set():
@@ -148,21 +150,31 @@ def _serve_http(settings, engine, bolt, client, host: str, port: int, stopping: 
     # only records the request instead of killing the process before the scheduler is stopped.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda s, _f: stopping.request(s))
+    stopping.start_jobs()
     logger.info("tokenbot serving HTTP on %s:%s (Slack at /slack/events)", host, port)
     Server(config).run()
 
 
 def _serve_socket_mode(settings, bolt, stopping: _Stopping) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk.errors import SlackApiError
 
     handler = SocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda s, _f: stopping.request(s))
     try:
         handler.connect()
+    except SlackApiError as error:
+        code = error.response.get("error") or f"HTTP {error.response.status_code}"
+        raise ServeError(
+            f"Slack refused to open a Socket Mode connection ({code}): check SLACK_APP_TOKEN (an app-level "
+            "token with connections:write) and that Socket Mode is on in the app's settings"
+        ) from None
     except Exception as error:
-        raise ServeError(f"cannot open the Socket Mode connection: {error}; check SLACK_APP_TOKEN") from None
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ServeError(f"cannot open the Socket Mode connection: {first_line}") from None
     logger.info("tokenbot connected to Slack in Socket Mode")
+    stopping.start_jobs()
     try:
         while not stopping.requested.wait(1.0):
             pass

@@ -55,11 +55,21 @@ def build_world(tmp_path, monkeypatch, database_url, extra_owner_tokens: int = 0
         last_used_at=clock.now(),
         scopes=["authentication", "sql"],
     )
-    prod.add_token(token_id=f"{SHARED_PREFIX}-prod-1", owner_id=owner, comment="shared one", scopes=["sql"],
-                   last_used_at=clock.now())
+    prod.add_token(
+        token_id=f"{SHARED_PREFIX}-prod-1",
+        owner_id=owner,
+        comment="shared one",
+        scopes=["sql"],
+        last_used_at=clock.now(),
+    )
     dev_owner = dev.add_user(user_name="owen@example.com")
-    dev.add_token(token_id=f"{SHARED_PREFIX}-dev-1", owner_id=dev_owner, comment="shared two", scopes=["sql"],
-                  last_used_at=clock.now())
+    dev.add_token(
+        token_id=f"{SHARED_PREFIX}-dev-1",
+        owner_id=dev_owner,
+        comment="shared two",
+        scopes=["sql"],
+        last_used_at=clock.now(),
+    )
     for index in range(extra_owner_tokens):
         observed_token(prod, owner, f"tok-many-{index:02d}", 3 + index % 20)
     world.sync()

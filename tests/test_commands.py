@@ -33,7 +33,7 @@ from tests.command_helpers import (
     principal_of,
     token,
 )
-from tests.slack_helpers import ADMIN_CHANNEL, DIGEST_CHANNEL
+from tests.slack_helpers import DIGEST_CHANNEL
 
 ADMIN_ONLY = ("upcoming", "revoke", "extend", "owner", "risky", "stale", "sync", "digest", "export")
 
@@ -89,7 +89,9 @@ def test_an_unknown_subcommand_gets_one_line_and_the_usage(bot):
     assert decisions(bot.world) == []
 
 
-@pytest.mark.parametrize("text", ["<!channel> hello", "show <!channel>", "upcoming 14 <!here>", "owner tok <!everyone>"])
+@pytest.mark.parametrize(
+    "text", ["<!channel> hello", "show <!channel>", "upcoming 14 <!here>", "owner tok <!everyone>"]
+)
 def test_a_broadcast_in_the_text_is_never_echoed_as_one(bot, text):
     posted = len(bot.slack.calls("chat.postMessage"))
 
@@ -138,10 +140,16 @@ def test_mine_lists_the_callers_tokens_with_a_reminders_buttons(bot):
 def test_the_buttons_of_mine_decide_like_a_reminders(bot):
     bot.answer("mine", user=OWNER)
     shown = bot.ephemeral(OWNER)
-    block = next(b for b in shown["blocks"] if b.get("block_id", "").startswith("token:") and "tok-idle" in json.dumps(b))
+    block = next(
+        b
+        for b in shown["blocks"]
+        if b.get("block_id", "").startswith("token:") and "tok-idle" in json.dumps(b)
+    )
     reference = block["block_id"].removeprefix("token:")
 
-    bot.slack.click(bot.url, OWNER, shown["channel"], shown["ts"], "token_accept", block_id=f"actions:{reference}")
+    bot.slack.click(
+        bot.url, OWNER, shown["channel"], shown["ts"], "token_accept", block_id=f"actions:{reference}"
+    )
 
     wait_for(lambda: decisions(bot.world, "accept"), what="the accept decision")
     [accepted] = decisions(bot.world, "accept")

@@ -47,8 +47,11 @@ def test_a_good_setup_passes_every_live_check(world):
     assert ok and detail.startswith(
         "all 9 scopes of manifest.yml granted (also granted: im:history, im:read)"
     )
-    assert found["admin channel"] == (True, f"#tokenbot-admins ({ADMIN_CHANNEL}), the bot is a member")
-    assert found["digest channel"] == (True, f"#tokenbot-digest ({DIGEST_CHANNEL}), the bot is a member")
+    assert found["slack admin channel"] == (True, f"#tokenbot-admins ({ADMIN_CHANNEL}), the bot is a member")
+    assert found["slack digest channel"] == (
+        True,
+        f"#tokenbot-digest ({DIGEST_CHANNEL}), the bot is a member",
+    )
     for workspace in ("prod", "dev"):
         ok, detail = found[f"workspace {workspace}"]
         assert ok and detail.endswith("reachable, token management, SCIM ok")
@@ -85,9 +88,13 @@ def test_missing_scopes_and_channel_problems_each_say_what_to_fix(world):
         "the bot lacks files:write, usergroups:read: add them under OAuth & Permissions (as in manifest.yml) "
         "and reinstall the app",
     )
-    ok, detail = found["admin channel"]
-    assert ok is False and "C0GONE does not exist" in detail and "invite the bot" in detail
-    assert found["digest channel"] == (
+    ok, detail = found["slack admin channel"]
+    assert (
+        ok is False
+        and "C0GONE does not exist" in detail
+        and "(slack.admin_channel) and invite the bot" in detail
+    )
+    assert found["slack digest channel"] == (
         False,
         f"the bot is not in #tokenbot-digest ({DIGEST_CHANNEL}): type `/invite @tokenbot` there",
     )

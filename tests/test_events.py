@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -136,6 +137,16 @@ def test_replaying_the_same_id_is_a_duplicate_stored_once(hook):
     assert changed[1]["duplicate"] is True
     assert len(stored(hook)) == 1
     assert token(hook).enforcement_at == ENFORCEMENT  # the replay changed nothing
+
+
+def test_ten_deliveries_of_one_id_at_once_store_it_once(hook):
+    payload = event(id="evt-burst")
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(lambda _: post_event(hook.url, payload), range(10)))
+
+    assert {status for status, _ in answers} == {200}
+    assert sorted(answer["duplicate"] for _, answer in answers) == [False] + [True] * 9
+    assert len(stored(hook)) == 1
 
 
 MALFORMED = [

@@ -132,6 +132,8 @@ def test_the_app_handles_nothing_the_manifest_and_ids_do_not_declare(bolt, manif
         assert handlers_of(bolt, command_body(other_command)) == []
     for other_event in ("message", "app_mention", "member_joined_channel", "app_uninstalled"):
         assert handlers_of(bolt, event_body(other_event)) == []
+    assert handlers_of(bolt, action_body("some_other_button")) == []
+    assert handlers_of(bolt, view_body("some_other_modal")) == []
 
 
 def test_the_manifest_switches_on_what_the_listeners_need(manifest):

@@ -278,6 +278,7 @@ def test_with_nothing_rare_lost_it_says_the_audit_log_shows_nothing_more():
         scopes=("sql", "jobs"),
         rare_lost={},
         usage_known=False,
+        note="no owner",
     )
     message = NarrowedMessage(
         Recipient("C0ADMINS", admins_channel=True, reason="no owner"), (token,), clock.now()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,15 @@ class Served:
         except OSError:
             return 0, ""
 
+    def wait_ready(self) -> Served:
+        wait_for(
+            lambda: self.get("/healthz")[0] == 200 or self.process.poll() is not None,
+            timeout=20,
+            what="serve to start",
+        )
+        assert self.process.poll() is None, self.logs()
+        return self
+
     def logs(self) -> str:
         return self.log.read_text()
 
@@ -72,22 +83,12 @@ def serve(tmp_path):
     """Start `python -m bot serve --http ...` in the test's environment; stopped at the end."""
     started: list[Served] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> Served:
+    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True, http: bool = True) -> Served:
         port = free_port()
         log = tmp_path / f"serve-{port}.log"
+        mode = ["--http", "--port", str(port), "--host", "127.0.0.1"] if http else []
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bot",
-                "serve",
-                "--http",
-                "--port",
-                str(port),
-                "--host",
-                "127.0.0.1",
-                *args,
-            ],
+            [sys.executable, "-m", "bot", "serve", *mode, *args],
             env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent), **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=log.open("w"),
@@ -96,12 +97,7 @@ def serve(tmp_path):
         served = Served(process, port, log)
         started.append(served)
         if wait:
-            wait_for(
-                lambda: served.get("/healthz")[0] == 200 or process.poll() is not None,
-                timeout=20,
-                what="serve to start",
-            )
-            assert process.poll() is None, served.logs()
+            served.wait_ready()
         return served
 
     yield start
@@ -181,26 +177,55 @@ def test_serve_http_answers_health_readiness_metrics_and_a_click_then_stops_on_s
 
 
 def test_readiness_fails_and_says_why_when_slack_refuses_the_bot_token(world, serve):
+    refused = serve("--no-scheduler", env={"SLACK_BOT_TOKEN": "xoxb-wrong"}, wait=False)
     served = serve("--no-scheduler")
-    world.slack.bot_token = "xoxb-rotated"  # the app was reinstalled: the old token is dead
+    world.slack.bot_token = "xoxb-rotated"  # the app was reinstalled: the token it started with is dead
 
     status, body = served.get("/readyz")
 
     assert (status, body) == (503, "not ready: Slack refuses the bot token (invalid_auth)")
     assert served.get("/healthz") == (200, "ok")  # alive, just not ready
     wait_for(lambda: "Slack refuses the bot token (invalid_auth)" in served.logs(), what="the log line")
-    refused = serve("--no-scheduler", wait=False)
-    assert refused.process.wait(timeout=20) == 2
+    assert refused.process.wait(timeout=20) == 2  # and a token refused at start-up stops it at once
     assert "Slack refused SLACK_BOT_TOKEN" in refused.logs() and "Traceback" not in refused.logs()
 
 
 def test_serve_refuses_an_unmigrated_database_and_missing_credentials(world, serve, tmp_path):
     fresh = serve(env={"TOKENBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}, wait=False)
+    unsigned = serve(env={"SLACK_SIGNING_SECRET": ""}, wait=False)
     assert fresh.process.wait(timeout=20) == 2
     assert "run `tokenbot db upgrade` first" in fresh.logs()
-    unsigned = serve(env={"SLACK_SIGNING_SECRET": ""}, wait=False)
     assert unsigned.process.wait(timeout=20) == 2
     assert "SLACK_SIGNING_SECRET is not set" in unsigned.logs()
+
+
+def test_sigterm_during_a_job_lets_it_finish_then_exits_0(world, serve):
+    prod = world.org["prod"]
+    prod.fail("GET", r"/api/2\.0/token-management/tokens$", 0, delay=1.5)  # a slow listing, once
+    served = serve("--job-interval", "sync=1")
+    wait_for(lambda: any("token-management/tokens" in r.path for r in prod.requests), what="the sync")
+
+    code, seconds = served.stop()
+
+    assert (code, seconds < 10) == (0, True), served.logs()
+    logs = served.logs()
+    assert logs.index("SIGTERM received") < logs.index("job sync done") < logs.index("scheduler stopped")
+    assert "sync prod: 0 tokens" in logs  # the run in hand finished its work
+
+
+def test_socket_mode_without_a_connection_exits_2_and_says_why(world, serve):
+    missing = serve(http=False, wait=False)
+    # The sandbox has no Socket Mode (apps.connections.open): Slack's own refusal looks the same.
+    refused = serve(http=False, env={"SLACK_APP_TOKEN": "xapp-1-sandbox"}, wait=False)
+
+    assert missing.process.wait(timeout=20) == 2
+    assert "SLACK_APP_TOKEN is not set: Socket Mode needs the app-level token" in " ".join(
+        missing.logs().split()
+    )
+    assert refused.process.wait(timeout=20) == 2
+    logs = " ".join(refused.logs().split())
+    assert "Slack refused to open a Socket Mode connection (unknown_method): check SLACK_APP_TOKEN" in logs
+    assert "Traceback" not in logs and "scheduled job" not in logs  # no job started without a connection
 
 
 def test_a_second_serve_on_the_same_sqlite_file_refuses_to_start_its_scheduler(world, serve, database_url):
@@ -209,13 +234,13 @@ def test_a_second_serve_on_the_same_sqlite_file_refuses_to_start_its_scheduler(w
     first = serve()
 
     second = serve(wait=False)
+    answering = serve("--no-scheduler", wait=False)  # a replica that only answers Slack is fine
 
     assert second.process.wait(timeout=20) == 2
     logs = " ".join(second.logs().split())
     assert f"(pid {first.process.pid}) already runs the scheduler on the SQLite database" in logs
     assert "--no-scheduler" in logs and "PostgreSQL" in logs
-    answering = serve("--no-scheduler")  # a second replica that only answers Slack is fine
-    assert answering.get("/readyz")[0] == 200
+    assert answering.wait_ready().get("/readyz")[0] == 200
     assert first.stop()[0] == 0 and answering.stop()[0] == 0
 
 
@@ -225,28 +250,27 @@ def test_two_serves_on_postgresql_run_each_reminder_job_once_between_them(world,
     reminded(world, OWNER, "owen@example.com", "tok-owen")
     reminded(world, OTHER, "olga@example.com", "tok-olga")
     world.sync()
-    options = ("--job-interval", "reminders=2", "--job-interval", "sync=3600")
+    options = ("--job-interval", "reminders=1", "--job-interval", "sync=3600")
     json_logs = {"TOKENBOT_LOG_FORMAT": "json"}
-    replicas = [serve(*options, env=json_logs), serve(*options, env=json_logs)]
+    replicas = [serve(*options, env=json_logs, wait=False) for _ in range(2)]
+    for replica in replicas:
+        replica.wait_ready()
 
-    def reminder_runs(status: str) -> list[str]:
-        return [
-            line["time"]
-            for replica in replicas
-            for line in replica.json_logs()
-            if line["message"].startswith(f"job reminders {status}")
-        ]
+    def reminder_runs(status: str) -> list[float]:
+        """When each run (from either replica) started, from the JSON logs."""
+        found = []
+        for replica in replicas:
+            for line in replica.json_logs():
+                if match := re.fullmatch(rf"job reminders {status}(?: in ([0-9.]+) s)?.*", line["message"]):
+                    ended = datetime.fromisoformat(line["time"]).timestamp()
+                    found.append(ended - float(match.group(1) or 0))
+        return sorted(found)
 
     wait_for(lambda: len(reminder_runs("done")) >= 3 and reminder_runs("skipped"), timeout=30, what="runs")
     for replica in replicas:
         assert replica.stop()[0] == 0
 
     assert len(world.slack.messages(OWNER)) == 1 and len(world.slack.messages(OTHER)) == 1
-    ends = sorted(reminder_runs("done"))
-    done_per_replica = [
-        sum(1 for line in r.json_logs() if line["message"].startswith("job reminders done")) for r in replicas
-    ]
-    assert sum(done_per_replica) == len(ends)
-    # Every period (2 s) had one run: no two runs (from either replica) closer than half a period.
-    moments = [time.mktime(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S")) + float(t[19:23]) for t in ends]
-    assert all(later - earlier >= 1.0 for earlier, later in zip(moments, moments[1:], strict=False)), ends
+    # Each period (1 s) had one run: no two runs, from either replica, closer than half a period.
+    starts = reminder_runs("done")
+    assert all(later - earlier >= 0.5 for earlier, later in zip(starts, starts[1:], strict=False)), starts

@@ -28,13 +28,20 @@ A refresh reads the whole lookback window again and replaces the counts it read 
 number of calls within the window; `first_seen` keeps the earliest ever seen); rows not seen
 again stay, and age out of the rules by their `last_seen`.
 
-`rare_api`: a scope used within the lookback window but not since the token's observation window
-began, and not among its inferred scopes. It matters only while auto-scoping observes a token or
+`rare_api`: a scope used within the lookback window but not within the token's observation
+window, and not among its inferred scopes. It matters only while auto-scoping observes a token or
 once it has narrowed it (states RUNNING, COMPLETED, BACKFILLED, or an announced enforcement).
-The window starts at the announced enforcement date minus the observation days, else at the
-observation start (or what the rules derive for it: rollout date or creation); for a token
-already narrowed and with no announced date, the last observation-days before now (report) or
-before `narrowed_at` (the narrowing message, which has that date).
+While observing, the window runs from the announced enforcement date minus the observation days,
+else from the observation start (or what the rules derive for it: rollout date, creation), to
+now. Once narrowed it is the observation days before the enforcement (the event's date, or
+`narrowed_at` where known: the narrowing message and the modals); a lost scope called after it
+counts too (that call is the job that broke). The report, which reads no `narrowed_at`, uses the
+last observation-days before now for a narrowed token without an announced date.
+
+Known limit: results come back INLINE (JSON_ARRAY), which Databricks caps at 25 MiB a statement.
+The calls statement has one row per identity, session, service and action over the lookback; a
+very busy workspace can exceed that, and then the refresh fails with Databricks' message (shorten
+`usage_lookback_days`, or move the gateway to EXTERNAL_LINKS).
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session
@@ -61,6 +68,9 @@ from bot.domain.policy import (
 )
 from bot.domain.scopes import scope_for_service
 from bot.models import ApiUsage, Principal, Token
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +106,7 @@ class UsageResult:
 def refresh_usage(
     *,
     engine: Engine,
-    settings: Any,
+    settings: Settings,
     gateway_for: Callable[[str], UsageGateway],
     now: datetime,
     workspaces: Iterable[str] | None = None,

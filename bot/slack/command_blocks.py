@@ -30,6 +30,7 @@ from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, Deadline, Deadlin
 from bot.services.ports import ReminderItem
 from bot.services.report import TokenView
 from bot.slack.blocks import (
+    AUTOSCOPE_STATE_WORDS,
     SECTION_TEXT_LIMIT,
     Annotation,
     code,
@@ -348,7 +349,7 @@ def upcoming(
             f"{owner_text(v)} · {comment_text(v)}"
             for d, v in group_rows
         ]
-        entries += line_sections(lines, f"{heading} · {len(group_rows)}")
+        entries += line_sections(lines, f"{heading} · {_plural(len(group_rows), 'deadline')}")
     return paged(title, entries, page, f"{_plural(len(rows), 'deadline')} in the next {days} days{where}")
 
 
@@ -402,15 +403,18 @@ def show(
 ) -> Answer:
     """One token: who owns it, its scopes and times, deadlines, findings, every decision."""
     owner = owner_text(view)
-    if view.owner_name and (view.owner or view.owner_id):
-        owner += f" ({escape(clip(view.owner_name, 80))}, {escape(view.owner or view.owner_id or '')})"
+    known_as = [clip(n, 80) for n in (view.owner_name, view.owner or view.owner_id) if n]
+    if owner.startswith("<@") and known_as:
+        owner += f" ({escape(', '.join(known_as))})"
+    elif view.owner_name:
+        owner += f" ({escape(clip(view.owner_name, 80))}), nobody in Slack"
     facts = [
         f"*{escape(clip(view.comment, 200)) if view.comment.strip() else '_no comment_'}*",
         f"Token {code(view.token_id)} in *{escape(view.workspace)}*",
         f"Owner: {owner}" + (" · service principal" if view.owner_kind == "service_principal" else ""),
         f"Scopes: {scopes_text(view.scopes)}"
         + (f" · auto-scoping observed {scopes_text(view.inferred_scopes)}" if view.inferred_scopes else ""),
-        f"Auto-scoping: {escape(view.autoscope_state or 'unknown')}",
+        f"Auto-scoping: {escape(_autoscope_words(view.autoscope_state))}",
         f"Created {local_day(view.created_at, tz)} · expires {local_day(view.expires_at, tz)} · "
         f"last used {local_day(view.last_used_on, tz)}",
     ]
@@ -430,6 +434,10 @@ def show(
     lines = [decision_line(entry, tz, with_token=False) for entry in history]
     entries += line_sections(lines or ["_no decision yet_"], f"Decisions ({len(history)}, newest first)")
     return paged(title, entries, page, f"Token {short_id(view.token_id)} in {view.workspace}")
+
+
+def _autoscope_words(state: str | None) -> str:
+    return AUTOSCOPE_STATE_WORDS.get(state or "", state or "not reported")
 
 
 STATUS_WORDS = {
@@ -513,7 +521,7 @@ def policy_answer(policy: Policy, slack: SlackConfig, dry_run: bool) -> Answer:
     """The policy in force, in plain words."""
     steps = _and([str(d) for d in sorted(policy.reminder_days, reverse=True)])
     quiet = (
-        " at any hour"
+        ", at any hour"
         if policy.quiet_window() is None
         else f", never during quiet hours ({escape(policy.quiet_hours)} in the owner's time zone)"
     )

@@ -73,7 +73,8 @@ class SlackAuthCheck:
 def doctor_checks(
     client: WebClient, *, manifest_scopes: Iterable[str] | None, channels: Mapping[str, str]
 ) -> list[Check]:
-    """auth.test, the granted scopes against the manifest's, and each channel (label -> id)."""
+    """auth.test, the granted scopes against the manifest's, and each channel (its [slack] key ->
+    its id, e.g. {"admin_channel": "C012ADMIN"})."""
     try:
         auth = client.auth_test()
     except SlackApiError as error:
@@ -98,8 +99,8 @@ def doctor_checks(
         )
     ]
     checks.append(_scopes_check(_header(auth.headers, "x-oauth-scopes"), manifest_scopes))
-    for label, channel in channels.items():
-        checks.append(_channel_check(client, label, channel))
+    for key, channel in channels.items():
+        checks.append(_channel_check(client, key, channel))
     return checks
 
 
@@ -139,7 +140,8 @@ def _scopes_check(granted_header: str | None, manifest_scopes: Iterable[str] | N
     return ("slack scopes", True, detail + (f" (also granted: {', '.join(extra)})" if extra else ""))
 
 
-def _channel_check(client: WebClient, label: str, channel: str) -> Check:
+def _channel_check(client: WebClient, key: str, channel: str) -> Check:
+    label = f"slack {key.replace('_', ' ')}"
     try:
         info = client.conversations_info(channel=channel)["channel"]
     except SlackApiError as error:
@@ -147,7 +149,7 @@ def _channel_check(client: WebClient, label: str, channel: str) -> Check:
         if code == "channel_not_found":
             fix = (
                 f"{channel} does not exist, or is a private channel the bot is not in: check the id "
-                f"(slack.{label.replace(' ', '_')}) and invite the bot"
+                f"(slack.{key}) and invite the bot"
             )
         elif code == "missing_scope":
             fix = "the bot cannot read channels: add channels:read and groups:read, then reinstall the app"

@@ -108,8 +108,8 @@ def _evidence(token: NarrowedToken) -> ContextBlock:
             for scope, day in sorted(token.rare_lost.items())
         )
         text = (
-            f":rotating_light: *Lost a rarely used API*: {used}. Auto-scoping only watched 30 days; "
-            "whatever uses this now fails. Restore it unless that use is over."
+            f":rotating_light: *Lost a rarely used API*: {used}. Auto-scoping watched only 30 days: "
+            "whatever still calls it will fail. Restore it unless that use is over."
         )
     elif token.usage_known:
         text = (
