@@ -799,6 +799,17 @@ class SlackSandbox:
             body={"ok": False, "error": error},
         )
 
+    def slow(self, method: str, seconds: float, times: int = 1_000_000) -> None:
+        """The next `times` calls of a Web API method answer normally, `seconds` late."""
+        self._server.fail("*", rf"^/api/{re.escape(method)}$", 0, times, delay=seconds)
+
+    def down(self) -> None:
+        """Every request gets its connection dropped until `up()` (Slack unreachable)."""
+        self._server.down()
+
+    def up(self) -> None:
+        self._server.up()
+
     # readers ---------------------------------------------------------------------------------------
     def calls(self, method: str | None = None) -> list[dict[str, Any]]:
         """Every Web API call received (also those answered by a fault or a rate limit)."""
