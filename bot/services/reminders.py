@@ -14,6 +14,8 @@ them, and marks them `sent` with the message's ts. So:
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -458,7 +460,7 @@ class _Delivery:
                 self.sender,
                 self.admin_channel,
                 recipient,
-                uuid.uuid4().hex,
+                claim_id(),
                 self.now,
             )
         except DeliveryError as error:  # only a rate limit that outlasted the retries gets here
@@ -511,12 +513,43 @@ def _deliver_to(
     return _Sent(messages=1, notifications=len(live))
 
 
+def claim_id() -> str:
+    """Who is sending: this host and process (so a dead one's claims can be released at once)."""
+    return f"{socket.gethostname()[:20]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 def _release_stale_claims(session: Session, now: datetime) -> None:
+    """Rows a crashed run was sending go back to pending: at once when that run was a process on
+    this host that no longer exists, else after STALE_CLAIM (another replica may still be at it)."""
     session.execute(
         update(Notification)
         .where(Notification.status == "sending", Notification.claimed_at < now - STALE_CLAIM)
         .values(status="pending", claimed_by=None)
     )
+    claimants = session.execute(
+        select(Notification.claimed_by).where(Notification.status == "sending").distinct()
+    ).scalars()
+    dead = [claimant for claimant in claimants if claimant and _dead_here(claimant)]
+    if dead:
+        session.execute(
+            update(Notification)
+            .where(Notification.status == "sending", Notification.claimed_by.in_(dead))
+            .values(status="pending", claimed_by=None)
+        )
+
+
+def _dead_here(claimant: str) -> bool:
+    host, _, rest = claimant.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname()[:20] or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 def _claim(session: Session, recipient: str, run_id: str, now: datetime) -> list[Notification]:
