@@ -799,6 +799,9 @@ class SlackSandbox:
             body={"ok": False, "error": error},
         )
 
+    def clear_faults(self) -> None:
+        self._server.clear_faults()
+
     def slow(self, method: str, seconds: float, times: int = 1_000_000) -> None:
         """The next `times` calls of a Web API method answer normally, `seconds` late."""
         self._server.fail("*", rf"^/api/{re.escape(method)}$", 0, times, delay=seconds)

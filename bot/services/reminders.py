@@ -637,6 +637,12 @@ def _finish(session: Session, rows: list[Notification], status: str, **values) -
 
 
 def _record_failure(session: Session, rows: list[Notification], error: DeliveryError, now: datetime) -> None:
+    logger.warning(
+        "reminder to %s not delivered (%s reminders kept for the next run): %s",
+        rows[0].recipient,
+        len(rows),
+        error.message,
+    )
     if error.kind == "recipient_gone":
         # Slack says the user is gone: forget the lookup now; the next run routes to the admins.
         recipients.forget_slack_user(
