@@ -474,8 +474,10 @@ def remind(
             f"Sent {summary.sent_messages} message(s) covering {summary.sent_notifications} reminder(s) "
             f"({summary.escalations} escalation(s)); {summary.failed} failed, {summary.left_pending} left "
             f"for the next run, {summary.held_for_quiet_hours} held for quiet hours."
+            + (f" {summary.lookups_failed} owner lookup(s) failed and wait for the next run."
+               if summary.lookups_failed else "")
         )
-    if summary.failed or summary.left_pending:
+    if summary.failed or summary.left_pending or summary.lookups_failed:
         raise typer.Exit(EXIT_PARTIAL)
 
 

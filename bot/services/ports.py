@@ -90,4 +90,5 @@ class RunSummary:
     left_pending: int = 0
     escalations: int = 0
     held_for_quiet_hours: int = 0
+    lookups_failed: int = 0  # owners Slack could not be asked about: planned again next run
     previews: list[str] = field(default_factory=list)

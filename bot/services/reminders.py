@@ -236,12 +236,21 @@ def _plan_group(
             continue
         if decided.snoozed.get(deadline_key, now) > now:
             continue
-        recipient = recipients.recipient_for(
-            principal=principals.get((view.workspace, view.owner_id or "")),
-            directory=directory,
-            admin_channel=admin_channel,
-            now=now,
-        )
+        try:
+            recipient = recipients.recipient_for(
+                principal=principals.get((view.workspace, view.owner_id or "")),
+                directory=directory,
+                admin_channel=admin_channel,
+                now=now,
+            )
+        except Exception as error:  # Slack unreachable for this lookup: try again next run
+            logger.warning(
+                "cannot look up the owner of %s in Slack (%s); it waits for the next run",
+                view.token_id,
+                type(error).__name__,
+            )
+            summary.lookups_failed += 1
+            continue
         if recipient is None:
             logger.warning(
                 "token %s in %s: its owner cannot be reached and slack.admin_channel is not set",
