@@ -20,6 +20,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from typer.core import TyperGroup
 
 from bot import __version__, clock, db, terminal
 from bot.config import ConfigError, Settings, load_settings
@@ -28,7 +29,22 @@ from bot.services import report
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
+class _CleanDatabaseErrors(TyperGroup):
+    """A database failure in any command is one line and exit 1, never a traceback: the command's
+    transaction was rolled back, so nothing is half-written."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as error:
+            err.print(f"[red]error:[/red] the database failed: {escape(_first_line(error))}. The work in hand "
+                      "was rolled back; run the command again, and `tokenbot doctor` if it persists.",
+                      highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_PARTIAL) from None
+
+
 app = typer.Typer(
+    cls=_CleanDatabaseErrors,
     name="tokenbot",
     help="Governs Databricks personal access tokens from Slack: syncs every workspace's tokens, "
     "warns owners before auto-scoping, expiry or inactivity revocation hits them, and applies "

@@ -201,7 +201,8 @@ def test_looks_fine_is_recorded_and_keeps_only_restore(narrowed):
     assert (decision.status, decision.actor_slack_id) == ("applied", OWNER)
     assert decision.parameters["deadline_kind"] == "autoscope_enforcement"
     assert decision.parameters["due_date"] == token(narrowed).narrowed_at.date().isoformat()
-    assert "keeps sql" in narrowed.slack.ephemerals(OWNER)[-1]["text"]
+    told = wait_for(lambda: narrowed.slack.ephemerals(OWNER), what="the answer")
+    assert "keeps sql" in told[-1]["text"]
     wait_for(lambda: "Looks fine to" in json.dumps(narrowed_messages(narrowed)[0]["blocks"]))
     text = blocks.as_text(narrowed_messages(narrowed)[0]["blocks"])
     assert "[Restore scopes]" in text and "[Looks fine]" not in text
