@@ -37,8 +37,9 @@ class _CleanDatabaseErrors(TyperGroup):
         try:
             return super().invoke(ctx)
         except SQLAlchemyError as error:
-            err.print(f"[red]error:[/red] the database failed: {escape(_first_line(error))}. The work in hand "
-                      "was rolled back; run the command again, and `tokenbot doctor` if it persists.",
+            problem = escape(_first_line(error))
+            err.print(f"[red]error:[/red] the database failed: {problem}. The work in hand was rolled "
+                      "back; run the command again, and `tokenbot doctor` if it persists.",
                       highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_PARTIAL) from None
 
