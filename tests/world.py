@@ -61,9 +61,9 @@ class World:
             return list(session.execute(select(Notification).order_by(Notification.id)).scalars())
 
 
-def make_world(tmp_path, monkeypatch, database_url, policy=POLICY):
+def make_world(tmp_path, monkeypatch, database_url, policy=POLICY, slack_toml=SLACK_TOML):
     stack = []
-    org_cm = sandbox_org(tmp_path, monkeypatch, database_url, extra_toml=SLACK_TOML + policy)
+    org_cm = sandbox_org(tmp_path, monkeypatch, database_url, extra_toml=slack_toml + policy)
     org = org_cm.__enter__()
     stack.append(org_cm)
     slack_cm = slack_workspace(monkeypatch)

@@ -1,0 +1,77 @@
+"""Many hands on one token at once, through the real HTTP app: 20 parallel clicks on the same
+Revoke, and two admins revoking together, make one DELETE and one applied decision."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import select
+
+from bot import db
+from bot.models import Decision
+from tests.bot_server import running_bot, wait_for
+from tests.slack_helpers import ADMIN_CHANNEL, ADMIN_USER
+from tests.world import make_world, observed_token
+
+OWNER = "U0CONC"
+
+
+@pytest.fixture
+def bot(tmp_path, monkeypatch, database_url):
+    world, stack = make_world(tmp_path, monkeypatch, database_url, policy='[policy]\nquiet_hours = "off"\n',
+                              slack_toml='[slack]\nadmins = ["U0ADMIN", "U0ADMIN2"]\nadmin_channel = "C0ADMINS"\n')
+    world.slack.add_user(id=OWNER, email="conc@example.com", name="Con")
+    world.slack.add_user(id="U0ADMIN2", email="admin2@example.com", name="Second Admin")
+    prod = world.org["prod"]
+    observed_token(prod, prod.add_user(user_name="conc@example.com"), "tok-c", 2)  # escalated to admins too
+    world.sync()
+    world.remind()
+    with running_bot(world.settings, world.engine) as server:
+        world.server = server
+        yield world
+    world.engine.dispose()
+    for manager in reversed(stack):
+        manager.__exit__(None, None, None)
+
+
+def revokes(world):
+    with db.session_scope(world.engine) as session:
+        return list(session.execute(select(Decision).where(Decision.action == "revoke")).scalars())
+
+
+def deletes(world):
+    return [r for r in world.org["prod"].requests if r.method == "DELETE"]
+
+
+def test_twenty_parallel_clicks_make_one_delete(bot):
+    [message] = bot.slack.messages(OWNER)
+    action = next(b for b in message["blocks"] if b["type"] == "actions")
+
+    def click(_):
+        return bot.slack.click(bot.server.slack_url, OWNER, message["channel"], message["ts"], "token_revoke",
+                               block_id=action["block_id"]).status
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        assert set(pool.map(click, range(20))) == {200}
+
+    wait_for(lambda: len(revokes(bot)) == 20, timeout=30, what="20 recorded attempts")
+    assert len(deletes(bot)) == 1
+    assert [d.status for d in revokes(bot)].count("applied") == 1
+
+
+def test_two_admins_revoking_at_once_make_one_delete(bot):
+    [escalation] = bot.slack.messages(ADMIN_CHANNEL)
+    action = next(b for b in escalation["blocks"] if b["type"] == "actions")
+
+    def click(admin):
+        return bot.slack.click(bot.server.slack_url, admin, ADMIN_CHANNEL, escalation["ts"], "token_revoke",
+                               block_id=action["block_id"]).status
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert list(pool.map(click, [ADMIN_USER, "U0ADMIN2"])) == [200, 200]
+
+    wait_for(lambda: len(revokes(bot)) == 2, timeout=30, what="both attempts recorded")
+    assert len(deletes(bot)) == 1
+    statuses = sorted(d.status for d in revokes(bot))
+    assert statuses == ["applied", "refused"]
