@@ -111,10 +111,14 @@ def sync_job(context: JobContext) -> None:
         if held and before.get(result.workspace) != "held":
             newly_held.append(result)
     if newly_held and settings.slack.admin_channel:
+        from bot.services.ports import DeliveryError
         from bot.slack.messenger import SlackMessenger
 
         text_ = "\n".join(f":warning: tokenbot sync held *{r.workspace}*: {r.error}" for r in newly_held)
-        SlackMessenger(context.client).post(settings.slack.admin_channel, text_)
+        try:
+            SlackMessenger(context.client).post(settings.slack.admin_channel, text_)
+        except DeliveryError as error:  # the sync itself went well
+            logger.warning("could not tell the admins channel about a held sync: %s", error.message)
 
 
 def reminders_job(context: JobContext) -> None:

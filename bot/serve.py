@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 STOP_BUDGET = 9.0  # seconds from SIGTERM to exit; orchestrators usually allow 10 before SIGKILL
 HTTP_GRACE = 4  # seconds uvicorn gives the requests in hand
+READINESS_TIMEOUT = 3  # seconds /readyz waits for Slack's auth.test
 
 
 class ServeError(Exception):
@@ -64,7 +65,7 @@ def serve(
     stopping = _Stopping(jobs)
     try:
         if http:
-            _serve_http(settings, engine, bolt, client, host, port, stopping)
+            _serve_http(settings, engine, bolt, host, port, stopping)
         else:
             _serve_socket_mode(settings, bolt, stopping)
     finally:
@@ -119,18 +120,18 @@ class _Stopping:
         os._exit(0)  # the job's thread would otherwise keep the process alive
 
 
-def _serve_http(settings, engine, bolt, client, host: str, port: int, stopping: _Stopping) -> None:
+def _serve_http(settings, engine, bolt, host: str, port: int, stopping: _Stopping) -> None:
     import uvicorn
 
+    from bot.slack.client import make_client
     from bot.slack.health import SlackAuthCheck
     from bot.web import WebApp
 
-    web = WebApp(
-        bolt,
-        engine,
-        settings.slack_signing_secret.get_secret_value(),
-        readiness=SlackAuthCheck(client),
-    )
+    # Its own client: a probe must answer within seconds, not wait out the retries of real work.
+    probe = make_client(settings, rate_limit_retries=0)
+    probe.timeout, probe.retry_handlers = READINESS_TIMEOUT, []
+    secret = settings.slack_signing_secret.get_secret_value()
+    web = WebApp(bolt, engine, secret, readiness=SlackAuthCheck(probe))
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:

@@ -168,3 +168,22 @@ def test_the_jobrun_table_keeps_one_row_per_job(engine):
         lease.release(held, "ok")
     with db.session_scope(engine) as session:
         assert session.execute(select(JobRun.job)).scalars().all() == ["digest"]
+
+
+def test_the_sync_job_alerts_the_admins_once_when_a_workspace_is_held(world):
+    from bot.scheduler import sync_job
+    from tests.slack_helpers import ADMIN_CHANNEL
+
+    prod = world.org["prod"]
+    owner = prod.add_user(user_name="someone@example.com")
+    ids = [observed_token(prod, owner, f"t{n}", 20) for n in range(6)]
+    context = context_of(world)
+    sync_job(context)
+    for token_id in ids[:5]:
+        prod.revoke_token(token_id)  # most of the listing vanishes at once: the sync is held
+
+    sync_job(context)
+    sync_job(context)
+
+    alerts = [m for m in world.slack.messages(ADMIN_CHANNEL) if "sync held" in m["text"]]
+    assert len(alerts) == 1 and "*prod*" in alerts[0]["text"]

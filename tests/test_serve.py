@@ -274,3 +274,26 @@ def test_two_serves_on_postgresql_run_each_reminder_job_once_between_them(world,
     # Each period (1 s) had one run: no two runs, from either replica, closer than half a period.
     starts = reminder_runs("done")
     assert all(later - earlier >= 0.5 for earlier, later in zip(starts, starts[1:], strict=False)), starts
+
+
+def test_readiness_asks_slack_at_most_every_30_s_and_stays_up_when_slack_is_unreachable():
+    from slack_sdk import WebClient
+
+    from bot.sandbox.slack import SlackSandbox
+    from bot.slack.health import SlackAuthCheck
+
+    clock = [0.0]
+    with SlackSandbox() as slack:
+        check = SlackAuthCheck(
+            WebClient(token=slack.bot_token, base_url=slack.url), monotonic=lambda: clock[0]
+        )
+        assert check() == (True, "ready") and len(slack.calls("auth.test")) == 1
+        slack.bot_token = "xoxb-rotated"
+        clock[0] += 10
+        assert check() == (True, "ready") and len(slack.calls("auth.test")) == 1  # the cached answer
+        clock[0] += 21
+        assert check() == (False, "not ready: Slack refuses the bot token (invalid_auth)")
+    nowhere = WebClient(
+        token="xoxb-x", base_url=f"http://127.0.0.1:{free_port()}/api/", timeout=1, retry_handlers=[]
+    )
+    assert SlackAuthCheck(nowhere)() == (True, "ready (Slack unreachable)")

@@ -484,6 +484,9 @@ def decision_line(entry: HistoryEntry, tz: str, with_token: bool = True) -> str:
 # revoke, sync, policy
 
 
+REASON_BLOCK_PREFIX = "reason:"
+
+
 def revoke_confirmation(view: TokenView, reason: str, reference: str) -> Answer:
     """What will be revoked, and the button (with Slack's own "are you sure?") that does it."""
     text = (
@@ -507,7 +510,11 @@ def revoke_confirmation(view: TokenView, reason: str, reference: str) -> Answer:
     )
     return Answer(
         f"Revoke token {short_id(view.token_id)} in {escape(view.workspace)}? Press Revoke to confirm.",
-        [_section(text), ActionsBlock(block_id=f"actions:{reference}", elements=[button])],
+        # The admin's own reason rides back in the block id (a note, not trusted for anything else).
+        [
+            _section(text),
+            ActionsBlock(block_id=f"{REASON_BLOCK_PREFIX}{clip(reason, 200)}", elements=[button]),
+        ],
     )
 
 

@@ -41,7 +41,7 @@ def for_decision(decision_id: int) -> str:
 
 
 def decision_id(value: str | None) -> int | None:
-    if value and value.startswith("d") and value[1:].isdigit():
+    if value and value.startswith("d") and _digits(value[1:]):
         return int(value[1:])
     return None
 
@@ -50,7 +50,7 @@ def resolve(session: Session, value: str | None, policy: Policy, now: datetime) 
     """The token (and deadline) a button is about; None for anything malformed or unknown."""
     if not value or len(value) > 200:
         return None
-    if value.startswith("n") and value[1:].isdigit():
+    if value.startswith("n") and _digits(value[1:]):
         row = session.get(Notification, int(value[1:]))
         if row is None:
             return None
@@ -61,7 +61,7 @@ def resolve(session: Session, value: str | None, policy: Policy, now: datetime) 
         )
     if value.startswith("t"):
         head, _, rest = value[1:].partition(":")
-        if not head.isdigit():
+        if not _digits(head):
             return None
         kind, _, day = rest.partition(":")
         if not rest:
@@ -86,3 +86,8 @@ def _deadline(
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "²", which int() refuses."""
+    return text.isascii() and text.isdigit()

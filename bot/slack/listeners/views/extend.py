@@ -15,7 +15,7 @@ def handler(deps: Deps):
         days_text = text(body, Block.DAYS, modals.DAYS_ACTION)
         reason = text(body, Block.REASON, modals.REASON_ACTION)
         errors = {}
-        if not days_text.isdigit() or not 1 <= int(days_text) <= MAX_DAYS:
+        if not (days_text.isascii() and days_text.isdigit()) or not 1 <= int(days_text) <= MAX_DAYS:
             errors[Block.DAYS] = f"A whole number of days from 1 to {MAX_DAYS}."
         if not reason:
             errors[Block.REASON] = "Say why: the admins see it."
