@@ -288,6 +288,7 @@ def test_revoke_asks_for_confirmation_and_the_button_revokes(bot):
     wait_for(lambda: decisions(bot.world, "revoke"), what="the revoke")
     [revoked] = decisions(bot.world, "revoke")
     assert (revoked.status, revoked.actor_slack_id, revoked.actor_role) == ("applied", ADMIN, "admin")
+    assert revoked.parameters["reason"] == "nobody uses it"
     assert [r.method for r in databricks_mutations(bot.world)] == ["DELETE"]
     assert token(bot.world, "tok-idle").gone_reason == "revoked"
 
