@@ -712,3 +712,24 @@ def serve(
         )
     except ServeError as error:
         raise usage_error(str(error)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# demo
+
+
+@app.command()
+def demo(
+    keep: bool = typer.Option(False, "--keep", help="Leave the sandboxes and the bot running afterwards, and "
+                              "print their URLs and how to drive them."),
+) -> None:
+    """The whole story against local sandboxes (two Databricks workspaces, a Slack workspace, the
+    bot in HTTP mode): no credentials needed. Exit 0 only if every step did what it should."""
+    from bot.logs import setup_logging as _setup
+    from bot.sandbox.demo import run_demo
+
+    _setup("WARNING", "text")
+    # A transcript is easier to read a little wider than 80 columns when it goes to a file.
+    console = out if out.is_terminal else Console(width=120)
+    if not run_demo(console, keep=keep):
+        raise typer.Exit(EXIT_PARTIAL)

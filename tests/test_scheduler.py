@@ -25,6 +25,7 @@ from bot.scheduler import (
 from bot.slack.app import make_deps
 from bot.slack.client import make_client
 from tests.bot_server import wait_for
+from tests.slack_helpers import DIGEST_CHANNEL
 from tests.world import observed_token
 
 
@@ -82,24 +83,22 @@ def test_interval_jobs_fire_at_the_same_instants_on_every_replica():
 
 
 def test_a_failing_run_is_logged_and_counted_and_the_next_run_happens(world, caplog):
-    world.slack.add_user(id="U0RITA", email="rita@example.com", name="Rita")
-    prod = world.org["prod"]
-    observed_token(prod, prod.add_user(user_name="rita@example.com"), "t-rita", 5)
-    world.sync()
-    world.slack.fail("users.lookupByEmail", error="fatal_error")  # Slack breaks once, mid-run
-    failed_before, ok_before = runs("reminders", "failed"), runs("reminders", "ok")
-    scheduler = Scheduler(context_of(world), intervals={"reminders": timedelta(seconds=1)})
+    world.slack.fail("chat.postMessage", error="internal_error")  # Slack breaks once
+    failed_before, ok_before = runs("digest", "failed"), runs("digest", "ok")
+    scheduler = Scheduler(context_of(world), intervals={"digest": timedelta(seconds=1)})
     caplog.set_level(logging.INFO, logger="bot.scheduler")
 
     with scheduler.running():
-        wait_for(lambda: world.slack.messages("U0RITA"), timeout=15, what="the reminder of the next run")
+        wait_for(lambda: world.slack.messages(DIGEST_CHANNEL), timeout=15, what="the digest of the next run")
 
-    assert runs("reminders", "failed") == failed_before + 1
-    assert runs("reminders", "ok") >= ok_before + 1
-    assert "job reminders failed; it runs again next time" in caplog.text
-    assert "SlackApiError" in caplog.text  # logged with its traceback
+    assert runs("digest", "failed") == failed_before + 1
+    assert runs("digest", "ok") >= ok_before + 1
+    assert "job digest failed; it runs again next time" in caplog.text
+    assert (
+        "DeliveryError: post to C0DIGEST: Slack answered internal_error" in caplog.text
+    )  # with its traceback
     with db.session_scope(world.engine) as session:
-        row = session.get(JobRun, "reminders")
+        row = session.get(JobRun, "digest")
     assert row.status in ("ok", "running") and row.runner
 
 

@@ -120,7 +120,7 @@ def seed(prod: DatabricksSandbox, analytics: DatabricksSandbox, slack: SlackSand
         created_at=now - 40 * day,
         last_used_at=now - 2 * day,
         scopes=["sql"],
-        expires_at=now + 100 * day,
+        expires_at=now + 12 * day,
     )
     token(
         "expiring",
@@ -177,14 +177,15 @@ def seed(prod: DatabricksSandbox, analytics: DatabricksSandbox, slack: SlackSand
         scopes=["sql"],
         expires_at=now + 10 * day,
     )
+    # Older than the organisation allows (365 days): overdue, so tokenbot's enforcement revokes it.
     token(
         "overdue_policy",
         analytics,
         owner(analytics, "nina@acme.example"),
         "analytics",
         comment="legacy extract",
-        created_at=now - 150 * day,
-        last_used_at=now - 70 * day,
+        created_at=now - 380 * day,
+        last_used_at=now - 5 * day,
         scopes=["sql"],
         expires_at=now + 150 * day,
     )
@@ -194,8 +195,8 @@ def seed(prod: DatabricksSandbox, analytics: DatabricksSandbox, slack: SlackSand
         owner(prod, "emma@acme.example"),
         "prod",
         comment="weekly finance export",
-        created_at=now - 90 * day,
-        last_used_at=now - 55 * day,
+        created_at=now - 355 * day,
+        last_used_at=now - 2 * day,
         scopes=["sql"],
         expires_at=now + 200 * day,
     )

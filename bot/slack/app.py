@@ -40,6 +40,14 @@ def make_deps(settings: Settings, engine: Engine, client: WebClient) -> Deps:
     )
 
 
+class _NoTokenFromEnvironmentWarning:
+    """bolt reads SLACK_BOT_TOKEN from the environment even when given a client, then warns that
+    it will not use it; tokenbot always passes the client, so the warning only confuses people."""
+
+    def filter(self, record) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
 def build_app(settings: Settings, deps: Deps, client: WebClient, *, socket_mode: bool = False) -> App:
     """The bolt app over `client`. In HTTP mode every request must carry Slack's signature;
     Socket Mode connections are authenticated by the app-level token instead."""
@@ -56,7 +64,14 @@ def build_app(settings: Settings, deps: Deps, client: WebClient, *, socket_mode:
         request_verification_enabled=not socket_mode,
         process_before_response=False,  # ack first; the work goes on after the HTTP answer
         raise_error_for_unhandled_request=False,
-        logger=logging.getLogger("bot.slack.bolt"),
+        logger=_bolt_logger(),
     )
     register_all(app, deps)
     return app
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("bot.slack.bolt")
+    if not any(isinstance(f, _NoTokenFromEnvironmentWarning) for f in logger.filters):
+        logger.addFilter(_NoTokenFromEnvironmentWarning())
+    return logger

@@ -285,7 +285,8 @@ def _headline(message: ReminderMessage, count: int) -> tuple[str, str]:
             "Nobody in Slack owns these tokens. Decide here, or assign an owner.",
         )
     return (
-        f"{count} of your Databricks token{plural} will change soon",
+        f"{count} of your Databricks tokens will change soon" if count > 1
+        else "Your Databricks token will change soon",
         "Databricks is about to act on these tokens. Decide now, before a job breaks: "
         "each button applies at once and is recorded.",
     )
