@@ -237,8 +237,10 @@ class Settings(BaseSettings):
     def policy(self) -> Policy:
         return self.policy_config.to_policy()
 
-    def secrets(self) -> list[str]:
-        """The secret values in force, for the log redaction filter."""
+    def secrets(self, environ: Mapping[str, str] | None = None) -> list[str]:
+        """The secret values in force, for the log redaction filter: Slack's, the webhook's, and
+        the Databricks credentials the workspaces name (`token_env`, `client_secret_env`)."""
+        environ = os.environ if environ is None else environ
         found = [
             secret.get_secret_value()
             for secret in (
@@ -249,6 +251,9 @@ class Settings(BaseSettings):
             )
             if secret is not None
         ]
+        for workspace in self.workspaces:
+            found += [environ.get(name or "") for name in (workspace.token_env, workspace.client_secret_env)]
+        found += [environ.get("DATABRICKS_TOKEN"), environ.get("DATABRICKS_CLIENT_SECRET")]
         return [value for value in found if value]
 
 

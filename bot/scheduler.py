@@ -59,6 +59,8 @@ from bot.services.inventory import GatewayFactory
 logger = logging.getLogger(__name__)
 
 SYNC, REMINDERS, DIGEST, ENFORCEMENT, ROTATIONS = "sync", "reminders", "digest", "enforcement", "rotations"
+USAGE = "usage_refresh"
+DAILY = timedelta(days=1)
 REMINDER_INTERVAL = timedelta(minutes=15)
 HOURLY = timedelta(hours=1)
 FIRST_SYNC_AFTER = timedelta(seconds=5)  # a new replica syncs soon after it starts
@@ -193,6 +195,18 @@ def enforcement_job(context: JobContext) -> None:
             summary.skipped_stale,
             summary.waiting,
         )
+
+
+def usage_job(context: JobContext) -> None:
+    """Observed API usage from the audit log (workspaces with `audit_warehouse_id`), daily."""
+    from bot.services import usage
+
+    results = usage.refresh_usage(
+        engine=context.engine, settings=context.settings, gateway_for=context.gateway_for, now=context.now()
+    )
+    failed = [r for r in results if not r.ok]
+    if failed:  # counted as a failed run; the other workspaces were refreshed
+        raise RuntimeError("usage refresh failed for " + ", ".join(r.workspace for r in failed))
 
 
 def rotations_job(context: JobContext) -> None:
@@ -471,13 +485,9 @@ def register_extra_jobs(
     lease: JobLease,
     trigger: Callable[[str, BaseTrigger], BaseTrigger],
 ) -> None:
-    """Hook for the jobs of later features, one line each. Issue 8's usage refresh, for one:
-
-        add_job(scheduler, context, lease, USAGE, usage_job, trigger(USAGE, every(HOURLY)))
-
-    with `usage_job(context: JobContext) -> None` calling `bot.services.usage` (`trigger` lets
-    `serve --job-interval usage_refresh=N` override the schedule).
-    """
+    """Jobs of later features, one line each (`trigger` lets `serve --job-interval NAME=N` override
+    a schedule)."""
+    add_job(scheduler, context, lease, USAGE, usage_job, trigger(USAGE, every(DAILY)))
 
 
 class Scheduler:

@@ -131,7 +131,15 @@ def _serve_http(settings, engine, bolt, host: str, port: int, stopping: _Stoppin
     probe = make_client(settings, rate_limit_retries=0)
     probe.timeout, probe.retry_handlers = READINESS_TIMEOUT, []
     secret = settings.slack_signing_secret.get_secret_value()
-    web = WebApp(bolt, engine, secret, readiness=SlackAuthCheck(probe))
+    from bot.webhook import make_webhook
+
+    web = WebApp(
+        bolt,
+        engine,
+        secret,
+        readiness=SlackAuthCheck(probe),
+        webhook=make_webhook(engine=engine, settings=settings),
+    )
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:

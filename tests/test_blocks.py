@@ -123,3 +123,17 @@ def test_text_preview_is_readable():
     preview = blocks.as_text(built)
     assert preview.startswith("2 OF YOUR DATABRICKS TOKENS WILL CHANGE SOON")
     assert "[Confirm scopes] [Accept] [Revoke] [Snooze a day] [Not mine]" in preview
+
+
+def test_the_fast_json_report_says_exactly_what_the_contract_rows_say():
+    """`contract_json` fills a template for speed; it must equal `json.dumps` of `contract_rows`."""
+    import json
+
+    from bot.services.report import contract_json, contract_rows
+
+    views = [view(0, comment='quote " backslash \\ newline \n tab \t emoji 🎉 <!channel>'),
+             view(1, comment="", scopes=(), state=None), view(2, state="AUTOSCOPE_STATE_SOMETHING_NEW")]
+    fast = [json.loads(line) for line in contract_json(views, Policy(), NOW)]
+    assert fast == list(contract_rows(views, Policy(), NOW))
+    assert [line for line in contract_json(views, Policy(), NOW)] == [
+        json.dumps(row) for row in contract_rows(views, Policy(), NOW)]

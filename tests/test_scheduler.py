@@ -48,7 +48,7 @@ def test_every_job_is_registered_once_with_its_schedule(world):
     scheduler = Scheduler(context_of(world))
     try:
         jobs = {job.id: job for job in scheduler.jobs}
-        assert set(jobs) == {"sync", "reminders", "digest", "enforcement", "rotations"}
+        assert set(jobs) == {"sync", "reminders", "digest", "enforcement", "rotations", "usage_refresh"}
         for job in jobs.values():
             assert (job.max_instances, job.coalesce, job.misfire_grace_time) == (1, True, 300)
         assert jobs["sync"].trigger.interval == timedelta(minutes=60)  # policy.sync_interval_minutes
@@ -56,6 +56,7 @@ def test_every_job_is_registered_once_with_its_schedule(world):
         assert (
             jobs["enforcement"].trigger.interval == jobs["rotations"].trigger.interval == timedelta(hours=1)
         )
+        assert jobs["usage_refresh"].trigger.interval == timedelta(days=1)
         assert isinstance(jobs["digest"].trigger, CronTrigger)
         assert str(jobs["digest"].trigger.timezone) == "UTC"
         assert "day_of_week='mon-fri'" in repr(jobs["digest"].trigger)

@@ -1,0 +1,59 @@
+"""`tokenbot demo` does every step of its story, and nothing secret leaks while it does: every
+log line (at DEBUG), every Slack call and every database table is searched for every token value
+and secret the demo knows."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+
+import pytest
+from rich.console import Console
+from sqlalchemy import inspect, text
+
+from bot.logs import setup_logging
+from bot.sandbox.demo import Demo, run_demo
+
+
+@pytest.fixture
+def restored_environment():
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_the_demo_does_every_step(tmp_path, restored_environment):
+    transcript = io.StringIO()
+    assert run_demo(Console(file=transcript, width=120))
+    output = transcript.getvalue()
+    assert "All 12 of 12 steps did what they should" in output
+    assert (tmp_path / "demo-output" / "digest-chart.png").stat().st_size > 1000
+
+
+def test_no_token_value_or_secret_reaches_logs_slack_or_the_database(tmp_path, capfd, restored_environment):
+    console = Console(file=io.StringIO(), width=120)
+    with Demo(console, tmp_path) as demo:
+        setup_logging("DEBUG", "text", demo.settings.secrets())
+        try:
+            assert demo.run()
+            secrets = set(demo.settings.secrets())
+            secrets |= {demo.prod.admin_token, demo.analytics.admin_token, demo.slack.bot_token,
+                        demo.slack.signing_secret}
+            secrets |= {str(value) for value in demo.prod.secrets().values()}  # the rotated token's value
+            slack_calls = json.dumps([call["args"] for call in demo.slack.calls()], default=str)
+            slack_calls += json.dumps(demo.slack.response_url_posts(), default=str)
+            with demo.engine.connect() as connection:
+                tables = "".join(
+                    str(connection.execute(text(f'SELECT * FROM "{table}"')).all())  # noqa: S608
+                    for table in inspect(demo.engine).get_table_names())
+        finally:
+            logging.getLogger().handlers.clear()
+    logs = capfd.readouterr().err
+    assert len(logs.splitlines()) > 100  # DEBUG really was on
+    for secret in secrets:
+        assert secret not in logs, "a secret reached the logs"
+        assert secret not in slack_calls, "a secret reached Slack"
+        assert secret not in tables, "a secret reached the database"
