@@ -46,6 +46,7 @@ class _CleanDatabaseErrors(TyperGroup):
 
 app = typer.Typer(
     cls=_CleanDatabaseErrors,
+    rich_markup_mode="markdown",  # joins the docstrings' wrapped lines into paragraphs
     name="tokenbot",
     help="Governs Databricks personal access tokens from Slack: syncs every workspace's tokens, "
     "warns owners before auto-scoping, expiry or inactivity revocation hits them, and applies "

@@ -67,7 +67,7 @@ def serve(
         if http:
             _serve_http(settings, engine, bolt, host, port, stopping)
         else:
-            _serve_socket_mode(settings, bolt, stopping)
+            _serve_socket_mode(settings, engine, bolt, host, port, stopping)
     finally:
         stopping.finish()
 
@@ -164,7 +164,7 @@ def _serve_http(settings, engine, bolt, host: str, port: int, stopping: _Stoppin
     Server(config).run()
 
 
-def _serve_socket_mode(settings, bolt, stopping: _Stopping) -> None:
+def _serve_socket_mode(settings, engine, bolt, host: str, port: int, stopping: _Stopping) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
     from slack_sdk.errors import SlackApiError
 
@@ -185,7 +185,24 @@ def _serve_socket_mode(settings, bolt, stopping: _Stopping) -> None:
     logger.info("tokenbot connected to Slack in Socket Mode")
     stopping.start_jobs()
     try:
-        while not stopping.requested.wait(1.0):
-            pass
+        with _health_server(settings, engine, bolt, host, port):
+            while not stopping.requested.wait(1.0):
+                pass
     finally:
         handler.close()
+
+
+def _health_server(settings, engine, bolt, host: str, port: int):
+    """In Socket Mode too, /healthz, /readyz and /metrics answer on the port (the container's
+    HEALTHCHECK and a scraper need them); /slack/events is not served there."""
+    from bot.slack.client import make_client
+    from bot.slack.health import SlackAuthCheck
+    from bot.web import BackgroundServer, WebApp
+
+    probe = make_client(settings, rate_limit_retries=0)
+    probe.timeout, probe.retry_handlers = READINESS_TIMEOUT, []
+    server = BackgroundServer(
+        WebApp(bolt, engine, None, readiness=SlackAuthCheck(probe)), host=host, port=port
+    )
+    logger.info("health, readiness and metrics on http://%s:%s", host, server.port)
+    return server

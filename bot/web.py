@@ -39,7 +39,7 @@ class WebApp:
         self,
         bolt: App,
         engine: Engine,
-        signing_secret: str,
+        signing_secret: str | None,
         webhook: WebhookHandler | None = None,
         readiness: Callable[[], tuple[bool, str]] | None = None,
     ) -> None:
@@ -49,7 +49,9 @@ class WebApp:
         self._extra_readiness = readiness
         # Checked here too, before the body is parsed: a forged or garbled request gets a 401 or
         # 400 and never reaches a listener.
-        self._verifier = SignatureVerifier(signing_secret)
+        # None in Socket Mode: Slack's requests come over the socket, and this app serves only
+        # health, readiness and metrics.
+        self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -58,7 +60,7 @@ class WebApp:
         if scope["type"] != "http":
             return
         method, path = scope["method"], scope["path"]
-        if (method, path) == ("POST", "/slack/events"):
+        if (method, path) == ("POST", "/slack/events") and self._verifier is not None:
             body = await _read_body(receive)
             if body is None:
                 await _respond(send, 413, b"request body too large")
