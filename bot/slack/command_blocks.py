@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -487,6 +488,13 @@ def decision_line(entry: HistoryEntry, tz: str, with_token: bool = True) -> str:
 REASON_BLOCK_PREFIX = "reason:"
 
 
+def _quoted(reason: str, limit: int = 240) -> str:
+    """The reason, URL-quoted (no markup characters) and short enough for a block id (255)."""
+    while len(quote(reason)) > limit:
+        reason = reason[:-1]
+    return quote(reason)
+
+
 def revoke_confirmation(view: TokenView, reason: str, reference: str) -> Answer:
     """What will be revoked, and the button (with Slack's own "are you sure?") that does it."""
     text = (
@@ -513,7 +521,7 @@ def revoke_confirmation(view: TokenView, reason: str, reference: str) -> Answer:
         # The admin's own reason rides back in the block id (a note, not trusted for anything else).
         [
             _section(text),
-            ActionsBlock(block_id=f"{REASON_BLOCK_PREFIX}{clip(reason, 200)}", elements=[button]),
+            ActionsBlock(block_id=f"{REASON_BLOCK_PREFIX}{_quoted(reason)}", elements=[button]),
         ],
     )
 

@@ -1,5 +1,7 @@
 """Revoke: Slack already asked "are you sure?" (the button's confirm dialog); DELETE the token."""
 
+from urllib.parse import unquote
+
 from bot.services import decisions
 from bot.slack.command_blocks import REASON_BLOCK_PREFIX
 from bot.slack.context import Deps
@@ -31,4 +33,6 @@ def handler(deps: Deps):
 def _typed_reason(body: dict) -> str:
     """`/tokens revoke <id> <reason>`: the admin's reason, carried by the confirmation's block id."""
     block_id = (body.get("actions") or [{}])[0].get("block_id") or ""
-    return block_id.removeprefix(REASON_BLOCK_PREFIX) if block_id.startswith(REASON_BLOCK_PREFIX) else ""
+    if not block_id.startswith(REASON_BLOCK_PREFIX):
+        return ""
+    return unquote(block_id.removeprefix(REASON_BLOCK_PREFIX))
