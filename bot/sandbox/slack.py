@@ -932,11 +932,17 @@ class SlackSandbox:
         bad_signature: bool = False,
         timestamp: float | None = None,
         retry_num: int | None = None,
+        as_shown: dict[str, Any] | None = None,
     ) -> DriverResponse:
-        """`user` clicks (or picks `value` in) an element of a recorded message or ephemeral message."""
+        """`user` clicks (or picks `value` in) an element of a recorded message or ephemeral message.
+        `as_shown`: the message as the user saw it earlier (a copy from `messages()`), for clicks
+        that race the bot's update of it, like a double click."""
         with self._lock:
             channel_id = self._dm_by_user.get(channel, channel)
-            message, ephemeral = self._find_message(channel_id, ts, user)
+            if as_shown is not None:
+                message, ephemeral = as_shown, False
+            else:
+                message, ephemeral = self._find_message(channel_id, ts, user)
             found_block_id, element = _find_element(message.get("blocks") or [], action_id, block_id)
             target = _ResponseTarget("action", user, channel_id, ts, ephemeral)
             payload = self._interaction("block_actions", user) | {

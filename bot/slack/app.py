@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -16,6 +17,8 @@ from bot.slack.listeners import register_all
 from bot.slack.notices import digest_now
 
 logger = logging.getLogger(__name__)
+
+LISTENER_WORKERS = 16  # decisions in progress at once; more clicks wait their turn, never their answer
 
 
 def make_deps(settings: Settings, engine: Engine, client: WebClient) -> Deps:
@@ -62,7 +65,10 @@ def build_app(settings: Settings, deps: Deps, client: WebClient, *, socket_mode:
         client=client,
         signing_secret=signing_secret,
         request_verification_enabled=not socket_mode,
-        process_before_response=False,  # ack first; the work goes on after the HTTP answer
+        # Each listener's ack runs inside the request and its work afterwards on the pool below
+        # (listeners/acked.py): Slack gets its answer at once, however slow Databricks is.
+        process_before_response=True,
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_WORKERS, thread_name_prefix="slack-work"),
         raise_error_for_unhandled_request=False,
         logger=_bolt_logger(),
     )

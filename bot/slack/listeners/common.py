@@ -118,8 +118,12 @@ def tell(client: WebClient, click: Click, message: str, retry_reference: str | N
             client.chat_postEphemeral(channel=click.channel, user=click.user_id, text=message, blocks=built)
             return
         except SlackApiError as error:
-            logger.info("ephemeral to %s in %s failed (%s); sending a DM", click.user_id, click.channel,
-                        error.response.get("error"))
+            logger.info(
+                "ephemeral to %s in %s failed (%s); sending a DM",
+                click.user_id,
+                click.channel,
+                error.response.get("error"),
+            )
     try:
         client.chat_postMessage(channel=click.user_id, text=message, blocks=built)
     except SlackApiError as error:

@@ -8,6 +8,7 @@ from slack_bolt import App
 
 from bot.slack.context import Deps
 from bot.slack.ids import COMMAND, Action
+from bot.slack.listeners.acked import acked_first
 from bot.slack.listeners.commands import (
     digest,
     dispatch,
@@ -31,6 +32,6 @@ SUBCOMMANDS = (help, mine, show, policy, upcoming, risky, stale, revoke, extend,
 
 def register(app: App, deps: Deps) -> None:
     routes = {module.USAGE.name: dispatch.Route(module.USAGE, module.handler(deps)) for module in SUBCOMMANDS}
-    app.command(COMMAND)(dispatch.handler(deps, routes))
-    app.action(Action.NEXT_PAGE)(dispatch.page_handler(deps, routes))
-    app.action(Action.PREVIOUS_PAGE)(dispatch.page_handler(deps, routes))
+    app.command(COMMAND)(**acked_first(dispatch.handler(deps, routes)))
+    app.action(Action.NEXT_PAGE)(**acked_first(dispatch.page_handler(deps, routes)))
+    app.action(Action.PREVIOUS_PAGE)(**acked_first(dispatch.page_handler(deps, routes)))

@@ -1,0 +1,145 @@
+"""Time to answer Slack under load: `tokenbot serve --http` as a subprocess; 2,000 signed
+block_actions at concurrency 50 from the Slack sandbox's driver, while the Databricks sandbox takes
+500 ms per call.
+
+Reports p50 / p99 / max time to the HTTP response and how many took over 3 s (goals: p99 under
+100 ms, none over 3 s), and checks that exactly one Databricks call happened per distinct decision
+(200 tokens, each clicked 10 times: 200 DELETEs).
+
+    .venv/bin/python bench/ack_latency.py [--clicks 2000] [--tokens 200] [--concurrency 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from bot import clock, db  # noqa: E402
+from bot.config import load_settings  # noqa: E402
+from bot.databricks.gateway import gateway_factory  # noqa: E402
+from bot.models import Decision  # noqa: E402
+from bot.sandbox import DatabricksSandbox, SlackSandbox  # noqa: E402
+from bot.services import inventory, reminders  # noqa: E402
+from bot.slack.client import make_client  # noqa: E402
+from bot.slack.directory import SlackDirectory  # noqa: E402
+from bot.slack.messenger import SlackMessenger  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clicks", type=int, default=2000)
+    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=50)
+    args = parser.parse_args()
+
+    with DatabricksSandbox() as databricks, SlackSandbox() as slack, tempfile.TemporaryDirectory() as tmp:
+        now = clock.now()
+        for index in range(args.tokens):
+            email = f"owner{index}@example.com"
+            slack.add_user(id=f"U{index:05d}", email=email, name=f"Owner {index}")
+            databricks.add_token(owner_id=databricks.add_user(user_name=email), comment=f"job {index}",
+                                 created_at=now - timedelta(days=25), last_used_at=now, scopes=["all-apis"],
+                                 inferred_scopes=["sql"], autoscope_state="AUTOSCOPE_STATE_RUNNING",
+                                 expires_at=now + timedelta(days=300))
+        config = Path(tmp) / "tokenbot.toml"
+        config.write_text(f'[[workspaces]]\nname = "prod"\nhost = "{databricks.url}"\ntoken_env = "BENCH_TOKEN"\n'
+                          '[policy]\nquiet_hours = "off"\norg_max_inactive_days = 0\norg_max_lifetime_days = 0\n')
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKENBOT_", "DATABRICKS_", "SLACK_"))}
+        env.update(BENCH_TOKEN=databricks.admin_token, TOKENBOT_CONFIG=str(config),
+                   TOKENBOT_DATABASE_URL=f"sqlite:///{tmp}/bench.db", SLACK_BOT_TOKEN=slack.bot_token,
+                   SLACK_SIGNING_SECRET=slack.signing_secret, TOKENBOT_SLACK_API_URL=slack.url,
+                   TOKENBOT_LOG_LEVEL="WARNING")
+        os.environ.update(env)
+        settings = load_settings()
+        engine = db.make_engine(settings.database_url)
+        db.migrate(engine)
+        inventory.sync_workspaces(engine=engine, workspaces=[("prod", databricks.url)], policy=settings.policy,
+                                  gateway_for=gateway_factory(settings.workspaces, settings.databricks))
+        client = make_client(settings)
+        reminders.run(engine=engine, policy=settings.policy, directory=SlackDirectory(client),
+                      sender=SlackMessenger(client), admin_channel=None, now=clock.now())
+        targets = []
+        for index in range(args.tokens):
+            [message] = slack.messages(f"U{index:05d}")
+            actions = next(b for b in message["blocks"] if b["type"] == "actions")
+            targets.append((f"U{index:05d}", message, actions["block_id"]))
+
+        port = free_port()
+        server = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--http", "--port", str(port),
+                                   "--host", "127.0.0.1", "--no-scheduler"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1)  # noqa: S310 - our own local server
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    sys.exit("serve --http did not start:\n" + server.stderr.read().decode()[-2000:])
+                time.sleep(0.1)
+        databricks.fail("*", r"/api/2.0/token-management/", 0, times=10**6, delay=0.5)
+
+        def click(number: int) -> float:
+            user, message, block_id = targets[number % len(targets)]
+            # Clicks on the message as first shown: the later ones race the bot's update of it.
+            response = slack.click(base + "/slack/events", user, message["channel"], message["ts"], "token_revoke",
+                                   block_id=block_id, as_shown=message)
+            assert response.status == 200, (response.status, response.body[:300])
+            return response.elapsed
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+            times = sorted(pool.map(click, range(args.clicks)))
+        clicking = time.perf_counter() - started
+        settle = time.monotonic() + 600
+        while True:
+            with db.session_scope(engine) as session:
+                recorded = session.execute(select(func.count(Decision.id))).scalar_one()
+            if recorded >= args.clicks or time.monotonic() > settle:
+                break
+            time.sleep(0.5)
+        finished = time.perf_counter() - started
+        deletes = len([r for r in databricks.requests if r.method == "DELETE"])
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+    p50 = statistics.median(times) * 1000
+    p99 = times[int(len(times) * 0.99) - 1] * 1000
+    slowest = times[-1] * 1000
+    over = sum(1 for t in times if t > 3)
+    print(f"clicks: {args.clicks} at concurrency {args.concurrency} on {args.tokens} tokens; "
+          f"Databricks answering in 500 ms")
+    print(f"time to the HTTP response: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {slowest:.0f} ms, "
+          f"over 3 s: {over}   goals: p99 < 100 ms, none over 3 s")
+    print(f"clicks sent in {clicking:.1f} s; all {recorded} decisions recorded after {finished:.1f} s")
+    print(f"Databricks DELETEs: {deletes} for {args.tokens} distinct decisions (goal: exactly one each)")
+    ok = p99 < 100 and over == 0 and deletes == args.tokens and recorded >= args.clicks
+    print(f"summary: p99 {p99:.0f} ms, max {slowest:.0f} ms, {over} over 3 s, {deletes}/{args.tokens} DELETEs: "
+          f"{'all goals met' if ok else 'GOALS MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
