@@ -171,6 +171,20 @@ class _Work:
     due: list[tuple[TokenView, Deadline, int]]
     decided: _Decided
     already: set[tuple[int, str, date, str, str]]
+    directory: Directory | None = None  # set to _Unreachable once Slack stopped answering lookups
+
+
+class _Unreachable:
+    """A directory that fails at once: Slack did not answer a lookup in this run."""
+
+    def __init__(self, error: Exception) -> None:
+        self._error = error
+
+    def lookup_email(self, email: str):
+        raise self._error
+
+    def user_info(self, user_id: str):
+        raise self._error
 
 
 def plan(
@@ -239,11 +253,12 @@ def _plan_group(
         try:
             recipient = recipients.recipient_for(
                 principal=principals.get((view.workspace, view.owner_id or "")),
-                directory=directory,
+                directory=work.directory or directory,
                 admin_channel=admin_channel,
                 now=now,
             )
         except Exception as error:  # Slack unreachable for this lookup: try again next run
+            work.directory = _Unreachable(error)  # and don't wait out the retries for every other owner
             logger.warning(
                 "cannot look up the owner of %s in Slack (%s); it waits for the next run",
                 view.token_id,
