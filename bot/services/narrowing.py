@@ -38,7 +38,7 @@ from bot.db import session_scope
 from bot.domain.policy import DeadlineKind, Policy
 from bot.domain.scopes import PRIVILEGED_SCOPES
 from bot.models import Decision, Notification, Principal, Token
-from bot.services import decisions, recipients, usage
+from bot.services import decisions, notifications, recipients, usage
 from bot.services.decisions import Actor, DeadlineRef, Outcome
 from bot.services.ports import Delivery, DeliveryError, Directory, Recipient
 
@@ -49,7 +49,6 @@ KIND = str(DeadlineKind.AUTOSCOPE_ENFORCEMENT)  # Notification.deadline_kind
 NOTIFY_WITHIN = timedelta(days=7)
 ONE_PER = timedelta(days=30)
 MAX_PER_MESSAGE = 12
-MAX_ATTEMPTS = 5
 STALE_CLAIM = timedelta(minutes=10)
 SETTLING = frozenset({decisions.RESTORE, decisions.CONFIRM_SCOPES, decisions.REVOKE, decisions.ROTATE})
 LIVE_STATUSES = (decisions.APPLIED, decisions.REQUESTED, decisions.APPROVED)
@@ -337,7 +336,9 @@ def _send(
     with session_scope(engine) as session:
         message, skipped = message_for(session=session, policy=policy, rows=rows, now=now)
         if skipped:
-            _finish(session, skipped, "skipped", error="no longer narrowed, gone, or already settled")
+            notifications.finish(
+                session, skipped, "skipped", error="no longer narrowed, gone, or already settled"
+            )
     if message is None:
         return
     live = [row for row in rows if row.id not in {s.id for s in skipped}]
@@ -345,7 +346,7 @@ def _send(
         delivery = sender.send_narrowed(message)
     except DeliveryError as error:
         with session_scope(engine) as session:
-            _failed(session, live, error, now)
+            notifications.record_failure(session, live, error, now)
         summary.failed += len(live)
         if error.kind == "ratelimited":
             raise
@@ -353,47 +354,17 @@ def _send(
     except Exception as error:  # a bug in rendering must not stop the other recipients
         logger.exception("narrowed message to %s failed", recipient)
         with session_scope(engine) as session:
-            _failed(session, live, DeliveryError("other", f"{type(error).__name__}: {error}"), now)
+            notifications.record_failure(
+                session, live, DeliveryError("other", f"{type(error).__name__}: {error}"), now
+            )
         summary.failed += len(live)
         return
     with session_scope(engine) as session:
-        _finish(session, live, "sent", channel=delivery.channel, message_ts=delivery.ts, sent_at=now)
+        notifications.finish(
+            session, live, "sent", channel=delivery.channel, message_ts=delivery.ts, sent_at=now
+        )
     summary.sent_messages += 1
     summary.sent_notifications += len(live)
-
-
-def _finish(session: Session, rows: list[Notification], status: str, **values) -> None:
-    session.execute(
-        update(Notification)
-        .where(Notification.id.in_([r.id for r in rows]))
-        .values(status=status, claimed_by=None, attempts=Notification.attempts + 1, **values)
-    )
-
-
-def _failed(session: Session, rows: list[Notification], error: DeliveryError, now: datetime) -> None:
-    if error.kind == "recipient_gone":
-        recipients.forget_slack_user(
-            session=session, slack_id=rows[0].recipient, reason=error.message, now=now
-        )
-        _finish(session, rows, "failed", error=error.message[:2000])
-        return
-    ids = [r.id for r in rows]
-    session.execute(
-        update(Notification)
-        .where(Notification.id.in_(ids))
-        .values(
-            status="pending", claimed_by=None, attempts=Notification.attempts + 1, error=error.message[:2000]
-        )
-    )
-    session.execute(
-        update(Notification)
-        .where(Notification.id.in_(ids), Notification.attempts >= MAX_ATTEMPTS)
-        .values(status="failed")
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# what a message says
 
 
 def message_for(
@@ -415,7 +386,9 @@ def message_for(
         return None, skipped
     recipient = rows[0].recipient
     target = Recipient(
-        recipient, tz=_tz_of(session, recipient), admins_channel=recipient.startswith(("C", "G"))
+        recipient,
+        tz=recipients.tz_of(session=session, slack_id=recipient),
+        admins_channel=recipient.startswith(("C", "G")),
     )
     return NarrowedMessage(target, tuple(tokens), now), skipped
 
@@ -453,18 +426,6 @@ def notice(
         lookback_days=policy.usage_lookback_days,
         note=note,
     )
-
-
-def _tz_of(session: Session, slack_id: str) -> str:
-    tz = session.execute(
-        select(Principal.slack_tz)
-        .where(
-            (Principal.slack_user_id == slack_id) | (Principal.owner_slack_id == slack_id),
-            Principal.slack_tz.is_not(None),
-        )
-        .limit(1)
-    ).scalar()
-    return tz or "UTC"
 
 
 # ---------------------------------------------------------------------------------------------

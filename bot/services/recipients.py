@@ -107,3 +107,16 @@ def forget_slack_user(*, session: Session, slack_id: str, reason: str, now: date
         principal.slack_checked_at = now
         principal.slack_tz = None
     session.flush()
+
+
+def tz_of(*, session: Session, slack_id: str) -> str:
+    """The time zone last seen for this Slack user (for dates in messages), else UTC."""
+    tz = session.execute(
+        select(Principal.slack_tz)
+        .where(
+            (Principal.slack_user_id == slack_id) | (Principal.owner_slack_id == slack_id),
+            Principal.slack_tz.is_not(None),
+        )
+        .limit(1)
+    ).scalar()
+    return tz or "UTC"

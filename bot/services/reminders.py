@@ -18,7 +18,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from bot.db import session_scope
 from bot.domain.ladder import current_step, escalation_due, held_for_quiet_hours
 from bot.domain.policy import Deadline, Policy
 from bot.models import Decision, Notification, Principal
-from bot.services import narrowing, recipients, report
+from bot.services import narrowing, notifications, recipients, report
 from bot.services.decisions import SETTLING_ACTIONS
 from bot.services.ports import (
     DeliveryError,
@@ -48,7 +47,6 @@ from bot.services.report import TokenView
 logger = logging.getLogger(__name__)
 
 ESCALATION = "escalation"
-MAX_ATTEMPTS = 5
 STALE_CLAIM = timedelta(minutes=10)
 
 
@@ -484,7 +482,7 @@ class _Delivery:
                 self.sender,
                 self.admin_channel,
                 recipient,
-                claim_id(),
+                notifications.claim_id(),
                 self.now,
             )
         except DeliveryError as error:  # only a rate limit that outlasted the retries gets here
@@ -514,7 +512,9 @@ def _deliver_to(
     with session_scope(engine) as session:
         message, skipped = _message_for(session, policy, rows, recipient, admin_channel, now)
         if skipped:
-            _finish(session, skipped, status="skipped", error="no longer due (decided, gone or moved)")
+            notifications.finish(
+                session, skipped, status="skipped", error="no longer due (decided, gone or moved)"
+            )
     if message is None:
         return _Sent()
     live = [row for row in rows if row.id not in {s.id for s in skipped}]
@@ -522,7 +522,7 @@ def _deliver_to(
         delivery = sender.send(message)
     except DeliveryError as error:
         with session_scope(engine) as session:
-            _record_failure(session, live, error, now)
+            notifications.record_failure(session, live, error, now)
         if error.kind == "ratelimited":
             error.failed = len(live)
             raise
@@ -530,16 +530,15 @@ def _deliver_to(
     except Exception as error:  # a bug in rendering must not stop the other recipients
         logger.exception("reminder to %s failed", recipient)
         with session_scope(engine) as session:
-            _record_failure(session, live, DeliveryError("other", f"{type(error).__name__}: {error}"), now)
+            notifications.record_failure(
+                session, live, DeliveryError("other", f"{type(error).__name__}: {error}"), now
+            )
         return _Sent(failed=len(live))
     with session_scope(engine) as session:
-        _finish(session, live, status="sent", channel=delivery.channel, message_ts=delivery.ts, sent_at=now)
+        notifications.finish(
+            session, live, status="sent", channel=delivery.channel, message_ts=delivery.ts, sent_at=now
+        )
     return _Sent(messages=1, notifications=len(live))
-
-
-def claim_id() -> str:
-    """Who is sending: this host and process (so a dead one's claims can be released at once)."""
-    return f"{socket.gethostname()[:20]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _release_stale_claims(session: Session, now: datetime) -> None:
@@ -626,7 +625,9 @@ def _message_for(
     if not items:
         return None, skipped
     is_channel = recipient == admin_channel
-    target = Recipient(recipient, tz=_tz_of(session, recipient), admins_channel=is_channel)
+    target = Recipient(
+        recipient, tz=recipients.tz_of(session=session, slack_id=recipient), admins_channel=is_channel
+    )
     items.sort(key=lambda item: (item.deadline.due_at, item.view.workspace, item.view.token_id))
     return ReminderMessage(
         target, tuple(items), now, escalation=any(i.step == ESCALATION for i in items)
@@ -638,56 +639,6 @@ def _matching_deadline(view: TokenView, row: Notification) -> Deadline | None:
         if str(deadline.kind) == row.deadline_kind and deadline.due_at.date() == row.due_date:
             return deadline
     return None
-
-
-def _tz_of(session: Session, slack_id: str) -> str:
-    tz = session.execute(
-        select(Principal.slack_tz)
-        .where(
-            (Principal.slack_user_id == slack_id) | (Principal.owner_slack_id == slack_id),
-            Principal.slack_tz.is_not(None),
-        )
-        .limit(1)
-    ).scalar()
-    return tz or "UTC"
-
-
-def _finish(session: Session, rows: list[Notification], status: str, **values) -> None:
-    session.execute(
-        update(Notification)
-        .where(Notification.id.in_([r.id for r in rows]))
-        .values(status=status, claimed_by=None, attempts=Notification.attempts + 1, **values)
-    )
-
-
-def _record_failure(session: Session, rows: list[Notification], error: DeliveryError, now: datetime) -> None:
-    logger.warning(
-        "reminder to %s not delivered (%s reminders kept for the next run): %s",
-        rows[0].recipient,
-        len(rows),
-        error.message,
-    )
-    if error.kind == "recipient_gone":
-        # Slack says the user is gone: forget the lookup now; the next run routes to the admins.
-        recipients.forget_slack_user(
-            session=session, slack_id=rows[0].recipient, reason=error.message, now=now
-        )
-        _finish(session, rows, status="failed", error=error.message[:2000])
-        return
-    ids = [r.id for r in rows]
-    # Back to pending for the next run, unless it has failed too often.
-    session.execute(
-        update(Notification)
-        .where(Notification.id.in_(ids))
-        .values(
-            status="pending", claimed_by=None, attempts=Notification.attempts + 1, error=error.message[:2000]
-        )
-    )
-    session.execute(
-        update(Notification)
-        .where(Notification.id.in_(ids), Notification.attempts >= MAX_ATTEMPTS)
-        .values(status="failed")
-    )
 
 
 def _count_pending(engine: Engine) -> int:

@@ -1,0 +1,68 @@
+"""The state of one notification row, shared by every kind of message that goes through the
+notification table (reminders, escalations, after-narrowing messages): who is sending it, and
+what became of it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import Session
+
+from bot.models import Notification
+from bot.services import recipients
+from bot.services.ports import DeliveryError
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5  # a row that failed this often is marked failed and no longer retried
+
+
+def claim_id() -> str:
+    """Who is sending: this host and process (so a dead one's claims can be released at once)."""
+    return f"{socket.gethostname()[:20]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def finish(session: Session, rows: list[Notification], status: str, **values) -> None:
+    """The rows are done with: sent, skipped or failed for good."""
+    session.execute(
+        update(Notification)
+        .where(Notification.id.in_([r.id for r in rows]))
+        .values(status=status, claimed_by=None, attempts=Notification.attempts + 1, **values)
+    )
+
+
+def record_failure(session: Session, rows: list[Notification], error: DeliveryError, now: datetime) -> None:
+    """A message did not go out: its rows wait for the next run (attempts counted, error kept),
+    unless Slack says the recipient is gone, or they failed too often."""
+    logger.warning(
+        "message to %s not delivered (%s notification(s) kept for the next run): %s",
+        rows[0].recipient,
+        len(rows),
+        error.message,
+    )
+    if error.kind == "recipient_gone":
+        # Slack says the user is gone: forget the lookup now; the next run routes to the admins.
+        recipients.forget_slack_user(
+            session=session, slack_id=rows[0].recipient, reason=error.message, now=now
+        )
+        finish(session, rows, status="failed", error=error.message[:2000])
+        return
+    ids = [r.id for r in rows]
+    # Back to pending for the next run, unless it has failed too often.
+    session.execute(
+        update(Notification)
+        .where(Notification.id.in_(ids))
+        .values(
+            status="pending", claimed_by=None, attempts=Notification.attempts + 1, error=error.message[:2000]
+        )
+    )
+    session.execute(
+        update(Notification)
+        .where(Notification.id.in_(ids), Notification.attempts >= MAX_ATTEMPTS)
+        .values(status="failed")
+    )
