@@ -90,6 +90,12 @@ def load_or_exit() -> Settings:
     return settings
 
 
+def _unreachable(settings: Settings, error: Exception) -> typer.Exit:
+    err.print(f"[red]error:[/red] database {escape(safe_url(settings.database_url))}: "
+              f"{escape(_first_line(error))}", highlight=False)
+    return typer.Exit(EXIT_PARTIAL)
+
+
 def safe_url(url: str) -> str:
     return make_url(db.normalise_url(url)).render_as_string(hide_password=True)
 
@@ -106,12 +112,7 @@ def db_upgrade() -> None:
     try:
         applied = db.migrate(engine)
     except SQLAlchemyError as error:
-        err.print(
-            f"[red]error:[/red] database {escape(safe_url(settings.database_url))}: "
-            f"{escape(_first_line(error))}",
-            highlight=False,
-        )
-        raise typer.Exit(EXIT_PARTIAL) from None
+        raise _unreachable(settings, error) from None
     if applied:
         out.print(f"Applied migrations {', '.join(applied)}; database is at {db.head_revision()}.")
     else:
@@ -246,12 +247,7 @@ def open_database(settings: Settings) -> Engine:
     try:
         current = db.current_revision(engine)
     except SQLAlchemyError as error:
-        err.print(
-            f"[red]error:[/red] database {escape(safe_url(settings.database_url))}: "
-            f"{escape(_first_line(error))}",
-            highlight=False,
-        )
-        raise typer.Exit(EXIT_PARTIAL) from None
+        raise _unreachable(settings, error) from None
     if current != db.head_revision():
         err.print(
             "[red]error:[/red] the database is not up to date: run `tokenbot db upgrade` first",
