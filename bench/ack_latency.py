@@ -87,9 +87,10 @@ def main() -> None:
             targets.append((f"U{index:05d}", message, actions["block_id"]))
 
         port = free_port()
+        log = open(Path(tmp) / "serve.log", "w+b")  # noqa: SIM115 - read back on failure
         server = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--http", "--port", str(port),
                                    "--host", "127.0.0.1", "--no-scheduler"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                  stdout=subprocess.DEVNULL, stderr=log)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
@@ -98,7 +99,8 @@ def main() -> None:
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    sys.exit("serve --http did not start:\n" + server.stderr.read().decode()[-2000:])
+                    log.seek(0)
+                    sys.exit("serve --http did not start:\n" + log.read().decode()[-2000:])
                 time.sleep(0.1)
         databricks.fail("*", r"/api/2.0/token-management/", 0, times=10**6, delay=0.5)
 
@@ -111,8 +113,12 @@ def main() -> None:
             return response.elapsed
 
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-            times = sorted(pool.map(click, range(args.clicks)))
+        try:
+            with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+                times = sorted(pool.map(click, range(args.clicks)))
+        except BaseException:
+            server.kill()
+            raise
         clicking = time.perf_counter() - started
         settle = time.monotonic() + 600
         while True:
