@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -70,6 +71,16 @@ class Deps:
     # Jobs the slash command can start; wired in `app.make_deps`.
     run_sync: Callable[[], list[SyncResult]] | None = None
     post_digest: Callable[[], str] | None = None  # posts the digest now; returns a one-line summary
+
+    def __post_init__(self) -> None:
+        # SQLite has one write lock for the whole file, and a decision holds it across its
+        # Databricks call: decisions taken side by side would queue in SQLite's busy timeout and
+        # fail there under a burst of clicks. They queue here instead, in order, with no limit.
+        # PostgreSQL locks just the token's row, so decisions on different tokens run together.
+        self._decision_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
+
+    def one_decision_at_a_time(self) -> AbstractContextManager:
+        return self._decision_lock if self._decision_lock is not None else nullcontext()
 
     def actor(self, user_id: str) -> Actor:
         return Actor(slack_id=user_id, is_admin=self.is_admin(user_id))

@@ -80,7 +80,7 @@ Decide = Callable[[Session, references.Resolved, Actor], Outcome]
 def apply(deps: Deps, client: WebClient, click: Click, decide: Decide) -> Outcome | None:
     """Resolve the button, run one decision in one transaction, then tell and update."""
     try:
-        with session_scope(deps.engine) as session:
+        with deps.one_decision_at_a_time(), session_scope(deps.engine) as session:
             resolved = references.resolve(session, click.value, deps.settings.policy, deps.now())
             # An unknown or forged reference still goes through the service, which records the refusal.
             resolved = resolved or references.Resolved(token_pk=0, deadline=UNKNOWN_DEADLINE)
@@ -201,7 +201,7 @@ def resolve_request(
 ) -> Outcome | None:
     """Approve or Deny on an approval message: decide, tell both people, close the message."""
     try:
-        with session_scope(deps.engine) as session:
+        with deps.one_decision_at_a_time(), session_scope(deps.engine) as session:
             outcome = decide(session, references.decision_id(click.value) or 0, deps.actor(click.user_id))
     except Exception:
         logger.exception("approval %r by %s failed", click.value, click.user_id)

@@ -12,7 +12,7 @@ def handler(deps: Deps):
         ack()
         click = Click.of(body)
         try:
-            with session_scope(deps.engine) as session:
+            with deps.one_decision_at_a_time(), session_scope(deps.engine) as session:
                 outcome = decisions.retry(
                     session=session,
                     gateway_for=deps.gateway_for,
