@@ -31,7 +31,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.db import session_scope
@@ -251,12 +250,9 @@ def _record(session: Session, planned: list[tuple[Token, Recipient]], now: datet
             note=recipient.reason,
             created_at=now,
         )
-        try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
+        if notifications.add_once(session, row):
             written += 1
-        except IntegrityError:
+        else:
             logger.info("narrowed message for token %s already recorded by another run", token.id)
     return written
 

@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.models import Notification
@@ -25,6 +26,18 @@ MAX_ATTEMPTS = 5  # a row that failed this often is marked failed and no longer 
 def claim_id() -> str:
     """Who is sending: this host and process (so a dead one's claims can be released at once)."""
     return f"{socket.gethostname()[:20]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def add_once(session: Session, row: Notification) -> bool:
+    """Write a new row unless another run already wrote the same one (the unique key of DESIGN.md
+    section 3): True when this run wrote it."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
 
 
 def finish(session: Session, rows: list[Notification], status: str, **values) -> None:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.db import session_scope
@@ -389,12 +388,9 @@ def record_pending(*, session: Session, planned: list[Planned], now: datetime) -
             note=item.note,
             created_at=now,
         )
-        try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
+        if notifications.add_once(session, row):
             written += 1
-        except IntegrityError:
+        else:
             logger.info("notification %s already written by another run", item.key)
     return written
 
