@@ -25,7 +25,26 @@ MAX_ATTEMPTS = 5  # a row that failed this often is marked failed and no longer 
 
 def claim_id() -> str:
     """Who is sending: this host and process (so a dead one's claims can be released at once)."""
-    return f"{socket.gethostname()[:20]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def claimant_is_dead_here(claimant: str) -> bool:
+    """A `claim_id` of a process on this host that no longer exists."""
+    host, _, rest = claimant.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != _host() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
+def _host() -> str:
+    return socket.gethostname()[:20]  # the claim column holds 40 characters
 
 
 def add_once(session: Session, row: Notification) -> bool:

@@ -14,8 +14,6 @@ them, and marks them `sent` with the message's ts. So:
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections import defaultdict
@@ -548,27 +546,13 @@ def _release_stale_claims(session: Session, now: datetime) -> None:
     claimants = session.execute(
         select(Notification.claimed_by).where(Notification.status == "sending").distinct()
     ).scalars()
-    dead = [claimant for claimant in claimants if claimant and _dead_here(claimant)]
+    dead = [claimant for claimant in claimants if claimant and notifications.claimant_is_dead_here(claimant)]
     if dead:
         session.execute(
             update(Notification)
             .where(Notification.status == "sending", Notification.claimed_by.in_(dead))
             .values(status="pending", claimed_by=None)
         )
-
-
-def _dead_here(claimant: str) -> bool:
-    host, _, rest = claimant.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname()[:20] or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, someone else's
-        return False
-    return False
 
 
 def _claim(session: Session, recipient: str, run_id: str, now: datetime) -> list[Notification]:
