@@ -118,6 +118,18 @@ def test_workspace_problems_name_the_workspace_and_the_fix(world, monkeypatch):
     assert ok is False and "read users (SCIM): permission denied" in detail
 
 
+def test_a_refused_credential_says_to_check_the_credentials_not_to_be_an_admin(world, monkeypatch):
+    monkeypatch.setenv("PROD_DATABRICKS_TOKEN", "dapi-revoked-long-ago")
+
+    found = checks()
+
+    ok, detail = found["workspace prod: reachable"]
+    assert ok is False and "authentication failed (Invalid access token." in detail
+    assert "check the workspace's credentials" in detail and "admin" not in detail
+    assert "dapi-revoked-long-ago" not in detail
+    assert found["workspace dev"][0] is True
+
+
 def test_an_unreachable_workspace_is_reported_after_a_bounded_wait(world):
     config = world.org.config_path
     config.write_text(config.read_text().replace("retry_timeout_seconds = 3", "retry_timeout_seconds = 1"))

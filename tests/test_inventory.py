@@ -4,9 +4,11 @@ detected, and how a failing workspace is isolated."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -208,7 +210,30 @@ def test_a_wrong_credential_says_authentication_failed(org, monkeypatch):
     monkeypatch.setenv("PROD_DATABRICKS_TOKEN", "dapi-wrong")
     result = sync("-w", "prod")
     assert result.exit_code == 1
-    assert "authentication failed" in result.output
+    output = " ".join(result.output.split())
+    assert "authentication failed (Invalid access token." in output
+    assert "check the workspace's credentials" in output and "workspace admin" not in output
+    assert "dapi-wrong" not in result.output
+
+
+def test_an_expired_credential_says_authentication_failed_not_admin(org, monkeypatch):
+    prod = org["prod"]
+    created = requests.post(
+        f"{prod.url}/api/2.0/token/create",
+        json={"lifetime_seconds": 1, "comment": "short-lived admin token"},
+        headers={"Authorization": f"Bearer {prod.admin_token}"},
+        timeout=10,
+    ).json()
+    expired = created["token_value"]
+    monkeypatch.setenv("PROD_DATABRICKS_TOKEN", expired)
+    time.sleep(1.5)  # the token's lifetime runs out
+
+    result = sync("-w", "prod")
+
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert "authentication failed" in output and "check the workspace's credentials" in output
+    assert "workspace admin" not in output and expired not in output
 
 
 def test_an_unknown_autoscope_state_is_kept_as_text(org):

@@ -347,11 +347,10 @@ class SdkWorkspaceGateway:
         except GatewayError:
             raise
         except Unauthenticated as error:
-            raise GatewayError(
-                "auth",
-                f"{action}: authentication failed ({_first_line(error)}); check the workspace's credentials",
-            ) from None
+            raise self._auth_error(action, error) from None
         except PermissionDenied as error:
+            if _credential_refused(error):
+                raise self._auth_error(action, error) from None
             raise GatewayError(
                 "permission",
                 f"{action}: permission denied ({_first_line(error)}); the bot's "
@@ -387,6 +386,28 @@ class SdkWorkspaceGateway:
             ) from None
         except DatabricksError as error:
             raise GatewayError("other", f"{action}: {_first_line(error)}") from None
+
+
+    @staticmethod
+    def _auth_error(action: str, error: DatabricksError) -> GatewayError:
+        return GatewayError(
+            "auth",
+            f"{action}: authentication failed ({_first_line(error)}); check the workspace's credentials",
+        )
+
+
+# A workspace refuses an unknown, revoked or expired token with HTTP 403 like a missing permission,
+# and the SDK raises PermissionDenied for both; the body tells them apart: a refused credential has
+# a numeric `error_code` (403) and "Invalid access token." / "JWT has expired" / "Invalid access to
+# Org" (databricks-sdk-go issues #873, #917, #1061, #853), a missing permission `PERMISSION_DENIED`.
+_REFUSED_CREDENTIAL_MESSAGES = ("invalid access token", "jwt has expired", "invalid access to org")
+
+
+def _credential_refused(error: DatabricksError) -> bool:
+    if error.error_code == "PERMISSION_DENIED":
+        return False
+    message = str(error).lower()
+    return str(error.error_code) == "403" or any(text in message for text in _REFUSED_CREDENTIAL_MESSAGES)
 
 
 def _token_record(info: dict[str, Any]) -> TokenRecord:

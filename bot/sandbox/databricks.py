@@ -115,12 +115,31 @@ def _midnight_ms(value: datetime | int | float) -> int:
 class ApiError(Exception):
     """A Databricks error answer: `{"error_code", "message"}` with an HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str | int, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
 
     def response(self) -> Response:
         return Response(self.status, {"error_code": self.code, "message": self.message})
+
+
+class CredentialRefused(ApiError):
+    """The workspace's front door refusing a bearer token that is unknown, revoked or expired.
+
+    Real workspaces answer HTTP 403 (not 401) with a *numeric* `error_code` and the reason again in
+    `X-Databricks-Reason-Phrase`: `{"error_code": 403, "message": "Invalid access token."}` for a
+    PAT (databricks-sdk-go issues #873, #917, #1046: Content-Length 52 is this compact body, and
+    the Go SDK of the time failed to read the number into its string field), and
+    `"JWT has expired"` for an expired OAuth access token (databricks-sdk-go issue #1061). It is
+    not `PERMISSION_DENIED`, which a valid but non-admin identity gets."""
+
+    def __init__(self, message: str = "Invalid access token.") -> None:
+        super().__init__(403, 403, message)
+
+    def response(self) -> Response:
+        response = super().response()
+        response.headers["X-Databricks-Reason-Phrase"] = self.message
+        return response
 
 
 class ScimError(ApiError):
@@ -785,6 +804,7 @@ class Credential:
     principal_id: str
     admin: bool
     token_id: str | None = None  # set for tokens created through the API
+    expires_at: datetime | None = None  # set for OAuth access tokens
 
 
 @dataclass
@@ -1110,12 +1130,14 @@ class DatabricksSandbox:
     def _authenticate(self, request: Request, access: str) -> Principal:
         header = request.header("authorization") or ""
         scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value:
+        if scheme.lower() != "bearer" or not value:  # *unconfirmed*: no public log of this answer
             raise ApiError(401, "UNAUTHENTICATED",
                            "Credential was not sent or was of an unsupported type for this API.")
         credential = self._credentials.get(value.strip())
         if credential is None or not self._credential_live(credential):
-            raise ApiError(401, "UNAUTHENTICATED", "Invalid access token.")
+            raise CredentialRefused()
+        if credential.expires_at is not None and credential.expires_at <= self._clock():
+            raise CredentialRefused("JWT has expired")
         if access == "admin" and not credential.admin:
             raise ApiError(403, "PERMISSION_DENIED", "Only workspace admins can use this API.")
         if credential.token_id is not None:

@@ -21,7 +21,6 @@ from databricks.sdk.errors import (
     NotFound,
     PermissionDenied,
     ResourceDoesNotExist,
-    Unauthenticated,
 )
 from databricks.sdk.service.iam import AutoscopeState
 from databricks.sdk.service.settings import TokenInfo
@@ -137,13 +136,32 @@ def test_oauth_with_a_wrong_secret_is_refused(sandbox: DatabricksSandbox) -> Non
         client.current_user.me()
 
 
-def test_wrong_token_is_unauthenticated_with_a_databricks_body(sandbox: DatabricksSandbox) -> None:
+def test_wrong_token_is_a_403_invalid_access_token_as_databricks_answers(sandbox: DatabricksSandbox) -> None:
     client = make_client(sandbox, token="dapi-not-a-real-token")
 
-    with pytest.raises(Unauthenticated):
+    with pytest.raises(PermissionDenied) as refused:  # the SDK maps the 403 by status
         client.token_management.list()
-    body = raw(sandbox, "GET", "/api/2.0/token-management/tokens", token="dapi-wrong").json()
-    assert body == {"error_code": "UNAUTHENTICATED", "message": "Invalid access token."}
+    assert refused.value.error_code == 403 and str(refused.value).startswith("Invalid access token.")
+    answer = raw(sandbox, "GET", "/api/2.0/token-management/tokens", token="dapi-wrong")
+    assert answer.status_code == 403
+    assert answer.content == b'{"error_code": 403, "message": "Invalid access token."}'
+    assert answer.headers["X-Databricks-Reason-Phrase"] == "Invalid access token."
+
+
+def test_an_expired_token_is_refused_like_an_unknown_one(sandbox: DatabricksSandbox) -> None:
+    value = make_client(sandbox).token_management.create_obo_token(ETL_APP, lifetime_seconds=1).token_value
+    assert make_client(sandbox, token=value).current_user.me().user_name == ETL_APP
+
+    time.sleep(1.2)
+    answer = raw(sandbox, "GET", "/api/2.0/preview/scim/v2/Me", token=value)
+
+    assert (answer.status_code, answer.json()) == (403, {"error_code": 403, "message": "Invalid access token."})
+
+
+def test_a_request_without_credentials_is_unauthenticated(sandbox: DatabricksSandbox) -> None:
+    answer = requests.get(sandbox.url + "/api/2.0/preview/scim/v2/Me", timeout=5)
+
+    assert answer.status_code == 401 and answer.json()["error_code"] == "UNAUTHENTICATED"
 
 
 def test_non_admin_token_is_denied_token_management_only(sandbox: DatabricksSandbox) -> None:
@@ -311,7 +329,7 @@ def test_created_token_authenticates_marks_itself_used_and_dies_when_revoked(
     as_sp.current_user.me()
     assert client.token_management.get(created.token_info.token_id).token_info.last_used_day is not None
     sandbox.revoke_token(created.token_info.token_id)
-    with pytest.raises(Unauthenticated):
+    with pytest.raises(PermissionDenied, match="Invalid access token"):
         as_sp.current_user.me()
 
 
