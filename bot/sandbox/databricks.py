@@ -69,6 +69,7 @@ SECRET_MAX_BYTES = 128 * 1024
 SECRET_KEY_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 SCIM_MAX_PAGE = 10_000
 USER_SELECTED = "AUTOSCOPE_STATE_USER_SELECTED"
+OAUTH_TOKEN_LIFETIME = 3600  # seconds: Databricks' OAuth access tokens live one hour (OAuth M2M docs)
 
 SCIM_LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 SCIM_ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -873,6 +874,7 @@ class DatabricksSandbox:
         admin_user_name: str = "admin@example.com",
         chunk_rows: int = 1000,
         token_quota: int = TOKEN_QUOTA_PER_USER,
+        oauth_token_lifetime: float = OAUTH_TOKEN_LIFETIME,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.admin_token = admin_token
@@ -880,6 +882,7 @@ class DatabricksSandbox:
         self.account_id = DEFAULT_ACCOUNT_ID
         self.chunk_rows = chunk_rows
         self.token_quota = token_quota
+        self.oauth_token_lifetime = oauth_token_lifetime  # seconds; tests set a few
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()
         self._principals: dict[str, Principal] = {}
@@ -1154,14 +1157,19 @@ class DatabricksSandbox:
 
     # OAuth ------------------------------------------------------------------------------------------
     def _well_known(self, request: Request, caller: None) -> Response:
-        if not self._oauth_clients:
-            raise ApiError(404, "ENDPOINT_NOT_FOUND", "No API found for 'GET /.well-known/databricks-config'")
-        return Response(body={"oidc_endpoint": f"{self.url}/oidc", "workspace_id": str(self.workspace_id),
-                              "cloud": "AWS"})
+        """Host metadata, public, which every SDK client reads first (`Config._resolve_host_metadata`
+        in databricks-sdk 0.162; a failure only logs "Failed to automatically resolve config from
+        host metadata ... Falling back"). The SDK reads `oidc_endpoint` (the OIDC root: it appends
+        `/.well-known/oauth-authorization-server`), `account_id`, `workspace_id` (a string), `cloud`
+        and `token_federation_default_oidc_audiences` (`oauth.HostMetadata`). A workspace host names
+        its own `/oidc` and both ids (databricks-sdk-go `config/host_metadata_test.go`), and
+        `host_type` "workspace" (databricks-sdk-java PR #747; the Go SDK lower-cases it). The
+        audiences list is left out: its value for a workspace is not public (*unconfirmed*)."""
+        return Response(body={"oidc_endpoint": f"{self.url}/oidc", "account_id": self.account_id,
+                              "workspace_id": str(self.workspace_id), "cloud": "AWS",
+                              "host_type": "workspace"})
 
     def _oidc_discovery(self, request: Request, caller: None) -> Response:
-        if not self._oauth_clients:
-            raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for 'GET {request.path}'")
         base = f"{self.url}/oidc"
         return Response(body={
             "issuer": base,
@@ -1190,8 +1198,13 @@ class DatabricksSandbox:
         sp = next((p for p in self._principals.values() if p.kind == "sp" and p.name == client_id), None)
         principal_id = sp.id if sp else ADMIN_USER_ID
         self._admin_ids.add(principal_id)
-        self._credentials[access_token] = Credential(principal_id, admin=True)
-        return Response(body={"access_token": access_token, "token_type": "Bearer", "expires_in": 3600,
+        # Access tokens expire (`expires_in`), then are refused with "JWT has expired"; there is no
+        # refresh token for client_credentials: the SDK asks again (oauth.ClientCredentials).
+        lifetime = timedelta(seconds=self.oauth_token_lifetime)
+        self._credentials[access_token] = Credential(principal_id, admin=True,
+                                                     expires_at=self._clock() + lifetime)
+        return Response(body={"access_token": access_token, "token_type": "Bearer",
+                              "expires_in": int(self.oauth_token_lifetime),
                               "scope": request.form.get("scope", "all-apis")})
 
     # token management ---------------------------------------------------------------------------
