@@ -571,6 +571,49 @@ def test_statement_with_parameters_returns_rows_over_several_chunks(
     assert len(calls(sandbox, f"/api/2.0/sql/statements/{response.statement_id}/result/chunks/")) == 1
 
 
+INLINE_LIMIT_MESSAGE = (
+    "Inline byte limit exceeded. Statements executed with disposition=INLINE can have a result size "
+    "of at most {limit} bytes. Please execute the statement with disposition=EXTERNAL_LINKS if you want "
+    "to download the full result."
+)
+
+
+def test_a_result_over_the_inline_limit_fails_as_databricks_does(
+    sandbox: DatabricksSandbox, client: WorkspaceClient
+) -> None:
+    assert sandbox.inline_byte_limit == 25 * 1024 * 1024
+    sandbox.inline_byte_limit = 2000
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    sandbox.add_audit_rows(audit_row(event_time=start + timedelta(minutes=n)) for n in range(100))
+
+    raw_rows = execute(client, "SELECT event_time, user_identity.email, user_agent FROM system.access.audit")
+    per_day = execute(client, "SELECT event_date, count(*) FROM system.access.audit GROUP BY event_date")
+
+    assert raw_rows.status.state == StatementState.FAILED
+    assert raw_rows.status.error.error_code.value == "BAD_REQUEST"
+    assert raw_rows.status.error.message == INLINE_LIMIT_MESSAGE.format(limit=2000)
+    assert raw_rows.manifest is None and raw_rows.result is None
+    assert per_day.status.state == StatementState.SUCCEEDED
+    assert per_day.result.data_array == [["2025-03-01", "100"]]
+
+
+def test_byte_limit_truncates_instead_of_failing(sandbox: DatabricksSandbox, client: WorkspaceClient) -> None:
+    sandbox.inline_byte_limit = 2000
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    sandbox.add_audit_rows(audit_row(event_time=start + timedelta(minutes=n)) for n in range(100))
+
+    response = client.statement_execution.execute_statement(
+        statement="SELECT event_time FROM system.access.audit ORDER BY event_time",
+        warehouse_id=WAREHOUSE, wait_timeout="30s", byte_limit=500,
+    )
+
+    assert response.status.state == StatementState.SUCCEEDED
+    assert response.manifest.truncated is True
+    rows = all_rows(client, response)
+    assert 0 < len(rows) == response.manifest.total_row_count < 100
+    assert rows[0] == ["2025-03-01T00:00:00.000Z"]
+
+
 def test_group_by_with_count_and_max(sandbox: DatabricksSandbox, client: WorkspaceClient) -> None:
     sandbox.add_audit_rows(
         [
