@@ -12,26 +12,33 @@ the owner is the admin) and mark themselves used; tokens added with `add_token` 
 
 SQL subset (anything else answers status FAILED with an error naming what is unsupported)::
 
-    SELECT item [, item ...]
-    FROM system.access.audit
-    [WHERE predicate [AND predicate ...]]
-    [GROUP BY column [, column ...]]
-    [ORDER BY column-or-alias-or-aggregate [ASC|DESC] [, ...]]
-    [LIMIT n] [;]
+    query     := SELECT item [, item ...]
+                 FROM system.access.audit [[AS] alias]
+                 [[LEFT [OUTER] | INNER] JOIN ( query ) [AS] alias ON column = column]
+                 [WHERE predicate [AND predicate ...]]
+                 [GROUP BY column [, column ...]]
+                 [HAVING aggregate op value [AND ...]]
+                 [ORDER BY column-or-alias-or-aggregate [ASC|DESC] [, ...]]
+                 [LIMIT n]
+    statement := query [;]
 
-    item      := column | count(*) | count(column) | min(column) | max(column)  [[AS] alias]
-    column    := name | struct.field | map.key | map['key']
-                 e.g. event_time, user_identity.email, response.statusCode,
-                 request_params.tokenId, request_params['tokenId']
+    item      := column | aggregate  [[AS] alias]
+    aggregate := count(*) | count(column) | count(DISTINCT column) | min(column) | max(column)
+    column    := [alias.] name | struct.field | map.key | map['key']
+                 e.g. event_time, a.user_identity.email, response.statusCode,
+                 request_params.tokenId, request_params['tokenId'], t.token_id
     predicate := column (= | != | <> | < | <= | > | >=) value
                | column [NOT] IN (value [, value ...])
                | column IS [NOT] NULL
     value     := :named_parameter | 'string' | "string" | number | TRUE | FALSE | NULL
 
 Names are case-insensitive (map keys are not); values are compared after casting them to the
-column's type (TIMESTAMP, DATE, INT, STRING), as Spark does. Not supported: OR, NOT (other than
-NOT IN / IS NOT NULL), parentheses, functions other than count/min/max, DISTINCT, HAVING, joins,
-sub-queries, table aliases, `SELECT *`, positional `?` parameters. Results are JSON_ARRAY rows of
+column's type (TIMESTAMP, DATE, INT, STRING), as Spark does. A join is one equality between an
+audit column and a column of the sub-query (NULL never matches; LEFT keeps unmatched rows); an
+unqualified name found on both sides is AMBIGUOUS_REFERENCE, as in Spark. Not supported: OR, NOT
+(other than NOT IN / IS NOT NULL), parentheses in predicates, functions other than the aggregates,
+SELECT DISTINCT, joins of tables, RIGHT/FULL/CROSS joins, sub-queries outside a JOIN, `SELECT *`,
+positional `?` parameters. Results are JSON_ARRAY rows of
 strings or nulls, cut into chunks of `chunk_rows` rows (Databricks cuts by size, not rows); a result
 over `inline_byte_limit` (25 MiB) fails as Databricks' does; `row_limit` and `byte_limit` truncate.
 
@@ -218,8 +225,9 @@ STRUCT_FIELDS: dict[str, dict[str, str]] = {
 }
 _TYPE_TEXT = {"STRING": "STRING", "TIMESTAMP": "TIMESTAMP", "DATE": "DATE", "INT": "INT", "LONG": "BIGINT",
               "MAP": "MAP<STRING, STRING>"}
-_SUBSET = ("SELECT columns/count/min/max FROM system.access.audit [WHERE comparisons joined by AND] "
-           "[GROUP BY] [ORDER BY] [LIMIT]")
+_SUBSET = ("SELECT columns/count/min/max FROM system.access.audit [alias] [[LEFT] JOIN (sub-query) "
+           "alias ON column = alias.column] [WHERE comparisons joined by AND] [GROUP BY] [HAVING] "
+           "[ORDER BY] [LIMIT]")
 
 
 class SqlError(Exception):
@@ -278,6 +286,32 @@ class ColumnRef:
 
 
 @dataclass(frozen=True)
+class JoinedRef:
+    """A column of a joined sub-query (`alias.name`), read from the joined row."""
+
+    alias: str
+    name: str
+    type_name: str
+    type_text: str
+
+    @property
+    def column(self) -> str:
+        return f"{self.alias}.{self.name}"
+
+    @property
+    def output_name(self) -> str:
+        return self.name
+
+    def value(self, row: Mapping[str, Any]) -> Any:
+        joined = row.get(_joined_key(self.alias))
+        return None if joined is None else joined.get(self.name)
+
+
+def _joined_key(alias: str) -> str:
+    return "\0" + alias.lower()  # cannot clash with an audit column
+
+
+@dataclass(frozen=True)
 class Operand:
     param: str | None = None
     literal: Any = None
@@ -292,8 +326,8 @@ class Predicate:
 
 @dataclass(frozen=True)
 class SelectItem:
-    kind: str  # column, count_star, count, min, max
-    ref: ColumnRef | None
+    kind: str  # column, count_star, count, count_distinct, min, max
+    ref: ColumnRef | JoinedRef | None
     alias: str | None = None
 
     @property
@@ -304,22 +338,50 @@ class SelectItem:
             return self.ref.output_name
         if self.kind == "count_star":
             return "count(1)"
+        if self.kind == "count_distinct":
+            return f"count(DISTINCT {self.ref.output_name})"
         return f"{self.kind}({self.ref.output_name})"
 
     @property
+    def counts(self) -> bool:
+        return self.kind in ("count", "count_star", "count_distinct")
+
+    @property
     def type_name(self) -> str:
-        return "LONG" if self.kind in ("count", "count_star") else self.ref.type_name
+        return "LONG" if self.counts else self.ref.type_name
 
     @property
     def type_text(self) -> str:
-        return _TYPE_TEXT["LONG"] if self.kind in ("count", "count_star") else self.ref.type_text
+        return _TYPE_TEXT["LONG"] if self.counts else self.ref.type_text
+
+
+@dataclass(frozen=True)
+class Having:
+    """`aggregate op value` in HAVING: a test on each group."""
+
+    item: SelectItem
+    op: str
+    operand: Operand
+
+
+@dataclass
+class Join:
+    """`[LEFT] JOIN (sub-query) alias ON audit-column = alias.column`: one equality, as a hash join."""
+
+    left: bool
+    alias: str
+    query: Query
+    outer: ColumnRef
+    inner: str  # the sub-query's output column
 
 
 @dataclass
 class Query:
     items: list[SelectItem]
+    join: Join | None = None
     predicates: list[Predicate] = field(default_factory=list)
-    group_by: list[ColumnRef] = field(default_factory=list)
+    group_by: list[ColumnRef | JoinedRef] = field(default_factory=list)
+    having: list[Having] = field(default_factory=list)
     order_by: list[tuple[int, bool]] = field(default_factory=list)  # (item index, descending)
     limit: int | None = None
 
@@ -341,7 +403,8 @@ _TOKEN_RE = re.compile(
 )
 _AGGREGATES = ("count", "min", "max")
 _KEYWORDS = {"select", "from", "where", "and", "or", "not", "in", "is", "null", "group", "by", "order",
-             "limit", "asc", "desc", "as", "having", "join", "union", "distinct", "true", "false", "on"}
+             "limit", "asc", "desc", "as", "having", "join", "union", "distinct", "true", "false", "on",
+             "left", "right", "inner", "outer", "full", "cross"}
 
 
 @dataclass(frozen=True)
@@ -378,6 +441,8 @@ class SqlParser:
     def __init__(self, sql: str) -> None:
         self.tokens = _tokenize(sql)
         self.i = 0
+        self._audit_aliases: set[str] = set()  # names of system.access.audit in this (sub-)query
+        self._joined: dict[str, dict[str, SelectItem]] = {}  # alias -> output name -> item
 
     # token helpers -----------------------------------------------------------------------------
     def _peek(self, offset: int = 0) -> _Token | None:
@@ -420,36 +485,123 @@ class SqlParser:
         token = self._peek()
         if token is None:
             raise SqlError("PARSE_SYNTAX_ERROR", f"Syntax error at end of input: {expected}.", "42601")
-        if token.word() in ("or", "not", "having", "join", "union", "distinct", "on") or token.text == "(":
+        if token.word() in ("or", "not", "join", "union", "distinct", "on", "right", "full", "cross") \
+                or token.text == "(":
             raise _unsupported(f"{token.text.upper()!r} at position {token.pos}")
         raise SqlError("PARSE_SYNTAX_ERROR",
                        f"Syntax error at or near {token.text!r} (position {token.pos}): {expected}.", "42601")
 
     # grammar -----------------------------------------------------------------------------------
     def parse(self) -> Query:
-        self._expect_word("select")
-        if self._at_word("distinct"):
-            raise _unsupported("SELECT DISTINCT")
-        query = Query(items=self._select_list())
-        self._expect_word("from")
-        self._table()
-        if self._accept_word("where"):
-            query.predicates = self._conjunction()
-        if self._accept_word("group"):
-            self._expect_word("by")
-            query.group_by = self._comma_list(self._column)
-        if self._at_word("having"):
-            raise _unsupported("HAVING")
-        if self._accept_word("order"):
-            self._expect_word("by")
-            query.order_by = self._comma_list(lambda: self._order_item(query.items))
-        if self._accept_word("limit"):
-            query.limit = self._integer()
+        query = self._query()
         self._accept(";")
         if self._peek() is not None:
             self._fail_here("expected the end of the statement")
-        _check_grouping(query)
         return query
+
+    def _query(self) -> Query:
+        """One SELECT (the statement, or a sub-query up to its closing parenthesis). The FROM
+        clause is read first, so that the select list may name its aliases."""
+        outer_scope = self._audit_aliases, self._joined
+        self._audit_aliases, self._joined = set(), {}
+        try:
+            self._expect_word("select")
+            if self._at_word("distinct"):
+                raise _unsupported("SELECT DISTINCT")
+            select_at = self.i
+            self._skip_to_from()
+            join = self._from_clause()
+            after_from, self.i = self.i, select_at
+            query = Query(items=self._select_list(), join=join)
+            self._expect_word("from")
+            self.i = after_from
+            if self._accept_word("where"):
+                query.predicates = self._conjunction()
+            if self._accept_word("group"):
+                self._expect_word("by")
+                query.group_by = self._comma_list(self._column)
+            if self._accept_word("having"):
+                query.having = self._having()
+            if self._accept_word("order"):
+                self._expect_word("by")
+                query.order_by = self._comma_list(lambda: self._order_item(query.items))
+            if self._accept_word("limit"):
+                query.limit = self._integer()
+            _check_grouping(query)
+            return query
+        finally:
+            self._audit_aliases, self._joined = outer_scope
+
+    def _skip_to_from(self) -> None:
+        depth, index = 0, self.i
+        while index < len(self.tokens):
+            token = self.tokens[index]
+            if token.text == "(":
+                depth += 1
+            elif token.text == ")":
+                depth -= 1
+                if depth < 0:
+                    break
+            elif depth == 0 and token.word() == "from":
+                self.i = index
+                return
+            index += 1
+        self.i = index
+        self._fail_here("expected FROM")
+
+    def _from_clause(self) -> Join | None:
+        self._expect_word("from")
+        if self._peek() is not None and self._peek().text == "(":
+            raise _unsupported(f"a sub-query in FROM (position {self._peek().pos}); only in a JOIN")
+        self._table()
+        self._audit_aliases.add(self._table_alias() or "audit")
+        if not self._at_word("left", "inner", "join"):
+            return None
+        left = self._accept_word("left")
+        if left:
+            self._accept_word("outer")
+        else:
+            self._accept_word("inner")
+        self._expect_word("join")
+        if not self._accept("("):
+            raise _unsupported(f"JOIN of a table at position {self._peek().pos if self._peek() else 'end'}; "
+                               "the sandbox joins only a sub-query of system.access.audit")
+        inner = self._query()
+        self._expect(")")
+        self._accept_word("as")
+        alias = self._identifier()
+        self._joined[alias.lower()] = {item.output_name.lower(): item for item in inner.items}
+        self._expect_word("on")
+        first, _, second = self._column(), self._expect("="), self._column()
+        outer, joined = (first, second) if isinstance(first, ColumnRef) else (second, first)
+        sides_ok = isinstance(outer, ColumnRef) and isinstance(joined, JoinedRef)
+        if not sides_ok or joined.alias != alias.lower():
+            raise _unsupported("an ON condition other than `audit column = sub-query column`")
+        if self._at_word("and", "or", "left", "inner", "join"):
+            raise _unsupported(f"{self._peek().text.upper()} after the ON condition (one join, one equality)")
+        return Join(left=left, alias=alias.lower(), query=inner, outer=outer, inner=joined.name)
+
+    def _table_alias(self) -> str | None:
+        if self._accept_word("as"):
+            return self._identifier().lower()
+        token = self._peek()
+        if token is not None and token.kind in ("word", "quoted") and token.word() not in _KEYWORDS:
+            return self._identifier().lower()
+        return None
+
+    def _having(self) -> list[Having]:
+        tests = []
+        while True:
+            item = self._expression()
+            if item.kind == "column":
+                raise _unsupported("HAVING on something other than an aggregate")
+            token = self._next()
+            if token.kind != "op":
+                self.i -= 1
+                self._fail_here("expected a comparison")
+            tests.append(Having(item, "!=" if token.text == "<>" else token.text, self._value()))
+            if not self._accept_word("and"):
+                return tests
 
     def _comma_list(self, parse_one: Callable[[], Any]) -> list[Any]:
         items = [parse_one()]
@@ -483,8 +635,12 @@ class SqlParser:
             if name not in _AGGREGATES:
                 raise _unsupported(f"the function {token.text}() at position {token.pos}")
             self.i += 2
-            if self._at_word("distinct"):
-                raise _unsupported(f"{name}(DISTINCT ...)")
+            if self._accept_word("distinct"):
+                if name != "count":
+                    raise _unsupported(f"{name}(DISTINCT ...)")
+                ref = self._column()
+                self._expect(")")
+                return SelectItem("count_distinct", ref)
             if name == "count" and (self._accept("*") or self._accept_number_one()):
                 self._expect(")")
                 return SelectItem("count_star", None)
@@ -519,17 +675,41 @@ class SqlParser:
         name = ".".join(parts)
         if name.lower() != "system.access.audit":
             raise SqlError("TABLE_OR_VIEW_NOT_FOUND", f"The table or view `{name}` cannot be found "
-                           f"(the sandbox serves only system.access.audit).", "42P01")
-        token = self._peek()
-        if token is not None and token.kind in ("word", "quoted") and token.word() not in _KEYWORDS:
-            raise _unsupported(f"the table alias {token.text!r} at position {start.pos}")
+                           f"(the sandbox serves only system.access.audit; position {start.pos}).", "42P01")
 
-    def _column(self) -> ColumnRef:
+    def _column(self) -> ColumnRef | JoinedRef:
+        """`[alias.]column[.field | ['key']]`; an unqualified name must not be in both sides of a join."""
         token = self._peek()
         name = self._identifier()
+        lower = self._peek() is not None and self._peek().text == "." and name.lower()
+        if lower and lower in self._audit_aliases:
+            self.i += 1
+            token = self._peek()
+            return self._audit_column(self._identifier(), token)
+        if lower and lower in self._joined:
+            self.i += 1
+            return self._joined_column(lower, self._identifier(), token)
+        in_audit = any(c.lower() == name.lower() for c in AUDIT_COLUMNS)
+        joined = [alias for alias, columns in self._joined.items() if name.lower() in columns]
+        if joined and in_audit:
+            raise SqlError("AMBIGUOUS_REFERENCE", f"Reference `{name}` (position {token.pos}) is ambiguous: "
+                           f"it is a column of the audit table and of `{joined[0]}`.", "42704")
+        if joined:
+            return self._joined_column(joined[0], name, token)
+        return self._audit_column(name, token)
+
+    def _joined_column(self, alias: str, name: str, token: _Token) -> JoinedRef:
+        item = self._joined[alias].get(name.lower())
+        if item is None:
+            raise SqlError("UNRESOLVED_COLUMN", f"A column with name `{alias}.{name}` (position {token.pos}) "
+                           f"cannot be resolved; `{alias}` has: {', '.join(self._joined[alias])}.", "42703")
+        return JoinedRef(alias, item.output_name, item.type_name, item.type_text)
+
+    def _audit_column(self, name: str, token: _Token) -> ColumnRef:
         column = next((c for c in AUDIT_COLUMNS if c.lower() == name.lower()), None)
         if column is None and self._peek() is not None and self._peek().text == ".":
-            raise _unsupported(f"the qualified name `{name}.` at position {token.pos} (table aliases)")
+            raise SqlError("UNRESOLVED_COLUMN", f"`{name}` (position {token.pos}) is neither a table alias "
+                           "nor a column of the audit table.", "42703")
         if column is None:
             raise SqlError("UNRESOLVED_COLUMN", f"A column with name `{name}` (position {token.pos}) cannot "
                            f"be resolved; the audit table has: {', '.join(AUDIT_COLUMNS)}.", "42703")
@@ -635,6 +815,8 @@ class SqlParser:
 
 
 def _check_grouping(query: Query) -> None:
+    if query.having and not query.aggregates:
+        raise SqlError("MISSING_GROUP_BY", "HAVING needs GROUP BY or an aggregate.", "42803")
     if not query.aggregates:
         return
     for ref in query.group_by:
@@ -718,14 +900,49 @@ def _aggregate(item: SelectItem, rows: list[Mapping[str, Any]]) -> Any:
     present = [v for v in values if v is not None]
     if item.kind == "count":
         return len(present)
+    if item.kind == "count_distinct":
+        return len(set(present))
     if not present:
         return None
     return min(present) if item.kind == "min" else max(present)
 
 
+def _bind_having(having: Having, params: Mapping[str, Any]) -> Callable[[list[Mapping[str, Any]]], bool]:
+    item, operand = having.item, having.operand
+    if operand.param is not None and operand.param not in params:
+        raise SqlError("UNBOUND_SQL_PARAMETER", f"Found the unbound parameter: {operand.param}.", "42P02")
+    raw = params[operand.param] if operand.param is not None else operand.literal
+    expected, compare = _cast(raw, item.type_name, "HAVING"), _COMPARE[having.op]
+    return lambda members: (v := _aggregate(item, members)) is not None and expected is not None \
+        and compare(v, expected)
+
+
+def _join(join: Join, rows: list[Mapping[str, Any]], params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Each audit row with the sub-query row(s) whose `join.inner` equals its `join.outer` (NULL
+    never matches); a LEFT join keeps unmatched rows with the sub-query's columns NULL."""
+    inner = run_query(join.query, rows, params)
+    position = next(i for i, item in enumerate(join.query.items) if item.output_name == join.inner)
+    names = [item.output_name for item in join.query.items]
+    by_key: dict[Any, list[dict[str, Any]]] = {}
+    for values in inner:
+        if values[position] is not None:
+            by_key.setdefault(values[position], []).append(dict(zip(names, values, strict=True)))
+    key, joined = _joined_key(join.alias), []
+    for row in rows:
+        matches = by_key.get(join.outer.value(row), []) if join.outer.value(row) is not None else []
+        if not matches and join.left:
+            matches = [None]
+        joined.extend({**row, key: match} for match in matches)
+    return joined
+
+
 def run_query(query: Query, rows: Iterable[Mapping[str, Any]], params: Mapping[str, Any]) -> list[list[Any]]:
     """Evaluate `query` over `rows`; returns typed values (render them with `render_value`)."""
+    rows = list(rows)
+    if query.join is not None:
+        rows = _join(query.join, rows, params)
     tests = [_bind(p, params) for p in query.predicates]
+    having = [_bind_having(h, params) for h in query.having]
     matched = [row for row in rows if all(test(row) for test in tests)]
     if not query.aggregates:
         result = [[item.ref.value(row) for item in query.items] for row in matched]
@@ -737,6 +954,8 @@ def run_query(query: Query, rows: Iterable[Mapping[str, Any]], params: Mapping[s
             groups = {(): matched}
         result = []
         for key, members in groups.items():
+            if not all(test(members) for test in having):
+                continue
             by_ref = dict(zip(query.group_by, key, strict=True))
             result.append([by_ref[item.ref] if item.kind == "column" else _aggregate(item, members)
                            for item in query.items])

@@ -661,10 +661,16 @@ def test_empty_result_has_no_data_array(client: WorkspaceClient) -> None:
         ("SELECT lower(action_name) FROM system.access.audit", "lower()"),
         ("SELECT * FROM system.access.audit", "SELECT *"),
         ("SELECT DISTINCT action_name FROM system.access.audit", "DISTINCT"),
-        ("SELECT event_id FROM system.access.audit JOIN system.access.audit", "'JOIN'"),
+        ("SELECT event_id FROM system.access.audit JOIN system.access.audit", "JOIN of a table"),
         (
-            "SELECT a.event_id FROM system.access.audit a JOIN system.access.audit b ON a.x = b.x",
-            "table alias",
+            "SELECT a.event_id FROM system.access.audit a RIGHT JOIN system.access.audit b ON a.x = b.x",
+            "'RIGHT'",
+        ),
+        ("SELECT b.event_id FROM system.access.audit a", "neither a table alias nor a column"),
+        (
+            "SELECT session_id FROM system.access.audit LEFT JOIN "
+            "(SELECT session_id FROM system.access.audit) t ON session_id = t.session_id",
+            "AMBIGUOUS_REFERENCE",
         ),
         ("SELECT event_id FROM system.billing.usage", "TABLE_OR_VIEW_NOT_FOUND"),
         ("SELECT no_such_column FROM system.access.audit", "UNRESOLVED_COLUMN"),
@@ -731,10 +737,35 @@ def test_where_predicates_follow_sql_semantics(where: str, expected: list[str]) 
 
 
 def test_parser_names_the_unsupported_construct() -> None:
-    with pytest.raises(SqlError, match=r"HAVING is not supported"):
+    with pytest.raises(SqlError, match=r"HAVING on something other than an aggregate is not supported"):
         SqlParser(
-            "SELECT action_name, count(*) FROM system.access.audit GROUP BY action_name HAVING count(*) > 1"
+            "SELECT action_name, count(*) FROM system.access.audit GROUP BY action_name HAVING action_name = 'x'"
         ).parse()
+
+
+def test_a_left_join_on_a_grouped_sub_query_ties_each_event_to_its_session_token() -> None:
+    def event(session: str | None, action: str, token: str | None = None) -> dict[str, Any]:
+        params = {"tokenId": token} if token else None
+        return {"event_time": datetime(2025, 3, 1, tzinfo=UTC), "session_id": session, "action_name": action,
+                "service_name": "accounts" if token else "jobs", "request_params": params}
+
+    rows = [
+        event("s1", "tokenLogin", "tok-a"), event("s1", "runNow"), event("s1", "runNow"),
+        event("s2", "tokenLogin", "tok-a"), event("s2", "tokenLogin", "tok-b"), event("s2", "get"),
+        event("s3", "list"), event(None, "list"),
+    ]
+    table = [normalise_audit_row(row, workspace_id="1", account_id="acc") for row in rows]
+    query = SqlParser(
+        "SELECT a.action_name, t.token_id, count(*) AS calls "
+        "FROM system.access.audit AS a LEFT JOIN ("
+        "  SELECT session_id, min(request_params['tokenId']) AS token_id FROM system.access.audit"
+        "  WHERE action_name = 'tokenLogin' GROUP BY session_id"
+        "  HAVING count(DISTINCT request_params['tokenId']) = 1"
+        ") t ON a.session_id = t.session_id "
+        "WHERE a.action_name != 'tokenLogin' GROUP BY a.action_name, t.token_id ORDER BY action_name"
+    ).parse()
+
+    assert run_query(query, table, {}) == [["get", None, 1], ["list", None, 2], ["runNow", "tok-a", 2]]
 
 
 # ------------------------------------------------------------------------------------------------
