@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from databricks.sdk import WorkspaceClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bot import clock, db
 from bot.cli import app
+from bot.databricks.gateway import gateway_factory
+from bot.databricks.records import GatewayError
 from bot.domain.policy import Finding
 from bot.models import ApiUsage
 from bot.services import report, usage
@@ -50,6 +54,11 @@ def usage_rows(world) -> list[ApiUsage]:
     with db.session_scope(world.engine) as session:
         query = select(ApiUsage).order_by(ApiUsage.token_id, ApiUsage.service_name)
         return list(session.execute(query).scalars())
+
+
+def prod_client(world) -> WorkspaceClient:
+    prod = world.org["prod"]
+    return WorkspaceClient(host=prod.url, token=prod.admin_token)
 
 
 def view_of(world, token_id=QUARTERLY):
@@ -166,29 +175,90 @@ def test_the_statements_are_parameterised_never_formatted(world):
     refresh(world)
 
     sent = statements(world)
-    assert len(sent) == 2
+    assert len(sent) == 1
     for request in sent:
         body = request.json
         assert {p["name"] for p in body["parameters"]} == {"workspace_id", "since"}
         assert ":since" in body["statement"] and ":workspace_id" in body["statement"]
         assert since.date().isoformat() not in body["statement"]
-        assert str(world.org["prod"].workspace_id) not in body["statement"]
+        assert not re.search(rf"\b{world.org['prod'].workspace_id}\b", body["statement"])
 
 
 def test_chunked_results_are_followed_to_the_end(world):
     prod = world.org["prod"]
     prod.chunk_rows = 7
-    prod.add_audit_rows(quarterly_job(clock.now(), "tok-quarterly", EMAIL))
+    rows = quarterly_job(clock.now(), "tok-quarterly", EMAIL)
+    prod.add_audit_rows(rows)
 
     result = refresh(world)["prod"]
 
-    # 91 sessions: 91 login groups (13 chunks of 7), and 182 call groups (the login and the call
-    # of each session: 26 chunks); the first chunk of each comes with the statement's answer.
+    # One group per day, service and action: each day's logins and SQL calls, and the one jobs
+    # run; the first chunk of 7 comes with the statement's answer, the others are read by index.
+    days = {row["event_time"].date() for row in rows}
+    groups = 2 * len(days) + 1
+    assert result.audit_groups == groups
     chunk_reads = [r for r in prod.requests if "/result/chunks/" in r.path]
-    assert len(chunk_reads) == 12 + 25
-    assert result.audit_groups == 91 + 182
+    assert len(chunk_reads) == -(-groups // 7) - 1
     by_service = {row.service_name: row for row in usage_rows(world)}
     assert (by_service["databrickssql"].calls, by_service["jobs"].calls) == (90, 1)
+
+
+def busy_month(now: datetime) -> list[dict]:
+    """30 days of a token used 40 times a day, each use its own session, and the owner's web UI."""
+    noon = datetime.combine(now.date(), time(12), tzinfo=UTC)
+    rows = []
+    for day in range(1, 31):
+        for use in range(40):
+            when = noon - timedelta(days=day, minutes=use)
+            rows += token_use(when, "tok-quarterly", EMAIL, "databrickssql", "executeStatement")
+        rows += [call(noon - timedelta(days=day, hours=2, minutes=n), "clusters", "list", EMAIL) for n in range(10)]
+    return rows
+
+
+def test_a_busy_audit_log_is_read_in_daily_groups_under_the_inline_limit(world):
+    prod = world.org["prod"]
+    prod.inline_byte_limit, prod.chunk_rows = 30_000, 20
+    prod.add_audit_rows(busy_month(clock.now()))
+    per_session = prod_client(world).statement_execution.execute_statement(
+        statement="SELECT user_identity.email, session_id, service_name, action_name, count(*) "
+        "FROM system.access.audit GROUP BY user_identity.email, session_id, service_name, action_name",
+        warehouse_id=WAREHOUSE,
+        wait_timeout="30s",
+    )
+
+    result = refresh(world)["prod"]
+
+    assert per_session.status.error.message.startswith("Inline byte limit exceeded")  # 2,400 sessions
+    assert result.ok, result.error
+    assert result.audit_groups == 30 * 3  # per day: logins, SQL calls, UI calls
+    assert len([r for r in prod.requests if "/result/chunks/" in r.path]) == 90 // 20
+    rows = {row.service_name: row for row in usage_rows(world)}
+    assert (rows["databrickssql"].token_id, rows["databrickssql"].calls) == ("tok-quarterly", 1200)
+    assert (rows["clusters"].token_id, rows["clusters"].approximate, rows["clusters"].calls) == ("", True, 300)
+
+
+def test_more_groups_than_the_bound_are_refused_not_cut_short(world):
+    world.org["prod"].add_audit_rows(quarterly_job(clock.now(), "tok-quarterly", EMAIL, days=10))
+    gateway = gateway_factory(world.settings.workspaces, world.settings.databricks)("prod")
+    since = clock.now() - timedelta(days=30)
+
+    assert len(gateway.audit_usage(WAREHOUSE, since, max_groups=20).calls) == 20
+    with pytest.raises(GatewayError, match=r"more than 19 groups .* shorten policy.usage_lookback_days"):
+        gateway.audit_usage(WAREHOUSE, since, max_groups=19)
+    [statement] = [r.json["statement"] for r in statements(world)][-1:]
+    assert statement.endswith("LIMIT 20")
+
+
+def test_daily_groups_over_the_inline_limit_are_a_clear_error(world):
+    prod = world.org["prod"]
+    prod.inline_byte_limit = 2_000
+    prod.add_audit_rows(busy_month(clock.now()))
+
+    result = refresh(world)["prod"]
+
+    assert not result.ok
+    assert "Inline byte limit exceeded" in result.error and "usage_lookback_days" in result.error
+    assert usage_rows(world) == []
 
 
 def test_a_stopped_warehouse_is_started_and_waited_for(world):

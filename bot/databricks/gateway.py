@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import requests
@@ -33,7 +33,6 @@ from bot.clock import from_ms
 from bot.config import DatabricksConfig, WorkspaceConfig
 from bot.databricks.records import (
     AuditCall,
-    AuditLogin,
     AuditUsage,
     CreatedToken,
     GatewayError,
@@ -50,6 +49,9 @@ SECRETS_PUT_PATH = "/api/2.0/secrets/put"
 SCIM = "/api/2.0/preview/scim/v2"
 STATEMENTS_PATH = "/api/2.0/sql/statements"
 STATEMENT_MAX_WAIT = 600.0  # seconds per statement: a stopped warehouse starts within minutes
+# Groups the audit statement may return: one per identity, token, day, service and action. At about
+# 150 bytes a group this stays well under the 25 MiB INLINE limit; more is refused, not cut short.
+AUDIT_MAX_GROUPS = 100_000
 T = TypeVar("T")
 
 
@@ -216,30 +218,40 @@ class SdkWorkspaceGateway:
 
     # observed usage: system.access.audit through the Statement Execution API ------------------
     def audit_usage(
-        self, warehouse_id: str, since: datetime, *, max_wait_seconds: float = STATEMENT_MAX_WAIT
+        self,
+        warehouse_id: str,
+        since: datetime,
+        *,
+        max_wait_seconds: float = STATEMENT_MAX_WAIT,
+        max_groups: int = AUDIT_MAX_GROUPS,
     ) -> AuditUsage:
-        """This workspace's audit events since `since`, aggregated by the warehouse: token logins
-        (to tie sessions to tokens) and every call by identity, session, service and action.
+        """This workspace's audit events since `since`, aggregated by the warehouse into one row
+        per identity, token (through the session its `tokenLogin` opened), day, service and
+        action: the result grows with the days and services used, not with the events, so a log
+        of millions of rows comes back in a few chunks.
 
-        Parameterised statements only. A stopped warehouse starts and is waited for up to
-        `max_wait_seconds` per statement; a missing warehouse, a failed statement or the wait
-        running out is a GatewayError that names the warehouse and what to do."""
+        One parameterised statement. A stopped warehouse starts and is waited for up to
+        `max_wait_seconds`; a missing warehouse, a failed statement (such as a result over the
+        INLINE limit), more than `max_groups` groups or the wait running out is a GatewayError
+        that names the warehouse and what to do."""
         workspace_id = str(self._call("read the workspace id", self._client.get_workspace_id))
         parameters = [
             {"name": "workspace_id", "value": workspace_id, "type": "STRING"},
             {"name": "since", "value": _sql_time(since), "type": "TIMESTAMP"},
         ]
-        logins = self._statement(
-            warehouse_id, AUDIT_LOGINS_SQL, parameters, max_wait_seconds, "read token logins (audit log)"
-        )
-        calls = self._statement(
-            warehouse_id, AUDIT_CALLS_SQL, parameters, max_wait_seconds, "read API calls (audit log)"
-        )
+        action = "read API calls (audit log)"
+        sql = AUDIT_CALLS_SQL.format(limit=int(max_groups) + 1)
+        rows = self._statement(warehouse_id, sql, parameters, max_wait_seconds, action)
+        if len(rows) > max_groups:
+            raise GatewayError(
+                "other",
+                f"{action} (SQL warehouse {warehouse_id}): more than {max_groups} groups of audit events "
+                "(identity, token, day, service, action); shorten policy.usage_lookback_days",
+            )
         return AuditUsage(
             workspace_id=workspace_id,
             since=since,
-            logins=tuple(_audit_login(row) for row in logins if row and row[0]),
-            calls=tuple(_audit_call(row) for row in calls if row and row[2]),
+            calls=tuple(_audit_call(row) for row in rows if row and row[3]),
         )
 
     def _statement(
@@ -290,7 +302,10 @@ class SdkWorkspaceGateway:
             error = (answer.get("status") or {}).get("error") or {}
             detail = error.get("message") or error.get("error_code") or "no reason given"
             ended = state or "without a state"
-            raise GatewayError("other", f"{action}: the statement ended {ended}: {detail}")
+            hint = ""
+            if "inline byte limit" in str(detail).lower():  # Databricks' 25 MiB INLINE cap
+                hint = "; shorten policy.usage_lookback_days so that the audit groups fit"
+            raise GatewayError("other", f"{action}: the statement ended {ended}: {detail}{hint}")
         result = answer.get("result") or {}
         rows = list(result.get("data_array") or [])
         next_chunk = result.get("next_chunk_index")
@@ -462,24 +477,29 @@ def gateway_factory(
 
 
 # ---------------------------------------------------------------------------------------------
-# audit log statements (the sandbox's SQL subset is enough: see bot/sandbox/databricks.py)
+# the audit log statement (the sandbox's SQL subset is enough: see bot/sandbox/databricks.py)
 
-AUDIT_LOGINS_SQL = """
-SELECT request_params['tokenId'] AS token_id, session_id, user_identity.email AS identity,
-       count(*) AS calls, min(event_time) AS first_seen, max(event_time) AS last_seen
-FROM system.access.audit
-WHERE workspace_id = :workspace_id AND event_time >= :since
-  AND service_name = 'accounts' AND action_name = 'tokenLogin'
-  AND request_params['tokenId'] IS NOT NULL
-GROUP BY request_params['tokenId'], session_id, user_identity.email
-""".strip()
-
+# The token of a session is the one its `tokenLogin` events name, when they name exactly one; every
+# event is grouped with that token (or none) by day, service and action. `{limit}` is the bound
+# plus one (an int of ours, never user input), to tell "exactly the bound" from "more".
 AUDIT_CALLS_SQL = """
-SELECT user_identity.email AS identity, session_id, service_name, action_name,
-       count(*) AS calls, min(event_time) AS first_seen, max(event_time) AS last_seen
-FROM system.access.audit
-WHERE workspace_id = :workspace_id AND event_time >= :since
-GROUP BY user_identity.email, session_id, service_name, action_name
+SELECT a.user_identity.email AS identity, t.token_id, a.event_date AS event_day,
+       a.service_name, a.action_name,
+       count(*) AS calls, min(a.event_time) AS first_seen, max(a.event_time) AS last_seen
+FROM system.access.audit AS a
+LEFT JOIN (
+    SELECT session_id, min(request_params['tokenId']) AS token_id
+    FROM system.access.audit
+    WHERE workspace_id = :workspace_id AND event_time >= :since
+      AND service_name = 'accounts' AND action_name = 'tokenLogin'
+      AND request_params['tokenId'] IS NOT NULL AND session_id IS NOT NULL
+    GROUP BY session_id
+    HAVING count(DISTINCT request_params['tokenId']) = 1
+) AS t ON a.session_id = t.session_id
+WHERE a.workspace_id = :workspace_id AND a.event_time >= :since
+GROUP BY a.user_identity.email, t.token_id, a.event_date, a.service_name, a.action_name
+ORDER BY event_day, identity, token_id, service_name, action_name
+LIMIT {limit}
 """.strip()
 
 
@@ -503,23 +523,12 @@ def _count(text: str | None) -> int:
     return int(text) if text else 0
 
 
-def _audit_login(row: Sequence[str | None]) -> AuditLogin:
-    token_id, session_id, identity, calls, first_seen, last_seen = row
-    return AuditLogin(
-        token_id=str(token_id),
-        session_id=session_id or None,
-        identity=identity or None,
-        calls=_count(calls),
-        first_seen=_parse_sql_time(first_seen),
-        last_seen=_parse_sql_time(last_seen),
-    )
-
-
 def _audit_call(row: Sequence[str | None]) -> AuditCall:
-    identity, session_id, service_name, action_name, calls, first_seen, last_seen = row
+    identity, token_id, day, service_name, action_name, calls, first_seen, last_seen = row
     return AuditCall(
         identity=identity or None,
-        session_id=session_id or None,
+        token_id=token_id or None,
+        day=date.fromisoformat(day) if day else None,
         service_name=str(service_name),
         action_name=action_name or None,
         calls=_count(calls),

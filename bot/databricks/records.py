@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 
@@ -103,23 +103,14 @@ class WorkspaceGateway(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class AuditLogin:
-    """Logins with one token (`accounts` `tokenLogin` events), grouped by session and identity."""
-
-    token_id: str
-    session_id: str | None
-    identity: str | None  # user_identity.email: a user's email or a service principal's application id
-    calls: int
-    first_seen: datetime | None
-    last_seen: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
 class AuditCall:
-    """Audit events grouped by identity, session, service and action."""
+    """Audit events grouped by identity, token, day, service and action. `token_id` is the token
+    whose `tokenLogin` opened the events' session (None: no login session, or one with several
+    tokens)."""
 
-    identity: str | None
-    session_id: str | None
+    identity: str | None  # user_identity.email: a user's email or a service principal's application id
+    token_id: str | None
+    day: date | None
     service_name: str
     action_name: str | None
     calls: int
@@ -129,11 +120,10 @@ class AuditCall:
 
 @dataclass(frozen=True, slots=True)
 class AuditUsage:
-    """One workspace's audit log since a time: token logins and every other call, aggregated."""
+    """One workspace's audit log since a time, aggregated by the warehouse."""
 
     workspace_id: str
     since: datetime
-    logins: tuple[AuditLogin, ...]
     calls: tuple[AuditCall, ...]
 
 

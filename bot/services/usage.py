@@ -11,7 +11,9 @@ Attribution, and where it is approximate:
 - Exact (``approximate = False``, ``token_id`` set): the audit log names a token only on the
   `accounts` `tokenLogin` event (`request_params.tokenId`). When that login's `session_id` comes
   back on other events, and that session id belongs to exactly one token, those events are the
-  token's.
+  token's. The warehouse makes that link (a join on the session) and groups the events by
+  identity, token, day, service and action, so the result grows with the days and services used,
+  not with the number of events.
 - Approximate (``approximate = True``, ``token_id = ""``): every other event of an identity
   (`user_identity.email`: a user's email or a service principal's application id) is attributed
   to the principal, which means to each of its tokens. Such an event may have come from the web
@@ -38,10 +40,11 @@ now. Once narrowed it is the observation days before the enforcement (the event'
 counts too (that call is the job that broke). The report, which reads no `narrowed_at`, uses the
 last observation-days before now for a narrowed token without an announced date.
 
-Known limit: results come back INLINE (JSON_ARRAY), which Databricks caps at 25 MiB a statement.
-The calls statement has one row per identity, session, service and action over the lookback; a
-very busy workspace can exceed that, and then the refresh fails with Databricks' message (shorten
-`usage_lookback_days`, or move the gateway to EXTERNAL_LINKS).
+Known limit: results come back INLINE (JSON_ARRAY), which Databricks caps at 25 MiB a statement,
+read chunk by chunk (`next_chunk_index`). With one row per identity, token, day, service and
+action that takes a very large estate; the gateway also refuses more than `AUDIT_MAX_GROUPS` rows.
+Either way the refresh fails for that workspace with a message saying to shorten
+`usage_lookback_days` (nothing is cut short: a partial count would make rare scopes look unused).
 """
 
 from __future__ import annotations
@@ -182,12 +185,11 @@ class _Aggregate:
 def store_usage(*, session: Session, workspace: str, audit: AuditUsage) -> UsageResult:
     """Attribute the audit rows (see the module docstring) and upsert them into `api_usage`."""
     result = UsageResult(workspace=workspace, ok=True, since=audit.since.isoformat())
-    result.audit_groups = len(audit.logins) + len(audit.calls)
+    result.audit_groups = len(audit.calls)
     identities = _identities(session, workspace)
     owners = dict(
         session.execute(select(Token.token_id, Token.owner_id).where(Token.workspace == workspace)).all()
     )
-    sessions = _session_tokens(audit)
 
     found: dict[tuple[str, str, str], _Aggregate] = {}
     for call in audit.calls:
@@ -200,7 +202,7 @@ def store_usage(*, session: Session, workspace: str, audit: AuditUsage) -> Usage
             key_service = f"{service}.{action}"
         if scope is None:
             result.unmapped_services[service] = result.unmapped_services.get(service, 0) + call.calls
-        token_id = sessions.get(call.session_id) if call.session_id else None
+        token_id = call.token_id or None
         identity = (call.identity or "").strip().lower()
         if token_id is not None:
             principal_id = owners.get(token_id) or identities.get(identity)
@@ -253,15 +255,6 @@ def _identities(session: Session, workspace: str) -> dict[str, str]:
             if identity:
                 found[identity.strip().lower()] = principal_id
     return found
-
-
-def _session_tokens(audit: AuditUsage) -> dict[str, str]:
-    """Session id -> token id, for sessions that logged in with exactly one token."""
-    tokens: dict[str, set[str]] = {}
-    for login in audit.logins:
-        if login.session_id:
-            tokens.setdefault(login.session_id, set()).add(login.token_id)
-    return {session_id: next(iter(ids)) for session_id, ids in tokens.items() if len(ids) == 1}
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
