@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from bot import clock, db
 from bot.cli import app
+from bot.databricks.gateway import gateway_factory
 from bot.models import Principal, Token, Workspace
 from tests.workspaces import sandbox_org
 
@@ -234,6 +235,29 @@ def test_an_expired_credential_says_authentication_failed_not_admin(org, monkeyp
     output = " ".join(result.output.split())
     assert "authentication failed" in output and "check the workspace's credentials" in output
     assert "workspace admin" not in output and expired not in output
+
+
+def test_an_oauth_workspace_gets_a_new_access_token_when_the_old_one_runs_out(org, monkeypatch):
+    prod = org["prod"]
+    prod.add_service_principal(application_id="app-tokenbot", display_name="tokenbot")
+    prod.enable_oauth("app-tokenbot", "s3cret")
+    prod.oauth_token_lifetime = 45  # the SDK renews 40 s early: this token serves 5 s
+    monkeypatch.setenv("PROD_CLIENT_ID", "app-tokenbot")
+    monkeypatch.setenv("PROD_CLIENT_SECRET", "s3cret")
+    config = org.config_path.read_text().replace(
+        'token_env = "PROD_DATABRICKS_TOKEN"', 'client_id_env = "PROD_CLIENT_ID"\nclient_secret_env = "PROD_CLIENT_SECRET"'
+    )
+    org.config_path.write_text(config)
+    settings = org.settings()
+    gateway = gateway_factory(settings.workspaces, settings.databricks)("prod")
+
+    first = gateway.fetch_inventory(known_principals=frozenset())
+    time.sleep(6)
+    second = gateway.fetch_inventory(known_principals=frozenset())
+
+    assert first == second
+    grants = [r for r in prod.requests if r.path == "/oidc/v1/token"]
+    assert len(grants) == 2 and all(r.form["grant_type"] == "client_credentials" for r in grants)
 
 
 def test_an_unknown_autoscope_state_is_kept_as_text(org):
