@@ -1380,7 +1380,7 @@ class DatabricksSandbox:
             raise CredentialRefused()
         if credential.expires_at is not None and credential.expires_at <= self._clock():
             raise CredentialRefused("JWT has expired")
-        if access == "admin" and not credential.admin:
+        if access == "admin" and not credential.admin:  # the code is Databricks'; the text *unconfirmed*
             raise ApiError(403, "PERMISSION_DENIED", "Only workspace admins can use this API.")
         if credential.token_id is not None:
             self._tokens[credential.token_id]["last_used_day"] = _midnight_ms(self._clock())
