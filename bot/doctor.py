@@ -1,5 +1,5 @@
 """The live checks of `tokenbot doctor`: Slack (auth, scopes against manifest.yml, channels) and
-each Databricks workspace (reachable, token management allowed, SCIM readable).
+each Databricks workspace (reachable, credentials accepted, token management allowed, SCIM readable).
 
 Each check is `(name, ok, detail)`: ok True, False (the detail says what to fix) or None (a note).
 Calls are read-only and bounded: doctor waits seconds for a broken host, not the minutes of

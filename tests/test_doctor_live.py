@@ -123,7 +123,7 @@ def test_a_refused_credential_says_to_check_the_credentials_not_to_be_an_admin(w
 
     found = checks()
 
-    ok, detail = found["workspace prod: reachable"]
+    ok, detail = found["workspace prod: credentials"]
     assert ok is False and "authentication failed (Invalid access token." in detail
     assert "check the workspace's credentials" in detail and "admin" not in detail
     assert "dapi-revoked-long-ago" not in detail

@@ -335,12 +335,13 @@ class SdkWorkspaceGateway:
     # doctor ------------------------------------------------------------------------------------
     def check_access(self) -> list[tuple[str, str | None]]:
         """Cheap read-only probes for `tokenbot doctor`: (what, None when fine, else what to fix).
-        Reachable (SCIM Me), token management allowed (the bot's own tokens only), SCIM readable."""
+        Reachable with good credentials (SCIM Me), token management allowed (the bot's own tokens
+        only), SCIM readable."""
         do = self._client.api_client.do
         try:
             me = self._call("reach the workspace (SCIM Me)", lambda: do("GET", f"{SCIM}/Me")) or {}
         except GatewayError as error:
-            return [("reachable", error.message)]
+            return [("credentials" if error.kind == "auth" else "reachable", error.message)]
         own = {"created_by_id": str(me["id"])} if str(me.get("id", "")).isdigit() else None
         probes = (
             ("token management", "list tokens (token-management)", TOKENS_PATH, own),
