@@ -1438,7 +1438,8 @@ class DatabricksSandbox:
         principal_id = sp.id if sp else ADMIN_USER_ID
         self._admin_ids.add(principal_id)
         # Access tokens expire (`expires_in`), then are refused with "JWT has expired"; there is no
-        # refresh token for client_credentials: the SDK asks again (oauth.ClientCredentials).
+        # refresh token for client_credentials: the SDK asks again (oauth.ClientCredentials), and
+        # counts a token as expired 40 s before `expires_in` runs out (oauth.Token.expired).
         lifetime = timedelta(seconds=self.oauth_token_lifetime)
         self._credentials[access_token] = Credential(principal_id, admin=True,
                                                      expires_at=self._clock() + lifetime)
