@@ -124,9 +124,9 @@ def test_a_clock_a_year_ahead_revokes_nothing_and_alerts_the_admins(world_factor
     world = world_factory(per_run=3)
     for index, idle in enumerate((10, 20, 30, 40, 50)):
         add_tokens(world, 8, idle_days=idle, prefix=f"g{index}-")
-    world.sync()
 
-    with freeze_time(real_now() + timedelta(days=365), tick=True):
+    with freeze_time(real_now() + timedelta(days=365), tick=True):  # the sync job runs on that clock too
+        world.sync()
         summary = enforce(world)
 
     assert summary.overdue == 40 and summary.revoked == 0
@@ -222,6 +222,21 @@ def test_a_preview_trips_nothing_and_tells_nobody(world_factory):
 
     assert summary.breaker and not summary.breaker_tripped and not breaker_state(world).tripped
     assert len(admin_texts(world)) == before and deletes(world) == []
+
+
+# stale data ---------------------------------------------------------------------------------
+
+
+def test_a_workspace_not_synced_for_three_intervals_is_left_alone(world_factory):
+    world = world_factory()
+    add_tokens(world, 2, idle_days=70)
+    with freeze_time(real_now() - timedelta(hours=4)):  # the last sync, four hourly syncs ago
+        world.sync()
+
+    summary = enforce(world)
+
+    assert (summary.revoked, summary.held) == (0, {"stale_sync": 2})
+    assert deletes(world) == []
 
 
 # recent use -----------------------------------------------------------------------------------

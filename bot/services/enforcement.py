@@ -13,7 +13,8 @@ when its `org_policy` deadline (already moved by any active exemption) is at or 
 Guards (DESIGN.md section 6), each tested, each giving a held-back token its reason code:
 
 - `stale_sync`: its workspace's last sync was not clean (`stale` after a failed sync, `held` after a
-  suspicious listing): its deadlines come from old data.
+  suspicious listing), or its last good sync is older than three sync intervals (by the local clock,
+  which the clock check vouches for): its deadlines come from old data.
 - `hold`: an open request to the admins (an extension awaiting approval, "not mine" awaiting an
   owner) waits for that answer. An owner's Accept is consent, not an objection.
 - `recent_use`: used within `policy.enforce_min_idle_days`, whatever the rule says (the database
@@ -71,6 +72,7 @@ logger = logging.getLogger(__name__)
 OVERDUE_STEP = "overdue"
 OVERDUE_NOTE = "past tokenbot's policy deadline with no decision; enforcement is off"
 CLOCK_TOLERANCE = timedelta(minutes=5)
+SYNCS_OF_GRACE = 3  # a workspace's last good sync may be this many sync intervals old
 
 
 class HeldReason(StrEnum):
@@ -303,7 +305,7 @@ def overdue_tokens(
     if not found:
         return []
     found.sort(key=lambda item: (item.deadline.due_at, item.view.workspace, item.view.token_id))
-    clean = set(session.execute(select(Workspace.name).where(Workspace.status == "ok")).scalars())
+    clean = _freshly_synced(session, policy)
     held = _held_back(session, {item.view.pk for item in found}, dry_run)
     idle_since = now - timedelta(days=policy.enforce_min_idle_days)
     unclean: dict[str, int] = defaultdict(int)
@@ -323,7 +325,7 @@ def overdue_tokens(
             summary.note(item, Result.HELD, reason)
     for workspace, count in sorted(unclean.items()):
         logger.warning(
-            "enforcement: %s overdue token(s) in %s left alone: its last sync did not succeed",
+            "enforcement: %s overdue token(s) in %s left alone: its last sync failed or is too old",
             count,
             workspace,
         )
@@ -331,6 +333,15 @@ def overdue_tokens(
     summary.waiting = sum(1 for item in summary.tokens if item.reason is HeldReason.HOLD)
     summary.recently_used = sum(1 for item in summary.tokens if item.reason is HeldReason.RECENT_USE)
     return chosen
+
+
+def _freshly_synced(session: Session, policy: Policy) -> set[str]:
+    """Workspaces whose last sync succeeded, recently enough that a missed sync job is noticed."""
+    since = clock.now() - SYNCS_OF_GRACE * timedelta(minutes=policy.sync_interval_minutes)
+    rows = session.execute(
+        select(Workspace.name).where(Workspace.status == "ok", Workspace.last_success_at >= since)
+    )
+    return set(rows.scalars())
 
 
 def _used_since(view: TokenView, since: datetime) -> bool:
