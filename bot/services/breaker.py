@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from bot.domain.policy import DeadlineKind
+from bot.domain.policy import DeadlineKind, Policy
 from bot.models import Decision
 from bot.services import decisions
 
@@ -80,6 +80,22 @@ def revocations_since(*, session: Session, since: datetime) -> int:
         for parameters in rows
         if parameters.get("deadline_kind") == DeadlineKind.ORG_POLICY and not parameters.get("dry_run")
     )
+
+
+def trips(*, policy: Policy, due: int, counted: int) -> str | None:
+    """Why a run with `due` tokens to revoke must trip the breaker, or None. `counted`: the
+    revocations the daily limit already weighs (`BreakerState.counted`)."""
+    if due > policy.max_revocations_per_run:
+        return (
+            f"{due} tokens are due at once, more than policy.max_revocations_per_run "
+            f"({policy.max_revocations_per_run})"
+        )
+    if counted + due > policy.max_revocations_per_day:
+        return (
+            f"{due} tokens are due after {counted} revoked in the last 24 hours, more than "
+            f"policy.max_revocations_per_day ({policy.max_revocations_per_day})"
+        )
+    return None
 
 
 def trip(

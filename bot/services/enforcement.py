@@ -51,11 +51,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot import clock
-from bot.databricks.records import GatewayError
 from bot.db import session_scope
 from bot.domain.policy import Deadline, DeadlineKind, Policy
 from bot.models import Decision, Notification, Workspace
-from bot.services import breaker, decisions, digest, report
+from bot.services import breaker, clocks, decisions, digest, report
 from bot.services.inventory import GatewayFactory
 from bot.services.ports import (
     Delivery,
@@ -71,7 +70,6 @@ logger = logging.getLogger(__name__)
 
 OVERDUE_STEP = "overdue"
 OVERDUE_NOTE = "past tokenbot's policy deadline with no decision; enforcement is off"
-CLOCK_TOLERANCE = timedelta(minutes=5)
 SYNCS_OF_GRACE = 3  # a workspace's last good sync may be this many sync intervals old
 
 
@@ -234,14 +232,6 @@ class EnforcementNotifier(Protocol):
         ...
 
 
-class TimeSource(Protocol):
-    """A service whose answers carry its clock (the HTTP `Date` header)."""
-
-    name: str
-
-    def server_time(self) -> datetime: ...
-
-
 # ---------------------------------------------------------------------------------------------
 # the run
 
@@ -255,7 +245,7 @@ def run(
     sender: ReminderSender,
     admin_channel: str | None,
     now: datetime,
-    slack_clock: TimeSource | None,
+    slack_clock: clocks.TimeSource | None,
     dry_run: bool = False,
     preview: bool = False,
 ) -> EnforcementSummary:
@@ -381,13 +371,14 @@ def _enforce(
     admin_channel: str | None,
     candidates: list[Overdue],
     now: datetime,
-    slack_clock: TimeSource | None,
+    slack_clock: clocks.TimeSource | None,
     summary: EnforcementSummary,
 ) -> None:
-    sources: list[TimeSource] = [slack_clock] if slack_clock is not None else []
     workspaces = sorted({item.view.workspace for item in candidates})
-    sources += [_DatabricksClock(gateway_for, name) for name in workspaces]
-    problem = check_clocks(sources, expected=len(workspaces) + 1)
+    sources = [clocks.DatabricksClock(gateway_for, name) for name in workspaces]
+    problem = clocks.problem([slack_clock, *sources] if slack_clock else sources)
+    if slack_clock is None:
+        problem = "; ".join(filter(None, ["Slack cannot be asked the time (no Slack client)", problem]))
     if problem:
         summary.clock_problem = problem
         logger.error("enforcement held: %s", problem)
@@ -401,7 +392,7 @@ def _enforce(
         for item in candidates:
             summary.note(item, Result.HELD, HeldReason.BREAKER)
         return
-    why = _breaker_trips(policy, len(candidates), current.counted)
+    why = breaker.trips(policy=policy, due=len(candidates), counted=current.counted)
     if why:
         summary.breaker = why
         if not summary.preview:
@@ -422,60 +413,6 @@ def _enforce(
             summary.note(item, Result.WOULD_REVOKE)
         return
     _revoke_all(engine, gateway_for, notifier, admin_channel, candidates, summary)
-
-
-def check_clocks(sources: Sequence[TimeSource], *, expected: int = 0) -> str | None:
-    """Why the local clock cannot be trusted now, or None when every source agrees with it."""
-    problems = [] if len(sources) >= expected else ["Slack cannot be asked the time"]
-    for source in sources:
-        try:
-            server = source.server_time()
-        except Exception as error:  # any failure: the clock is unconfirmed, so nothing is revoked
-            message = error.message if isinstance(error, GatewayError) else str(error)
-            logger.warning("enforcement: %s could not be asked the time: %s", source.name, message)
-            problems.append(f"{source.name} could not be asked the time ({_first_line(message)})")
-            continue
-        skew = clock.now() - server
-        if abs(skew) > CLOCK_TOLERANCE:
-            side = "ahead of" if skew > timedelta(0) else "behind"
-            problems.append(f"the local clock is {_duration(abs(skew))} {side} {source.name}'s")
-    return "; ".join(problems) or None
-
-
-class _DatabricksClock:
-    def __init__(self, gateway_for: GatewayFactory, workspace: str) -> None:
-        self.name = f"Databricks ({workspace})"
-        self._gateway_for, self._workspace = gateway_for, workspace
-
-    def server_time(self) -> datetime:
-        return self._gateway_for(self._workspace).server_time()
-
-
-def _first_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[0][:200] if lines else "no reason given"
-
-
-def _duration(span: timedelta) -> str:
-    if span >= timedelta(days=2):
-        return f"{span.days} days"
-    if span >= timedelta(hours=2):
-        return f"{int(span.total_seconds() // 3600)} hours"
-    return f"{int(span.total_seconds() // 60)} minutes"
-
-
-def _breaker_trips(policy: Policy, due: int, revoked_last_day: int) -> str | None:
-    if due > policy.max_revocations_per_run:
-        return (
-            f"{due} tokens are due at once, more than policy.max_revocations_per_run "
-            f"({policy.max_revocations_per_run})"
-        )
-    if revoked_last_day + due > policy.max_revocations_per_day:
-        return (
-            f"{due} tokens are due after {revoked_last_day} revoked in the last 24 hours, more than "
-            f"policy.max_revocations_per_day ({policy.max_revocations_per_day})"
-        )
-    return None
 
 
 def _listed(item: Overdue) -> dict[str, Any]:
