@@ -22,10 +22,10 @@ from tests.world import make_world
 runner = CliRunner()
 
 
-def policy_toml(per_run: int) -> str:
+def policy_toml(per_run: int, enforce: bool) -> str:
     return (
         '[policy]\norg_max_inactive_days = 60\norg_max_lifetime_days = 365\nquiet_hours = "off"\n'
-        f"enforce = true\nmax_revocations_per_run = {per_run}\n"
+        f"enforce = {str(enforce).lower()}\nmax_revocations_per_run = {per_run}\n"
     )
 
 
@@ -34,8 +34,8 @@ def world_factory(tmp_path, monkeypatch, database_url):
     """prod: two tokens idle for 70 days, and one over the 365-day lifetime but used yesterday."""
     made = []
 
-    def make(per_run: int = 20):
-        world, stack = make_world(tmp_path, monkeypatch, database_url, policy=policy_toml(per_run))
+    def make(per_run: int = 20, enforce: bool = True):
+        world, stack = make_world(tmp_path, monkeypatch, database_url, policy=policy_toml(per_run, enforce))
         made.append((world, stack))
         prod = world.org["prod"]
         owner = prod.add_user(user_name="owen@example.com")
@@ -113,6 +113,16 @@ def test_the_hourly_job_and_the_command_run_the_same_pass_and_share_the_breaker(
     assert result.exit_code == 1
     assert "Stopped: the breaker is tripped: 2 tokens are due at once" in result.output
     assert "held (breaker" in result.output and deletes(world) == []
+
+
+def test_with_enforcement_off_the_pass_escalates_and_revokes_nothing(world_factory):
+    world = world_factory(enforce=False)
+
+    result = runner.invoke(app, ["enforce"])
+
+    assert result.exit_code == 0, result.output
+    assert "Enforcement off: 3 overdue, 3 escalated to the admins channel" in result.output
+    assert deletes(world) == [] and "3 tokens need an admin" in world.slack.messages(ADMIN_CHANNEL)[-1]["text"]
 
 
 def test_a_failed_revocation_exits_1(world_factory):
