@@ -496,6 +496,48 @@ def remind(
 
 
 # ---------------------------------------------------------------------------------------------
+# enforce
+
+
+@app.command()
+def enforce(
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Say what would be revoked and what holds each token back; change nothing."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the pass (every overdue token) as JSON."),
+) -> None:
+    """One enforcement pass, exactly as the hourly job runs it: revoke the overdue tokens the guards
+    let through (with policy.enforce = false, escalate them), and say what held the others back
+    (clock skew, breaker, stale sync, recent use, open request). Exit 1 if a revocation or a message
+    failed, or a guard stopped the whole pass (the clock, the breaker)."""
+    settings = load_or_exit()
+    if not settings.workspaces:
+        raise usage_error(
+            "no workspaces configured: add [[workspaces]] to the TOML file or set DATABRICKS_HOST"
+        )
+    engine = open_database(settings)
+    if settings.slack_bot_token is None:
+        raise usage_error(
+            "SLACK_BOT_TOKEN is not set: enforcement checks the clock against Slack's and tells "
+            "owners and admins what it did"
+        )
+    from bot.scheduler import JobContext, enforcement_pass
+    from bot.slack.client import make_client
+
+    context = JobContext(
+        settings=settings, engine=engine, client=make_client(settings), gateway_for=_gateway_factory(settings)
+    )
+    summary = enforcement_pass(context, preview=dry_run)
+    if as_json:
+        sys.stdout.write(json.dumps(summary.as_dict(), indent=2) + "\n")
+    else:
+        for line in terminal.enforcement_lines(summary, enforce=settings.policy.enforce):
+            out.print(escape(line), highlight=False, soft_wrap=True)
+    if summary.failed or summary.notify_failed or summary.stopped:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+# ---------------------------------------------------------------------------------------------
 # events
 
 events_app = typer.Typer(help="Auto-scoping events (the webhook's, from files).", no_args_is_help=True)

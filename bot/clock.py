@@ -3,6 +3,7 @@
 Tests freeze it with freezegun; nothing else in the code calls `datetime.now()` directly.
 """
 
+import email.utils
 from datetime import UTC, datetime
 
 
@@ -19,3 +20,12 @@ def from_ms(ms: int | None) -> datetime | None:
 
 def to_ms(moment: datetime | None) -> int:
     return -1 if moment is None else int(moment.timestamp() * 1000)
+
+
+def from_http_date(value: str | None) -> datetime | None:
+    """An HTTP `Date` header ("Mon, 30 Nov 2026 06:16:36 GMT") as aware UTC; None when absent or malformed."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(value or "")
+    except (TypeError, ValueError):
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

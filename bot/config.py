@@ -88,6 +88,8 @@ class PolicyConfig(_FileModel):
     sync_interval_minutes: int = Field(default=60, ge=5, le=1440)
     enforce: bool = False
     max_revocations_per_run: int = Field(default=20, ge=0, le=10000)
+    max_revocations_per_day: int = Field(default=50, ge=0, le=100000)
+    enforce_min_idle_days: int = Field(default=7, ge=1, le=3650)
     usage_lookback_days: int = Field(default=180, ge=1, le=365)
     max_gone_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
     rotation_grace_hours: int = Field(default=24, ge=0, le=720)

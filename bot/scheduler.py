@@ -165,12 +165,14 @@ def digest_job(context: JobContext) -> None:
     logger.info("digest posted to %s: %s", settings.slack.digest_channel, posted.summary())
 
 
-def enforcement_job(context: JobContext) -> None:
+def enforcement_pass(context: JobContext, *, preview: bool = False) -> enforcement.EnforcementSummary:
+    """One enforcement pass, as the hourly job and `tokenbot enforce` both run it."""
+    from bot.slack.client import SlackClock
     from bot.slack.messenger import SlackMessenger
     from bot.slack.notices import SlackEnforcementNotifier
 
     settings = context.settings
-    summary = enforcement.run(
+    return enforcement.run(
         engine=context.engine,
         gateway_for=context.gateway_for,
         policy=settings.policy,
@@ -178,22 +180,26 @@ def enforcement_job(context: JobContext) -> None:
         sender=SlackMessenger(context.client),
         admin_channel=settings.slack.admin_channel,
         now=context.now(),
+        slack_clock=SlackClock(context.client),
         dry_run=settings.dry_run,
+        preview=preview,
     )
+
+
+def enforcement_job(context: JobContext) -> None:
+    summary = enforcement_pass(context)
     for action, status in summary.outcomes:
         metrics.DECISIONS.labels(action, status).inc()
     if summary.overdue:
         logger.info(
-            "enforcement (%s): %s overdue, %s revoked, %s failed, %s escalated, %s over the limit, "
-            "%s in workspaces not synced, %s waiting for the admins",
-            "on" if settings.policy.enforce else "off",
+            "enforcement (%s): %s overdue, %s revoked, %s failed, %s escalated, held back: %s%s",
+            "on" if context.settings.policy.enforce else "off",
             summary.overdue,
             summary.revoked,
             summary.failed,
             summary.escalated,
-            summary.remaining,
-            summary.skipped_stale,
-            summary.waiting,
+            ", ".join(f"{count} {reason}" for reason, count in sorted(summary.held.items())) or "none",
+            f" (stopped: {summary.clock_problem or summary.breaker})" if summary.stopped else "",
         )
 
 

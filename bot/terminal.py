@@ -16,6 +16,7 @@ from bot.domain.policy import DEADLINE_LABELS, Policy
 from bot.services.report import TokenView, contract_json, contract_rows, iso, without_gc
 
 if TYPE_CHECKING:  # the sync service is only a type here: `tokenbot report` need not import it
+    from bot.services.enforcement import EnforcementSummary
     from bot.services.inventory import SyncResult
 
 CSV_COLUMNS = (
@@ -133,3 +134,58 @@ def report_table(views: Sequence[TokenView], now: datetime) -> Table:
             escape(", ".join(view.evaluation.finding_codes)),
         )
     return table
+
+
+# ---------------------------------------------------------------------------------------------
+# tokenbot enforce
+
+HELD_WORDS = {
+    "stale_sync": "its workspace's last sync was not clean",
+    "hold": "an open request to the admins",
+    "recent_use": "used too recently (policy.enforce_min_idle_days)",
+    "clock_skew": "the local clock disagrees with Databricks' or Slack's",
+    "breaker": "the enforcement breaker",
+    "dry_run_recorded": "already recorded in an earlier dry run",
+}
+
+
+def printable(text: str | None) -> str:
+    """Text from Databricks or people, safe on a terminal: no control characters."""
+    return "".join(ch if ch.isprintable() else "?" for ch in (text or ""))
+
+
+def enforcement_lines(summary: EnforcementSummary, *, enforce: bool) -> list[str]:
+    """One line per overdue token (what happened, or what held it back), then the totals."""
+    lines = []
+    for item in summary.tokens:
+        what = str(item.result).replace("_", " ")
+        if item.reason is not None:
+            what += f" ({item.reason}: {HELD_WORDS.get(str(item.reason), item.reason)})"
+        owner = f" of {printable(item.owner)}" if item.owner else ""
+        message = f": {printable(item.message)}" if item.message and item.result != "revoked" else ""
+        lines.append(
+            f"{printable(item.workspace)}/{printable(item.token_id)}{owner}, {printable(item.rule)}, "
+            f"due {item.due_at:%Y-%m-%d}: {what}{message}"
+        )
+    mode = "preview, nothing changed" if summary.preview else "dry run" if summary.dry_run else None
+    held = ", ".join(f"{count} {reason}" for reason, count in sorted(summary.held.items())) or "none"
+    lines.append(
+        f"Enforcement {'on' if enforce else 'off'}{f' ({mode})' if mode else ''}: {summary.overdue} overdue, "
+        + (
+            f"{summary.revoked} revoked, {summary.failed} failed"
+            if enforce
+            else f"{summary.escalated} escalated to the admins channel"
+        )
+        + f"; held back: {held}."
+    )
+    if summary.clock_problem:
+        lines.append(f"Stopped: the clock cannot be trusted: {printable(summary.clock_problem)}.")
+    elif summary.breaker:
+        state = "would trip" if summary.preview and not summary.breaker_tripped else "is tripped"
+        lines.append(
+            f"Stopped: the breaker {state}: {printable(summary.breaker)}. "
+            "An admin re-arms it with `/tokens enforcement resume`."
+        )
+    if summary.notify_failed:
+        lines.append(f"{summary.notify_failed} message(s) could not be delivered (see the log).")
+    return lines

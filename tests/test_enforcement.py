@@ -14,7 +14,7 @@ from bot import clock, db
 from bot.models import Decision, Notification, Token
 from bot.services import decisions, enforcement, inventory
 from bot.slack.app import make_deps
-from bot.slack.client import make_client
+from bot.slack.client import SlackClock, make_client
 from bot.slack.messenger import SlackMessenger
 from bot.slack.notices import SlackEnforcementNotifier
 from tests.bot_server import running_bot, wait_for
@@ -91,6 +91,7 @@ def enforce(world, *, dry_run: bool = False, now=None) -> enforcement.Enforcemen
         sender=SlackMessenger(client),
         admin_channel=settings.slack.admin_channel,
         now=now or clock.now() + LATER,
+        slack_clock=SlackClock(client),
         dry_run=dry_run,
     )
 
@@ -124,7 +125,7 @@ def test_an_overdue_token_is_revoked_by_tokenbot_with_the_rule_and_everyone_is_t
 
     summary = enforce(world)
 
-    assert (summary.overdue, summary.revoked, summary.failed, summary.remaining) == (5, 5, 0, 0)
+    assert (summary.overdue, summary.revoked, summary.failed, summary.stopped) == (5, 5, 0, False)
     assert live(world.org["prod"]) == set() and live(world.org["dev"]) == set()
     decision = revocations(world)[0]
     assert (decision.status, decision.actor_slack_id, decision.actor_role) == (
@@ -228,21 +229,17 @@ def test_dry_run_records_what_would_happen_once_and_calls_nothing(world_factory)
         assert session.execute(select(Token.gone_at).where(Token.gone_at.is_not(None))).first() is None
 
 
-def test_above_the_limit_the_most_overdue_go_first_then_it_stops_and_alerts_the_admins(world_factory):
+def test_above_the_limit_nothing_is_revoked_and_the_breaker_trips(world_factory):
     world = world_factory(enforce=True, limit=2)
 
     summary = enforce(world)
 
-    assert (summary.revoked, summary.remaining, summary.stopped) == (2, 3, True)
-    assert sorted(deletes(world.org["prod"])) == ["p-older", "p-oldest"]
+    assert (summary.revoked, summary.breaker_tripped) == (0, True)
+    assert summary.held == {"breaker": 5}
+    assert deletes(world.org["prod"]) == [] and deletes(world.org["dev"]) == []
     alert = newest_text(world, ADMIN_CHANNEL)
-    assert (
-        "Enforcement stopped: 3 more overdue token(s) wait, over the limit of 2 revocations per run" in alert
-    )
-
-    nothing = world_factory(enforce=True, limit=0)
-    assert enforce(nothing).revoked == 0 and deletes(nothing.org["prod"]) == []
-    assert "over the limit of 0 revocations per run" in newest_text(nothing, ADMIN_CHANNEL)
+    assert "Enforcement breaker tripped: none of 5 due token(s) was revoked" in alert
+    assert "max_revocations_per_run (2)" in alert and "p-oldest" in alert
 
 
 def test_a_token_with_an_open_request_waits_for_the_admins(world_factory):

@@ -29,7 +29,7 @@ from databricks.sdk.errors import (
     Unauthenticated,
 )
 
-from bot.clock import from_ms
+from bot.clock import from_http_date, from_ms
 from bot.config import DatabricksConfig, WorkspaceConfig
 from bot.databricks.records import (
     AuditCall,
@@ -331,6 +331,22 @@ class SdkWorkspaceGateway:
             self._client.api_client.do("POST", f"{STATEMENTS_PATH}/{statement_id}/cancel")
         except (DatabricksError, requests.RequestException, OSError) as error:
             logger.warning("workspace %s: could not cancel statement %s: %s", self.name, statement_id, error)
+
+    # clock -------------------------------------------------------------------------------------
+    def server_time(self) -> datetime:
+        """The `Date` header of a fresh answer (SCIM Me: small, read-only): Databricks' clock, which
+        enforcement compares with the local one before it revokes anything."""
+        answer = self._call(
+            "read Databricks' clock (SCIM Me)",
+            lambda: self._client.api_client.do("GET", f"{SCIM}/Me", response_headers=["Date"]),
+        )
+        value = (answer or {}).get("Date")
+        moment = from_http_date(value)
+        if moment is None:
+            raise GatewayError(
+                "other", f"workspace {self.name} answered without a valid Date header ({value!r})"
+            )
+        return moment
 
     # doctor ------------------------------------------------------------------------------------
     def check_access(self) -> list[tuple[str, str | None]]:

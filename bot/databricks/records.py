@@ -98,6 +98,10 @@ class WorkspaceGateway(Protocol):
         """Write a string into a secret scope (created or overwritten)."""
         ...
 
+    def server_time(self) -> datetime:
+        """Databricks' clock: the `Date` header of a fresh, read-only answer."""
+        ...
+
 
 # --- observed usage (system.access.audit through the Statement Execution API) ---------------------
 

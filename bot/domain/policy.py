@@ -70,6 +70,8 @@ class Policy:
     sync_interval_minutes: int = 60
     enforce: bool = False
     max_revocations_per_run: int = 20
+    max_revocations_per_day: int = 50  # enforcement's breaker: more in 24 hours trips it
+    enforce_min_idle_days: int = 7  # enforcement never revokes a token used more recently
     usage_lookback_days: int = 180
     max_gone_fraction: float = 0.2
     rotation_grace_hours: int = 24

@@ -185,7 +185,7 @@ def seed(prod: DatabricksSandbox, analytics: DatabricksSandbox, slack: SlackSand
         "analytics",
         comment="legacy extract",
         created_at=now - 380 * day,
-        last_used_at=now - 5 * day,
+        last_used_at=now - 10 * day,  # enforcement never revokes a token used within 7 days
         scopes=["sql"],
         expires_at=now + 150 * day,
     )

@@ -7,6 +7,7 @@ request to a routing function as a parsed `Request`, records it, and applies inj
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import re
@@ -91,6 +92,16 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms stall
     server: _Server
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header (sent with every answer by `send_response`) from the machine's real clock.
+
+        Real services send their own clock's time (RFC 9110 section 6.6.1), whatever the client's
+        clock says; tests move the client's clock with freezegun, which patches `time.time` in every
+        thread but not `clock_gettime`, so the sandboxes keep answering with the real time."""
+        if timestamp is None:
+            timestamp = time.clock_gettime(time.CLOCK_REALTIME)
+        return email.utils.formatdate(timestamp, usegmt=True)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         logger.debug("sandbox %s: " + format, self.server.owner.name, *args)

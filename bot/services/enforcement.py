@@ -1,7 +1,7 @@
 """Enforcement of tokenbot's own policy: what happens when an `org_policy` deadline passes.
 
-A scheduled job (bot/scheduler.py) calls `run()`. A token is overdue when its `org_policy`
-deadline (already moved by any active exemption) is at or before now. Then:
+The hourly job (bot/scheduler.py) and `tokenbot enforce` both call `run()`. A token is overdue
+when its `org_policy` deadline (already moved by any active exemption) is at or before now. Then:
 
 - `policy.enforce = true`: tokenbot revokes it through `decisions.revoke` (actor `tokenbot`, the
   rule that triggered it in the reason, so the decision row says why), tells the owner in a DM when
@@ -10,17 +10,29 @@ deadline (already moved by any active exemption) is at or before now. Then:
   channel once (a `notification` row of step "overdue", so the next run does not repeat it), with
   the decision buttons of a reminder. The digest lists these tokens as overdue.
 
-Guards, each tested: never for a token whose workspace did not sync cleanly last time (status other
-than `ok`: `stale` after a failed sync, `held` after a suspicious one), since its deadlines come
-from old data; never a Databricks call in dry run (`decisions.revoke` records a dry-run decision,
-once per token); never more than `policy.max_revocations_per_run` revocations in one run: the most
-overdue go first, then the run stops and alerts the admins channel with how many wait (a bad sync or
-a bad rule must not revoke everything at once). Tokens with an open request to the admins (an
-extension awaiting approval, "not mine" awaiting an owner) wait for that answer. An owner's Accept
-is consent, not an objection: it does not hold a token back.
+Guards (DESIGN.md section 6), each tested, each giving a held-back token its reason code:
 
-Each revocation is its own transaction, so one failure cannot stop the others; messages go out
-after the revocations are committed.
+- `stale_sync`: its workspace's last sync was not clean (`stale` after a failed sync, `held` after a
+  suspicious listing), or its last good sync is older than three sync intervals (by the local clock,
+  which the clock check vouches for): its deadlines come from old data.
+- `hold`: an open request to the admins (an extension awaiting approval, "not mine" awaiting an
+  owner) waits for that answer. An owner's Accept is consent, not an objection.
+- `recent_use`: used within `policy.enforce_min_idle_days`, whatever the rule says (the database
+  keeps the best known last use: a listing that dropped the field does not erase it).
+- `clock_skew`: before revoking anything, the local clock is compared with the `Date` header of a
+  fresh answer from Slack and from each workspace concerned; more than five minutes apart (or a
+  clock that cannot be read) and nothing is revoked, and the admins channel is told. A clock a year
+  off makes every token look overdue.
+- `breaker`: more tokens due than `policy.max_revocations_per_run`, or more than
+  `policy.max_revocations_per_day` within 24 hours, trips the breaker (`bot/services/breaker.py`):
+  nothing is revoked, the admins channel gets the list, and enforcement stays off until an admin
+  resumes it (`/tokens enforcement resume`).
+- `dry_run_recorded`: in dry run, a token already recorded as revoked in dry run (once is enough).
+
+Dry run (`TOKENBOT_DRY_RUN`) records dry-run decisions and calls no mutating Databricks API;
+`preview` (`tokenbot enforce --dry-run`) writes and sends nothing at all and only says what would
+happen. Each revocation is its own transaction, so one failure cannot stop the others; messages go
+out after the revocations are committed.
 """
 
 from __future__ import annotations
@@ -28,19 +40,21 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from bot import clock
 from bot.db import session_scope
 from bot.domain.policy import Deadline, DeadlineKind, Policy
 from bot.models import Decision, Notification, Workspace
-from bot.services import decisions, digest, report
+from bot.services import breaker, clocks, decisions, digest, report
 from bot.services.inventory import GatewayFactory
 from bot.services.ports import (
     Delivery,
@@ -56,6 +70,30 @@ logger = logging.getLogger(__name__)
 
 OVERDUE_STEP = "overdue"
 OVERDUE_NOTE = "past tokenbot's policy deadline with no decision; enforcement is off"
+SYNCS_OF_GRACE = 3  # a workspace's last good sync may be this many sync intervals old
+
+
+class HeldReason(StrEnum):
+    """Why an overdue token was not revoked this run."""
+
+    STALE_SYNC = "stale_sync"
+    HOLD = "hold"
+    RECENT_USE = "recent_use"
+    CLOCK_SKEW = "clock_skew"
+    BREAKER = "breaker"
+    DRY_RUN_RECORDED = "dry_run_recorded"
+
+
+class Result(StrEnum):
+    """What one run did with one overdue token."""
+
+    REVOKED = "revoked"  # applied (or recorded as a dry run)
+    WOULD_REVOKE = "would_revoke"  # preview
+    FAILED = "failed"
+    REFUSED = "refused"  # someone revoked it meanwhile
+    HELD = "held"
+    ESCALATED = "escalated"  # enforcement off: told to the admins channel
+    WOULD_ESCALATE = "would_escalate"  # enforcement off, preview (or already told)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,25 +108,57 @@ class Overdue:
 
 @dataclass(frozen=True, slots=True)
 class Enforced:
-    """A token one run revoked (or would have, in dry run), or failed to revoke."""
+    """A token one run revoked (or would have, in dry run), failed to revoke, or held back."""
 
     token: digest.TokenRef
     token_pk: int
     rule: str
     due_at: datetime
-    status: str  # the decision's status: applied, failed, refused; "error" for a crash
+    status: str  # the decision's status: applied, failed, refused; "error" for a crash; "held"
     message: str
     already_gone: bool = False
+
+    @classmethod
+    def held(cls, item: Overdue, message: str = "") -> Enforced:
+        token = digest.TokenRef.of(item.view)
+        return cls(token, item.view.pk, item.rule, item.deadline.due_at, "held", message)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenOutcome:
+    """One overdue token in a run's summary (what `tokenbot enforce` prints)."""
+
+    workspace: str
+    token_id: str
+    owner: str | None
+    rule: str
+    due_at: datetime
+    result: Result
+    reason: HeldReason | None = None
+    message: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["due_at"] = self.due_at.isoformat()
+        return values
 
 
 @dataclass
 class EnforcementReport:
-    """What the admins channel hears after a run that revoked, failed or stopped."""
+    """What the admins channel hears after a run that revoked or failed to revoke."""
 
     revoked: list[Enforced]
     failed: list[Enforced]
-    remaining: int  # overdue tokens left for later runs by the per-run limit
-    limit: int
+    dry_run: bool
+
+
+@dataclass
+class HeldReport:
+    """What the admins channel hears when a guard stopped a whole run (clock, breaker)."""
+
+    reason: HeldReason
+    why: str
+    tokens: list[Enforced]
     dry_run: bool
 
 
@@ -97,17 +167,55 @@ class EnforcementSummary:
     overdue: int = 0  # org_policy deadlines passed, before the guards
     skipped_stale: int = 0  # in a workspace whose last sync was not clean
     waiting: int = 0  # an open request to the admins holds them
+    recently_used: int = 0  # used within policy.enforce_min_idle_days
     revoked: int = 0  # applied (or recorded as a dry run)
     failed: int = 0
     escalated: int = 0  # enforcement off: newly told to the admins channel
-    remaining: int = 0  # over policy.max_revocations_per_run, left for the next runs
     notify_failed: int = 0
     dry_run: bool = False
+    preview: bool = False
+    clock_problem: str | None = None  # why the clocks were not trusted; nothing was revoked
+    breaker: str | None = None  # why the breaker holds enforcement (tripped before, or by this run)
+    breaker_tripped: bool = False  # this run tripped it
     outcomes: list[tuple[str, str]] = field(default_factory=list)  # (action, status) of each decision
+    tokens: list[TokenOutcome] = field(default_factory=list)
 
     @property
     def stopped(self) -> bool:
-        return self.remaining > 0
+        """A guard held the whole run back (clock or breaker)."""
+        return bool(self.clock_problem or self.breaker)
+
+    @property
+    def held(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for item in self.tokens:
+            if item.reason is not None:
+                counts[str(item.reason)] += 1
+        return dict(counts)
+
+    def note(
+        self, item: Overdue, result: Result, reason: HeldReason | None = None, message: str = ""
+    ) -> None:
+        self.tokens.append(
+            TokenOutcome(
+                item.view.workspace,
+                item.view.token_id,
+                item.view.owner,
+                item.rule,
+                item.deadline.due_at,
+                result,
+                reason,
+                message or None,
+            )
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["tokens"] = [item.as_dict() for item in self.tokens]
+        values["held"] = self.held
+        values["stopped"] = self.stopped
+        values.pop("outcomes")
+        return values
 
 
 class EnforcementNotifier(Protocol):
@@ -116,7 +224,11 @@ class EnforcementNotifier(Protocol):
         ...
 
     def admins_report(self, channel: str, report: EnforcementReport) -> Delivery:
-        """Tell the admins channel what a run did (revoked, failed, stopped at the limit)."""
+        """Tell the admins channel what a run did (revoked, failed)."""
+        ...
+
+    def admins_held(self, channel: str, report: HeldReport) -> Delivery:
+        """Tell the admins channel that a guard stopped the run, why, and what it held back."""
         ...
 
 
@@ -133,16 +245,29 @@ def run(
     sender: ReminderSender,
     admin_channel: str | None,
     now: datetime,
+    slack_clock: clocks.TimeSource | None,
     dry_run: bool = False,
+    preview: bool = False,
 ) -> EnforcementSummary:
-    """One enforcement run: revoke (or escalate) every overdue token the guards let through."""
-    summary = EnforcementSummary(dry_run=dry_run)
+    """One enforcement run: revoke (or escalate) every overdue token the guards let through.
+    `slack_clock` None means Slack cannot be asked, and then nothing is revoked."""
+    summary = EnforcementSummary(dry_run=dry_run, preview=preview)
     with session_scope(engine) as session:
-        candidates = overdue_tokens(session=session, policy=policy, now=now, summary=summary, dry_run=dry_run)
+        candidates = overdue_tokens(
+            session=session,
+            policy=policy,
+            now=now,
+            summary=summary,
+            dry_run=dry_run and not preview,
+            revoking=policy.enforce,
+        )
     if not candidates:
         return summary
     if policy.enforce:
-        _enforce(engine, gateway_for, policy, notifier, admin_channel, candidates, dry_run, summary)
+        _enforce(engine, gateway_for, policy, notifier, admin_channel, candidates, now, slack_clock, summary)
+    elif preview:
+        for item in candidates:
+            summary.note(item, Result.WOULD_ESCALATE)
     else:
         _escalate(engine, sender, admin_channel, candidates, now, summary)
     return summary
@@ -155,8 +280,10 @@ def overdue_tokens(
     now: datetime,
     summary: EnforcementSummary | None = None,
     dry_run: bool = False,
+    revoking: bool = False,
 ) -> list[Overdue]:
-    """Overdue org_policy deadlines the guards let through, most overdue first."""
+    """Overdue org_policy deadlines the guards let through, most overdue first; the others are
+    noted in `summary` with their reason. `revoking` adds the guards only revocation needs."""
     summary = summary or EnforcementSummary()
     found = [
         Overdue(view, deadline)
@@ -167,48 +294,73 @@ def overdue_tokens(
     summary.overdue = len(found)
     if not found:
         return []
-    clean = set(session.execute(select(Workspace.name).where(Workspace.status == "ok")).scalars())
+    found.sort(key=lambda item: (item.deadline.due_at, item.view.workspace, item.view.token_id))
+    clean = _freshly_synced(session, policy)
+    held = _held_back(session, {item.view.pk for item in found}, dry_run)
+    idle_since = now - timedelta(days=policy.enforce_min_idle_days)
     unclean: dict[str, int] = defaultdict(int)
+    chosen = []
     for item in found:
+        reason = None
         if item.view.workspace not in clean:
+            reason = HeldReason.STALE_SYNC
             unclean[item.view.workspace] += 1
+        elif item.view.pk in held:
+            reason = held[item.view.pk]
+        elif revoking and _used_since(item.view, idle_since):
+            reason = HeldReason.RECENT_USE
+        if reason is None:
+            chosen.append(item)
+        else:
+            summary.note(item, Result.HELD, reason)
     for workspace, count in sorted(unclean.items()):
         logger.warning(
-            "enforcement: %s overdue token(s) in %s left alone: its last sync did not succeed",
+            "enforcement: %s overdue token(s) in %s left alone: its last sync failed or is too old",
             count,
             workspace,
         )
     summary.skipped_stale = sum(unclean.values())
-    found = [item for item in found if item.view.workspace in clean]
-    held = _held_back(session, {item.view.pk for item in found}, dry_run)
-    summary.waiting = sum(1 for item in found if item.view.pk in held)
-    found = [item for item in found if item.view.pk not in held]
-    found.sort(key=lambda item: (item.deadline.due_at, item.view.workspace, item.view.token_id))
-    return found
+    summary.waiting = sum(1 for item in summary.tokens if item.reason is HeldReason.HOLD)
+    summary.recently_used = sum(1 for item in summary.tokens if item.reason is HeldReason.RECENT_USE)
+    return chosen
 
 
-def _held_back(session: Session, pks: set[int], dry_run: bool) -> set[int]:
+def _freshly_synced(session: Session, policy: Policy) -> set[str]:
+    """Workspaces whose last sync succeeded, recently enough that a missed sync job is noticed."""
+    since = clock.now() - SYNCS_OF_GRACE * timedelta(minutes=policy.sync_interval_minutes)
+    rows = session.execute(
+        select(Workspace.name).where(Workspace.status == "ok", Workspace.last_success_at >= since)
+    )
+    return set(rows.scalars())
+
+
+def _used_since(view: TokenView, since: datetime) -> bool:
+    """`last_used_on` is the midnight that starts the day of last use: the use may be up to a day later."""
+    return view.last_used_on is not None and view.last_used_on + timedelta(days=1) > since
+
+
+def _held_back(session: Session, pks: set[int], dry_run: bool) -> dict[int, HeldReason]:
     """Tokens with an open request to the admins; in dry run also those already revoked in dry run
     (recording the same dry-run revocation every hour would only add noise)."""
     if not pks:
-        return set()
+        return {}
     rows = session.execute(
         select(Decision.token_pk, Decision.action, Decision.status, Decision.parameters).where(
             Decision.token_pk.in_(list(pks)),
             Decision.status.in_((decisions.REQUESTED, decisions.APPLIED)),
         )
     )
-    held = set()
+    held: dict[int, HeldReason] = {}
     for token_pk, action, status, parameters in rows:
         if status == decisions.REQUESTED and action != decisions.REVOKE:
-            held.add(token_pk)  # an open request (a revoke is `requested` only while it runs)
+            held[token_pk] = HeldReason.HOLD  # an open request (a revoke is `requested` only while it runs)
         elif dry_run and action == decisions.REVOKE and (parameters or {}).get("dry_run"):
-            held.add(token_pk)
+            held.setdefault(token_pk, HeldReason.DRY_RUN_RECORDED)
     return held
 
 
 # ---------------------------------------------------------------------------------------------
-# enforce = true: revoke
+# enforce = true: the clock, the breaker, then revoke
 
 
 def _enforce(
@@ -218,40 +370,109 @@ def _enforce(
     notifier: EnforcementNotifier,
     admin_channel: str | None,
     candidates: list[Overdue],
-    dry_run: bool,
+    now: datetime,
+    slack_clock: clocks.TimeSource | None,
     summary: EnforcementSummary,
 ) -> None:
-    limit = policy.max_revocations_per_run
-    chosen = candidates[:limit]
-    summary.remaining = len(candidates) - len(chosen)
+    workspaces = sorted({item.view.workspace for item in candidates})
+    sources = [clocks.DatabricksClock(gateway_for, name) for name in workspaces]
+    problem = clocks.problem([slack_clock, *sources] if slack_clock else sources)
+    if slack_clock is None:
+        problem = "; ".join(filter(None, ["Slack cannot be asked the time (no Slack client)", problem]))
+    if problem:
+        summary.clock_problem = problem
+        logger.error("enforcement held: %s", problem)
+        _hold_all(notifier, admin_channel, candidates, HeldReason.CLOCK_SKEW, problem, summary)
+        return
+    with session_scope(engine) as session:
+        current = breaker.state(session=session, now=now)
+    if current.tripped:
+        summary.breaker = current.why or "tripped"
+        logger.warning("enforcement held: the breaker is tripped (%s); an admin resumes it", summary.breaker)
+        for item in candidates:
+            summary.note(item, Result.HELD, HeldReason.BREAKER)
+        return
+    why = breaker.trips(policy=policy, due=len(candidates), counted=current.counted)
+    if why:
+        summary.breaker = why
+        if not summary.preview:
+            with session_scope(engine) as session:
+                breaker.trip(
+                    session=session,
+                    reason=why,
+                    would_revoke=[_listed(item) for item in candidates],
+                    now=now,
+                    dry_run=summary.dry_run,
+                )
+            summary.breaker_tripped = True
+            logger.error("enforcement breaker tripped: %s", why)
+        _hold_all(notifier, admin_channel, candidates, HeldReason.BREAKER, why, summary)
+        return
+    if summary.preview:
+        for item in candidates:
+            summary.note(item, Result.WOULD_REVOKE)
+        return
+    _revoke_all(engine, gateway_for, notifier, admin_channel, candidates, summary)
+
+
+def _listed(item: Overdue) -> dict[str, Any]:
+    return {
+        "workspace": item.view.workspace,
+        "token_id": item.view.token_id,
+        "owner": item.view.owner,
+        "rule": item.rule,
+        "due_at": item.deadline.due_at.isoformat(),
+    }
+
+
+def _hold_all(
+    notifier: EnforcementNotifier,
+    admin_channel: str | None,
+    candidates: list[Overdue],
+    reason: HeldReason,
+    why: str,
+    summary: EnforcementSummary,
+) -> None:
+    for item in candidates:
+        summary.note(item, Result.HELD, reason)
+    if summary.preview:
+        return
+    if not admin_channel:
+        logger.error("enforcement held (%s) and slack.admin_channel is not set: nobody was alerted", why)
+        return
+    held = HeldReport(reason, why, [Enforced.held(item) for item in candidates], summary.dry_run)
+    _deliver(lambda: notifier.admins_held(admin_channel, held), "the admins channel", summary)
+
+
+def _revoke_all(
+    engine: Engine,
+    gateway_for: GatewayFactory,
+    notifier: EnforcementNotifier,
+    admin_channel: str | None,
+    candidates: list[Overdue],
+    summary: EnforcementSummary,
+) -> None:
     revoked: list[Enforced] = []
     failed: list[Enforced] = []
-    for item in chosen:
-        enforced = _revoke_one(engine, gateway_for, item, dry_run)
+    for item in candidates:
+        enforced = _revoke_one(engine, gateway_for, item, summary.dry_run)
         if enforced.status != "error":
             summary.outcomes.append((decisions.REVOKE, enforced.status))
         if enforced.status == decisions.APPLIED:
             revoked.append(enforced)
+            summary.note(item, Result.REVOKED, message=enforced.message)
         elif enforced.status in (decisions.FAILED, "error"):
             failed.append(enforced)
+            summary.note(item, Result.FAILED, message=enforced.message)
         else:  # refused: someone revoked it meanwhile
             logger.info("enforcement: %s: %s", item.view.token_id, enforced.message)
+            summary.note(item, Result.REFUSED, message=enforced.message)
     summary.revoked, summary.failed = len(revoked), len(failed)
-    if summary.remaining:
-        logger.warning(
-            "enforcement stopped at the limit of %s revocations per run; %s overdue token(s) wait",
-            limit,
-            summary.remaining,
-        )
-    if not dry_run:
+    if not summary.dry_run:
         _tell_owners(notifier, [e for e in revoked if not e.already_gone], summary)
-    if admin_channel and (revoked or failed or summary.remaining):
-        report_ = EnforcementReport(revoked, failed, summary.remaining, limit, dry_run)
+    if admin_channel and (revoked or failed):
+        report_ = EnforcementReport(revoked, failed, summary.dry_run)
         _deliver(lambda: notifier.admins_report(admin_channel, report_), "the admins channel", summary)
-    elif summary.remaining:
-        logger.error(
-            "enforcement stopped at its limit and slack.admin_channel is not set: nobody was alerted"
-        )
 
 
 def _revoke_one(engine: Engine, gateway_for: GatewayFactory, item: Overdue, dry_run: bool) -> Enforced:
@@ -290,7 +511,7 @@ def _tell_owners(notifier: EnforcementNotifier, revoked: list[Enforced], summary
         _deliver(lambda o=owner, i=items: notifier.owner_revoked(o, i), f"owner {owner}", summary)
 
 
-def _deliver(send, whom: str, summary: EnforcementSummary) -> None:
+def _deliver(send: Callable[[], Delivery], whom: str, summary: EnforcementSummary) -> None:
     try:
         send()
     except DeliveryError as error:
@@ -353,6 +574,9 @@ def _escalate(
             )
         )
     summary.escalated = len(rows)
+    escalated = {item.view.pk for _, item in rows}
+    for item in candidates:
+        summary.note(item, Result.ESCALATED if item.view.pk in escalated else Result.WOULD_ESCALATE)
 
 
 def _record_escalations(

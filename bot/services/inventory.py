@@ -210,6 +210,7 @@ def apply_inventory(
             inserts.append(values)
             result.new += 1
             continue
+        values["last_used_on"] = _best_last_use(old.last_used_on, record.last_used_on)
         change = {c: values[c] for c in _SYNCED if _differs(getattr(old, c), values[c])}
         start = _observation_start(record, old.observation_started_at, policy)
         if start != old.observation_started_at:
@@ -252,26 +253,54 @@ def apply_inventory(
     return result
 
 
-MIN_VANISHED_TO_HOLD = 3  # a handful of revocations in a small workspace is ordinary
+MIN_VANISHED_TO_HOLD = 3  # a handful of revocations (or of tokens re-scoped) in a small workspace is ordinary
+
+# Fields whose loss on many tokens at once means a bad listing, not a change: (name, had it, lost it).
+_LOST_FIELDS: tuple[tuple[str, Callable[[Any], bool], Callable[[TokenRecord], bool]], ...] = (
+    ("last_used_day", lambda row: row.last_used_on is not None, lambda record: record.last_used_on is None),
+    ("scopes", lambda row: bool(row.scopes), lambda record: not record.scopes),
+    ("expiry_time", lambda row: row.expires_at is not None, lambda record: record.expires_at is None),
+)
 
 
 def _suspicious_shrink(
     existing: dict[str, Any], inventory: Inventory, policy: Policy, now: datetime
 ) -> str | None:
-    """Why this listing looks wrong, or None. Tokens past their expiry are expected to vanish."""
+    """Why this listing looks wrong, or None: it lost more than `policy.max_gone_fraction` of the
+    live tokens, or that many tokens lost a field they had at the last good sync (last use, every
+    scope, expiry). Tokens past their expiry are expected to vanish."""
     live = [row for row in existing.values() if row.gone_at is None]
-    listed = {record.token_id for record in inventory.tokens}
+    listed = {record.token_id: record for record in inventory.tokens}
     vanished = [
         row
         for row in live
         if row.token_id not in listed and not (row.expires_at is not None and row.expires_at <= now)
     ]
-    if len(vanished) <= MIN_VANISHED_TO_HOLD or len(vanished) <= policy.max_gone_fraction * len(live):
-        return None
-    return (
-        f"the listing shrank from {len(live)} to {len(inventory.tokens)} tokens ({len(vanished)} vanished, "
-        f"more than {policy.max_gone_fraction:.0%}): held, nothing marked gone"
-    )
+    if _too_many(len(vanished), len(live), policy):
+        return (
+            f"the listing shrank from {len(live)} to {len(inventory.tokens)} tokens ({len(vanished)} "
+            f"vanished, more than {policy.max_gone_fraction:.0%}): held, nothing marked gone"
+        )
+    for name, had, lost in _LOST_FIELDS:
+        count = sum(1 for row in live if row.token_id in listed and had(row) and lost(listed[row.token_id]))
+        if _too_many(count, len(live), policy):
+            return (
+                f"the listing lost {name} on {count} of {len(live)} tokens that had it at the last good sync "
+                f"(more than {policy.max_gone_fraction:.0%}): held, nothing changed"
+            )
+    return None
+
+
+def _too_many(count: int, live: int, policy: Policy) -> bool:
+    return count > MIN_VANISHED_TO_HOLD and count > policy.max_gone_fraction * live
+
+
+def _best_last_use(known: datetime | None, listed: datetime | None) -> datetime | None:
+    """The latest use anyone reported: a listing that dropped the field (or went back in time) does
+    not erase what the last good sync saw, so enforcement never takes a used token for an idle one."""
+    if known is None or listed is None:
+        return listed or known
+    return max(known, listed, key=lambda moment: moment.astimezone(UTC))
 
 
 def _hold(session: Session, workspace: str, why: str, now: datetime) -> SyncResult:

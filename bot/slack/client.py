@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
@@ -11,6 +12,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
+from bot.clock import from_http_date
 from bot.config import Settings
 
 SLACK_API_URL = "https://slack.com/api/"
@@ -52,6 +54,23 @@ class RetryAfterHandler(RetryHandler):
         time.sleep(max(0.0, wait))
         state.next_attempt_requested = True
         state.increment_current_attempt()
+
+
+class SlackClock:
+    """Slack's clock: the `Date` header of an `auth.test` answer (read-only, Tier 4)."""
+
+    name = "Slack"
+
+    def __init__(self, client: WebClient) -> None:
+        self._client = client
+
+    def server_time(self) -> datetime:
+        response = self._client.auth_test()
+        value = next((v for k, v in (response.headers or {}).items() if k.lower() == "date"), None)
+        moment = from_http_date(value[0] if isinstance(value, list) else value)
+        if moment is None:
+            raise ValueError(f"Slack answered without a valid Date header ({value!r})")
+        return moment
 
 
 def make_client(settings: Settings, *, rate_limit_retries: int = 10) -> WebClient:

@@ -558,8 +558,10 @@ def policy_answer(policy: Policy, slack: SlackConfig, dry_run: bool) -> Answer:
         rules.append(f"tokens older than {policy.org_max_lifetime_days} days")
     if rules:
         enforce = (
-            f"tokenbot revokes them itself when the deadline passes with no decision, at most "
-            f"{policy.max_revocations_per_run} in one run."
+            f"tokenbot revokes them itself when the deadline passes with no decision, never one used "
+            f"in the last {policy.enforce_min_idle_days} days; with more than "
+            f"{policy.max_revocations_per_run} due at once, or {policy.max_revocations_per_day} in 24 hours, "
+            "it revokes none and waits for an admin."
             if policy.enforce
             else "tokenbot does not revoke them itself (`policy.enforce` is off): "
             "overdue ones go to the admins."

@@ -5,12 +5,17 @@ enforcement is off use the reminder builder, so they carry the decision buttons.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject
 
-from bot.services.enforcement import Enforced, EnforcementReport
+from bot.domain.policy import Policy
+from bot.services.breaker import BreakerState, ResumeOutcome
+from bot.services.enforcement import Enforced, EnforcementReport, HeldReason, HeldReport
 from bot.slack.blocks import escape
+from bot.slack.command_blocks import Answer, person, plain
 from bot.slack.digest_blocks import lines_section, owner_text, section, token_text
+from bot.slack.ids import COMMAND
 
 
 def _enforced_line(item: Enforced, with_owner: bool) -> str:
@@ -39,7 +44,7 @@ def owner_revoked(items: Sequence[Enforced]) -> tuple[str, list[Block]]:
 
 
 def admins_report(report: EnforcementReport) -> tuple[str, list[Block]]:
-    """To the admins channel: what one enforcement run revoked, failed to revoke, or held back."""
+    """To the admins channel: what one enforcement run revoked or failed to revoke."""
     count = len(report.revoked)
     if report.dry_run:
         done = f"Dry run: tokenbot would have revoked {count} token(s) under its policy; nothing was changed"
@@ -58,19 +63,77 @@ def admins_report(report: EnforcementReport) -> tuple[str, list[Block]]:
                 [f"{_enforced_line(i, with_owner=True)} ({escape(i.message)})" for i in report.failed],
             )
         )
-    if report.remaining:
-        stopped = (
-            f"Enforcement stopped: {report.remaining} more overdue token(s) wait, over the limit of "
-            f"{report.limit} revocations per run"
-        )
-        parts.append(stopped)
-        built.append(
-            section(
-                f":rotating_light: *{stopped}.*\nA bad sync or a bad rule can make everything look overdue: "
-                "check the last sync and the policy (`/tokens upcoming`). If the list is right, the next "
-                "runs go on at the same pace; raise `policy.max_revocations_per_run` to go faster, or "
-                "set `policy.enforce = false` to stop."
-            )
-        )
     text = "; ".join(parts) + "."
     return text, built or [section(text)]
+
+
+def admins_held(report: HeldReport) -> tuple[str, list[Block]]:
+    """To the admins channel: a guard stopped a whole run (the clock, the breaker), and what it held."""
+    count = len(report.tokens)
+    dry = " (dry run)" if report.dry_run else ""
+    if report.reason is HeldReason.CLOCK_SKEW:
+        text = (
+            f"Enforcement held{dry}: the clock cannot be trusted, so none of {count} overdue token(s) "
+            "was revoked"
+        )
+        advice = (
+            "Deadlines are computed from the local clock; a wrong clock makes tokens look overdue. Fix the "
+            "server's time (NTP); enforcement goes on by itself once the clocks agree within five minutes."
+        )
+    else:
+        text = f"Enforcement breaker tripped{dry}: none of {count} due token(s) was revoked"
+        advice = (
+            "A bad sync or a bad rule can make everything look due: check the last sync and the policy "
+            f"(`{COMMAND} upcoming`). Enforcement stays off until an admin runs "
+            f"`{COMMAND} enforcement resume`; `{COMMAND} enforcement status` shows the breaker."
+        )
+    lines = [_enforced_line(item, with_owner=True) for item in report.tokens]
+    heading = "Would have been revoked" if report.reason is HeldReason.BREAKER else "Held back"
+    return text + ".", [
+        section(f":rotating_light: *{escape(text)}.*\n{escape(report.why)}.\n{advice}"),
+        lines_section(heading, lines, " (`tokenbot enforce --dry-run` lists them all)"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# /tokens enforcement status|resume
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if moment else "never"
+
+
+def breaker_status(state: BreakerState, policy: Policy) -> Answer:
+    """Armed or tripped, why and since when, and the revocations of the last 24 hours."""
+    limits = (
+        f"Limits: {policy.max_revocations_per_run} per run, {policy.max_revocations_per_day} per 24 hours; "
+        f"never a token used within {policy.enforce_min_idle_days} days. "
+        f"Enforcement is {'on' if policy.enforce else 'off'} (`policy.enforce`)."
+    )
+    revoked = f"Revoked by enforcement in the last 24 hours: {state.revoked_last_day}."
+    if state.tripped:
+        text = f"The enforcement breaker is tripped (since {_when(state.since)})"
+        lines = [
+            f":rotating_light: *{text}.*",
+            f"Why: {escape(state.why or 'no reason recorded')}.",
+            revoked,
+            f"Nothing is revoked until an admin runs `{COMMAND} enforcement resume`.",
+            limits,
+        ]
+    else:
+        since = f" (re-armed by {person(state.by)} {_when(state.since)})" if state.since else ""
+        text = "The enforcement breaker is armed"
+        lines = [f":white_check_mark: *{text}*{since}.", revoked, limits]
+    return Answer(text, [section("\n".join(lines))])
+
+
+def breaker_resumed(outcome: ResumeOutcome, policy: Policy) -> Answer:
+    if outcome.reason == "not_admin":
+        return plain("Only tokenbot admins can resume enforcement; nothing changed.")
+    if outcome.reason == "not_tripped":
+        return plain("The enforcement breaker is not tripped: there is nothing to resume.")
+    return plain(
+        "Enforcement resumed: the breaker is armed again, and the next hourly run (or `tokenbot enforce`) "
+        f"revokes what is due, up to {policy.max_revocations_per_run} per run and "
+        f"{policy.max_revocations_per_day} per 24 hours."
+    )

@@ -44,6 +44,7 @@ class Subcommand(StrEnum):
     DIGEST = "digest"
     POLICY = "policy"
     EXPORT = "export"
+    ENFORCEMENT = "enforcement"
 
 
 class Event(StrEnum):

@@ -15,7 +15,7 @@ from bot import clock, metrics
 from bot.config import Settings
 from bot.services import digest
 from bot.services.digest import Digest
-from bot.services.enforcement import Enforced, EnforcementReport
+from bot.services.enforcement import Enforced, EnforcementReport, HeldReport
 from bot.services.ports import Delivery, DeliveryError
 from bot.slack import digest_blocks, enforcement_blocks
 from bot.slack.messenger import SlackMessenger
@@ -74,6 +74,10 @@ class SlackEnforcementNotifier:
 
     def admins_report(self, channel: str, report: EnforcementReport) -> Delivery:
         text, built = enforcement_blocks.admins_report(report)
+        return self._messenger.post(channel, text, [block.to_dict() for block in built])
+
+    def admins_held(self, channel: str, report: HeldReport) -> Delivery:
+        text, built = enforcement_blocks.admins_held(report)
         return self._messenger.post(channel, text, [block.to_dict() for block in built])
 
 

@@ -12,6 +12,7 @@ from bot.slack.listeners.acked import acked_first
 from bot.slack.listeners.commands import (
     digest,
     dispatch,
+    enforcement,
     export,
     extend,
     help,
@@ -27,7 +28,9 @@ from bot.slack.listeners.commands import (
 )
 
 # In the order the help lists them.
-SUBCOMMANDS = (help, mine, show, policy, upcoming, risky, stale, revoke, extend, owner, sync, digest, export)
+SUBCOMMANDS = (
+    help, mine, show, policy, upcoming, risky, stale, revoke, extend, owner, sync, digest, export, enforcement
+)
 
 
 def register(app: App, deps: Deps) -> None:
