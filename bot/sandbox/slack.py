@@ -16,6 +16,7 @@ State is in memory behind one lock; every request is recorded by the shared `San
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import hmac
@@ -1322,6 +1323,35 @@ class SlackSandbox:
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"user": self._user_object(self._user(args.get("user")))}
 
+    def _users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Slack's users.list (method docs; docs.slack.dev/apis/web-api/pagination): cursor pagination,
+        # `limit` (no limit = everything at once), deleted users and bots included, the cursor an
+        # opaque base64 "user:<id>" (`invalid_cursor` otherwise), "" once the list is done.
+        ordered = sorted(self._users.values(), key=lambda u: u.id)
+        start = 0
+        cursor = str(args.get("cursor") or "")
+        if cursor:
+            try:
+                after = base64.b64decode(cursor, validate=True).decode().removeprefix("user:")
+            except (ValueError, UnicodeDecodeError):
+                raise _SlackError("invalid_cursor") from None
+            start = next((i for i, u in enumerate(ordered) if u.id == after), -1)
+            if start < 0:
+                raise _SlackError("invalid_cursor")
+        limit = str(args.get("limit") or "0")
+        if not limit.isdigit():
+            raise _SlackError("invalid_arguments")
+        limit = int(limit) or len(ordered)
+        page = ordered[start : start + limit]
+        rest = ordered[start + limit : start + limit + 1]
+        next_cursor = base64.b64encode(f"user:{rest[0].id}".encode()).decode() if rest else ""
+        members = [self._user_object(user) for user in page]
+        if "users:read.email" not in self.scopes:  # Slack leaves the email out without this scope
+            for member in members:
+                member["profile"].pop("email", None)
+        metadata = {"next_cursor": next_cursor}
+        return {"members": members, "cache_ts": int(time.time()), "response_metadata": metadata}
+
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         group = self._usergroups.get(str(args.get("usergroup") or ""))
         if group is None:
@@ -1987,6 +2017,7 @@ _METHODS: dict[str, _Method] = {
     ),
     "users.lookupByEmail": _Method(SlackSandbox._users_lookup_by_email, 3, ("users:read.email",)),
     "users.info": _Method(SlackSandbox._users_info, 4, ("users:read",)),
+    "users.list": _Method(SlackSandbox._users_list, 2, ("users:read",)),
     "usergroups.users.list": _Method(SlackSandbox._usergroups_users_list, 4, ("usergroups:read",)),
     "views.open": _Method(SlackSandbox._views_open, 4),
     "views.push": _Method(SlackSandbox._views_push, 4),
