@@ -7,6 +7,7 @@ limits. User-supplied text (token comments, names) is escaped so it can never me
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,6 +56,15 @@ AUTOSCOPE_STATE_WORDS = {
 def escape(text: str) -> str:
     """Slack mrkdwn control characters as entities: user text stays text."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
+
+
+def safe_text(text: str) -> str:
+    """A service's message (plain text quoting token comments) in safe mrkdwn: escaped once, its
+    `<@U…>` mentions kept."""
+    return _ESCAPED_MENTION.sub(r"<@\1>", escape(text))
 
 
 def code(text: str) -> str:
@@ -331,8 +341,10 @@ def _unescape(text: str) -> str:
 
 
 def outcome_blocks(message: str, retry_reference: str | None = None) -> list[Block]:
-    """The answer to the person who clicked; a Retry button when Databricks failed."""
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=message[:SECTION_TEXT_LIMIT]))]
+    """The answer to the person who clicked (a service's plain message); a Retry button when
+    Databricks failed."""
+    text = safe_text(message)[:SECTION_TEXT_LIMIT]
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=text))]
     if retry_reference:
         blocks.append(
             ActionsBlock(
@@ -376,10 +388,11 @@ def owner_wanted(request_text: str, token_line: str, token_reference: str) -> tu
 
 
 def resolved(original_text: str, outcome_text: str) -> list[Block]:
-    """An approval or owner request once an admin has acted: the buttons go, the answer stays."""
+    """An approval or owner request once an admin has acted: the buttons go, the answer (a
+    service's plain message) stays. `original_text` is the request's own mrkdwn."""
     return [
         SectionBlock(text=MarkdownTextObject(text=original_text[:SECTION_TEXT_LIMIT])),
-        ContextBlock(elements=[MarkdownTextObject(text=outcome_text[:SECTION_TEXT_LIMIT])]),
+        ContextBlock(elements=[MarkdownTextObject(text=safe_text(outcome_text)[:SECTION_TEXT_LIMIT])]),
     ]
 
 
