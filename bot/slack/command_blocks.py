@@ -23,7 +23,6 @@ from slack_sdk.models.blocks import (
     ConfirmObject,
     ContextBlock,
     HeaderBlock,
-    MarkdownTextObject,
     SectionBlock,
 )
 
@@ -39,6 +38,7 @@ from bot.slack.blocks import (
     escape,
     local_day,
     local_time,
+    mrkdwn,
     relative,
     safe_text,
     scopes_text,
@@ -73,7 +73,7 @@ class Usage:
 
     @property
     def line(self) -> str:
-        return f"`{COMMAND} {self.name}{' ' + escape(self.arguments) if self.arguments else ''}`"
+        return code(f"{COMMAND} {self.name}{' ' + self.arguments if self.arguments else ''}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,11 +153,11 @@ def _and(items: Sequence[str]) -> str:
 
 
 def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT]))
+    return SectionBlock(text=mrkdwn(text))
 
 
 def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT])])
+    return ContextBlock(elements=[mrkdwn(text)])
 
 
 def line_sections(lines: Sequence[str], heading: str | None = None) -> list[list[Block]]:
@@ -581,7 +581,7 @@ def policy_answer(policy: Policy, slack: SlackConfig, dry_run: bool) -> Answer:
             "*Unclear comments* (flagged): " + ", ".join(code(p) for p in policy.junk_comment_patterns) + "."
         )
     digest = (
-        f"posted to <#{slack.digest_channel}> on `{escape(slack.digest_cron)}` "
+        f"posted to <#{slack.digest_channel}> on {code(slack.digest_cron)} "
         f"({escape(slack.digest_timezone)})"
         if slack.digest_channel
         else "off (no `slack.digest_channel`)"
