@@ -81,6 +81,21 @@ def test_deactivated_users_and_bots_are_not_matched_and_say_why(world):
     assert _principal(world.engine, "3").slack_checked_at is None  # left to a lookup by email
 
 
+def test_owners_missing_from_slack_are_left_to_lookups_without_reading_the_directory_again(world):
+    _principals(
+        world.engine,
+        [{"principal_id": str(i), "kind": "user", "email": f"outsider{i}@example.com"} for i in range(30)],
+    )
+    with db.session_scope(world.engine) as session:
+        assert recipients.directory_worth_reading(session=session, now=clock.now())
+
+    assert _refresh(world, always=False).missed == 30
+
+    with db.session_scope(world.engine) as session:
+        assert not recipients.directory_worth_reading(session=session, now=clock.now())
+    assert _principal(world.engine, "7").slack_checked_at is None  # the reminder run still looks them up
+
+
 def test_a_mapped_domain_matches_and_the_very_email_wins_over_it(world):
     world.slack.add_user(id="U0ADA", email="ada@corp.example", name="Ada")
     world.slack.add_user(id="U0BOB", email="bob@corp.example", name="Bob (corp)")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlmodel import Session
 
 from bot.models import Principal
@@ -24,6 +24,7 @@ from bot.services.ports import Directory, Recipient, SlackUser
 
 RECHECK_AFTER = timedelta(days=7)
 USERS_PER_PAGE = 200  # users.list's page size (Slack's recommended limit)
+NOT_IN_DIRECTORY = "not found in the Slack directory"  # until a lookup by email says more
 
 
 class MatchReason(StrEnum):
@@ -129,6 +130,8 @@ def match_directory(
         found = by_email.get(principal.email.lower())
         if found is None:
             missed += 1
+            if principal.slack_checked_at is None:  # left to a lookup; no reason to read it all again
+                principal.slack_missing_reason = NOT_IN_DIRECTORY
         elif reachable(found[1]):
             _link(principal, found[1], now)
             matched += 1
@@ -150,7 +153,16 @@ def directory_worth_reading(*, session: Session, now: datetime) -> bool:
             Principal.kind == "user",
             Principal.email.is_not(None),
             Principal.active.is_not(False),
-            or_(Principal.slack_checked_at.is_(None), Principal.slack_checked_at < now - RECHECK_AFTER),
+            or_(
+                Principal.slack_checked_at < now - RECHECK_AFTER,
+                and_(
+                    Principal.slack_checked_at.is_(None),
+                    or_(
+                        Principal.slack_missing_reason.is_(None),
+                        Principal.slack_missing_reason != NOT_IN_DIRECTORY,
+                    ),
+                ),
+            ),
         )
     ).scalar_one()
     users = session.execute(
