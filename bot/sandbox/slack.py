@@ -704,6 +704,8 @@ class SlackSandbox:
         self._per_minute: int | None = None
         self._post_per_second = 1.0
         self._post_burst = 3
+        self._scale = 1
+        self._posts_per_minute: int | None = None
         self._buckets = _TokenBuckets(clock)
         self.add_user(id=BOT_USER_ID, email=None, name=BOT_NAME, is_bot=True)
 
@@ -777,14 +779,20 @@ class SlackSandbox:
         *,
         post_per_second: float = 1.0,
         post_burst: int = 3,
+        scale: int = 1,
+        posts_per_minute: int | None = None,
     ) -> None:
-        """Switch Slack's rate limits on or off. `per_minute` replaces every tier's number;
-        `chat.postMessage` has its own per-channel rule (`post_per_second`, `post_burst`)."""
+        """Switch Slack's rate limits on or off. `per_minute` replaces every tier's number, `scale`
+        multiplies each tier's own (benchmarks: minutes, not hours); `chat.postMessage` has its own
+        per-channel rule (`post_per_second`, `post_burst`) and, when `posts_per_minute` is given, a
+        workspace-wide limit too (Slack has one but does not publish it: rate-limits docs)."""
         with self._lock:
             self._limits_on = enabled
             self._per_minute = per_minute
+            self._scale = scale
             self._post_per_second = post_per_second
             self._post_burst = post_burst
+            self._posts_per_minute = posts_per_minute
             self._buckets.clear()
 
     def fail(self, method: str, error: str | None = None, status: int = 200, times: int = 1) -> None:
@@ -1214,8 +1222,11 @@ class SlackSandbox:
             return None
         if tier == POST_MESSAGE:
             channel = str(args.get("channel") or "")
-            return self._buckets.take((name, channel), self._post_burst, self._post_per_second)
-        per_minute = self._per_minute or TIER_PER_MINUTE[int(tier)]
+            wait = self._buckets.take((name, channel), self._post_burst, self._post_per_second)
+            if wait is None and self._posts_per_minute:
+                wait = self._buckets.take(name, self._posts_per_minute, self._posts_per_minute / 60)
+            return wait
+        per_minute = self._per_minute or TIER_PER_MINUTE[int(tier)] * self._scale
         return self._buckets.take(name, per_minute, per_minute / 60)
 
     # Web API handlers (table at the bottom) ---------------------------------------------------------
