@@ -60,6 +60,16 @@ def test_the_whole_directory_matches_5000_owners_in_a_page_per_200_users(world):
     assert _principal(world.engine, "4321").slack_user_id == "U004321"
 
 
+def test_without_the_email_scope_slack_lists_no_emails_and_nobody_is_matched(world):
+    world.slack.add_user(id="U0ADA", email="ada@example.com", name="Ada")
+    _principals(world.engine, [{"principal_id": "1", "kind": "user", "email": "ada@example.com"}])
+    world.slack.scopes = [scope for scope in world.slack.scopes if scope != "users:read.email"]
+
+    found = _refresh(world)
+
+    assert (found.matched, found.missed) == (0, 1)  # manifest.yml asks for users:read.email for this
+
+
 def test_deactivated_users_and_bots_are_not_matched_and_say_why(world):
     world.slack.add_user(id="U0GONE", email="gone@example.com", name="Gone", deleted=True)
     world.slack.add_user(id="U0BOT", email="robot@example.com", name="Robot", is_bot=True)

@@ -79,7 +79,7 @@ def link_slack_user(
     ).scalars():
         if principal.slack_user_id == user.id:
             continue
-        exact = emails[(principal.email or "").lower()] == MatchReason.EMAIL
+        exact = emails.get((principal.email or "").lower()) == MatchReason.EMAIL
         if principal.slack_user_id and not exact:
             continue  # someone has the very email; a mapped domain does not take it from them
         _link(principal, user, now)
