@@ -1,19 +1,24 @@
-"""Reminder fan-out: 5,000 owners with a reminder due, Slack's rate limits on.
+"""Reminder fan-out: 5,000 owners with a reminder due, right after the first sync, Slack's rate
+limits on.
 
 Measures, in one run:
-  - Slack API calls per delivered message on the first run (lookups + posts) and on a second run a
-    day later, when the next reminder step is due (goal: 1.0: every lookup is cached);
-  - the time to deliver all on the first run against the floor the rate limits allow
+  - Slack API calls per delivered message on the first run: the directory read in bulk after the
+    sync (users.list, 200 a page) + any lookups by email + posts (goal: at most 1.05), and on a
+    second run a day later, when the next reminder step is due (goal: 1.0: every match is cached);
+  - the time of the first run (directory + delivery) against the floor the rate limits allow
     (goal: within 1.2x of it).
-The sandbox applies Slack's tiers (Tier 3 for users.lookupByEmail, 50/min) scaled by --speedup so the
-run takes minutes, not hours; the floor is computed from the same numbers.
+The sandbox applies Slack's tiers (Tier 2 for users.list, 20/min; Tier 3 for users.lookupByEmail,
+50/min) scaled by --speedup so the run takes minutes, not hours, and chat.postMessage's
+workspace-wide limit, which Slack does not publish: --posts-per-minute (default 2,500, the rate the
+per-owner lookups allowed before). The floor is computed from the same numbers.
 
-    .venv/bin/python bench/fanout.py [--owners 5000] [--speedup 50]
+    .venv/bin/python bench/fanout.py [--owners 5000] [--speedup 50] [--posts-per-minute 2500]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -30,27 +35,31 @@ from bot.config import load_settings  # noqa: E402
 from bot.databricks.gateway import SdkWorkspaceGateway  # noqa: E402
 from bot.sandbox import DatabricksSandbox, SlackSandbox  # noqa: E402
 from bot.services import inventory, reminders  # noqa: E402
+from bot.slack import directory  # noqa: E402
 from bot.slack.client import make_client  # noqa: E402
 from bot.slack.directory import SlackDirectory  # noqa: E402
 from bot.slack.messenger import SlackMessenger  # noqa: E402
 
-TIER3_PER_MINUTE = 50
+TIER2_PER_MINUTE = 20
+USERS_PER_PAGE = 200
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--owners", type=int, default=5000)
     parser.add_argument("--speedup", type=int, default=50, help="multiply Slack's per-minute tiers by this")
+    parser.add_argument("--posts-per-minute", type=int, default=2500,
+                        help="chat.postMessage's workspace-wide limit (unpublished by Slack)")
     args = parser.parse_args()
-    lookups_per_minute = TIER3_PER_MINUTE * args.speedup
+    pages_per_minute, posts_per_minute = TIER2_PER_MINUTE * args.speedup, args.posts_per_minute
 
     with DatabricksSandbox() as databricks, SlackSandbox() as slack, tempfile.TemporaryDirectory() as tmp:
         now = clock.now()
         print(f"seeding {args.owners} owners ...")
         for index in range(args.owners):
-            email = f"owner{index}@example.com"
-            slack.add_user(id=f"U{index:06d}", email=email, name=f"Owner {index}")
-            owner = databricks.add_user(user_name=email)
+            slack.add_user(id=f"U{index:06d}", email=f"owner{index}@example.com", name=f"Owner {index}")
+            # Databricks keeps the case people typed; Slack's emails are lower case.
+            owner = databricks.add_user(user_name=f"Owner{index}@Example.com")
             # Enforcement 8 days away: the 14-day step is due now, the 7-day step tomorrow.
             databricks.add_token(owner_id=owner, comment=f"job {index}", created_at=now - timedelta(days=22),
                                  last_used_at=now, scopes=["all-apis"], inferred_scopes=["sql"],
@@ -71,32 +80,45 @@ def main() -> None:
             gateway_for=lambda _name: SdkWorkspaceGateway(settings.workspaces[0], settings.databricks))
         assert result.ok, result.error
         client = make_client(settings, rate_limit_retries=1000)
-        slack.rate_limits(enabled=True, per_minute=lookups_per_minute)
+        slack.rate_limits(enabled=True, scale=args.speedup, posts_per_minute=posts_per_minute)
 
-        def run(at):
+        timings: dict[str, float] = {}
+
+        def run(at, first=False):
             before = len(slack.calls())
             started = time.perf_counter()
+            if first:  # what the sync job does after the first sync: the whole directory at once
+                directory.refresh(engine, client, settings.slack.email_domains_map, at)
+                timings["directory"] = time.perf_counter() - started
             summary = reminders.run(engine=engine, policy=settings.policy, directory=SlackDirectory(client),
                                     sender=SlackMessenger(client), admin_channel="C0ADMINS", now=at)
             elapsed = time.perf_counter() - started
             calls = Counter(call["method"] for call in slack.calls()[before:])
             return summary, elapsed, calls
 
-        first, first_time, first_calls = run(now)
+        first, first_time, first_calls = run(now, first=True)
+        # A day later: every bucket is full again.
+        slack.rate_limits(enabled=True, scale=args.speedup, posts_per_minute=posts_per_minute)
         second, second_time, second_calls = run(now + timedelta(days=1))
 
     owners = args.owners
-    # Tier buckets start full (one minute's worth), then refill at the per-minute rate.
-    floor = max(0, owners - lookups_per_minute) / lookups_per_minute * 60
+    # Buckets start full (one minute's worth), then refill at the per-minute rate; the directory's
+    # pages come first, then the posts (no lookups: every owner is matched by the directory).
+    pages = math.ceil((owners + 1) / USERS_PER_PAGE)  # the owners and the bot user
+    floor = (max(0, pages - pages_per_minute) / pages_per_minute * 60
+             + max(0, owners - posts_per_minute) / posts_per_minute * 60)
     per_message_1 = sum(first_calls.values()) / max(1, first.sent_messages)
     per_message_2 = sum(second_calls.values()) / max(1, second.sent_messages)
-    print(f"owners: {owners:,}  lookups allowed: {lookups_per_minute}/min (Tier 3 x {args.speedup})")
+    print(f"owners: {owners:,}  users.list pages allowed: {pages_per_minute}/min (Tier 2 x {args.speedup}); "
+          f"posts allowed: {posts_per_minute}/min")
     print(f"run 1: {first.sent_messages:,} messages in {first_time:.1f} s; floor {floor:.1f} s "
           f"({first_time / floor if floor else float('nan'):.2f}x); calls {dict(first_calls)}; "
           f"{per_message_1:.2f} calls/message")
+    print(f"  of which the directory (users.list + matching {owners:,} owners): {timings['directory']:.1f} s")
     print(f"run 2 (a day later): {second.sent_messages:,} messages in {second_time:.1f} s; calls "
           f"{dict(second_calls)}; {per_message_2:.2f} calls/message")
-    ok = first.sent_messages == owners and second.sent_messages == owners and per_message_2 <= 1.0
+    ok = first.sent_messages == owners and second.sent_messages == owners
+    ok = ok and per_message_1 <= 1.05 and per_message_2 <= 1.0
     ratio = first_time / floor if floor else 0
     ok = ok and (not floor or ratio <= 1.2)
     print(f"summary: {per_message_1:.2f} calls/message first run, {per_message_2:.2f} a day later, "

@@ -321,8 +321,28 @@ def sync(
     if held:
         lines = [f":warning: tokenbot sync held *{r.workspace}*: {r.error}" for r in held]
         _alert_admins(settings, "\n".join(lines))
+    if settings.slack_bot_token and any(r.ok for r in results):
+        _match_directory(settings, engine, quiet=as_json)
     if not all(r.ok for r in results):
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _match_directory(settings: Settings, engine, *, quiet: bool) -> None:
+    """Match new Databricks users to Slack users in bulk (`users.list`) when that saves lookups;
+    a Slack failure only means the reminder run looks them up one by one."""
+    from bot.slack import directory
+    from bot.slack.client import make_client
+
+    try:
+        client = make_client(settings)
+        found = directory.refresh(engine, client, settings.slack.email_domains_map, clock.now())
+    except Exception as error:
+        err.print(f"Could not read the Slack directory ({type(error).__name__}); owners are looked up "
+                  "one by one in the reminder run.", highlight=False)
+        return
+    if found is not None and not quiet:
+        out.print(f"Slack directory: {found.users} users read, {found.matched} owners matched, "
+                  f"{found.missed} left to a lookup by email.", highlight=False)
 
 
 def _alert_admins(settings: Settings, text: str) -> None:
@@ -468,7 +488,7 @@ def remind(
     summary = reminders.run(
         engine=engine,
         policy=settings.policy,
-        directory=SlackDirectory(client),
+        directory=SlackDirectory(client, settings.slack.email_domains_map),
         sender=SlackMessenger(client),
         admin_channel=settings.slack.admin_channel,
         now=clock.now(),

@@ -38,6 +38,8 @@ SlackUserId = Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,}$")]
 SlackChannelId = Annotated[str, StringConstraints(pattern=r"^[CG][A-Z0-9]{2,}$")]
 EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 SCOPE_KEY_PATTERN = r"^[A-Za-z0-9_.\-]{1,128}$"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+DOMAIN = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+$")  # an email's domain, e.g. corp.example
 
 
 class ConfigError(Exception):
@@ -128,6 +130,27 @@ class SlackConfig(_FileModel):
     digest_cron: str = "0 9 * * mon-fri"
     digest_timezone: str = "UTC"
     digest_chart: bool = False
+    # Slack email domain -> Databricks email domain, for owners whose two emails differ by domain.
+    email_domains_map: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("email_domains_map")
+    @classmethod
+    def _domains(cls, value: dict[str, str]) -> dict[str, str]:
+        mapped: dict[str, str] = {}
+        for slack_domain, databricks_domain in value.items():
+            for domain in (slack_domain, databricks_domain):
+                if not DOMAIN.match(domain.strip().lower()):
+                    raise ValueError(
+                        f"{domain!r} is not an email domain: write the part after the @, such as "
+                        f"{{ \"corp.example\" = \"example.com\" }} (Slack domain = Databricks domain)"
+                    )
+            slack_domain, databricks_domain = slack_domain.strip().lower(), databricks_domain.strip().lower()
+            if slack_domain == databricks_domain:
+                raise ValueError(f"{slack_domain!r} is mapped to itself: remove it, same emails match anyway")
+            if slack_domain in mapped:
+                raise ValueError(f"{slack_domain!r} is given twice (domains compare without case)")
+            mapped[slack_domain] = databricks_domain
+        return mapped
 
     @field_validator("digest_cron")
     @classmethod

@@ -121,6 +121,35 @@ def sync_job(context: JobContext) -> None:
             SlackMessenger(context.client).post(settings.slack.admin_channel, text_)
         except DeliveryError as error:  # the sync itself went well
             logger.warning("could not tell the admins channel about a held sync: %s", error.message)
+    if any(result.ok for result in results):
+        directory_job(context)
+
+
+def directory_job(context: JobContext) -> None:
+    """After a sync: match the new Databricks users to Slack users with the whole directory at once
+    (`users.list`), when that costs fewer calls than looking each one up in the reminder run."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.slack import directory
+
+    try:
+        found = directory.refresh(
+            context.engine, context.client, context.settings.slack.email_domains_map, context.now()
+        )
+    except SlackApiError as error:  # the reminder run looks the owners up one by one instead
+        logger.warning("could not read the Slack directory: %s", error.response.get("error"))
+        return
+    except Exception:  # the sync itself went well: do not count it as failed
+        logger.exception("reading the Slack directory failed")
+        return
+    if found is not None:
+        logger.info(
+            "directory: %s Slack users read, %s owners matched, %s deactivated or bots, %s left to lookups",
+            found.users,
+            found.matched,
+            found.unreachable,
+            found.missed,
+        )
 
 
 def reminders_job(context: JobContext) -> None:
@@ -131,7 +160,7 @@ def reminders_job(context: JobContext) -> None:
     summary = reminders.run(
         engine=context.engine,
         policy=settings.policy,
-        directory=SlackDirectory(context.client),
+        directory=SlackDirectory(context.client, settings.slack.email_domains_map),
         sender=SlackMessenger(context.client),
         admin_channel=settings.slack.admin_channel,
         now=context.now(),

@@ -4,6 +4,8 @@ behind uvicorn, and ways to type a command and read the answer."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -11,8 +13,8 @@ from sqlalchemy import select
 
 from bot import clock, db
 from bot.models import Decision, Principal, Token
-from tests.bot_server import wait_for
-from tests.slack_helpers import ADMIN_USER
+from tests.bot_server import running_bot, wait_for
+from tests.slack_helpers import ADMIN_USER, SLACK_TOML
 from tests.world import make_world, observed_token
 
 OWNER = "U0OWEN"  # owns tok-observed and tok-idle in prod
@@ -26,11 +28,14 @@ SHARED_PREFIX = "shared"
 POLICY = '[policy]\norg_max_inactive_days = 60\norg_max_lifetime_days = 0\nquiet_hours = "off"\n'
 
 
-def build_world(tmp_path, monkeypatch, database_url, extra_owner_tokens: int = 0):
+def build_world(
+    tmp_path, monkeypatch, database_url, extra_owner_tokens: int = 0, remind: bool = True, slack_toml=SLACK_TOML
+):
     """prod: Owen's observed token (enforcement in 5 days) and idle token (tokenbot's 60-day rule
     in 5 days), an unowned service principal's token that can mint tokens, and `shared-…` ids in
-    both workspaces; the owners' Slack ids found by a reminder run, as in production."""
-    world, stack = make_world(tmp_path, monkeypatch, database_url, policy=POLICY)
+    both workspaces; the owners' Slack ids found by a reminder run, as in production (unless
+    `remind` is False: right after the first sync, nobody looked up yet)."""
+    world, stack = make_world(tmp_path, monkeypatch, database_url, policy=POLICY, slack_toml=slack_toml)
     slack = world.slack
     slack.add_user(id=OWNER, email="owen@example.com", name="Owen", tz="Europe/Berlin")
     slack.add_user(id=EVE, email="eve@example.com", name="Eve")
@@ -73,8 +78,24 @@ def build_world(tmp_path, monkeypatch, database_url, extra_owner_tokens: int = 0
     for index in range(extra_owner_tokens):
         observed_token(prod, owner, f"tok-many-{index:02d}", 3 + index % 20)
     world.sync()
-    world.remind()
+    if remind:
+        world.remind()
     return world, stack
+
+
+@contextmanager
+def served(tmp_path, monkeypatch, database_url, **options) -> Iterator[Any]:
+    """`build_world(**options)` with the bot serving it (`world.server`), torn down after."""
+    world, stack = build_world(tmp_path, monkeypatch, database_url, **options)
+    server = running_bot(world.settings, world.engine)
+    world.server = server.__enter__()
+    try:
+        yield world
+    finally:
+        server.__exit__(None, None, None)
+        world.engine.dispose()
+        for manager in reversed(stack):
+            manager.__exit__(None, None, None)
 
 
 class Typist:

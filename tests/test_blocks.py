@@ -103,6 +103,30 @@ def test_user_text_cannot_mention_or_link():
     assert "&lt;!channel&gt;" in rendered
 
 
+MARKUP = "*bold* _it_ ~gone~ `code` https://evil.example #general"
+
+
+def test_markup_in_a_comment_is_shown_as_written():
+    _, built = blocks.reminder_message(message(1, comment=MARKUP))
+    [section] = [b.to_dict() for b in built if b.to_dict().get("block_id", "").startswith("token:")][:1]
+
+    text = section["text"]["text"]
+    zw = blocks.ZERO_WIDTH_SPACE
+    for mark in "*_~`":  # every formatting character of the comment fenced, so none pairs up
+        assert f"{zw}{mark}{zw}" in text
+    assert f"{zw}*{zw}bold{zw}*{zw}" in text and "`code`" not in text
+    assert section["text"]["verbatim"] is True  # no auto-link of the bare URL or #general
+    assert MARKUP in blocks.as_text(built)  # the terminal shows it as typed
+
+
+def test_service_messages_are_escaped_once_with_their_mentions():
+    [section] = [b.to_dict() for b in blocks.outcome_blocks("<@U0ADA> revoked token x (<!here> & *co*)")]
+
+    text = section["text"]["text"]
+    assert text.startswith("<@U0ADA> revoked") and "&lt;!here&gt; &amp; " in text and "&amp;lt;" not in text
+    assert blocks.code("a_b*c") == "`a_b*c`"  # inside code nothing formats; ids copy as they are
+
+
 def test_buttons_carry_only_the_opaque_reference():
     reminder = message(1)
     _, built = blocks.reminder_message(reminder)

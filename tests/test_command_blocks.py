@@ -92,7 +92,7 @@ def test_user_text_never_becomes_markup():
         command_blocks.show(hostile, [], None, "UTC", NOW, Page(1, "show prod/x")),
         command_blocks.revoke_confirmation(hostile, HOSTILE, "t1"),
         command_blocks.refusal(f"{command_blocks.echo(HOSTILE)} is not a token id.", []),
-        command_blocks.plain(command_blocks.safe_message(f"<@U0ADA> now owns token x ({HOSTILE})")),
+        command_blocks.outcome(f"<@U0ADA> now owns token x ({HOSTILE})"),
     ]
     for answer in answers:
         rendered = answer.text + dumped(answer)

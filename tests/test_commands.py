@@ -7,16 +7,18 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bot import db
+from bot import clock, db
 from bot.models import Exemption
+from bot.slack.command_blocks import DigestNow
 from bot.slack.ids import Subcommand
-from tests.bot_server import running_bot, wait_for
+from tests.bot_server import wait_for
 from tests.command_helpers import (
     ADMIN,
     EVE,
@@ -26,45 +28,44 @@ from tests.command_helpers import (
     SP_TOKEN,
     Typist,
     action_values,
-    build_world,
     databricks_mutations,
     decisions,
     everything,
     principal_of,
+    served,
     token,
 )
-from tests.slack_helpers import DIGEST_CHANNEL
+from tests.slack_helpers import DIGEST_CHANNEL, SLACK_TOML
 
-ADMIN_ONLY = ("upcoming", "revoke", "extend", "owner", "risky", "stale", "sync", "digest", "export")
-
-
-def _serve(world):
-    manager = running_bot(world.settings, world.engine)
-    world.server = manager.__enter__()
-    return manager
+ADMIN_ONLY = ("upcoming", "revoke", "extend", "owner", "whois", "risky", "stale", "sync", "digest", "export")
 
 
 @pytest.fixture
 def bot(tmp_path, monkeypatch, database_url):
-    world, stack = build_world(tmp_path, monkeypatch, database_url)
-    server = _serve(world)
-    yield Typist(world)
-    server.__exit__(None, None, None)
-    world.engine.dispose()
-    for manager in reversed(stack):
-        manager.__exit__(None, None, None)
+    with served(tmp_path, monkeypatch, database_url) as world:
+        yield Typist(world)
 
 
 @pytest.fixture
 def crowded(tmp_path, monkeypatch, database_url):
     """Owen has 24 more tokens: his list needs more than one page."""
-    world, stack = build_world(tmp_path, monkeypatch, database_url, extra_owner_tokens=24)
-    server = _serve(world)
-    yield Typist(world)
-    server.__exit__(None, None, None)
-    world.engine.dispose()
-    for manager in reversed(stack):
-        manager.__exit__(None, None, None)
+    with served(tmp_path, monkeypatch, database_url, extra_owner_tokens=24) as world:
+        yield Typist(world)
+
+
+@pytest.fixture
+def fresh(tmp_path, monkeypatch, database_url):
+    """Right after `tokenbot db upgrade` and the first sync: no reminder run has looked anyone up."""
+    with served(tmp_path, monkeypatch, database_url, remind=False) as world:
+        yield Typist(world)
+
+
+@pytest.fixture
+def mapped(tmp_path, monkeypatch, database_url):
+    """Slack emails at corp.example stand for Databricks emails at example.com."""
+    slack_toml = SLACK_TOML + 'email_domains_map = { "corp.example" = "example.com" }\n'
+    with served(tmp_path, monkeypatch, database_url, remind=False, slack_toml=slack_toml) as world:
+        yield Typist(world)
 
 
 # help, unknown input, permissions ----------------------------------------------------------------
@@ -133,7 +134,8 @@ def test_mine_lists_the_callers_tokens_with_a_reminders_buttons(bot):
     shown = everything(body)
     assert "tok-observ" in shown and "tok-idle" in shown and SP_TOKEN[:10] not in shown
     assert action_values(body, "token_confirm_scopes")  # the observed token's enforcement
-    assert len(action_values(body, "token_revoke")) == 3  # tok-observed, tok-idle, shared-prod-1
+    # tok-observed, tok-idle, shared-prod-1, and shared-dev-1: Owen's by email in dev too
+    assert len(action_values(body, "token_revoke")) == 4
     assert all(value.startswith("t") for value in action_values(body, "token_accept"))
 
 
@@ -157,6 +159,27 @@ def test_the_buttons_of_mine_decide_like_a_reminders(bot):
     assert accepted.parameters["deadline_kind"] == "org_policy"
     told = wait_for(lambda: [e for e in bot.slack.ephemerals(OWNER) if "no more reminders" in e["text"]])
     assert told
+
+
+def test_an_owner_never_reminded_sees_their_tokens_with_mine_and_show(fresh):
+    assert principal_of(fresh.world, "tok-idle").slack_user_id is None  # nobody looked Owen up yet
+
+    shown = everything(fresh.answer("mine", user=OWNER))
+
+    assert "tok-observ" in shown and "tok-idle" in shown and SP_TOKEN[:10] not in shown
+    assert "tok-idle" in everything(fresh.answer("show tok-idle", user=OWNER))
+    assert principal_of(fresh.world, "tok-idle").slack_user_id == OWNER  # the match is kept
+    assert "no live Databricks tokens" in fresh.answer("mine", user=EVE)["text"]
+
+
+def test_a_mixed_case_databricks_email_matches_the_slack_email(fresh):
+    prod = fresh.world.org["prod"]
+    fresh.slack.add_user(id="U0MIXED", email="mixed.case@example.com", name="Mixed")
+    owner = prod.add_user(user_name="Mixed.Case@Example.COM")
+    prod.add_token(token_id="tok-mixed", owner_id=owner, comment="mixed", scopes=["sql"])
+    fresh.world.sync()
+
+    assert "tok-mixed" in everything(fresh.answer("mine", user="U0MIXED"))
 
 
 def test_mine_for_someone_without_tokens_says_so(bot):
@@ -327,6 +350,27 @@ def test_extend_grants_an_exemption_from_the_organisations_deadline(bot):
     assert databricks_mutations(bot.world) == []
 
 
+def test_extend_and_owner_answers_escape_a_comment_once(bot):
+    prod = bot.world.org["prod"]
+    etl = prod.add_service_principal(application_id="app-loud", display_name="loud")
+    prod.add_token(
+        token_id="tok-loud",
+        owner_id=etl,
+        comment="<!channel> & co",
+        created_at=clock.now() - timedelta(days=300),
+        last_used_at=clock.now() - timedelta(days=55),
+        scopes=["sql"],
+    )
+    bot.world.sync()
+
+    answers = [bot.answer("extend tok-loud 10 quarter close"), bot.answer(f"owner tok-loud <@{REAL}>")]
+
+    for body in answers:
+        shown = everything(body)
+        assert "&lt;!channel&gt; &amp; co" in shown and "&amp;lt;" not in shown and "<!channel>" not in shown
+    assert f"<@{REAL}> now owns" in answers[1]["text"]
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [
@@ -367,6 +411,54 @@ def test_owner_refuses_bad_arguments(bot, text, says):
     body = bot.answer(text)
     assert says in body["text"]
     assert principal_of(bot.world, SP_TOKEN).owner_slack_id is None
+
+
+# whois -----------------------------------------------------------------------------------------------
+
+
+def test_whois_shows_the_principals_of_a_person_and_why(bot):
+    bot.answer(f"owner {SP_TOKEN[:10]} <@{OWNER}>")
+
+    body = bot.answer(f"whois <@{OWNER}|owen>")
+
+    shown = everything(body)
+    assert f"<@{OWNER}> (`owen@example.com`) is matched to 3 Databricks principals" in body["text"]
+    assert "*dev* · user `owen@example.com`: the same email" in shown
+    assert "*prod* · service principal `app-etl` (etl): assigned by an admin (`/tokens owner`)" in shown
+
+
+def test_whois_matches_someone_who_never_used_tokenbot_and_says_so_when_nothing_matches(fresh):
+    assert principal_of(fresh.world, "tok-idle").slack_user_id is None
+
+    assert "is matched to 2 Databricks principals" in fresh.answer(f"whois <@{OWNER}>")["text"]
+    assert principal_of(fresh.world, "tok-idle").slack_user_id == OWNER
+    nothing = fresh.answer(f"whois <@{EVE}>")["text"]
+    assert "(`eve@example.com`) is matched to no Databricks principal" in nothing
+    assert "Slack knows no user" in fresh.answer("whois <@U0NOBODY>")["text"]
+
+
+def test_an_email_at_a_mapped_domain_matches_and_whois_says_so(mapped):
+    prod = mapped.world.org["prod"]
+    mapped.slack.add_user(id="U0MIA", email="mia@corp.example", name="Mia")
+    prod.add_token(token_id="tok-mia", owner_id=prod.add_user(user_name="Mia@Example.com"), scopes=["sql"])
+    mapped.world.sync()
+
+    assert "tok-mia" in everything(mapped.answer("mine", user="U0MIA"))
+    shown = everything(mapped.answer("whois <@U0MIA>"))
+    assert "user `Mia@Example.com`: an email at a mapped domain" in shown
+    assert "`corp.example` → `example.com`" in shown
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("whois", "Whom? Mention one person"),
+        ("whois ada", "`ada` is not a Slack user"),
+        ("whois <@U0A> <@U0B>", "One person"),
+    ],
+)
+def test_whois_refuses_bad_arguments(bot, text, says):
+    assert says in bot.answer(text)["text"]
 
 
 # risky, stale ------------------------------------------------------------------------------------------
@@ -410,9 +502,9 @@ def test_sync_reports_a_workspace_that_failed(bot):
 def test_digest_posts_through_the_configured_job_or_says_it_is_not_set_up(bot):
     posted = threading.Event()
 
-    def post_digest() -> str:
+    def post_digest() -> DigestNow:
         posted.set()
-        return "3 deadlines this week"
+        return DigestNow(channel=DIGEST_CHANNEL, summary="3 deadlines this week & <!here>")
 
     bot.world.server.deps.post_digest = None
     assert "not configured" in bot.answer("digest")["text"]
@@ -420,8 +512,16 @@ def test_digest_posts_through_the_configured_job_or_says_it_is_not_set_up(bot):
     bot.world.server.deps.post_digest = post_digest
     body = bot.answer("digest")
 
-    assert posted.is_set() and body["text"] == "Digest posted: 3 deadlines this week"
+    assert posted.is_set()
+    assert body["text"] == f"Digest posted to <#{DIGEST_CHANNEL}>: 3 deadlines this week &amp; &lt;!here&gt;"
     assert bot.slack.messages(DIGEST_CHANNEL) == []  # the job posts; the command only starts it
+
+
+def test_digest_says_once_where_it_posted(bot):
+    body = bot.answer("digest")
+
+    assert body["text"].startswith(f"Digest posted to <#{DIGEST_CHANNEL}>: ")
+    assert body["text"].count("Digest posted") == 1 and "&lt;#" not in body["text"]
 
 
 def test_policy_is_stated_in_plain_words_for_anyone(bot):

@@ -14,7 +14,7 @@ from rich.console import Console
 from sqlalchemy import inspect, text
 
 from bot.logs import setup_logging
-from bot.sandbox.demo import Demo, run_demo
+from bot.sandbox.demo import Demo, as_shown, delivered, run_demo
 
 
 @pytest.fixture
@@ -30,6 +30,9 @@ def test_the_demo_does_every_step(tmp_path, restored_environment):
     assert run_demo(Console(file=transcript, width=120))
     output = transcript.getvalue()
     assert "All 12 of 12 steps did what they should" in output
+    digest_panel = output[output.index("#platform-digest") : output.index("chart saved to")]
+    assert "TOKENBOT DIGEST" in digest_panel and "[file] Deadlines per day" in digest_panel
+    assert "owners got one message each" in output and "{1}" not in output
     assert (tmp_path / "demo-output" / "digest-chart.png").stat().st_size > 1000
 
 
@@ -57,3 +60,19 @@ def test_no_token_value_or_secret_reaches_logs_slack_or_the_database(tmp_path, c
         assert secret not in logs, "a secret reached the logs"
         assert secret not in slack_calls, "a secret reached Slack"
         assert secret not in tables, "a secret reached the database"
+
+
+def test_the_transcript_shows_a_message_as_slack_would():
+    digest = {"text": "fallback", "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "Digest"}},
+                                              {"type": "section", "text": {"type": "mrkdwn", "text": "a &lt;b&gt;"}}]}
+    chart = {"text": "", "files": [{"name": "chart.png", "title": "Deadlines"}]}
+
+    assert as_shown(digest) == "DIGEST\n\na <b>\n"
+    assert as_shown(chart) == "[file] Deadlines (chart.png)\n"
+    assert as_shown({"text": "just text &amp; more"}) == "just text & more\n"
+
+
+def test_the_verdict_counts_messages_in_words():
+    assert delivered({"Ada": 1, "Bob": 1}) == "2 owners got one message each"
+    assert delivered({"Ada": 1, "Bob": 2}) == "owners got Ada: 1, Bob: 2"
+    assert delivered({}) == "no owner got a message"

@@ -195,9 +195,9 @@ def test_posting_the_digest_uploads_its_chart_and_the_next_one_starts_from_it(bu
 
 def test_a_quiet_week_says_so_in_one_line_and_draws_no_chart(world):
     with freeze_time(MONDAY, tick=True):
-        summary = make_deps(world.settings, world.engine, make_client(world.settings)).post_digest()
+        done = make_deps(world.settings, world.engine, make_client(world.settings)).post_digest()
 
-    assert summary.startswith("Digest posted to <#C0DIGEST>: Nothing due")
+    assert done.channel == "C0DIGEST" and done.summary.startswith("Nothing due")
     [message] = world.slack.messages(DIGEST_CHANNEL)
     sections = [b for b in message["blocks"] if b["type"] == "section"]
     assert len(sections) == 1 and "A quiet week" in sections[0]["text"]["text"]
@@ -219,8 +219,8 @@ def test_dry_run_prints_the_digest_and_posts_nothing(busy_week):
 def test_a_failed_post_records_nothing_so_the_next_digest_covers_the_same_time(busy_week):
     busy_week.slack.fail("chat.postMessage", error="not_in_channel")
     with freeze_time(MONDAY, tick=True):
-        summary = make_deps(busy_week.settings, busy_week.engine, make_client(busy_week.settings)).post_digest()
+        done = make_deps(busy_week.settings, busy_week.engine, make_client(busy_week.settings)).post_digest()
 
-    assert summary.startswith("The digest could not be posted") and "invite the bot" in summary
+    assert done.summary is None and "invite the bot" in done.error
     with db.session_scope(busy_week.engine) as session:
         assert session.execute(select(DigestPost)).first() is None

@@ -7,35 +7,24 @@ import json
 
 import pytest
 
-from tests.bot_server import running_bot, wait_for
+from tests.bot_server import wait_for
 from tests.command_helpers import (
     ADMIN,
     EVE,
     OWNER,
     REAL,
     SP_TOKEN,
-    build_world,
     decisions,
     principal_of,
+    served,
     token,
 )
 
 
-def _serve(world):
-    manager = running_bot(world.settings, world.engine)
-    world.server = manager.__enter__()
-    return manager
-
-
 @pytest.fixture
 def bot(tmp_path, monkeypatch, database_url):
-    world, stack = build_world(tmp_path, monkeypatch, database_url)
-    server = _serve(world)
-    yield world
-    server.__exit__(None, None, None)
-    world.engine.dispose()
-    for manager in reversed(stack):
-        manager.__exit__(None, None, None)
+    with served(tmp_path, monkeypatch, database_url) as world:
+        yield world
 
 
 def open_home(world, user, *, after=None):
@@ -80,8 +69,21 @@ def test_an_owner_sees_their_tokens_nearest_first_with_the_buttons(bot):
     assert text.index("tok-idle") < text.index("shared-pro") and "tok-observ" in text
     assert SP_TOKEN[:10] not in text
     actions = [b for b in home["blocks"] if b["type"] == "actions"]
-    assert len(actions) == 3 and all(b["block_id"].startswith("actions:t") for b in actions)
+    assert len(actions) == 4 and all(b["block_id"].startswith("actions:t") for b in actions)
     assert "Your recent decisions" in text and "None yet" in text
+
+
+@pytest.fixture
+def fresh(tmp_path, monkeypatch, database_url):
+    """Right after the first sync: no reminder run has looked anyone up."""
+    with served(tmp_path, monkeypatch, database_url, remind=False) as world:
+        yield world
+
+
+def test_an_owner_never_reminded_sees_their_tokens_in_the_home(fresh):
+    text = shown(open_home(fresh, OWNER))
+
+    assert "tok-idle" in text and "tok-observ" in text and "no live Databricks tokens" not in text
 
 
 def test_someone_without_tokens_is_told_so(bot):
@@ -173,15 +175,8 @@ def test_a_workspace_that_failed_to_sync_is_flagged_for_admins(bot):
 
 
 def test_the_home_tab_stays_within_slacks_100_blocks(tmp_path, monkeypatch, database_url):
-    world, stack = build_world(tmp_path, monkeypatch, database_url, extra_owner_tokens=60)
-    server = _serve(world)
-    try:
+    with served(tmp_path, monkeypatch, database_url, extra_owner_tokens=60) as world:
         home = open_home(world, OWNER)
-    finally:
-        server.__exit__(None, None, None)
-        world.engine.dispose()
-        for manager in reversed(stack):
-            manager.__exit__(None, None, None)
 
     assert 90 < len(home["blocks"]) <= 100
     assert "more with a deadline" in shown(home) and "/tokens mine" in shown(home)

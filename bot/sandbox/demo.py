@@ -226,7 +226,7 @@ key = "{SECRET_KEY}"
         return Verdict(
             "",
             "one DM per owner with due tokens; the leaver's token to the admins",
-            f"{len(counts)} owners got exactly {set(counts.values())} message each; admins channel: "
+            f"{delivered(counts)}; admins channel: "
             f"{len(admins)} message(s), the leaver's token {'included' if leaver else 'MISSING'}",
             ok,
         )
@@ -382,15 +382,14 @@ key = "{SECRET_KEY}"
 
     def digest(self) -> Verdict:
         from bot.scheduler import digest_job
-        from bot.slack.blocks import as_text
 
+        before = len(self.slack.messages(DIGEST_CHANNEL))
         digest_job(self.jobs)
-        [posted] = self.slack.messages(DIGEST_CHANNEL)[-1:] or [None]
-        if posted is None:
+        posted = self.slack.messages(DIGEST_CHANNEL)[before:]  # the digest, then its chart as a file
+        if not any(m.get("blocks") for m in posted):
             return Verdict("", "a digest in the channel", "no digest posted", False)
-        self.console.print(
-            Panel(escape(as_text(posted.get("blocks") or [])), title="#platform-digest", expand=False)
-        )
+        shown = "\n".join(as_shown(message) for message in posted)
+        self.console.print(Panel(escape(shown), title="#platform-digest", expand=False))
         charts = [f for f in self.slack.files() if f["content"]]
         chart_path = None
         if charts:
@@ -509,6 +508,28 @@ key = "{SECRET_KEY}"
             "Databricks prod": self.prod.url,
             "Databricks analytics": self.analytics.url,
         }
+
+
+def as_shown(message: dict[str, Any]) -> str:
+    """A stored Slack message as Slack shows it: its blocks (else its text), then its files."""
+    from bot.slack.blocks import as_text
+
+    blocks = message.get("blocks") or []
+    if not blocks and message.get("text"):
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": message["text"]}}]
+    lines = [as_text(blocks).rstrip("\n")] if blocks else []
+    for file in message.get("files") or []:
+        lines.append(f"[file] {file.get('title') or file.get('name')} ({file.get('name')})")
+    return "\n".join(lines) + "\n"
+
+
+def delivered(counts: dict[str, int]) -> str:
+    """How many messages each owner got, in words: "6 owners got one message each"."""
+    if not counts:
+        return "no owner got a message"
+    if set(counts.values()) == {1}:
+        return f"{len(counts)} owner{'s' if len(counts) > 1 else ''} got one message each"
+    return "owners got " + ", ".join(f"{name}: {n}" for name, n in sorted(counts.items()))
 
 
 def run_demo(console: Console, keep: bool = False) -> bool:

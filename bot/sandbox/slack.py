@@ -16,6 +16,7 @@ State is in memory behind one lock; every request is recorded by the shared `San
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import hmac
@@ -703,6 +704,8 @@ class SlackSandbox:
         self._per_minute: int | None = None
         self._post_per_second = 1.0
         self._post_burst = 3
+        self._scale = 1
+        self._posts_per_minute: int | None = None
         self._buckets = _TokenBuckets(clock)
         self.add_user(id=BOT_USER_ID, email=None, name=BOT_NAME, is_bot=True)
 
@@ -776,14 +779,20 @@ class SlackSandbox:
         *,
         post_per_second: float = 1.0,
         post_burst: int = 3,
+        scale: int = 1,
+        posts_per_minute: int | None = None,
     ) -> None:
-        """Switch Slack's rate limits on or off. `per_minute` replaces every tier's number;
-        `chat.postMessage` has its own per-channel rule (`post_per_second`, `post_burst`)."""
+        """Switch Slack's rate limits on or off. `per_minute` replaces every tier's number, `scale`
+        multiplies each tier's own (benchmarks: minutes, not hours); `chat.postMessage` has its own
+        per-channel rule (`post_per_second`, `post_burst`) and, when `posts_per_minute` is given, a
+        workspace-wide limit too (Slack has one but does not publish it: rate-limits docs)."""
         with self._lock:
             self._limits_on = enabled
             self._per_minute = per_minute
+            self._scale = scale
             self._post_per_second = post_per_second
             self._post_burst = post_burst
+            self._posts_per_minute = posts_per_minute
             self._buckets.clear()
 
     def fail(self, method: str, error: str | None = None, status: int = 200, times: int = 1) -> None:
@@ -1213,8 +1222,11 @@ class SlackSandbox:
             return None
         if tier == POST_MESSAGE:
             channel = str(args.get("channel") or "")
-            return self._buckets.take((name, channel), self._post_burst, self._post_per_second)
-        per_minute = self._per_minute or TIER_PER_MINUTE[int(tier)]
+            wait = self._buckets.take((name, channel), self._post_burst, self._post_per_second)
+            if wait is None and self._posts_per_minute:
+                wait = self._buckets.take(name, self._posts_per_minute, self._posts_per_minute / 60)
+            return wait
+        per_minute = self._per_minute or TIER_PER_MINUTE[int(tier)] * self._scale
         return self._buckets.take(name, per_minute, per_minute / 60)
 
     # Web API handlers (table at the bottom) ---------------------------------------------------------
@@ -1321,6 +1333,35 @@ class SlackSandbox:
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"user": self._user_object(self._user(args.get("user")))}
+
+    def _users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Slack's users.list (method docs; docs.slack.dev/apis/web-api/pagination): cursor pagination,
+        # `limit` (no limit = everything at once), deleted users and bots included, the cursor an
+        # opaque base64 "user:<id>" (`invalid_cursor` otherwise), "" once the list is done.
+        ordered = sorted(self._users.values(), key=lambda u: u.id)
+        start = 0
+        cursor = str(args.get("cursor") or "")
+        if cursor:
+            try:
+                after = base64.b64decode(cursor, validate=True).decode().removeprefix("user:")
+            except (ValueError, UnicodeDecodeError):
+                raise _SlackError("invalid_cursor") from None
+            start = next((i for i, u in enumerate(ordered) if u.id == after), -1)
+            if start < 0:
+                raise _SlackError("invalid_cursor")
+        limit = str(args.get("limit") or "0")
+        if not limit.isdigit():
+            raise _SlackError("invalid_arguments")
+        limit = int(limit) or len(ordered)
+        page = ordered[start : start + limit]
+        rest = ordered[start + limit : start + limit + 1]
+        next_cursor = base64.b64encode(f"user:{rest[0].id}".encode()).decode() if rest else ""
+        members = [self._user_object(user) for user in page]
+        if "users:read.email" not in self.scopes:  # Slack leaves the email out without this scope
+            for member in members:
+                member["profile"].pop("email", None)
+        metadata = {"next_cursor": next_cursor}
+        return {"members": members, "cache_ts": int(time.time()), "response_metadata": metadata}
 
     def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         group = self._usergroups.get(str(args.get("usergroup") or ""))
@@ -1987,6 +2028,7 @@ _METHODS: dict[str, _Method] = {
     ),
     "users.lookupByEmail": _Method(SlackSandbox._users_lookup_by_email, 3, ("users:read.email",)),
     "users.info": _Method(SlackSandbox._users_info, 4, ("users:read",)),
+    "users.list": _Method(SlackSandbox._users_list, 2, ("users:read",)),
     "usergroups.users.list": _Method(SlackSandbox._usergroups_users_list, 4, ("usergroups:read",)),
     "views.open": _Method(SlackSandbox._views_open, 4),
     "views.push": _Method(SlackSandbox._views_push, 4),

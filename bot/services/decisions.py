@@ -1292,14 +1292,9 @@ def _label(token: Token) -> str:
     comment = " ".join((token.comment or "").split())
     if len(comment) > 40:
         comment = comment[:39] + "…"
-    named = f" ({_plain(comment)})" if comment else ""
-    return f"token {token.token_id[:8]}{named} in {_plain(token.workspace)}"
-
-
-def _plain(text: str) -> str:
-    """Messages are shown in Slack, where <!channel> in a token's comment would notify a channel:
-    its control characters become entities, so user text stays text."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    named = f" ({comment})" if comment else ""
+    # Plain text, as typed: the Slack builders escape messages once (`blocks.safe_text`).
+    return f"token {token.token_id[:8]}{named} in {token.workspace}"
 
 
 def _sentence_label(token: Token) -> str:

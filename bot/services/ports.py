@@ -3,6 +3,7 @@ message delivery. `bot/slack/` implements them; tests may too, at the network ed
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -17,6 +18,7 @@ class SlackUser:
     tz: str
     deleted: bool = False
     is_bot: bool = False
+    email: str | None = None  # the Slack profile's email (needs users:read.email)
 
 
 class Directory(Protocol):
@@ -26,6 +28,10 @@ class Directory(Protocol):
 
     def user_info(self, user_id: str) -> SlackUser | None:
         """The Slack user with this id (deleted ones included), or None when there is none."""
+        ...
+
+    def all_users(self) -> Iterator[SlackUser]:
+        """Every Slack user of the workspace (deleted ones and bots included), page by page."""
         ...
 
 

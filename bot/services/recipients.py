@@ -1,22 +1,193 @@
 """Who hears about a token: its owner in Slack, or the admins channel with the reason.
 
-Slack lookups are cached on the `principal` row and re-checked weekly; a user Slack says is gone
-is forgotten at once (`forget_slack_user`). Nobody is silently dropped: an owner who cannot be
-reached is reported to the admins channel, saying why.
+A Databricks user is matched to a Slack user by email, without case, three ways: the whole
+directory at once (`match_directory`, after a sync), the Slack user themself on first use
+(`link_slack_user`: `/tokens`, the App Home, a click), and one lookup per owner in a reminder run
+for the few the others missed. Matches are cached on the `principal` row and re-checked weekly; a
+user Slack says is gone is forgotten at once (`forget_slack_user`). Nobody is silently dropped: an
+owner who cannot be reached is reported to the admins channel, saying why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlmodel import Session
 
 from bot.models import Principal
-from bot.services.ports import Directory, Recipient
+from bot.services.ports import Directory, Recipient, SlackUser
 
 RECHECK_AFTER = timedelta(days=7)
+USERS_PER_PAGE = 200  # users.list's page size (Slack's recommended limit)
+NOT_IN_DIRECTORY = "not found in the Slack directory"  # until a lookup by email says more
+
+
+class MatchReason(StrEnum):
+    """Why a principal belongs to a Slack user."""
+
+    EMAIL = "email"  # the same email, case aside
+    MAPPED_DOMAIN = "mapped_domain"  # the same name at a domain `slack.email_domains_map` maps
+    ADMIN_ASSIGNED = "admin_assigned"  # an admin's `/tokens owner` (service principals)
+    EARLIER_LOOKUP = "earlier_lookup"  # cached from a lookup whose email no longer matches
+
+
+def databricks_emails(email: str | None, domains_map: Mapping[str, str]) -> dict[str, MatchReason]:
+    """The Databricks emails (lower case) a Slack profile email stands for, and how."""
+    if not email or "@" not in email:
+        return {}
+    email = email.strip().lower()
+    found = {email: MatchReason.EMAIL}
+    name, _, domain = email.rpartition("@")
+    if domain in domains_map:
+        found.setdefault(f"{name}@{domains_map[domain]}", MatchReason.MAPPED_DOMAIN)
+    return found
+
+
+def slack_emails(email: str, domains_map: Mapping[str, str]) -> list[str]:
+    """The Slack emails that may stand for a Databricks email: itself, then each mapped domain."""
+    email = email.strip().lower()
+    name, _, domain = email.rpartition("@")
+    return [email] + [f"{name}@{slack}" for slack, databricks in domains_map.items() if databricks == domain]
+
+
+def reachable(user: SlackUser | None) -> bool:
+    """A person tokenbot can talk to: not deactivated, not a bot."""
+    return user is not None and not user.deleted and not user.is_bot
+
+
+def _link(principal: Principal, user: SlackUser, now: datetime) -> None:
+    principal.slack_user_id, principal.slack_tz, principal.slack_missing_reason = user.id, user.tz, None
+    principal.slack_checked_at = now
+
+
+def link_slack_user(
+    *, session: Session, user: SlackUser, domains_map: Mapping[str, str], now: datetime
+) -> list[Principal]:
+    """Match this Slack user to every Databricks user with their email (the first time they use
+    tokenbot); the match is kept on the principal rows. Returns the principals newly matched."""
+    emails = databricks_emails(user.email, domains_map)
+    if not reachable(user) or not emails:
+        return []
+    linked = []
+    for principal in session.execute(
+        select(Principal).where(Principal.kind == "user", func.lower(Principal.email).in_(list(emails)))
+    ).scalars():
+        if principal.slack_user_id == user.id:
+            continue
+        exact = emails.get((principal.email or "").lower()) == MatchReason.EMAIL
+        if principal.slack_user_id and not exact:
+            continue  # someone has the very email; a mapped domain does not take it from them
+        _link(principal, user, now)
+        linked.append(principal)
+    session.flush()
+    return linked
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryMatch:
+    users: int = 0  # Slack users read
+    matched: int = 0  # Databricks users now matched to a Slack user
+    unreachable: int = 0  # whose email belongs to a deactivated Slack user or a bot
+    missed: int = 0  # not found: left to a lookup by email in the next reminder run
+
+
+def match_directory(
+    *, session: Session, users: Iterable[SlackUser], domains_map: Mapping[str, str], now: datetime
+) -> DirectoryMatch:
+    """Match every Databricks user to the Slack directory at once (an exact email wins over a
+    mapped domain; an active person over a deactivated account or a bot), and refresh the time
+    zones of admin-assigned owners."""
+    by_email: dict[str, tuple[tuple[bool, bool], SlackUser]] = {}
+    by_id: dict[str, SlackUser] = {}
+    count = 0
+    for user in users:
+        count += 1
+        by_id[user.id] = user
+        for email, reason in databricks_emails(user.email, domains_map).items():
+            rank = (reachable(user), reason == MatchReason.EMAIL)
+            if email not in by_email or rank > by_email[email][0]:
+                by_email[email] = (rank, user)
+    matched = unreachable = missed = 0
+    for principal in session.execute(
+        select(Principal).where(or_(Principal.kind == "user", Principal.owner_slack_id.is_not(None)))
+    ).scalars():
+        if principal.kind == "service_principal":
+            owner = by_id.get(principal.owner_slack_id or "")
+            if owner is not None:
+                principal.slack_tz = owner.tz if reachable(owner) else None
+                principal.slack_checked_at = now
+                principal.slack_missing_reason = (
+                    None if reachable(owner) else "the assigned owner is deactivated in Slack"
+                )
+            continue
+        if not principal.email:
+            continue
+        found = by_email.get(principal.email.lower())
+        if found is None:
+            missed += 1
+            if principal.slack_checked_at is None:  # left to a lookup; no reason to read it all again
+                principal.slack_missing_reason = NOT_IN_DIRECTORY
+        elif reachable(found[1]):
+            _link(principal, found[1], now)
+            matched += 1
+        else:  # as a lookup would say: Slack knows no active user by this email
+            principal.slack_user_id, principal.slack_tz, principal.slack_checked_at = None, None, now
+            principal.slack_missing_reason = f"no active Slack user has the email {principal.email}"
+            unreachable += 1
+    session.flush()
+    return DirectoryMatch(users=count, matched=matched, unreachable=unreachable, missed=missed)
+
+
+def directory_worth_reading(*, session: Session, now: datetime) -> bool:
+    """True when reading the whole directory (one call per 200 users) costs fewer Slack calls
+    than looking up, one by one, the Databricks users whose match is missing or due a re-check."""
+    due = session.execute(
+        select(func.count())
+        .select_from(Principal)
+        .where(
+            Principal.kind == "user",
+            Principal.email.is_not(None),
+            Principal.active.is_not(False),
+            or_(
+                Principal.slack_checked_at < now - RECHECK_AFTER,
+                and_(
+                    Principal.slack_checked_at.is_(None),
+                    or_(
+                        Principal.slack_missing_reason.is_(None),
+                        Principal.slack_missing_reason != NOT_IN_DIRECTORY,
+                    ),
+                ),
+            ),
+        )
+    ).scalar_one()
+    users = session.execute(
+        select(func.count()).select_from(Principal).where(Principal.kind == "user")
+    ).scalar_one()
+    return due > math.ceil(users / USERS_PER_PAGE)
+
+
+def matches_of(
+    *, session: Session, user_id: str, email: str | None, domains_map: Mapping[str, str]
+) -> list[tuple[Principal, MatchReason]]:
+    """The principals this Slack user is matched to, and why (for `/tokens whois`)."""
+    emails = databricks_emails(email, domains_map)
+    found = []
+    for principal in session.execute(
+        select(Principal)
+        .where(or_(Principal.slack_user_id == user_id, Principal.owner_slack_id == user_id))
+        .order_by(Principal.workspace, Principal.principal_id)
+    ).scalars():
+        if principal.owner_slack_id == user_id:
+            reason = MatchReason.ADMIN_ASSIGNED
+        else:
+            reason = emails.get((principal.email or "").lower(), MatchReason.EARLIER_LOOKUP)
+        found.append((principal, reason))
+    return found
 
 
 def load_principals(*, session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Principal]:

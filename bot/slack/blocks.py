@@ -7,6 +7,7 @@ limits. User-supplied text (token comments, names) is escaped so it can never me
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,13 +53,44 @@ AUTOSCOPE_STATE_WORDS = {
 # text helpers
 
 
-def escape(text: str) -> str:
-    """Slack mrkdwn control characters as entities: user text stays text."""
+ZERO_WIDTH_SPACE = "\u200b"
+_MARKUP = re.compile(r"[*_~`]")
+
+
+def _entities(text: str) -> str:
+    """Slack's three control characters as entities (docs.slack.dev, "Escaping text")."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def escape(text: str) -> str:
+    """User text as mrkdwn that shows it as written: no mention, link or broadcast (entities), and
+    no bold, italics, strike or code from its `*`, `_`, `~` and backticks. Slack has no escape for
+    those (a backslash stays visible; a space beside the character stops it: Slack's answer in
+    slackhq/slack-api-docs#34), so each is fenced by zero-width spaces, which stop the pairing
+    invisibly (as in anneschuth/claude-threads#92). Bare URLs: text objects holding user text set
+    `verbatim: true` (`mrkdwn`), which turns Slack's auto-linking off."""
+    return _MARKUP.sub(lambda found: ZERO_WIDTH_SPACE + found.group() + ZERO_WIDTH_SPACE, _entities(text))
+
+
+def mrkdwn(text: str) -> MarkdownTextObject:
+    """A mrkdwn text object whose user parts are `escape`d: `verbatim` keeps Slack from turning
+    bare URLs and channel names in them into links; tokenbot's own `<@U…>`, `<#C…>` still work
+    (Block Kit text object reference: "verbatim")."""
+    return MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT], verbatim=True)
+
+
+_ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
+
+
+def safe_text(text: str) -> str:
+    """A service's message (plain text quoting token comments) in safe mrkdwn: escaped once, its
+    `<@U…>` mentions kept."""
+    return _ESCAPED_MENTION.sub(r"<@\1>", escape(text))
+
+
 def code(text: str) -> str:
-    return "`" + escape(text).replace("`", "'") + "`"
+    """Inline code: nothing formats inside it, and ids copy as they are."""
+    return "`" + _entities(text).replace("`", "'") + "`"
 
 
 def zone(name: str | None) -> ZoneInfo:
@@ -119,10 +151,7 @@ def token_section(item: ReminderItem, tz: str, now: datetime, for_admins: bool) 
         owner = view.owner or view.owner_id or "unknown"
         lines.insert(1, f"Owner: {escape(owner)}" + (f" ({escape(item.note)})" if item.note else ""))
     text = "\n".join(line for line in lines if line)
-    return SectionBlock(
-        block_id=f"{TOKEN_BLOCK_PREFIX}{item.reference}",
-        text=MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT]),
-    )
+    return SectionBlock(block_id=f"{TOKEN_BLOCK_PREFIX}{item.reference}", text=mrkdwn(text))
 
 
 def _capitalised(text: str) -> str:
@@ -323,6 +352,7 @@ def _element_label(element: dict) -> str:
 
 
 def _unescape(text: str) -> str:
+    text = text.replace(ZERO_WIDTH_SPACE, "")
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
@@ -331,8 +361,9 @@ def _unescape(text: str) -> str:
 
 
 def outcome_blocks(message: str, retry_reference: str | None = None) -> list[Block]:
-    """The answer to the person who clicked; a Retry button when Databricks failed."""
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=message[:SECTION_TEXT_LIMIT]))]
+    """The answer to the person who clicked (a service's plain message); a Retry button when
+    Databricks failed."""
+    blocks: list[Block] = [SectionBlock(text=mrkdwn(safe_text(message)))]
     if retry_reference:
         blocks.append(
             ActionsBlock(
@@ -376,10 +407,11 @@ def owner_wanted(request_text: str, token_line: str, token_reference: str) -> tu
 
 
 def resolved(original_text: str, outcome_text: str) -> list[Block]:
-    """An approval or owner request once an admin has acted: the buttons go, the answer stays."""
+    """An approval or owner request once an admin has acted: the buttons go, the answer (a
+    service's plain message) stays. `original_text` is the request's own mrkdwn."""
     return [
         SectionBlock(text=MarkdownTextObject(text=original_text[:SECTION_TEXT_LIMIT])),
-        ContextBlock(elements=[MarkdownTextObject(text=outcome_text[:SECTION_TEXT_LIMIT])]),
+        ContextBlock(elements=[mrkdwn(safe_text(outcome_text))]),
     ]
 
 

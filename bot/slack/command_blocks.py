@@ -23,12 +23,12 @@ from slack_sdk.models.blocks import (
     ConfirmObject,
     ContextBlock,
     HeaderBlock,
-    MarkdownTextObject,
     SectionBlock,
 )
 
 from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, Deadline, DeadlineKind, Policy
-from bot.services.ports import ReminderItem
+from bot.services.ports import ReminderItem, SlackUser
+from bot.services.recipients import MatchReason
 from bot.services.report import TokenView
 from bot.slack.blocks import (
     AUTOSCOPE_STATE_WORDS,
@@ -38,7 +38,9 @@ from bot.slack.blocks import (
     escape,
     local_day,
     local_time,
+    mrkdwn,
     relative,
+    safe_text,
     scopes_text,
     short_id,
     token_blocks,
@@ -71,7 +73,7 @@ class Usage:
 
     @property
     def line(self) -> str:
-        return f"`{COMMAND} {self.name}{' ' + escape(self.arguments) if self.arguments else ''}`"
+        return code(f"{COMMAND} {self.name}{' ' + self.arguments if self.arguments else ''}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +153,11 @@ def _and(items: Sequence[str]) -> str:
 
 
 def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT]))
+    return SectionBlock(text=mrkdwn(text))
 
 
 def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT])])
+    return ContextBlock(elements=[mrkdwn(text)])
 
 
 def line_sections(lines: Sequence[str], heading: str | None = None) -> list[list[Block]]:
@@ -581,7 +583,7 @@ def policy_answer(policy: Policy, slack: SlackConfig, dry_run: bool) -> Answer:
             "*Unclear comments* (flagged): " + ", ".join(code(p) for p in policy.junk_comment_patterns) + "."
         )
     digest = (
-        f"posted to <#{slack.digest_channel}> on `{escape(slack.digest_cron)}` "
+        f"posted to <#{slack.digest_channel}> on {code(slack.digest_cron)} "
         f"({escape(slack.digest_timezone)})"
         if slack.digest_channel
         else "off (no `slack.digest_channel`)"
@@ -611,9 +613,77 @@ def unused_since(view: TokenView, now: datetime, days: int) -> bool:
     return view.created_at is not None and view.created_at <= limit
 
 
-_ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
+@dataclass(frozen=True, slots=True)
+class WhoisMatch:
+    """A principal a Slack user is matched to (`/tokens whois`)."""
+
+    workspace: str
+    kind: str | None
+    name: str  # the email, or a service principal's application id
+    display_name: str | None
+    reason: MatchReason
 
 
-def safe_message(text: str) -> str:
-    """A service's message (which quotes token comments) escaped, its `<@U…>` mentions kept."""
-    return _ESCAPED_MENTION.sub(r"<@\1>", escape(text))
+def _why(match: WhoisMatch, slack_email: str | None) -> str:
+    if match.reason is MatchReason.MAPPED_DOMAIN:
+        slack_domain = (slack_email or "").rpartition("@")[2]
+        return (
+            f"an email at a mapped domain (`slack.email_domains_map`: {code(slack_domain)} → "
+            f"{code(match.name.rpartition('@')[2].lower())})"
+        )
+    return WHY[match.reason]
+
+
+def whois(user_id: str, user: SlackUser | None, matches: Sequence[WhoisMatch], page: Page) -> Answer:
+    who = person(user_id)
+    if user is None:
+        return plain(f"Slack knows no user {who}.")
+    about = f"{who} ({code(user.email) if user.email else 'no email in Slack'}"
+    about += ", deactivated in Slack)" if user.deleted else ", a bot)" if user.is_bot else ")"
+    if not matches:
+        return plain(
+            f"{about} is matched to no Databricks principal. tokenbot matches people by the email of "
+            f"their Slack profile (case aside, and `slack.email_domains_map`); an admin can give a token "
+            f"to them with `{COMMAND} owner`."
+        )
+    lines = [
+        f"• *{escape(m.workspace)}* · {KIND_WORDS.get(m.kind or '', 'principal')} {code(m.name)}"
+        + (f" ({escape(m.display_name)})" if m.display_name and m.display_name != m.name else "")
+        + f": {_why(m, user.email)}"
+        for m in matches
+    ]
+    title = f"{about} is matched to {len(matches)} Databricks principal{'s' if len(matches) != 1 else ''}:"
+    return paged([_section(title)], line_sections(lines), page, title)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestNow:
+    """What `/tokens digest` did: posted to `channel` (with the digest's summary), failed (`error`),
+    or nothing, with no digest channel configured (`channel` None)."""
+
+    channel: str | None
+    summary: str | None = None
+    error: str | None = None
+
+
+WHY = {
+    MatchReason.EMAIL: "the same email",
+    MatchReason.ADMIN_ASSIGNED: f"assigned by an admin (`{COMMAND} owner`)",
+    MatchReason.EARLIER_LOOKUP: "an earlier lookup by email (the emails no longer match: check it)",
+}
+KIND_WORDS = {"user": "user", "service_principal": "service principal"}
+
+
+def digest_now(done: DigestNow) -> Answer:
+    if done.channel is None:
+        return plain(
+            "The digest is not configured here: set `slack.digest_channel` in the configuration file."
+        )
+    if done.error is not None:
+        return plain(f"The digest could not be posted to <#{done.channel}>: {escape(done.error)}")
+    return plain(f"Digest posted to <#{done.channel}>: {escape(done.summary or '')}")
+
+
+def outcome(message: str) -> Answer:
+    """The answer to an admin's decision (`extend`, `owner`): the service's plain message."""
+    return plain(safe_text(message))

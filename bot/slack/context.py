@@ -19,6 +19,9 @@ from bot import clock
 from bot.config import Settings
 from bot.services.decisions import Actor
 from bot.services.inventory import GatewayFactory, SyncResult
+from bot.services.ports import SlackUser
+from bot.slack.command_blocks import DigestNow
+from bot.slack.directory import Identities
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +73,12 @@ class Deps:
     now: Callable[[], datetime] = field(default=clock.now)
     # Jobs the slash command can start; wired in `app.make_deps`.
     run_sync: Callable[[], list[SyncResult]] | None = None
-    post_digest: Callable[[], str] | None = None  # posts the digest now; returns a one-line summary
+    post_digest: Callable[[], DigestNow] | None = None  # posts the digest now; says what happened
+    identities: Identities | None = None  # built from the settings when not given
 
     def __post_init__(self) -> None:
+        if self.identities is None:
+            self.identities = Identities(self.engine, self.settings.slack.email_domains_map, self.now)
         # SQLite has one write lock for the whole file, and a decision holds it across its
         # Databricks call: decisions taken side by side would queue in SQLite's busy timeout and
         # fail there under a burst of clicks. They queue here instead, in order, with no limit.
@@ -81,6 +87,13 @@ class Deps:
 
     def one_decision_at_a_time(self) -> AbstractContextManager:
         return self._decision_lock if self._decision_lock is not None else nullcontext()
+
+    def identify(self, client: WebClient, user_id: str) -> SlackUser | None:
+        """Match the person to their Databricks principals by their Slack email (first use)."""
+        return self.identities.identify(client, user_id)
+
+    def tz_of(self, client: WebClient, user_id: str) -> str:
+        return self.identities.tz(client, user_id)
 
     def actor(self, user_id: str) -> Actor:
         return Actor(slack_id=user_id, is_admin=self.is_admin(user_id))

@@ -1,33 +1,51 @@
-"""Databricks principal -> Slack user: `users.lookupByEmail` and `users.info`, with errors mapped.
+"""Databricks principal <-> Slack user: `users.list` (the whole directory, page by page),
+`users.lookupByEmail` and `users.info`, with errors mapped; and `Identities`, which matches a
+Slack user to their principals the first time they use tokenbot.
 
-The durable cache lives on the `principal` row (see `bot/services/recipients.py`); this class only
-asks Slack.
+The durable cache lives on the `principal` row (see `bot/services/recipients.py`); this module
+only asks Slack.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy import Engine
 
+from bot import clock
+from bot.db import session_scope
+from bot.services import recipients
 from bot.services.ports import SlackUser
 
+logger = logging.getLogger(__name__)
+
 NOT_FOUND = {"users_not_found", "user_not_found"}
+IDENTITY_TTL = 600.0  # seconds a Slack profile read on first use is reused (time zone, email)
 
 
 class SlackDirectory:
-    def __init__(self, client: WebClient) -> None:
+    def __init__(self, client: WebClient, domains_map: Mapping[str, str] | None = None) -> None:
         self._client = client
+        self._domains_map = dict(domains_map or {})
 
     def lookup_email(self, email: str) -> SlackUser | None:
-        try:
-            response = self._client.users_lookupByEmail(email=email)
-        except SlackApiError as error:
-            if error.response.get("error") in NOT_FOUND:
-                return None
-            raise
-        return _user(response["user"])
+        """The active Slack user with this Databricks email, or at a domain mapped to its domain."""
+        for candidate in recipients.slack_emails(email, self._domains_map):
+            try:
+                response = self._client.users_lookupByEmail(email=candidate)
+            except SlackApiError as error:
+                if error.response.get("error") in NOT_FOUND:
+                    continue
+                raise
+            return _user(response["user"])
+        return None
 
     def user_info(self, user_id: str) -> SlackUser | None:
         try:
@@ -38,11 +56,88 @@ class SlackDirectory:
             raise
         return _user(response["user"])
 
+    def all_users(self) -> Iterator[SlackUser]:
+        """`users.list`, following `response_metadata.next_cursor` until it is empty (Slack's
+        cursor pagination; 200 a page is the limit Slack recommends)."""
+        cursor = None
+        while True:
+            response = self._client.users_list(limit=recipients.USERS_PER_PAGE, cursor=cursor)
+            for member in response.get("members") or []:
+                yield _user(member)
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
+
 
 def _user(data: dict[str, Any]) -> SlackUser:
     return SlackUser(
         id=data["id"],
         tz=data.get("tz") or "UTC",
         deleted=bool(data.get("deleted")),
-        is_bot=bool(data.get("is_bot")),
+        is_bot=bool(data.get("is_bot")) or data.get("id") == "USLACKBOT",
+        email=(data.get("profile") or {}).get("email") or None,
     )
+
+
+def refresh(
+    engine: Engine, client: WebClient, domains_map: Mapping[str, str], now: datetime, *, always: bool = False
+) -> recipients.DirectoryMatch | None:
+    """Read the whole Slack directory and match every Databricks user at once, when that costs
+    fewer calls than the lookups it saves (or `always`). None when it was not worth it."""
+    with session_scope(engine) as session:
+        if not always and not recipients.directory_worth_reading(session=session, now=now):
+            return None
+    users = list(SlackDirectory(client).all_users())  # read before the transaction: pages wait on Tier 2
+    with session_scope(engine) as session:
+        return recipients.match_directory(session=session, users=users, domains_map=domains_map, now=now)
+
+
+class Identities:
+    """Who a Slack user is: their profile (`users.info`), read on first use and for IDENTITY_TTL
+    after, and their principals, matched by that profile's email each time (one query)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        domains_map: Mapping[str, str],
+        now: Callable[[], datetime] = clock.now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._domains_map = dict(domains_map)
+        self._now = now
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._profiles: dict[str, tuple[float, SlackUser]] = {}
+
+    def identify(self, client: WebClient, user_id: str) -> SlackUser | None:
+        """The Slack user, now matched to their principals; None when Slack cannot say."""
+        user = self._profile(client, user_id)
+        if user is not None:
+            with session_scope(self._engine) as session:
+                linked = recipients.link_slack_user(
+                    session=session, user=user, domains_map=self._domains_map, now=self._now()
+                )
+                if linked:
+                    logger.info("%s matched to %s principal(s) by email", user_id, len(linked))
+        return user
+
+    def tz(self, client: WebClient, user_id: str) -> str:
+        """The reader's Slack time zone; UTC when Slack cannot say."""
+        user = self._profile(client, user_id)
+        return user.tz if user is not None else "UTC"
+
+    def _profile(self, client: WebClient, user_id: str) -> SlackUser | None:
+        with self._lock:
+            cached = self._profiles.get(user_id)
+            if cached is not None and self._monotonic() - cached[0] < IDENTITY_TTL:
+                return cached[1]
+        try:
+            user = SlackDirectory(client).user_info(user_id)
+        except SlackApiError as error:
+            logger.info("no Slack profile for %s (%s)", user_id, error.response.get("error"))
+            return None
+        if user is not None:
+            with self._lock:
+                self._profiles[user_id] = (self._monotonic(), user)
+        return user

@@ -38,6 +38,7 @@ class Subcommand(StrEnum):
     REVOKE = "revoke"
     EXTEND = "extend"
     OWNER = "owner"
+    WHOIS = "whois"
     RISKY = "risky"
     STALE = "stale"
     SYNC = "sync"

@@ -18,6 +18,7 @@ from bot.services.digest import Digest
 from bot.services.enforcement import Enforced, EnforcementReport, HeldReport
 from bot.services.ports import Delivery, DeliveryError
 from bot.slack import digest_blocks, enforcement_blocks
+from bot.slack.command_blocks import DigestNow
 from bot.slack.messenger import SlackMessenger
 
 logger = logging.getLogger(__name__)
@@ -83,14 +84,14 @@ class SlackEnforcementNotifier:
 
 def digest_now(
     settings: Settings, engine: Engine, client: WebClient, now: Callable[[], datetime] = clock.now
-) -> Callable[[], str]:
-    """`Deps.post_digest`: post the digest now (`/tokens digest`, the scheduled job); one line back."""
+) -> Callable[[], DigestNow]:
+    """`Deps.post_digest`: post the digest now (`/tokens digest`); what happened, as facts."""
     poster = SlackDigestPoster(client)
 
-    def post_digest() -> str:
+    def post_digest() -> DigestNow:
         channel = settings.slack.digest_channel
         if not channel:
-            return "No digest channel is configured: set slack.digest_channel in the configuration file."
+            return DigestNow(channel=None)
         try:
             posted = digest.run(
                 engine=engine,
@@ -103,7 +104,7 @@ def digest_now(
             )
         except DeliveryError as error:
             logger.error("digest to %s failed: %s", channel, error.message)
-            return f"The digest could not be posted: {error.message}"
-        return f"Digest posted to <#{channel}>: {posted.summary()}"
+            return DigestNow(channel=channel, error=error.message)
+        return DigestNow(channel=channel, summary=posted.summary())
 
     return post_digest

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
@@ -30,15 +28,6 @@ logger = logging.getLogger(__name__)
 
 STEP = "command"  # the ReminderItem step of a token shown by /tokens mine or the App Home
 RECENT_DECISIONS = 10
-
-
-def user_tz(client: WebClient, user_id: str) -> str:
-    """The reader's Slack time zone; UTC when Slack cannot say."""
-    try:
-        return (client.users_info(user=user_id).get("user") or {}).get("tz") or "UTC"
-    except SlackApiError as error:
-        logger.info("no time zone for %s (%s); using UTC", user_id, error.response.get("error"))
-        return "UTC"
 
 
 def _owner_clause(user_id: str):

@@ -80,6 +80,7 @@ Decide = Callable[[Session, references.Resolved, Actor], Outcome]
 def apply(deps: Deps, client: WebClient, click: Click, decide: Decide) -> Outcome | None:
     """Resolve the button, run one decision in one transaction, then tell and update."""
     try:
+        deps.identify(client, click.user_id)  # someone clicking before tokenbot matched them
         with deps.one_decision_at_a_time(), session_scope(deps.engine) as session:
             resolved = references.resolve(session, click.value, deps.settings.policy, deps.now())
             # An unknown or forged reference still goes through the service, which records the refusal.
@@ -111,8 +112,10 @@ def after(deps: Deps, client: WebClient, click: Click, outcome: Outcome) -> None
 
 def tell(client: WebClient, click: Click, message: str, retry_reference: str | None = None) -> None:
     """An answer only the clicker sees: ephemeral where they clicked; a DM from the App Home, or
-    when the ephemeral cannot reach them there (e.g. a channel they are not in)."""
+    when the ephemeral cannot reach them there (e.g. a channel they are not in). `message` is
+    plain text (a service's): escaped here, once."""
     built = [b.to_dict() for b in blocks.outcome_blocks(message, retry_reference)]
+    message = blocks.safe_text(message)
     if click.channel:
         try:
             client.chat_postEphemeral(channel=click.channel, user=click.user_id, text=message, blocks=built)
@@ -223,7 +226,7 @@ def resolve_request(
         requester = outcome.parameters.get("requested_by")
         if requester:
             try:
-                client.chat_postMessage(channel=requester, text=outcome.message)
+                client.chat_postMessage(channel=requester, text=blocks.safe_text(outcome.message))
             except SlackApiError as error:
                 logger.error("could not tell %s: %s", requester, error.response.get("error"))
     if outcome.token_pk:
@@ -254,6 +257,7 @@ def close_request(client: WebClient, body: dict[str, Any], outcome_text: str) ->
 def open_modal(deps: Deps, client: WebClient, click: Click, build, refuse: Decide) -> None:
     """Open a decision's modal for the owner or an admin; anyone else is refused (and recorded)
     without a modal."""
+    deps.identify(client, click.user_id)
     with session_scope(deps.engine) as session:
         resolved = references.resolve(session, click.value, deps.settings.policy, deps.now())
         actor = deps.actor(click.user_id)

@@ -25,11 +25,13 @@ from bot.slack.listeners.commands import (
     stale,
     sync,
     upcoming,
+    whois,
 )
 
 # In the order the help lists them.
 SUBCOMMANDS = (
-    help, mine, show, policy, upcoming, risky, stale, revoke, extend, owner, sync, digest, export, enforcement
+    help, mine, show, policy, upcoming, risky, stale, revoke, extend, owner, whois, sync, digest, export,
+    enforcement,
 )
 
 

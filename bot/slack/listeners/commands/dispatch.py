@@ -103,6 +103,7 @@ def run(
         reply=reply,
     )
     try:
+        deps.identify(client, user_id)  # the first use matches the caller to their principals
         route.handle(request)
     except BadInput as bad:
         reply(command_blocks.refusal(bad.line, [route.usage]))

@@ -51,7 +51,7 @@ def handler(deps: Deps):
                 secret_bindings=deps.settings.secret_bindings,
                 dry_run=deps.settings.dry_run,
             )
-        request.reply(command_blocks.plain(command_blocks.safe_message(outcome.message)))
+        request.reply(command_blocks.outcome(outcome.message))
         if outcome.status == decisions.REQUESTED and outcome.duplicate_of is None:
             ask_admins(deps, request.client, outcome)
         if outcome.token_pk:

@@ -14,7 +14,7 @@ def handler(deps: Deps):
     def handle(request: CommandRequest) -> None:
         if request.words:
             raise BadInput(f"`mine` takes no arguments, not {echo(request.arguments)}.")
-        tz = overview.user_tz(request.client, request.user_id)
+        tz = deps.tz_of(request.client, request.user_id)
         now = deps.now()
         with session_scope(deps.engine) as session:
             found = overview.owned(session, deps.settings.policy, now, request.user_id)

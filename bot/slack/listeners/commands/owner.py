@@ -28,7 +28,7 @@ def handler(deps: Deps):
             outcome = decisions.assign_owner(
                 session=session, actor=deps.actor(request.user_id), token_pk=token.id, owner_slack_id=owner
             )
-        request.reply(command_blocks.plain(command_blocks.safe_message(outcome.message)))
+        request.reply(command_blocks.outcome(outcome.message))
         if outcome.token_pk:
             refresh_token_messages(deps, request.client, outcome.token_pk)
 

@@ -24,7 +24,7 @@ def handler(deps: Deps):
                 else f"One token id, not {echo(request.arguments)}."
             )
         now = deps.now()
-        tz = overview.user_tz(request.client, request.user_id)
+        tz = deps.tz_of(request.client, request.user_id)
         with session_scope(deps.engine) as session:
             token = find_token(session, words[0], owner=None if request.is_admin else request.user_id)
             [view] = report.token_views(

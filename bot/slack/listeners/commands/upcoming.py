@@ -5,7 +5,7 @@ from sqlalchemy import select
 from bot.db import session_scope
 from bot.models import Workspace
 from bot.services import report
-from bot.slack import command_blocks, overview
+from bot.slack import command_blocks
 from bot.slack.blocks import escape
 from bot.slack.command_blocks import Usage, echo
 from bot.slack.context import Deps
@@ -44,7 +44,7 @@ def handler(deps: Deps):
                 session=session, policy=deps.settings.policy, now=now, workspace=workspace
             )
         rows = [(d, v) for v in views for d in v.evaluation.due_within(now, days)]
-        tz = overview.user_tz(request.client, request.user_id)
+        tz = deps.tz_of(request.client, request.user_id)
         request.reply(
             command_blocks.upcoming(rows, days, workspace, tz, now, request.page_of(days, workspace))
         )

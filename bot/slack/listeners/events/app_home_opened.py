@@ -26,7 +26,8 @@ def handler(deps: Deps):
 def publish(deps: Deps, client: WebClient, user_id: str) -> None:
     """Build the reader's Home from the database and publish it; failures are logged."""
     try:
-        tz = overview.user_tz(client, user_id)
+        deps.identify(client, user_id)
+        tz = deps.tz_of(client, user_id)
         now = deps.now()
         with session_scope(deps.engine) as session:
             data = overview.home_data(session, deps.settings.policy, now, user_id, tz, deps.is_admin(user_id))
