@@ -3,7 +3,8 @@
 A button never says which token or whose: it carries `n<id>` (a reminder's notification),
 `t<pk>[:<deadline kind>:<due date>]` (a token in /tokens or the App Home) or `d<id>` (a decision
 awaiting approval). Every click resolves it against the database, and the decisions service
-checks who may act; nothing in a payload is trusted.
+checks who may act; nothing in a payload is trusted. A deadline named by a button counts only if
+tokenbot computes that deadline for the token now.
 """
 
 from __future__ import annotations
@@ -77,12 +78,16 @@ def resolve(session: Session, value: str | None, policy: Policy, now: datetime) 
 def _deadline(
     session: Session, token_pk: int, kind: str, due_date: date, policy: Policy, now: datetime
 ) -> DeadlineRef:
-    """The deadline as it stands now (its exact time), or as the button showed it."""
+    """The deadline as tokenbot computes it now (its exact time). A date tokenbot does not compute
+    for the token now (the deadline moved since the message, or the button was made up) comes back
+    `stale`, and the decision is refused."""
     for view in report.token_views(session=session, policy=policy, now=now, token_pks=[token_pk]):
         for deadline in view.evaluation.deadlines:
             if str(deadline.kind) == kind and deadline.due_at.date() == due_date:
                 return DeadlineRef.of(deadline)
-    return DeadlineRef(kind=kind, due_at=datetime.combine(due_date, datetime.min.time(), tzinfo=UTC))
+    return DeadlineRef(
+        kind=kind, due_at=datetime.combine(due_date, datetime.min.time(), tzinfo=UTC), stale=True
+    )
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

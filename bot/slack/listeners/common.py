@@ -257,8 +257,11 @@ def open_modal(deps: Deps, client: WebClient, click: Click, build, refuse: Decid
     with session_scope(deps.engine) as session:
         resolved = references.resolve(session, click.value, deps.settings.policy, deps.now())
         actor = deps.actor(click.user_id)
-        allowed = resolved is not None and decisions.may_decide(
-            session=session, actor=actor, token_pk=resolved.token_pk
+        # A stale deadline opens no form: the decision records the refusal and the message is redrawn.
+        allowed = (
+            resolved is not None
+            and not (resolved.deadline is not None and resolved.deadline.stale)
+            and decisions.may_decide(session=session, actor=actor, token_pk=resolved.token_pk)
         )
         view = None
         if allowed:
