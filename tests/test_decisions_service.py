@@ -383,7 +383,7 @@ def test_only_an_admin_approves(world):
     assert patches(world) == []
 
 
-def test_a_denied_request_changes_nothing_and_the_owner_may_ask_again(world):
+def test_a_denied_request_changes_nothing_and_the_owner_may_ask_for_something_else(world):
     request = confirm(world, ALICE, ["all-apis"])
 
     denied = world.decide(decisions.deny, actor=ADMIN, decision_id=request.decision_id, reason="too broad")
@@ -394,7 +394,8 @@ def test_a_denied_request_changes_nothing_and_the_owner_may_ask_again(world):
     )
     assert patches(world) == []
     assert world.decisions(id=request.decision_id)[0].status == "denied"
-    assert confirm(world, ALICE, ["all-apis"]).status == "requested"
+    assert confirm(world, ALICE, ["all-apis"]).parameters["refused"] == "denied_before"  # not the same again
+    assert confirm(world, ALICE, ["authentication", "sql"]).status == "requested"
 
 
 def test_an_admin_sets_privileged_scopes_directly(world):
@@ -786,3 +787,25 @@ def test_a_moved_deadline_is_stale_for_every_decision_about_it(world):
 
     assert [o.parameters.get("refused") for o in outcomes] == ["stale_reference"] * 4
     assert deletes_of(world.prod, "t-alice") == [] and len(exemptions(world)) == 1
+
+
+def test_a_denied_request_is_not_filed_again_by_the_same_person_for_the_same_deadline(world):
+    pk = world.pk("t-alice")
+    asked = extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=90)
+    lost = world.decide(decisions.not_mine, actor=ALICE, token_pk=pk)
+    world.decide(decisions.deny, actor=ADMIN, decision_id=asked.decision_id, reason="no")
+    world.decide(decisions.deny, actor=ADMIN, decision_id=lost.decision_id)
+
+    again = extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=90)
+    lost_again = world.decide(
+        decisions.not_mine,
+        actor=ALICE,
+        token_pk=pk,
+        deadline=world.deadline("t-alice", DeadlineKind.ORG_POLICY),  # with a deadline or without
+    )
+
+    assert [o.parameters.get("refused") for o in (again, lost_again)] == ["denied_before"] * 2
+    assert "already denied this request" in again.message and "<@UADMIN1>" in again.message
+    assert again.duplicate_of == asked.decision_id
+    assert [d.status for d in world.decisions(status="requested")] == []  # nothing holds the token
+    assert extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=10).status == "applied"

@@ -98,6 +98,7 @@ OWNER, ADMIN, OTHER, TOKENBOT_ROLE = "owner", "admin", "other", "tokenbot"
 EXTENSION_LIMIT_DAYS = 365
 SNOOZE_FOR = timedelta(days=1)
 STALE_REFERENCE = "stale_reference"
+DENIED_BEFORE = "denied_before"
 # Decisions that settle a deadline: reminders about it stop (see stops_reminders).
 SETTLING_ACTIONS = frozenset({ACCEPT, CONFIRM_SCOPES, EXTEND, ROTATE, REVOKE, RESTORE})
 APPROVABLE = frozenset({CONFIRM_SCOPES, RESTORE, EXTEND})
@@ -776,10 +777,13 @@ def _rotations_due(session: Session, now: datetime) -> list[Decision]:
 # not mine, owners
 
 
-def not_mine(*, session: Session, actor: Actor, token_pk: int, note: str = "") -> Outcome:
-    """The owner says the token is not theirs: a request for the admins to pick its owner."""
-    parameters = {"note": note}
-    subject = _authorize(session, actor, NOT_MINE, token_pk, parameters, live=True)
+def not_mine(
+    *, session: Session, actor: Actor, token_pk: int, note: str = "", deadline: DeadlineRef | None = None
+) -> Outcome:
+    """The owner says the token is not theirs: a request for the admins to pick its owner. The
+    deadline the reminder was about, if any, is recorded: a denied request is not re-filed for it."""
+    parameters = {"note": note, **_deadline_parameters(deadline)}
+    subject = _authorize(session, actor, NOT_MINE, token_pk, parameters, live=True, deadline=deadline)
     if isinstance(subject, Outcome):
         return subject
     return _request_approval(session, subject, NOT_MINE, parameters, "they will find the token's owner")
@@ -929,6 +933,15 @@ def _request_approval(
             f"is already waiting for an admin."
         )
         return _duplicate(session, subject, action, parameters, earlier, message)
+    denied = _denied_before(session, subject, action, parameters)
+    if denied is not None:
+        # Asking again at once would only hold enforcement back again (DESIGN.md section 6).
+        message = (
+            f"An admin ({_who(denied.parameters.get('decided_by') or '?')}) already denied this request "
+            f"about {_label(subject.token)} on {_when(denied.updated_at)}; it cannot be sent again for the "
+            "same deadline. Talk to the admins if something changed."
+        )
+        return _refuse_subject(session, subject, action, parameters, DENIED_BEFORE, message, denied)
     decision = _claim(session, subject, action, parameters, key)
     if decision is None:
         return _busy(session, subject, action, parameters)
@@ -936,6 +949,37 @@ def _request_approval(
         decision,
         f"Sent to the admins: {why}. Nothing changes for {_label(subject.token)} until an admin decides.",
     )
+
+
+def _denied_before(
+    session: Session, subject: _Subject, action: str, parameters: Mapping[str, Any]
+) -> Decision | None:
+    """The same person's request of this kind about this token, for this deadline (and for scopes,
+    the same scopes), that an admin denied. A request without a deadline matches any deadline: it
+    cannot be used to step around the rule."""
+    rows = session.execute(
+        select(Decision)
+        .where(
+            Decision.token_pk == subject.token.id,
+            Decision.action == action,
+            Decision.status == DENIED,
+            Decision.actor_slack_id == subject.actor.slack_id,
+            Decision.idempotency_key.is_not(None),  # the request itself, not the admin's record of it
+        )
+        .order_by(Decision.id.desc())
+    ).scalars()
+    for row in rows:
+        earlier = row.parameters or {}
+        if earlier.get("scopes") != parameters.get("scopes"):
+            continue  # another choice of scopes is another request
+        if not (earlier.get("deadline_kind") and parameters.get("deadline_kind")):
+            return row
+        if (earlier["deadline_kind"], earlier.get("due_date")) == (
+            parameters["deadline_kind"],
+            parameters.get("due_date"),
+        ):
+            return row
+    return None
 
 
 def _request_key(token_pk: int, action: str) -> str:
@@ -1297,9 +1341,17 @@ def _refuse(
 
 
 def _refuse_subject(
-    session: Session, subject: _Subject, action: str, parameters: dict[str, Any], why: str, message: str
+    session: Session,
+    subject: _Subject,
+    action: str,
+    parameters: dict[str, Any],
+    why: str,
+    message: str,
+    earlier: Decision | None = None,  # the decision this one repeats, if any
 ) -> Outcome:
-    return _refuse(session, subject.actor, subject.role, action, subject.token.id, parameters, why, message)
+    actor, role, token_pk = subject.actor, subject.role, subject.token.id
+    earlier_id = earlier.id if earlier is not None else None
+    return _refuse(session, actor, role, action, token_pk, parameters, why, message, earlier_id)
 
 
 def _duplicate(
@@ -1310,17 +1362,7 @@ def _duplicate(
     earlier: Decision,
     message: str,
 ) -> Outcome:
-    return _refuse(
-        session,
-        subject.actor,
-        subject.role,
-        action,
-        subject.token.id,
-        parameters,
-        "duplicate",
-        message,
-        earlier.id,
-    )
+    return _refuse_subject(session, subject, action, parameters, "duplicate", message, earlier)
 
 
 def _busy(session: Session, subject: _Subject, action: str, parameters: dict[str, Any]) -> Outcome:

@@ -16,8 +16,11 @@ from old data; never a Databricks call in dry run (`decisions.revoke` records a 
 once per token); never more than `policy.max_revocations_per_run` revocations in one run: the most
 overdue go first, then the run stops and alerts the admins channel with how many wait (a bad sync or
 a bad rule must not revoke everything at once). Tokens with an open request to the admins (an
-extension awaiting approval, "not mine" awaiting an owner) wait for that answer. An owner's Accept
-is consent, not an objection: it does not hold a token back.
+extension awaiting approval, "not mine" awaiting an owner) wait for that answer, for at most
+`policy.request_hold_days` after the request was made: a request nobody answers cannot shield a
+token for ever. When that hold ends, the admins channel is told once per token and deadline (a
+`notification` of step "hold_ended"), and enforcement goes on. An owner's Accept is consent, not an
+objection: it does not hold a token back.
 
 Each revocation is its own transaction, so one failure cannot stop the others; messages go out
 after the revocations are committed.
@@ -30,7 +33,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import Engine, delete, select, update
@@ -56,6 +59,8 @@ logger = logging.getLogger(__name__)
 
 OVERDUE_STEP = "overdue"
 OVERDUE_NOTE = "past tokenbot's policy deadline with no decision; enforcement is off"
+HOLD_ENDED_STEP = "hold_ended"
+HOLD_ENDED_NOTE = "a request to the admins held enforcement back with no answer in time; enforcement goes on"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +102,7 @@ class EnforcementSummary:
     overdue: int = 0  # org_policy deadlines passed, before the guards
     skipped_stale: int = 0  # in a workspace whose last sync was not clean
     waiting: int = 0  # an open request to the admins holds them
+    hold_ended: list[Overdue] = field(default_factory=list)  # held by a request until its hold ran out
     revoked: int = 0  # applied (or recorded as a dry run)
     failed: int = 0
     escalated: int = 0  # enforcement off: newly told to the admins channel
@@ -139,6 +145,11 @@ def run(
     summary = EnforcementSummary(dry_run=dry_run)
     with session_scope(engine) as session:
         candidates = overdue_tokens(session=session, policy=policy, now=now, summary=summary, dry_run=dry_run)
+    if summary.hold_ended:
+        told = EnforcementSummary()  # its own counts: these are not the overdue escalations
+        ended = summary.hold_ended
+        _escalate(engine, sender, admin_channel, ended, now, told, HOLD_ENDED_STEP, HOLD_ENDED_NOTE)
+        summary.notify_failed += told.notify_failed
     if not candidates:
         return summary
     if policy.enforce:
@@ -180,31 +191,40 @@ def overdue_tokens(
         )
     summary.skipped_stale = sum(unclean.values())
     found = [item for item in found if item.view.workspace in clean]
-    held = _held_back(session, {item.view.pk for item in found}, dry_run)
+    held, ended = _held_back(session, {item.view.pk for item in found}, dry_run, policy, now)
     summary.waiting = sum(1 for item in found if item.view.pk in held)
+    summary.hold_ended = [item for item in found if item.view.pk in ended]
     found = [item for item in found if item.view.pk not in held]
     found.sort(key=lambda item: (item.deadline.due_at, item.view.workspace, item.view.token_id))
     return found
 
 
-def _held_back(session: Session, pks: set[int], dry_run: bool) -> set[int]:
-    """Tokens with an open request to the admins; in dry run also those already revoked in dry run
-    (recording the same dry-run revocation every hour would only add noise)."""
+def _held_back(
+    session: Session, pks: set[int], dry_run: bool, policy: Policy, now: datetime
+) -> tuple[set[int], set[int]]:
+    """(held, hold ended): tokens with an open request to the admins made less than
+    `policy.request_hold_days` ago, in dry run also those already revoked in dry run (recording the
+    same dry-run revocation every hour would only add noise); and tokens whose open requests are all
+    older than that."""
     if not pks:
-        return set()
+        return set(), set()
     rows = session.execute(
-        select(Decision.token_pk, Decision.action, Decision.status, Decision.parameters).where(
+        select(
+            Decision.token_pk, Decision.action, Decision.status, Decision.parameters, Decision.created_at
+        ).where(
             Decision.token_pk.in_(list(pks)),
             Decision.status.in_((decisions.REQUESTED, decisions.APPLIED)),
         )
     )
-    held = set()
-    for token_pk, action, status, parameters in rows:
+    held, ended = set(), set()
+    hold_since = now - timedelta(days=policy.request_hold_days)
+    for token_pk, action, status, parameters, created_at in rows:
         if status == decisions.REQUESTED and action != decisions.REVOKE:
-            held.add(token_pk)  # an open request (a revoke is `requested` only while it runs)
+            # An open request (a revoke is `requested` only while it runs), for a limited time.
+            (held if created_at is not None and created_at > hold_since else ended).add(token_pk)
         elif dry_run and action == decisions.REVOKE and (parameters or {}).get("dry_run"):
             held.add(token_pk)
-    return held
+    return held, ended - held
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,6 +329,8 @@ def _escalate(
     candidates: list[Overdue],
     now: datetime,
     summary: EnforcementSummary,
+    step: str = OVERDUE_STEP,
+    note: str = OVERDUE_NOTE,
 ) -> None:
     if not admin_channel:
         logger.warning(
@@ -319,12 +341,12 @@ def _escalate(
         return
     claim = f"enforcement-{uuid.uuid4().hex[:12]}"
     with session_scope(engine) as session:
-        rows = _record_escalations(session, candidates, admin_channel, claim, now)
+        rows = _record_escalations(session, candidates, admin_channel, claim, now, step, note)
     if not rows:
         return
     items = tuple(
         ReminderItem(
-            reference=f"n{row.id}", view=item.view, deadline=item.deadline, step=OVERDUE_STEP, note=row.note
+            reference=f"n{row.id}", view=item.view, deadline=item.deadline, step=step, note=row.note
         )
         for row, item in rows
     )
@@ -356,14 +378,20 @@ def _escalate(
 
 
 def _record_escalations(
-    session: Session, candidates: list[Overdue], admin_channel: str, claim: str, now: datetime
+    session: Session,
+    candidates: list[Overdue],
+    admin_channel: str,
+    claim: str,
+    now: datetime,
+    step: str = OVERDUE_STEP,
+    note: str = OVERDUE_NOTE,
 ) -> list[tuple[Notification, Overdue]]:
-    """One `overdue` notification per token and deadline; those escalated before are skipped."""
+    """One notification of `step` per token and deadline; those told before are skipped."""
     before = set(
         session.execute(
             select(Notification.token_pk, Notification.deadline_kind, Notification.due_date).where(
                 Notification.token_pk.in_([item.view.pk for item in candidates]),
-                Notification.step == OVERDUE_STEP,
+                Notification.step == step,
                 Notification.recipient == admin_channel,
             )
         ).all()
@@ -376,9 +404,9 @@ def _record_escalations(
             token_pk=item.view.pk,
             deadline_kind=str(item.deadline.kind),
             due_date=item.deadline.due_at.date(),
-            step=OVERDUE_STEP,
+            step=step,
             recipient=admin_channel,
-            note=OVERDUE_NOTE,
+            note=note,
             status="sending",  # claimed: the reminder runs leave it alone while this run sends it
             claimed_by=claim,
             claimed_at=now,
