@@ -403,3 +403,20 @@ def test_an_extend_button_with_a_made_up_date_is_refused_and_the_reminder_redraw
         assert session.execute(select(Exemption)).scalars().all() == []
     told(bot, OWNER, "out of date")
     wait_for(lambda: len(bot.slack.calls("chat.update")) > updates, what="the reminder to be redrawn")
+
+
+@pytest.mark.parametrize(("action_id", "action"), [("token_confirm_scopes", "confirm_scopes"), ("token_accept", "accept")])
+def test_any_button_naming_a_deadline_tokenbot_does_not_compute_is_refused(bot, action_id, action):
+    message = reminder(bot)
+    with db.session_scope(bot.engine) as session:
+        pk = session.execute(select(Token.id).where(Token.token_id == "tok-observed")).scalar_one()
+
+    bot.slack.click(
+        bot.server.slack_url, OWNER, message["channel"], message["ts"], action_id,
+        value=f"t{pk}:autoscope_enforcement:2030-01-01", block_id=f"actions:{_reference(message, 'tok-observed')}",
+    )
+
+    [refused] = wait_for(lambda: decisions(bot, action), what="the refusal")
+    assert (refused.status, refused.parameters["refused"]) == ("refused", "stale_reference")
+    assert bot.slack.views(OWNER, open_only=True) == [] and databricks_calls(bot, "PATCH") == []
+    told(bot, OWNER, "out of date")
