@@ -385,6 +385,8 @@ def test_four_extend_clicks_in_a_row_stop_at_the_total_limit_and_ask_the_admins(
         lambda: [m for m in bot.slack.messages(ADMIN_CHANNEL) if "Approval needed" in m["text"]],
         what="the admins to be asked",
     )[-1]
+    asked_until = (original + timedelta(days=90)).date().isoformat()
+    assert f"until {asked_until} (the policy's own deadline: {original.date().isoformat()})" in request["text"]
     bot.slack.click(bot.server.slack_url, ADMIN_USER, ADMIN_CHANNEL, request["ts"], "decision_deny")
     wait_for(lambda: decisions(bot, "extend")[2].status == "denied", what="the denial")
     assert org_deadline(bot, "tok-idle")[1] == original + timedelta(days=60)

@@ -184,6 +184,12 @@ def request_text(outcome: Outcome) -> str:
         detail = " to " + ", ".join(blocks.code(s) for s in parameters["scopes"])
     if outcome.action == decisions.EXTEND and parameters.get("days"):
         detail = f" by {parameters['days']} days"
+        if parameters.get("until") and parameters.get("original_due_at"):
+            # What the admins weigh: the end asked for against where the policy put the deadline.
+            detail += (
+                f", until {str(parameters['until'])[:10]} "
+                f"(the policy's own deadline: {str(parameters['original_due_at'])[:10]})"
+            )
     reason = parameters.get("reason")
     return (
         f"{who} asks: {verb}{detail}"
