@@ -366,3 +366,22 @@ def not_mine_decisions(world) -> list[Decision]:
 def world_decision(world, decision_id: int) -> Decision:
     with db.session_scope(world.engine) as session:
         return session.get(Decision, decision_id)
+
+
+def test_a_newer_request_of_another_kind_does_not_start_the_hold_again(world_factory):
+    world = world_factory(enforce=True)
+    start = clock.now()
+    with db.session_scope(world.engine) as session:
+        token_pk = session.execute(select(Token.id).where(Token.token_id == "p-old")).scalar_one()
+        scopes = decisions.confirm_scopes(
+            session=session, gateway_for=None, actor=decisions.Actor(OTHER), token_pk=token_pk,
+            scopes=["all-apis"],
+        )
+    with freeze_time(start + timedelta(days=3)):
+        lost = not_mine(world, "p-old")
+    assert (scopes.status, lost.status) == ("requested", "requested")
+
+    summary = enforce(world, now=start + timedelta(days=3, hours=2))
+
+    assert summary.waiting == 0 and [i.view.token_id for i in summary.hold_ended] == ["p-old"]
+    assert "p-old" in deletes(world.org["prod"])

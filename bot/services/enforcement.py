@@ -145,7 +145,7 @@ def run(
     summary = EnforcementSummary(dry_run=dry_run)
     with session_scope(engine) as session:
         candidates = overdue_tokens(session=session, policy=policy, now=now, summary=summary, dry_run=dry_run)
-    if summary.hold_ended:
+    if summary.hold_ended and admin_channel:
         told = EnforcementSummary()  # its own counts: these are not the overdue escalations
         ended = summary.hold_ended
         _escalate(engine, sender, admin_channel, ended, now, told, HOLD_ENDED_STEP, HOLD_ENDED_NOTE)
@@ -202,10 +202,10 @@ def overdue_tokens(
 def _held_back(
     session: Session, pks: set[int], dry_run: bool, policy: Policy, now: datetime
 ) -> tuple[set[int], set[int]]:
-    """(held, hold ended): tokens with an open request to the admins made less than
-    `policy.request_hold_days` ago, in dry run also those already revoked in dry run (recording the
-    same dry-run revocation every hour would only add noise); and tokens whose open requests are all
-    older than that."""
+    """(held, hold ended): tokens whose oldest open request to the admins was made less than
+    `policy.request_hold_days` ago (a newer request, of another kind, does not start the hold
+    again), in dry run also those already revoked in dry run (recording the same dry-run revocation
+    every hour would only add noise); and tokens whose hold has run out."""
     if not pks:
         return set(), set()
     rows = session.execute(
@@ -216,14 +216,18 @@ def _held_back(
             Decision.status.in_((decisions.REQUESTED, decisions.APPLIED)),
         )
     )
-    held, ended = set(), set()
+    held: set[int] = set()
+    oldest_request: dict[int, datetime] = {}
     hold_since = now - timedelta(days=policy.request_hold_days)
     for token_pk, action, status, parameters, created_at in rows:
         if status == decisions.REQUESTED and action != decisions.REVOKE:
-            # An open request (a revoke is `requested` only while it runs), for a limited time.
-            (held if created_at is not None and created_at > hold_since else ended).add(token_pk)
+            # An open request (a revoke is `requested` only while it runs); one of unknown age holds nothing.
+            made = created_at or hold_since
+            oldest_request[token_pk] = min(made, oldest_request.get(token_pk, made))
         elif dry_run and action == decisions.REVOKE and (parameters or {}).get("dry_run"):
             held.add(token_pk)
+    ended = {pk for pk, made in oldest_request.items() if made <= hold_since}
+    held |= set(oldest_request) - ended
     return held, ended - held
 
 
