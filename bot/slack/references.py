@@ -15,8 +15,8 @@ from datetime import UTC, date, datetime
 from sqlmodel import Session
 
 from bot.domain.policy import Policy
-from bot.models import Notification
-from bot.services import report
+from bot.models import Notification, Token
+from bot.services import narrowing, report
 from bot.services.decisions import DeadlineRef
 
 
@@ -55,6 +55,8 @@ def resolve(session: Session, value: str | None, policy: Policy, now: datetime) 
         row = session.get(Notification, int(value[1:]))
         if row is None:
             return None
+        if row.step == narrowing.NARROWED:
+            return Resolved(row.token_pk, _narrowing_day(session, row), row.id)
         return Resolved(
             row.token_pk,
             _deadline(session, row.token_pk, row.deadline_kind, row.due_date, policy, now),
@@ -88,6 +90,17 @@ def _deadline(
     return DeadlineRef(
         kind=kind, due_at=datetime.combine(due_date, datetime.min.time(), tzinfo=UTC), stale=True
     )
+
+
+def _narrowing_day(session: Session, row: Notification) -> DeadlineRef:
+    """A message after auto-scoping narrowed a token is about the day it was narrowed, as the token
+    row says now (a later narrowing, or none, makes the message stale)."""
+    token = session.get(Token, row.token_pk)
+    narrowed_at = token.narrowed_at if token is not None else None
+    if narrowed_at is not None and narrowed_at.date() == row.due_date:
+        return DeadlineRef(kind=row.deadline_kind, due_at=narrowed_at)
+    at = datetime.combine(row.due_date, datetime.min.time(), tzinfo=UTC)
+    return DeadlineRef(kind=row.deadline_kind, due_at=at, stale=True)
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
