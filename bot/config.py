@@ -81,6 +81,8 @@ class PolicyConfig(_FileModel):
     org_max_inactive_days: int = Field(default=60, ge=0, le=3650)
     org_max_lifetime_days: int = Field(default=365, ge=0, le=3650)
     max_extension_days: int = Field(default=30, ge=1, le=365)
+    max_total_extension_days: int = Field(default=60, ge=1, le=3650)
+    request_hold_days: int = Field(default=3, ge=0, le=90)
     escalate_after_days: int = Field(default=3, ge=0, le=365)
     quiet_hours: str = "18:00-09:00"
     junk_comment_patterns: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
@@ -114,6 +116,15 @@ class PolicyConfig(_FileModel):
     @classmethod
     def _int_is_a_fraction(cls, value: Any) -> Any:
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _total_covers_one_click(self) -> PolicyConfig:
+        if self.max_total_extension_days < self.max_extension_days:
+            raise ValueError(
+                f"max_total_extension_days ({self.max_total_extension_days}) must be at least "
+                f"max_extension_days ({self.max_extension_days})"
+            )
+        return self
 
     def to_policy(self) -> Policy:
         values = self.model_dump()

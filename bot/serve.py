@@ -64,10 +64,12 @@ def serve(
         logger.info("scheduler off (--no-scheduler): no sync, reminders or digests from this process")
     stopping = _Stopping(jobs)
     try:
+        # /readyz says when the admin group cannot be read (only slack.admins count then).
+        admin_problem = getattr(deps.is_admin, "problem", None)
         if http:
-            _serve_http(settings, engine, bolt, host, port, stopping)
+            _serve_http(settings, engine, bolt, host, port, stopping, admin_problem)
         else:
-            _serve_socket_mode(settings, engine, bolt, host, port, stopping)
+            _serve_socket_mode(settings, engine, bolt, host, port, stopping, admin_problem)
     finally:
         stopping.finish()
 
@@ -120,7 +122,9 @@ class _Stopping:
         os._exit(0)  # the job's thread would otherwise keep the process alive
 
 
-def _serve_http(settings, engine, bolt, host: str, port: int, stopping: _Stopping) -> None:
+def _serve_http(
+    settings, engine, bolt, host: str, port: int, stopping: _Stopping, admin_problem=None
+) -> None:
     import uvicorn
 
     from bot.slack.client import make_client
@@ -137,7 +141,7 @@ def _serve_http(settings, engine, bolt, host: str, port: int, stopping: _Stoppin
         bolt,
         engine,
         secret,
-        readiness=SlackAuthCheck(probe),
+        readiness=SlackAuthCheck(probe, admin_problem=admin_problem),
         webhook=make_webhook(engine=engine, settings=settings),
     )
 
@@ -164,7 +168,9 @@ def _serve_http(settings, engine, bolt, host: str, port: int, stopping: _Stoppin
     Server(config).run()
 
 
-def _serve_socket_mode(settings, engine, bolt, host: str, port: int, stopping: _Stopping) -> None:
+def _serve_socket_mode(
+    settings, engine, bolt, host: str, port: int, stopping: _Stopping, admin_problem=None
+) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
     from slack_sdk.errors import SlackApiError
 
@@ -185,14 +191,14 @@ def _serve_socket_mode(settings, engine, bolt, host: str, port: int, stopping: _
     logger.info("tokenbot connected to Slack in Socket Mode")
     stopping.start_jobs()
     try:
-        with _health_server(settings, engine, bolt, host, port):
+        with _health_server(settings, engine, bolt, host, port, admin_problem):
             while not stopping.requested.wait(1.0):
                 pass
     finally:
         handler.close()
 
 
-def _health_server(settings, engine, bolt, host: str, port: int):
+def _health_server(settings, engine, bolt, host: str, port: int, admin_problem=None):
     """In Socket Mode too, /healthz, /readyz and /metrics answer on the port (the container's
     HEALTHCHECK and a scraper need them); /slack/events is not served there."""
     from bot.slack.client import make_client
@@ -202,7 +208,9 @@ def _health_server(settings, engine, bolt, host: str, port: int):
     probe = make_client(settings, rate_limit_retries=0)
     probe.timeout, probe.retry_handlers = READINESS_TIMEOUT, []
     server = BackgroundServer(
-        WebApp(bolt, engine, None, readiness=SlackAuthCheck(probe)), host=host, port=port
+        WebApp(bolt, engine, None, readiness=SlackAuthCheck(probe, admin_problem=admin_problem)),
+        host=host,
+        port=port,
     )
     logger.info("health, readiness and metrics on http://%s:%s", host, server.port)
     return server

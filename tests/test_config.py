@@ -241,3 +241,30 @@ def test_settings_are_immutable():
     settings = load_settings({})
     with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen error type is an implementation detail
         settings.dry_run = True
+
+
+def test_the_trust_limits_have_defaults_and_can_be_set(tmp_path):
+    assert (Policy().max_total_extension_days, Policy().request_hold_days) == (60, 3)
+    environ = write_config(tmp_path, "[policy]\nmax_total_extension_days = 90\nrequest_hold_days = 1\n")
+
+    policy = load_settings(environ).policy
+
+    assert (policy.max_total_extension_days, policy.request_hold_days) == (90, 1)
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        (
+            "[policy]\nmax_total_extension_days = 10",
+            "policy: max_total_extension_days (10) must be at least max_extension_days (30)",
+        ),
+        (
+            "[policy]\nrequest_hold_days = -1",
+            "policy.request_hold_days: Input should be greater than or equal to 0 (got -1)",
+        ),
+    ],
+)
+def test_bad_trust_limits_are_named(tmp_path, toml, expected):
+    [problem] = problems_for(write_config(tmp_path, toml))
+    assert expected in problem

@@ -5,7 +5,7 @@ Databricks failures, dry run, and where a rotated token's value may go (only the
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -383,7 +383,7 @@ def test_only_an_admin_approves(world):
     assert patches(world) == []
 
 
-def test_a_denied_request_changes_nothing_and_the_owner_may_ask_again(world):
+def test_a_denied_request_changes_nothing_and_the_owner_may_ask_for_something_else(world):
     request = confirm(world, ALICE, ["all-apis"])
 
     denied = world.decide(decisions.deny, actor=ADMIN, decision_id=request.decision_id, reason="too broad")
@@ -394,7 +394,8 @@ def test_a_denied_request_changes_nothing_and_the_owner_may_ask_again(world):
     )
     assert patches(world) == []
     assert world.decisions(id=request.decision_id)[0].status == "denied"
-    assert confirm(world, ALICE, ["all-apis"]).status == "requested"
+    assert confirm(world, ALICE, ["all-apis"]).parameters["refused"] == "denied_before"  # not the same again
+    assert confirm(world, ALICE, ["authentication", "sql"]).status == "requested"
 
 
 def test_an_admin_sets_privileged_scopes_directly(world):
@@ -704,3 +705,107 @@ def test_the_gateway_reads_one_token_and_none_once_it_is_gone(world):
     assert record is not None and record.comment == "notebooks" and record.autoscope_state == RUNNING
     assert gateway.get_token("t-alice") is None
     assert gateway.delete_token("t-alice") is False
+
+
+# =============================================================================================
+# trust: serial self-extension, made-up deadlines
+
+
+def test_serial_self_extension_stops_at_the_total_limit_and_goes_to_the_admins(world):
+    original = world.deadline("t-alice", DeadlineKind.ORG_POLICY).due_at
+
+    first = extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=30)  # from the new deadline
+    second = extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=30)
+    third = extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=1)
+
+    assert (first.status, second.status) == ("applied", "applied")
+    assert world.deadline("t-alice", DeadlineKind.ORG_POLICY).due_at == original + timedelta(days=60)
+    assert third.status == "requested"
+    assert "beyond 60 days past the original deadline" in third.message
+    assert third.parameters["original_due_at"] == original.isoformat()
+    assert [e.until for e in exemptions(world)] == [original + timedelta(days=30), original + timedelta(days=60)]
+
+    approved = world.decide(decisions.approve, actor=ADMIN, decision_id=third.decision_id)
+
+    assert approved.status == "applied"
+    assert (exemptions(world)[-1].requested_by, exemptions(world)[-1].approved_by) == ("UALICE", "UADMIN1")
+    assert world.deadline("t-alice", DeadlineKind.ORG_POLICY).due_at == original + timedelta(days=61)
+
+
+def test_an_owner_extension_that_would_pass_the_total_waits_for_an_admin(world):
+    original = world.deadline("t-alice", DeadlineKind.ORG_POLICY).due_at
+    assert extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=30).status == "applied"
+    assert extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=20).status == "applied"
+
+    outcome = extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=20)  # within one click's limit
+
+    assert outcome.status == "requested"
+    assert f"could extend until {(original + timedelta(days=60)).date().isoformat()}" in outcome.message
+    assert len(exemptions(world)) == 2
+
+
+def test_an_admin_is_not_held_to_the_total_limit(world):
+    assert extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=30).status == "applied"
+    assert extend(world, ADMIN, "t-alice", DeadlineKind.ORG_POLICY, days=100).status == "applied"
+
+
+def test_a_made_up_deadline_is_refused_as_stale_and_nothing_is_exempted(world):
+    made_up = decisions.DeadlineRef(kind="org_policy", due_at=datetime(2199, 1, 1, tzinfo=UTC))
+
+    outcome = extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=30, deadline=made_up)
+
+    assert outcome.status == "refused" and outcome.parameters["refused"] == "stale_reference"
+    assert "out of date" in outcome.message and "2199-01-01" in outcome.message
+    assert exemptions(world) == []
+    assert extend(world, ADMIN, "t-alice", DeadlineKind.ORG_POLICY, deadline=made_up).status == "refused"
+
+
+def test_an_extension_is_computed_from_the_deadline_tokenbot_computes_not_the_references_time(world):
+    real = world.deadline("t-alice", DeadlineKind.ORG_POLICY)
+    same_day_other_time = decisions.DeadlineRef(kind="org_policy", due_at=real.due_at + timedelta(hours=20))
+    if same_day_other_time.due_date != real.due_date:
+        same_day_other_time = decisions.DeadlineRef(kind="org_policy", due_at=real.due_at - timedelta(hours=1))
+
+    outcome = extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=10, deadline=same_day_other_time)
+
+    assert outcome.status == "applied"
+    assert exemptions(world)[0].until == real.due_at + timedelta(days=10)
+
+
+def test_a_moved_deadline_is_stale_for_every_decision_about_it(world):
+    before = world.deadline("t-alice", DeadlineKind.ORG_POLICY)
+    assert extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=10).status == "applied"
+    stale = decisions.DeadlineRef(kind=before.kind, due_at=before.due_at, stale=True)
+    pk = world.pk("t-alice")
+
+    outcomes = [
+        extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, deadline=before),
+        world.decide(decisions.accept, actor=ALICE, token_pk=pk, deadline=stale),
+        world.decide(decisions.snooze, actor=ALICE, token_pk=pk, deadline=stale),
+        world.decide(decisions.revoke, actor=ALICE, token_pk=pk, deadline=stale),
+    ]
+
+    assert [o.parameters.get("refused") for o in outcomes] == ["stale_reference"] * 4
+    assert deletes_of(world.prod, "t-alice") == [] and len(exemptions(world)) == 1
+
+
+def test_a_denied_request_is_not_filed_again_by_the_same_person_for_the_same_deadline(world):
+    pk = world.pk("t-alice")
+    asked = extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=90)
+    lost = world.decide(decisions.not_mine, actor=ALICE, token_pk=pk)
+    world.decide(decisions.deny, actor=ADMIN, decision_id=asked.decision_id, reason="no")
+    world.decide(decisions.deny, actor=ADMIN, decision_id=lost.decision_id)
+
+    again = extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=90)
+    lost_again = world.decide(
+        decisions.not_mine,
+        actor=ALICE,
+        token_pk=pk,
+        deadline=world.deadline("t-alice", DeadlineKind.ORG_POLICY),  # with a deadline or without
+    )
+
+    assert [o.parameters.get("refused") for o in (again, lost_again)] == ["denied_before"] * 2
+    assert "already denied this request" in again.message and "<@UADMIN1>" in again.message
+    assert again.duplicate_of == asked.decision_id
+    assert [d.status for d in world.decisions(status="requested")] == []  # nothing holds the token
+    assert extend(world, ALICE, "t-alice", DeadlineKind.ORG_POLICY, days=10).status == "applied"

@@ -15,6 +15,8 @@ from sqlalchemy import select
 from bot import clock, db
 from bot.models import Decision, Exemption, Token
 from bot.sandbox.slack import sign
+from bot.services import report
+from bot.slack import references
 from tests.bot_server import running_bot, wait_for
 from tests.slack_helpers import ADMIN_CHANNEL, ADMIN_USER
 from tests.world import make_world, observed_token
@@ -331,3 +333,92 @@ def test_in_dry_run_decisions_are_recorded_and_databricks_is_not_touched(world, 
     assert decision.status == "applied" and decision.parameters["dry_run"] is True
     assert databricks_calls(world, "DELETE") == []
     told(world, OWNER, "dry run")
+
+
+# trust: serial self-extension, made-up deadlines -------------------------------------------------
+
+
+def org_deadline(world, token_id):
+    """tokenbot's own policy deadline of the token, as it computes it now."""
+    with db.session_scope(world.engine) as session:
+        pk = session.execute(select(Token.id).where(Token.token_id == token_id)).scalar_one()
+        [view] = report.token_views(session=session, policy=world.settings.policy, now=clock.now(), token_pks=[pk])
+    [deadline] = [d for d in view.evaluation.deadlines if d.kind == "org_policy"]
+    return pk, deadline.due_at
+
+
+def extend_clicked(world, shown, value, days="30"):
+    """The owner clicks Extend (the button carrying `value`) on the reminder as first shown, and
+    submits the modal if one opens; returns the new decision."""
+    before = len(decisions(world, "extend"))
+    opened = len(world.slack.views(OWNER, open_only=True))
+    world.slack.click(
+        world.server.slack_url, OWNER, shown["channel"], shown["ts"], "token_extend", value=value,
+        block_id=f"actions:{_reference(shown, 'tok-idle')}", as_shown=shown,
+    )
+    found = wait_for(
+        lambda: len(decisions(world, "extend")) > before or len(world.slack.views(OWNER, open_only=True)) > opened,
+        what="a modal or a decision",
+    )
+    if len(decisions(world, "extend")) == before and found:
+        modal = world.slack.views(OWNER, open_only=True)[-1]
+        world.slack.submit(
+            world.server.slack_url, OWNER, modal["id"], {"days": {"days": days}, "reason": {"reason": "busy"}}
+        )
+        wait_for(lambda: len(decisions(world, "extend")) > before, what="the extension")
+    return decisions(world, "extend")[-1]
+
+
+def test_four_extend_clicks_in_a_row_stop_at_the_total_limit_and_ask_the_admins(bot):
+    shown = json.loads(json.dumps(reminder(bot)))
+    pk, original = org_deadline(bot, "tok-idle")
+
+    results = []
+    for _ in range(4):  # each click "from the new deadline", as /tokens mine or the App Home show it
+        _, due = org_deadline(bot, "tok-idle")
+        results.append(extend_clicked(bot, shown, references.for_token(pk, "org_policy", due.date())))
+
+    assert [r.status for r in results[:2]] == ["applied", "applied"]
+    assert results[2].status == "requested" and results[3].parameters.get("refused") == "duplicate"
+    assert org_deadline(bot, "tok-idle")[1] == original + timedelta(days=60)
+    request = wait_for(
+        lambda: [m for m in bot.slack.messages(ADMIN_CHANNEL) if "Approval needed" in m["text"]],
+        what="the admins to be asked",
+    )[-1]
+    asked_until = (original + timedelta(days=90)).date().isoformat()
+    assert f"until {asked_until} (the policy's own deadline: {original.date().isoformat()})" in request["text"]
+    bot.slack.click(bot.server.slack_url, ADMIN_USER, ADMIN_CHANNEL, request["ts"], "decision_deny")
+    wait_for(lambda: decisions(bot, "extend")[2].status == "denied", what="the denial")
+    assert org_deadline(bot, "tok-idle")[1] == original + timedelta(days=60)
+
+
+def test_an_extend_button_with_a_made_up_date_is_refused_and_the_reminder_redrawn(bot):
+    shown = json.loads(json.dumps(reminder(bot)))
+    pk, _ = org_deadline(bot, "tok-idle")
+    updates = len(bot.slack.calls("chat.update"))
+
+    refused = extend_clicked(bot, shown, f"t{pk}:org_policy:2199-01-01")
+
+    assert (refused.status, refused.parameters["refused"]) == ("refused", "stale_reference")
+    assert bot.slack.views(OWNER, open_only=True) == []  # no form for a deadline that does not exist
+    with db.session_scope(bot.engine) as session:
+        assert session.execute(select(Exemption)).scalars().all() == []
+    told(bot, OWNER, "out of date")
+    wait_for(lambda: len(bot.slack.calls("chat.update")) > updates, what="the reminder to be redrawn")
+
+
+@pytest.mark.parametrize(("action_id", "action"), [("token_confirm_scopes", "confirm_scopes"), ("token_accept", "accept")])
+def test_any_button_naming_a_deadline_tokenbot_does_not_compute_is_refused(bot, action_id, action):
+    message = reminder(bot)
+    with db.session_scope(bot.engine) as session:
+        pk = session.execute(select(Token.id).where(Token.token_id == "tok-observed")).scalar_one()
+
+    bot.slack.click(
+        bot.server.slack_url, OWNER, message["channel"], message["ts"], action_id,
+        value=f"t{pk}:autoscope_enforcement:2030-01-01", block_id=f"actions:{_reference(message, 'tok-observed')}",
+    )
+
+    [refused] = wait_for(lambda: decisions(bot, action), what="the refusal")
+    assert (refused.status, refused.parameters["refused"]) == ("refused", "stale_reference")
+    assert bot.slack.views(OWNER, open_only=True) == [] and databricks_calls(bot, "PATCH") == []
+    told(bot, OWNER, "out of date")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from bot import db
 from bot.cli import app
 from bot.models import DigestPost
-from bot.services import decisions, digest, inventory
+from bot.services import decisions, digest, inventory, report
 from bot.slack import digest_blocks
 from bot.slack.app import make_deps
 from bot.slack.client import make_client
@@ -224,3 +224,40 @@ def test_a_failed_post_records_nothing_so_the_next_digest_covers_the_same_time(b
     assert done.summary is None and "invite the bot" in done.error
     with db.session_scope(busy_week.engine) as session:
         assert session.execute(select(DigestPost)).first() is None
+
+
+def test_every_extension_since_the_last_digest_is_listed_with_who_asked_and_who_approved(busy_week):
+    carol = decisions.Actor(CAROL)
+    policy = busy_week.settings.policy
+    with freeze_time(MONDAY - days(1), tick=True), db.session_scope(busy_week.engine) as session:
+        pk = _token_pk(session, "p-idle-50")
+        [view] = report.token_views(session=session, policy=policy, now=MONDAY - days(1), token_pks=[pk])
+        [due] = [d for d in view.evaluation.deadlines if d.kind == "org_policy"]
+        own = decisions.extend(
+            session=session, gateway_for=None, actor=carol, token_pk=pk, deadline=decisions.DeadlineRef.of(due),
+            days=30, reason="month end", policy=policy,
+        )
+        asked = decisions.extend(
+            session=session, gateway_for=None, actor=carol, token_pk=pk,
+            deadline=decisions.DeadlineRef(kind="org_policy", due_at=due.due_at + days(30)),
+            days=40, reason="audit", policy=policy,
+        )
+        approved = decisions.approve(
+            session=session, gateway_for=None, actor=decisions.Actor(ADMIN_USER, is_admin=True),
+            decision_id=asked.decision_id,
+        )
+    assert (own.status, asked.status, approved.status) == ("applied", "requested", "applied")
+
+    result = build(busy_week)
+
+    assert [(e.token.token_id, e.requested_by, e.approved_by) for e in result.extensions] == [
+        ("p-idle-50", CAROL, CAROL),
+        ("p-idle-50", CAROL, ADMIN_USER),
+    ]
+    assert result.extensions[1].until == due.due_at + days(70)
+    assert "2 extensions" in result.summary()
+    _, built = digest_blocks.digest_message(result)
+    text = text_of(built)
+    assert "Extensions since" in text
+    assert f"`p-idle-50` in *prod* (old notebook) (organisation policy) until {digest_blocks.moment_day(due.due_at + days(30), 'UTC')}: asked by <@{CAROL}>, approved by themselves" in text  # noqa: E501
+    assert f"asked by <@{CAROL}>, approved by <@{ADMIN_USER}>" in text

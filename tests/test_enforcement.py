@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from freezegun import freeze_time
 from sqlalchemy import select
 
 from bot import clock, db
@@ -244,7 +245,8 @@ def test_above_the_limit_nothing_is_revoked_and_the_breaker_trips(world_factory)
 
 def test_a_token_with_an_open_request_waits_for_the_admins(world_factory):
     world = world_factory(enforce=True)
-    with db.session_scope(world.engine) as session:
+    with freeze_time(clock.now() + LATER - timedelta(days=1)), db.session_scope(world.engine) as session:
+        # a day before the run: within policy.request_hold_days
         token_pk = session.execute(select(Token.id).where(Token.token_id == "p-old")).scalar_one()
         outcome = decisions.not_mine(session=session, actor=decisions.Actor(OTHER), token_pk=token_pk)
     assert outcome.status == "requested"
@@ -266,3 +268,117 @@ def test_one_failed_revocation_does_not_stop_the_others_and_the_admins_hear_of_i
     assert [d.status for d in revocations(world) if d.status == "failed"] == ["failed"]
     report = newest_text(world, ADMIN_CHANNEL)
     assert "Could not revoke" in report and "p-older" in report
+
+
+# holds: a request shields a token for request_hold_days, once ---------------------------------------
+
+
+def not_mine(world, token_id, actor=OTHER):
+    with db.session_scope(world.engine) as session:
+        token_pk = session.execute(select(Token.id).where(Token.token_id == token_id)).scalar_one()
+        return decisions.not_mine(session=session, actor=decisions.Actor(actor), token_pk=token_pk)
+
+
+def hold_notices(world) -> list[Notification]:
+    with db.session_scope(world.engine) as session:
+        return list(session.execute(select(Notification).where(Notification.step == "hold_ended")).scalars())
+
+
+def test_an_unanswered_request_holds_a_token_for_request_hold_days_and_the_admins_are_told_once(world_factory):
+    world = world_factory(enforce=True)
+    request = not_mine(world, "p-old")  # made now; the runs below come later
+    admin_before = len(world.slack.messages(ADMIN_CHANNEL))
+    start = clock.now()
+
+    held = enforce(world, now=start + timedelta(days=2, hours=23))
+    assert held.waiting == 1 and "p-old" not in deletes(world.org["prod"])
+
+    ended = enforce(world, now=start + timedelta(days=3, hours=1))
+    again = enforce(world, now=start + timedelta(days=3, hours=2))
+
+    assert (ended.waiting, [i.view.token_id for i in ended.hold_ended]) == (0, ["p-old"])
+    assert "p-old" in deletes(world.org["prod"]) and "p-old" not in live(world.org["prod"])
+    [notice] = hold_notices(world)
+    assert (notice.status, notice.recipient) == ("sent", ADMIN_CHANNEL)
+    told = [m for m in world.slack.messages(ADMIN_CHANNEL)[admin_before:] if "no answer in time" in json.dumps(m)]
+    assert len(told) == 1 and "`p-old`" in json.dumps(told[0])
+    assert again.hold_ended == [] and len(hold_notices(world)) == 1  # told once, not every run
+    assert world_decision(world, request.decision_id).status == "requested"  # still for the admins
+
+
+def test_with_enforcement_off_an_ended_hold_is_told_once_and_nothing_is_revoked(world_factory):
+    world = world_factory(enforce=False)
+    not_mine(world, "p-old")
+    start = clock.now()
+
+    runs = [enforce(world, now=start + timedelta(days=4, hours=h)) for h in (0, 1, 2)]
+
+    assert [len(r.hold_ended) for r in runs] == [1, 1, 1]  # still past its hold every run
+    assert len(hold_notices(world)) == 1 and deletes(world.org["prod"]) == []
+
+
+def test_a_denied_not_mine_clicked_again_at_once_is_refused_and_does_not_hold_the_token(world_factory):
+    world = world_factory(enforce=True)
+    [message] = world.slack.messages(OWNER)
+    reference = next(
+        b["block_id"].removeprefix("token:")
+        for b in message["blocks"]
+        if b.get("block_id", "").startswith("token:") and "`p-oldest`" in json.dumps(b)
+    )
+
+    def click_not_mine():
+        world.slack.click(
+            server.slack_url, OWNER, message["channel"], message["ts"], "token_not_mine",
+            block_id=f"actions:{reference}", as_shown=message,
+        )
+
+    with running_bot(world.settings, world.engine) as server:
+        click_not_mine()
+        [request] = wait_for(lambda: not_mine_decisions(world), what="the Not mine request")
+        assert request.status == "requested"
+        with db.session_scope(world.engine) as session:
+            denial = decisions.deny(
+                session=session, actor=decisions.Actor(ADMIN_USER, is_admin=True), decision_id=request.id
+            )
+        assert denial.status == "denied"
+        click_not_mine()
+        wait_for(lambda: len(not_mine_decisions(world)) == 2, what="the second click recorded")
+        wait_for(
+            lambda: any("already denied" in e["text"] for e in world.slack.ephemerals(OWNER)),
+            what="the owner to be told why",
+        )
+
+    again = not_mine_decisions(world)[-1]
+    assert (again.status, again.parameters["refused"]) == ("refused", "denied_before")
+    summary = enforce(world, now=clock.now() + timedelta(days=1, hours=12))  # within a hold, were there one
+    assert summary.waiting == 0 and "p-oldest" in deletes(world.org["prod"])
+
+
+def not_mine_decisions(world) -> list[Decision]:
+    with db.session_scope(world.engine) as session:
+        query = select(Decision).where(Decision.action == "not_mine", Decision.actor_slack_id == OWNER)
+        return list(session.execute(query.order_by(Decision.id)).scalars())
+
+
+def world_decision(world, decision_id: int) -> Decision:
+    with db.session_scope(world.engine) as session:
+        return session.get(Decision, decision_id)
+
+
+def test_a_newer_request_of_another_kind_does_not_start_the_hold_again(world_factory):
+    world = world_factory(enforce=True)
+    start = clock.now()
+    with db.session_scope(world.engine) as session:
+        token_pk = session.execute(select(Token.id).where(Token.token_id == "p-old")).scalar_one()
+        scopes = decisions.confirm_scopes(
+            session=session, gateway_for=None, actor=decisions.Actor(OTHER), token_pk=token_pk,
+            scopes=["all-apis"],
+        )
+    with freeze_time(start + timedelta(days=3)):
+        lost = not_mine(world, "p-old")
+    assert (scopes.status, lost.status) == ("requested", "requested")
+
+    summary = enforce(world, now=start + timedelta(days=3, hours=2))
+
+    assert summary.waiting == 0 and [i.view.token_id for i in summary.hold_ended] == ["p-old"]
+    assert "p-old" in deletes(world.org["prod"])

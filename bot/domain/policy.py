@@ -63,6 +63,8 @@ class Policy:
     org_max_inactive_days: int = 60  # 0 = off
     org_max_lifetime_days: int = 365  # 0 = off
     max_extension_days: int = 30
+    max_total_extension_days: int = 60  # an owner's own extensions beyond the original deadline, in all
+    request_hold_days: int = 3  # how long an open request to the admins holds enforcement back
     escalate_after_days: int = 3
     quiet_hours: str = "18:00-09:00"
     junk_comment_patterns: tuple[str, ...] = ("test", "tmp", "old", "do not delete")

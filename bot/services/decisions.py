@@ -12,8 +12,10 @@ Rules every function follows:
 - Every attempt writes one `decision` row, refused ones included. Its status is `requested`
   (awaiting an admin), `applied`, `failed` (a Databricks error; the token row is unchanged),
   `refused` (parameters["refused"] says why: not_owner, not_admin, unknown_token, token_gone,
-  invalid, duplicate, no_change, not_extendable), or, on a request an admin resolved, `approved` /
-  `denied`. Decisions about a deadline carry `deadline_kind`, `due_date` (ISO date) and `due_at`.
+  invalid, duplicate, no_change, not_extendable, stale_reference, denied_before), or, on a request an
+  admin resolved, `approved` / `denied`. Decisions about a deadline carry `deadline_kind`, `due_date`
+  (ISO date) and `due_at`: those of the deadline tokenbot computes now. A reference to any other
+  (moved since the message, or made up) is refused as `stale_reference`.
 - Dry run (`TOKENBOT_DRY_RUN`): `_databricks()` is the one place that checks it; the decision is
   recorded `applied` with parameters["dry_run"] = true, and no mutating call is made.
 - Token values are never stored, logged or put in a message: a rotated token's value exists only
@@ -35,7 +37,9 @@ set, and setting the same scopes again is refused as `no_change`.
 Choices made here:
 
 - Extend on tokenbot's policy deadline adds `days` to the later of now and the deadline, up to
-  `EXTENSION_LIMIT_DAYS`; more than `policy.max_extension_days` needs an admin unless an admin asks.
+  `EXTENSION_LIMIT_DAYS`. Unless an admin asks, more than `policy.max_extension_days` in one click,
+  or an end more than `policy.max_total_extension_days` past the original deadline (the one before
+  any exemption: serial extensions add up), is a request to the admins.
 - Extend on the expiry of a service-principal token with a `[[secret_bindings]]` entry rotates it
   (action `rotate`); the old token is revoked by `complete_rotations` after the grace period. Other
   expiry, inactivity and auto-scoping deadlines cannot be lengthened by any API: Extend explains the
@@ -53,7 +57,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -63,10 +67,17 @@ from sqlmodel import Session
 
 from bot import clock
 from bot.databricks.records import GatewayError, WorkspaceGateway
-from bot.domain.policy import AUTOSCOPE_USER_SELECTED, Deadline, DeadlineKind, Policy
+from bot.domain.policy import (
+    AUTOSCOPE_USER_SELECTED,
+    DEADLINE_LABELS,
+    Deadline,
+    DeadlineKind,
+    Policy,
+    evaluate,
+)
 from bot.domain.scopes import PRIVILEGED_SCOPES, is_known
 from bot.models import Decision, Exemption, Principal, Token
-from bot.services import inventory
+from bot.services import inventory, report
 
 if TYPE_CHECKING:
     from bot.config import SecretBinding
@@ -86,6 +97,8 @@ OWNER, ADMIN, OTHER, TOKENBOT_ROLE = "owner", "admin", "other", "tokenbot"
 
 EXTENSION_LIMIT_DAYS = 365
 SNOOZE_FOR = timedelta(days=1)
+STALE_REFERENCE = "stale_reference"
+DENIED_BEFORE = "denied_before"
 # Decisions that settle a deadline: reminders about it stop (see stops_reminders).
 SETTLING_ACTIONS = frozenset({ACCEPT, CONFIRM_SCOPES, EXTEND, ROTATE, REVOKE, RESTORE})
 APPROVABLE = frozenset({CONFIRM_SCOPES, RESTORE, EXTEND})
@@ -111,6 +124,9 @@ class DeadlineRef:
 
     kind: str  # a DeadlineKind value
     due_at: datetime
+    # The reference names a deadline tokenbot does not compute for the token now (moved, or made up):
+    # the decision is refused as `stale_reference`.
+    stale: bool = False
 
     @property
     def due_date(self) -> date:
@@ -177,7 +193,7 @@ def revoke(
     """DELETE the token. Already gone (in the database or at Databricks) is `applied` with
     parameters["already_gone"]; a second revoke of the same token is a refused duplicate."""
     parameters = {"reason": reason, **_deadline_parameters(deadline)}
-    subject = _authorize(session, actor, REVOKE, token_pk, parameters)
+    subject = _authorize(session, actor, REVOKE, token_pk, parameters, deadline=deadline)
     if isinstance(subject, Outcome):
         return subject
     token = subject.token
@@ -256,7 +272,7 @@ def confirm_scopes(
     chosen by a non-admin becomes a request to the admins and nothing changes yet."""
     chosen = _normalise(scopes)
     parameters = {"scopes": chosen, **_deadline_parameters(deadline)}
-    subject = _authorize(session, actor, CONFIRM_SCOPES, token_pk, parameters, live=True)
+    subject = _authorize(session, actor, CONFIRM_SCOPES, token_pk, parameters, live=True, deadline=deadline)
     if isinstance(subject, Outcome):
         return subject
     problem = _scope_problem(chosen)
@@ -361,7 +377,7 @@ def _scope_problem(chosen: list[str]) -> str | None:
 def accept(*, session: Session, actor: Actor, token_pk: int, deadline: DeadlineRef) -> Outcome:
     """The owner agrees to what will happen (usually the inferred scopes); reminders stop."""
     parameters = _deadline_parameters(deadline)
-    subject = _authorize(session, actor, ACCEPT, token_pk, parameters, live=True)
+    subject = _authorize(session, actor, ACCEPT, token_pk, parameters, live=True, deadline=deadline)
     if isinstance(subject, Outcome):
         return subject
     token = subject.token
@@ -390,7 +406,7 @@ def snooze(*, session: Session, actor: Actor, token_pk: int, deadline: DeadlineR
     """The next reminder about this deadline comes tomorrow, or at the deadline if that is sooner."""
     now = clock.now()
     parameters = _deadline_parameters(deadline)
-    subject = _authorize(session, actor, SNOOZE, token_pk, parameters, live=True)
+    subject = _authorize(session, actor, SNOOZE, token_pk, parameters, live=True, deadline=deadline)
     if isinstance(subject, Outcome):
         return subject
     if deadline.due_at <= now:
@@ -432,11 +448,19 @@ def extend(
     """Extend what can be extended: tokenbot's policy deadline (an exemption), the expiry of a
     service principal's token bound to a secret (a rotation); explain the rest."""
     parameters = {"days": days, "reason": reason, **_deadline_parameters(deadline)}
-    subject = _authorize(session, actor, EXTEND, token_pk, parameters, live=True)
+    subject = _authorize(session, actor, EXTEND, token_pk, parameters, live=True, deadline=deadline)
     if isinstance(subject, Outcome):
         return subject
+    if deadline.kind not in set(DeadlineKind):
+        return _not_extendable(session, subject, deadline, parameters, policy)
+    # What the deadline is, is computed here and now; the reference only says which one is meant.
+    current, original = _deadline_now(session, subject.token, deadline, policy)
+    if current is None:
+        return _stale(session, subject, EXTEND, parameters, deadline)
+    deadline = DeadlineRef.of(current)
+    parameters.update(_deadline_parameters(deadline))
     if deadline.kind == DeadlineKind.ORG_POLICY:
-        return _exempt(session, subject, deadline, days, parameters, policy)
+        return _exempt(session, subject, deadline, original or current, days, parameters, policy)
     if deadline.kind == DeadlineKind.EXPIRY:
         binding = _binding_for(subject, secret_bindings)
         if binding is not None:
@@ -444,10 +468,35 @@ def extend(
     return _not_extendable(session, subject, deadline, parameters, policy)
 
 
+def _deadline_now(
+    session: Session, token: Token, deadline: DeadlineRef, policy: Policy
+) -> tuple[Deadline | None, Deadline | None]:
+    """The token's deadline of this kind on this day as tokenbot computes it now, and the same
+    deadline before any exemption moved it (the original); (None, None) when there is none."""
+    now = clock.now()
+    views = report.token_views(session=session, policy=policy, now=now, token_pks=[token.id])
+    if not views:
+        return None, None
+    current = next(
+        (
+            d
+            for d in views[0].evaluation.deadlines
+            if str(d.kind) == deadline.kind and d.due_at.date() == deadline.due_date
+        ),
+        None,
+    )
+    if current is None:
+        return None, None
+    unexempted = evaluate(replace(views[0].evaluation.token, exemptions=()), policy, now)
+    original = next((d for d in unexempted.deadlines if d.kind == current.kind), None)
+    return current, original
+
+
 def _exempt(
     session: Session,
     subject: _Subject,
     deadline: DeadlineRef,
+    original: Deadline,
     days: int,
     parameters: dict[str, Any],
     policy: Policy,
@@ -463,9 +512,21 @@ def _exempt(
     done = _extended_already(session, subject, parameters)
     if done is not None:
         return done
-    if days > limit and not subject.actor.is_admin:
-        why = f"more than {limit} days needs an admin's approval"
-        return _request_approval(session, subject, EXTEND, parameters, why)
+    # An owner's own extensions, one after the other, may move the deadline at most
+    # max_total_extension_days past where the policy put it; beyond that an admin decides.
+    cap = original.due_at + timedelta(days=policy.max_total_extension_days)
+    parameters["original_due_at"] = original.due_at.isoformat()
+    if not subject.actor.is_admin:
+        if days > limit:
+            why = f"more than {limit} days needs an admin's approval"
+            return _request_approval(session, subject, EXTEND, parameters, why)
+        if until > cap:
+            why = (
+                f"extensions beyond {policy.max_total_extension_days} days past the original deadline "
+                f"({original.due_at.date().isoformat()}) need an admin's approval; without one you "
+                f"could extend until {cap.date().isoformat()} at most"
+            )
+            return _request_approval(session, subject, EXTEND, parameters, why)
     return _grant_exemption(session, subject, parameters, approved_by=subject.actor.slack_id)
 
 
@@ -716,10 +777,13 @@ def _rotations_due(session: Session, now: datetime) -> list[Decision]:
 # not mine, owners
 
 
-def not_mine(*, session: Session, actor: Actor, token_pk: int, note: str = "") -> Outcome:
-    """The owner says the token is not theirs: a request for the admins to pick its owner."""
-    parameters = {"note": note}
-    subject = _authorize(session, actor, NOT_MINE, token_pk, parameters, live=True)
+def not_mine(
+    *, session: Session, actor: Actor, token_pk: int, note: str = "", deadline: DeadlineRef | None = None
+) -> Outcome:
+    """The owner says the token is not theirs: a request for the admins to pick its owner. The
+    deadline the reminder was about, if any, is recorded: a denied request is not re-filed for it."""
+    parameters = {"note": note, **_deadline_parameters(deadline)}
+    subject = _authorize(session, actor, NOT_MINE, token_pk, parameters, live=True, deadline=deadline)
     if isinstance(subject, Outcome):
         return subject
     return _request_approval(session, subject, NOT_MINE, parameters, "they will find the token's owner")
@@ -869,6 +933,15 @@ def _request_approval(
             f"is already waiting for an admin."
         )
         return _duplicate(session, subject, action, parameters, earlier, message)
+    denied = _denied_before(session, subject, action, parameters)
+    if denied is not None:
+        # Asking again at once would only hold enforcement back again (DESIGN.md section 6).
+        message = (
+            f"An admin ({_who(denied.parameters.get('decided_by') or '?')}) already denied this request "
+            f"about {_label(subject.token)} on {_when(denied.updated_at)}; it cannot be sent again for the "
+            "same deadline. Talk to the admins if something changed."
+        )
+        return _refuse_subject(session, subject, action, parameters, DENIED_BEFORE, message, denied)
     decision = _claim(session, subject, action, parameters, key)
     if decision is None:
         return _busy(session, subject, action, parameters)
@@ -876,6 +949,37 @@ def _request_approval(
         decision,
         f"Sent to the admins: {why}. Nothing changes for {_label(subject.token)} until an admin decides.",
     )
+
+
+def _denied_before(
+    session: Session, subject: _Subject, action: str, parameters: Mapping[str, Any]
+) -> Decision | None:
+    """The same person's request of this kind about this token, for this deadline (and for scopes,
+    the same scopes), that an admin denied. A request without a deadline matches any deadline: it
+    cannot be used to step around the rule."""
+    rows = session.execute(
+        select(Decision)
+        .where(
+            Decision.token_pk == subject.token.id,
+            Decision.action == action,
+            Decision.status == DENIED,
+            Decision.actor_slack_id == subject.actor.slack_id,
+            Decision.idempotency_key.is_not(None),  # the request itself, not the admin's record of it
+        )
+        .order_by(Decision.id.desc())
+    ).scalars()
+    for row in rows:
+        earlier = row.parameters or {}
+        if earlier.get("scopes") != parameters.get("scopes"):
+            continue  # another choice of scopes is another request
+        if not (earlier.get("deadline_kind") and parameters.get("deadline_kind")):
+            return row
+        if (earlier["deadline_kind"], earlier.get("due_date")) == (
+            parameters["deadline_kind"],
+            parameters.get("due_date"),
+        ):
+            return row
+    return None
 
 
 def _request_key(token_pk: int, action: str) -> str:
@@ -1025,8 +1129,9 @@ def _authorize(
     *,
     live: bool = False,
     admin_only: bool = False,
+    deadline: DeadlineRef | None = None,
 ) -> _Subject | Outcome:
-    """The locked token and the actor's role, or a recorded refusal."""
+    """The locked token and the actor's role, or a recorded refusal (a stale `deadline` included)."""
     token = _lock(session, Token, token_pk)
     if token is None:
         message = "tokenbot does not know this token; nothing was done."
@@ -1045,7 +1150,27 @@ def _authorize(
     if live and token.gone_at is not None:
         message = f"{_gone_message(token)} Nothing to do."
         return _refuse_subject(session, subject, action, parameters, "token_gone", message)
+    if deadline is not None and deadline.stale:
+        return _stale(session, subject, action, parameters, deadline)
     return subject
+
+
+def _stale(
+    session: Session, subject: _Subject, action: str, parameters: dict[str, Any], deadline: DeadlineRef
+) -> Outcome:
+    message = (
+        f"This was out of date: tokenbot computes no {_kind_words(deadline.kind)} on "
+        f"{deadline.due_date.isoformat()} for {_label(subject.token)} now, so nothing was done. "
+        "The message shows the current state; decide again from there."
+    )
+    return _refuse_subject(session, subject, action, parameters, STALE_REFERENCE, message)
+
+
+def _kind_words(kind: str) -> str:
+    try:
+        return DEADLINE_LABELS[DeadlineKind(kind)].lower() + " deadline"
+    except ValueError:
+        return "such deadline"
 
 
 def may_decide(*, session: Session, actor: Actor, token_pk: int) -> bool:
@@ -1216,9 +1341,17 @@ def _refuse(
 
 
 def _refuse_subject(
-    session: Session, subject: _Subject, action: str, parameters: dict[str, Any], why: str, message: str
+    session: Session,
+    subject: _Subject,
+    action: str,
+    parameters: dict[str, Any],
+    why: str,
+    message: str,
+    earlier: Decision | None = None,  # the decision this one repeats, if any
 ) -> Outcome:
-    return _refuse(session, subject.actor, subject.role, action, subject.token.id, parameters, why, message)
+    actor, role, token_pk = subject.actor, subject.role, subject.token.id
+    earlier_id = earlier.id if earlier is not None else None
+    return _refuse(session, actor, role, action, token_pk, parameters, why, message, earlier_id)
 
 
 def _duplicate(
@@ -1229,17 +1362,7 @@ def _duplicate(
     earlier: Decision,
     message: str,
 ) -> Outcome:
-    return _refuse(
-        session,
-        subject.actor,
-        subject.role,
-        action,
-        subject.token.id,
-        parameters,
-        "duplicate",
-        message,
-        earlier.id,
-    )
+    return _refuse_subject(session, subject, action, parameters, "duplicate", message, earlier)
 
 
 def _busy(session: Session, subject: _Subject, action: str, parameters: dict[str, Any]) -> Outcome:

@@ -17,6 +17,9 @@ Choices made here:
   (an unclear comment or a service principal owner alone is not a risk worth a channel's time).
 - Overdue: tokens past tokenbot's own policy deadline, listed only when `policy.enforce` is off
   (with it on, the enforcement job revokes them).
+- Extensions: every exemption granted since the last digest (which token, asked by whom, until when,
+  approved by whom), owners' own ones included: an owner may extend their own deadline without an
+  admin up to the policy's limits, so the admins see each one here.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from sqlmodel import Session
 
 from bot.db import session_scope
 from bot.domain.policy import FINDING_SEVERITY, DeadlineKind, Finding, Policy
-from bot.models import Decision, DigestPost, Notification, Token, Workspace
+from bot.models import Decision, DigestPost, Exemption, Notification, Token, Workspace
 from bot.services import decisions, report
 from bot.services.ports import Delivery
 from bot.services.report import TokenView
@@ -116,6 +119,17 @@ class DecisionLine:
 
 
 @dataclass(frozen=True, slots=True)
+class Extension:
+    token: TokenRef
+    kind: str  # a DeadlineKind value
+    until: datetime
+    requested_by: str
+    approved_by: str | None
+    granted_at: datetime | None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RiskyToken:
     token: TokenRef
     findings: tuple[Finding, ...]  # worst first
@@ -143,6 +157,7 @@ class Digest:
     new_risky: tuple[RiskyToken, ...] = ()
     failing_workspaces: tuple[FailingWorkspace, ...] = ()
     overdue: tuple[DueToken, ...] = ()  # org_policy, when enforcement is off
+    extensions: tuple[Extension, ...] = ()  # every exemption granted since, oldest first
     enforce: bool = False
     chart: tuple[tuple[date, tuple[tuple[DeadlineKind, int], ...]], ...] = field(default=())
 
@@ -163,6 +178,7 @@ class Digest:
             or self.new_risky
             or self.failing_workspaces
             or self.overdue
+            or self.extensions
         )
 
     @property
@@ -182,6 +198,8 @@ class Digest:
         ]
         if self.overdue:
             parts.append(_count(len(self.overdue), "overdue token"))
+        if self.extensions:
+            parts.append(_count(len(self.extensions), "extension"))
         return ", ".join(parts) + "."
 
 
@@ -216,6 +234,7 @@ def build(
         new_risky=_new_risky(session, by_pk, since),
         failing_workspaces=_failing_workspaces(session),
         overdue=_overdue(views, now) if not policy.enforce else (),
+        extensions=_extensions(session, since),
         enforce=policy.enforce,
         chart=_chart(views, now, zone),
     )
@@ -345,6 +364,37 @@ def _decisions(session: Session, since: datetime) -> dict:
         "refused": refused,
         "decision_lines": tuple(lines),
     }
+
+
+def _extensions(session: Session, since: datetime) -> tuple[Extension, ...]:
+    rows = session.execute(
+        select(
+            Exemption.deadline_kind,
+            Exemption.until,
+            Exemption.requested_by,
+            Exemption.approved_by,
+            Exemption.created_at,
+            Exemption.reason,
+            Token.workspace,
+            Token.token_id,
+            Token.comment,
+        )
+        .join(Token, Token.id == Exemption.token_pk)
+        .where(Exemption.created_at > since)
+        .order_by(Exemption.created_at, Exemption.id)
+    ).all()
+    return tuple(
+        Extension(
+            TokenRef(workspace, token_id, comment or "", None, None),
+            kind,
+            until,
+            requested_by,
+            approved_by,
+            created_at,
+            reason or "",
+        )
+        for kind, until, requested_by, approved_by, created_at, reason, workspace, token_id, comment in rows
+    )
 
 
 def _new_risky(session: Session, by_pk: dict[int, TokenView], since: datetime) -> tuple[RiskyToken, ...]:

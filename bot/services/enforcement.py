@@ -16,7 +16,10 @@ Guards (DESIGN.md section 6), each tested, each giving a held-back token its rea
   suspicious listing), or its last good sync is older than three sync intervals (by the local clock,
   which the clock check vouches for): its deadlines come from old data.
 - `hold`: an open request to the admins (an extension awaiting approval, "not mine" awaiting an
-  owner) waits for that answer. An owner's Accept is consent, not an objection.
+  owner) waits for that answer, for at most `policy.request_hold_days` after the oldest open
+  request was made: a request nobody answers cannot shield a token for ever. When that hold ends,
+  the admins channel is told once per token and deadline (a `notification` of step "hold_ended"),
+  and enforcement goes on. An owner's Accept is consent, not an objection.
 - `recent_use`: used within `policy.enforce_min_idle_days`, whatever the rule says (the database
   keeps the best known last use: a listing that dropped the field does not erase it).
 - `clock_skew`: before revoking anything, the local clock is compared with the `Date` header of a
@@ -94,6 +97,8 @@ class Result(StrEnum):
     HELD = "held"
     ESCALATED = "escalated"  # enforcement off: told to the admins channel
     WOULD_ESCALATE = "would_escalate"  # enforcement off, preview (or already told)
+HOLD_ENDED_STEP = "hold_ended"
+HOLD_ENDED_NOTE = "a request to the admins held enforcement back with no answer in time; enforcement goes on"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +173,7 @@ class EnforcementSummary:
     skipped_stale: int = 0  # in a workspace whose last sync was not clean
     waiting: int = 0  # an open request to the admins holds them
     recently_used: int = 0  # used within policy.enforce_min_idle_days
+    hold_ended: list[Overdue] = field(default_factory=list)  # held by a request until its hold ran out
     revoked: int = 0  # applied (or recorded as a dry run)
     failed: int = 0
     escalated: int = 0  # enforcement off: newly told to the admins channel
@@ -261,6 +267,11 @@ def run(
             dry_run=dry_run and not preview,
             revoking=policy.enforce,
         )
+    if summary.hold_ended and admin_channel and not preview:
+        told = EnforcementSummary()  # its own counts: these are not the overdue escalations
+        ended = summary.hold_ended
+        _escalate(engine, sender, admin_channel, ended, now, told, HOLD_ENDED_STEP, HOLD_ENDED_NOTE)
+        summary.notify_failed += told.notify_failed
     if not candidates:
         return summary
     if policy.enforce:
@@ -296,7 +307,8 @@ def overdue_tokens(
         return []
     found.sort(key=lambda item: (item.deadline.due_at, item.view.workspace, item.view.token_id))
     clean = _freshly_synced(session, policy)
-    held = _held_back(session, {item.view.pk for item in found}, dry_run)
+    held, ended = _held_back(session, {item.view.pk for item in found}, dry_run, policy, now)
+    summary.hold_ended = [item for item in found if item.view.pk in ended]
     idle_since = now - timedelta(days=policy.enforce_min_idle_days)
     unclean: dict[str, int] = defaultdict(int)
     chosen = []
@@ -339,24 +351,37 @@ def _used_since(view: TokenView, since: datetime) -> bool:
     return view.last_used_on is not None and view.last_used_on + timedelta(days=1) > since
 
 
-def _held_back(session: Session, pks: set[int], dry_run: bool) -> dict[int, HeldReason]:
-    """Tokens with an open request to the admins; in dry run also those already revoked in dry run
-    (recording the same dry-run revocation every hour would only add noise)."""
+def _held_back(
+    session: Session, pks: set[int], dry_run: bool, policy: Policy, now: datetime
+) -> tuple[dict[int, HeldReason], set[int]]:
+    """(held, hold ended): tokens whose oldest open request to the admins was made less than
+    `policy.request_hold_days` ago (a newer request, of another kind, does not start the hold
+    again), in dry run also those already revoked in dry run (recording the same dry-run revocation
+    every hour would only add noise); and tokens whose hold has run out."""
     if not pks:
-        return {}
+        return {}, set()
     rows = session.execute(
-        select(Decision.token_pk, Decision.action, Decision.status, Decision.parameters).where(
+        select(
+            Decision.token_pk, Decision.action, Decision.status, Decision.parameters, Decision.created_at
+        ).where(
             Decision.token_pk.in_(list(pks)),
             Decision.status.in_((decisions.REQUESTED, decisions.APPLIED)),
         )
     )
     held: dict[int, HeldReason] = {}
-    for token_pk, action, status, parameters in rows:
+    oldest_request: dict[int, datetime] = {}
+    hold_since = now - timedelta(days=policy.request_hold_days)
+    for token_pk, action, status, parameters, created_at in rows:
         if status == decisions.REQUESTED and action != decisions.REVOKE:
-            held[token_pk] = HeldReason.HOLD  # an open request (a revoke is `requested` only while it runs)
+            # An open request (a revoke is `requested` only while it runs); one of unknown age holds nothing.
+            made = created_at or hold_since
+            oldest_request[token_pk] = min(made, oldest_request.get(token_pk, made))
         elif dry_run and action == decisions.REVOKE and (parameters or {}).get("dry_run"):
             held.setdefault(token_pk, HeldReason.DRY_RUN_RECORDED)
-    return held
+    ended = {pk for pk, made in oldest_request.items() if made <= hold_since}
+    for pk in set(oldest_request) - ended:
+        held[pk] = HeldReason.HOLD
+    return held, ended - set(held)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -530,6 +555,8 @@ def _escalate(
     candidates: list[Overdue],
     now: datetime,
     summary: EnforcementSummary,
+    step: str = OVERDUE_STEP,
+    note: str = OVERDUE_NOTE,
 ) -> None:
     if not admin_channel:
         logger.warning(
@@ -540,12 +567,12 @@ def _escalate(
         return
     claim = f"enforcement-{uuid.uuid4().hex[:12]}"
     with session_scope(engine) as session:
-        rows = _record_escalations(session, candidates, admin_channel, claim, now)
+        rows = _record_escalations(session, candidates, admin_channel, claim, now, step, note)
     if not rows:
         return
     items = tuple(
         ReminderItem(
-            reference=f"n{row.id}", view=item.view, deadline=item.deadline, step=OVERDUE_STEP, note=row.note
+            reference=f"n{row.id}", view=item.view, deadline=item.deadline, step=step, note=row.note
         )
         for row, item in rows
     )
@@ -580,14 +607,20 @@ def _escalate(
 
 
 def _record_escalations(
-    session: Session, candidates: list[Overdue], admin_channel: str, claim: str, now: datetime
+    session: Session,
+    candidates: list[Overdue],
+    admin_channel: str,
+    claim: str,
+    now: datetime,
+    step: str = OVERDUE_STEP,
+    note: str = OVERDUE_NOTE,
 ) -> list[tuple[Notification, Overdue]]:
-    """One `overdue` notification per token and deadline; those escalated before are skipped."""
+    """One notification of `step` per token and deadline; those told before are skipped."""
     before = set(
         session.execute(
             select(Notification.token_pk, Notification.deadline_kind, Notification.due_date).where(
                 Notification.token_pk.in_([item.view.pk for item in candidates]),
-                Notification.step == OVERDUE_STEP,
+                Notification.step == step,
                 Notification.recipient == admin_channel,
             )
         ).all()
@@ -600,9 +633,9 @@ def _record_escalations(
             token_pk=item.view.pk,
             deadline_kind=str(item.deadline.kind),
             due_date=item.deadline.due_at.date(),
-            step=OVERDUE_STEP,
+            step=step,
             recipient=admin_channel,
-            note=OVERDUE_NOTE,
+            note=note,
             status="sending",  # claimed: the reminder runs leave it alone while this run sends it
             claimed_by=claim,
             claimed_at=now,

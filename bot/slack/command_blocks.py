@@ -575,7 +575,9 @@ def policy_answer(policy: Policy, slack: SlackConfig, dry_run: bool) -> Answer:
         lines.append("*The organisation's own policy.* None: tokenbot only warns about what Databricks does.")
     lines.append(
         f"*Extensions.* An owner can put off the organisation's deadline by up to "
-        f"{_plural(policy.max_extension_days, 'day')} at once; longer needs an admin. "
+        f"{_plural(policy.max_extension_days, 'day')} at once and "
+        f"{_plural(policy.max_total_extension_days, 'day')} past the original deadline in all; longer "
+        "needs an admin, and the digest lists every extension. "
         "Scopes chosen by hand that include `authentication` or `all-apis` need an admin too."
     )
     if policy.junk_comment_patterns:

@@ -25,11 +25,18 @@ from bot.slack.directory import Identities
 
 logger = logging.getLogger(__name__)
 
-ADMIN_GROUP_TTL = 300.0  # seconds: membership changes reach tokenbot within five minutes
+# One answer about the admin group per process per five minutes, a failed lookup included: a check
+# costs no Slack call in between, and a member removed from the group loses admin within that time.
+ADMIN_GROUP_TTL = 300.0  # seconds
 
 
 class AdminCheck:
-    """Admins are the `slack.admins` user ids plus the members of `slack.admin_group`."""
+    """Admins are the `slack.admins` user ids plus the members of `slack.admin_group`.
+
+    Fails closed: while the group cannot be read (`usergroups.users.list` fails), only `slack.admins`
+    count, never the members last seen (a member removed meanwhile would otherwise stay admin for as
+    long as Slack fails). The failure is logged once when it starts and once when it ends, and
+    `problem()` says so for /readyz."""
 
     def __init__(
         self,
@@ -37,31 +44,58 @@ class AdminCheck:
         admins: list[str],
         group: str | None,
         monotonic: Callable[[], float] = time.monotonic,
+        ttl: float = ADMIN_GROUP_TTL,
     ) -> None:
         self._client = client
         self._admins = frozenset(admins)
         self._group = group
         self._monotonic = monotonic
+        self._ttl = ttl
         self._lock = threading.Lock()
         self._members: frozenset[str] = frozenset()
         self._fetched_at: float | None = None
+        self._failure: str | None = None  # why the last lookup failed; None when it worked
 
     def __call__(self, user_id: str) -> bool:
         return user_id in self._admins or user_id in self._group_members()
+
+    def problem(self) -> str | None:
+        """What is wrong with the admin group lookup (asking Slack at most once per TTL), or None."""
+        self._group_members()
+        failure = self._failure
+        if failure is None:
+            return None
+        return f"admin group lookup failing ({failure}): only slack.admins count as admins"
 
     def _group_members(self) -> frozenset[str]:
         if not self._group:
             return frozenset()
         with self._lock:
-            fresh = self._fetched_at is not None and self._monotonic() - self._fetched_at < ADMIN_GROUP_TTL
+            fresh = self._fetched_at is not None and self._monotonic() - self._fetched_at < self._ttl
             if not fresh:
-                try:
-                    users = self._client.usergroups_users_list(usergroup=self._group)["users"]
-                    self._members, self._fetched_at = frozenset(users), self._monotonic()
-                except SlackApiError as error:
-                    # Keep the last known members: a Slack hiccup must not make admins of nobody forever.
-                    logger.error("cannot read admin group %s: %s", self._group, error.response.get("error"))
+                self._members, failure = self._lookup()
+                self._fetched_at = self._monotonic()
+                self._log_change(failure)
+                self._failure = failure
             return self._members
+
+    def _lookup(self) -> tuple[frozenset[str], str | None]:
+        try:
+            return frozenset(self._client.usergroups_users_list(usergroup=self._group)["users"]), None
+        except SlackApiError as error:
+            return frozenset(), str(error.response.get("error") or f"HTTP {error.response.status_code}")
+        except Exception as error:  # Slack unreachable: the same rule
+            return frozenset(), type(error).__name__
+
+    def _log_change(self, failure: str | None) -> None:
+        if failure is not None and self._failure is None:
+            logger.warning(
+                "cannot read admin group %s (%s): until it can be read, only slack.admins are admins",
+                self._group,
+                failure,
+            )
+        elif failure is None and self._failure is not None:
+            logger.info("admin group %s can be read again", self._group)
 
 
 @dataclass

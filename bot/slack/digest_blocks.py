@@ -18,9 +18,9 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS
+from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, DeadlineKind
 from bot.services import decisions
-from bot.services.digest import HORIZON_DAYS, Digest, DueToken, TokenRef
+from bot.services.digest import HORIZON_DAYS, Digest, DueToken, Extension, TokenRef
 from bot.slack import blocks
 from bot.slack.blocks import code, escape, relative, short_id, zone
 
@@ -165,6 +165,8 @@ def _tail_sections(digest: Digest) -> list[Block]:
                 ],
             )
         )
+    if digest.extensions:
+        sections.extend(_extension_sections(digest))
     if digest.decision_counts or digest.refused:
         counts = [f"{action.replace('_', ' ')} {status} ×{n}" for action, status, n in digest.decision_counts]
         if digest.refused:
@@ -195,6 +197,43 @@ def _tail_sections(digest: Digest) -> list[Block]:
             )
         )
     return sections
+
+
+MAX_EXTENSION_SECTIONS = 4
+
+
+def _extension_sections(digest: Digest) -> list[Block]:
+    """Every extension, in as many sections as it takes (up to MAX_EXTENSION_SECTIONS)."""
+    title = f"*Extensions since {moment_day(digest.since, digest.tz)}*"
+    lines = [_extension_line(extension, digest.tz) for extension in digest.extensions]
+    sections: list[Block] = []
+    current = [title]
+    for index, line in enumerate(lines):
+        if len("\n".join([*current, line])) > SECTION_LIMIT - 40:
+            if len(sections) == MAX_EXTENSION_SECTIONS - 1:
+                current.append(f"…and {len(lines) - index} more")
+                break
+            sections.append(section("\n".join(current)))
+            current = []
+        current.append(line)
+    sections.append(section("\n".join(current)))
+    return sections
+
+
+def _extension_line(extension: Extension, tz: str) -> str:
+    asked = actor_text(extension.requested_by)
+    if extension.approved_by == extension.requested_by:
+        approved = "approved by themselves"
+    elif extension.approved_by:
+        approved = f"approved by {actor_text(extension.approved_by)}"
+    else:
+        approved = "not approved"
+    known = extension.kind in set(DeadlineKind)
+    what = f" ({DEADLINE_LABELS[DeadlineKind(extension.kind)].lower()})" if known else ""
+    return (
+        f"• {token_text(extension.token)}{what} until {moment_day(extension.until, tz)}: "
+        f"asked by {asked}, {approved}"
+    )
 
 
 def _due_line(due: DueToken, tz: str, now: datetime) -> str:

@@ -26,12 +26,18 @@ Check = tuple[str, bool | None, str]  # (name, ok / fix / note, detail or what t
 class SlackAuthCheck:
     """`WebApp(readiness=...)`: not ready once Slack refuses the bot's token (say it was revoked),
     with the reason in the logs. Other Slack trouble (a network blip, a rate limit) is logged but
-    leaves the replica ready: restarting it would not help."""
+    leaves the replica ready: restarting it would not help. `admin_problem` (AdminCheck.problem) adds
+    why the admin group cannot be read, if it cannot: still ready, but the admins are fewer."""
 
     def __init__(
-        self, client: WebClient, ttl: float = READINESS_TTL, monotonic: Callable[[], float] = time.monotonic
+        self,
+        client: WebClient,
+        ttl: float = READINESS_TTL,
+        monotonic: Callable[[], float] = time.monotonic,
+        admin_problem: Callable[[], str | None] | None = None,
     ) -> None:
         self._client = client
+        self._admin_problem = admin_problem
         self._ttl = ttl
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -39,6 +45,11 @@ class SlackAuthCheck:
         self._result: tuple[bool, str] = (True, "ready")
 
     def __call__(self) -> tuple[bool, str]:
+        ready, detail = self._slack_auth()
+        problem = self._admin_problem() if self._admin_problem is not None else None
+        return ready, f"{detail}; {problem}" if problem else detail
+
+    def _slack_auth(self) -> tuple[bool, str]:
         with self._lock:
             if self._checked_at is not None and self._monotonic() - self._checked_at < self._ttl:
                 return self._result

@@ -3,7 +3,8 @@
 A button never says which token or whose: it carries `n<id>` (a reminder's notification),
 `t<pk>[:<deadline kind>:<due date>]` (a token in /tokens or the App Home) or `d<id>` (a decision
 awaiting approval). Every click resolves it against the database, and the decisions service
-checks who may act; nothing in a payload is trusted.
+checks who may act; nothing in a payload is trusted. A deadline named by a button counts only if
+tokenbot computes that deadline for the token now.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from datetime import UTC, date, datetime
 from sqlmodel import Session
 
 from bot.domain.policy import Policy
-from bot.models import Notification
-from bot.services import report
+from bot.models import Notification, Token
+from bot.services import narrowing, report
 from bot.services.decisions import DeadlineRef
 
 
@@ -54,6 +55,8 @@ def resolve(session: Session, value: str | None, policy: Policy, now: datetime) 
         row = session.get(Notification, int(value[1:]))
         if row is None:
             return None
+        if row.step == narrowing.NARROWED:
+            return Resolved(row.token_pk, _narrowing_day(session, row), row.id)
         return Resolved(
             row.token_pk,
             _deadline(session, row.token_pk, row.deadline_kind, row.due_date, policy, now),
@@ -77,12 +80,27 @@ def resolve(session: Session, value: str | None, policy: Policy, now: datetime) 
 def _deadline(
     session: Session, token_pk: int, kind: str, due_date: date, policy: Policy, now: datetime
 ) -> DeadlineRef:
-    """The deadline as it stands now (its exact time), or as the button showed it."""
+    """The deadline as tokenbot computes it now (its exact time). A date tokenbot does not compute
+    for the token now (the deadline moved since the message, or the button was made up) comes back
+    `stale`, and the decision is refused."""
     for view in report.token_views(session=session, policy=policy, now=now, token_pks=[token_pk]):
         for deadline in view.evaluation.deadlines:
             if str(deadline.kind) == kind and deadline.due_at.date() == due_date:
                 return DeadlineRef.of(deadline)
-    return DeadlineRef(kind=kind, due_at=datetime.combine(due_date, datetime.min.time(), tzinfo=UTC))
+    return DeadlineRef(
+        kind=kind, due_at=datetime.combine(due_date, datetime.min.time(), tzinfo=UTC), stale=True
+    )
+
+
+def _narrowing_day(session: Session, row: Notification) -> DeadlineRef:
+    """A message after auto-scoping narrowed a token is about the day it was narrowed, as the token
+    row says now (a later narrowing, or none, makes the message stale)."""
+    token = session.get(Token, row.token_pk)
+    narrowed_at = token.narrowed_at if token is not None else None
+    if narrowed_at is not None and narrowed_at.date() == row.due_date:
+        return DeadlineRef(kind=row.deadline_kind, due_at=narrowed_at)
+    at = datetime.combine(row.due_date, datetime.min.time(), tzinfo=UTC)
+    return DeadlineRef(kind=row.deadline_kind, due_at=at, stale=True)
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -97,9 +97,8 @@ def refresh_reminder(
     recipient = Recipient(
         rows[0].recipient, tz="UTC", admins_channel=rows[0].recipient.startswith(("C", "G"))
     )
-    message = ReminderMessage(
-        recipient, tuple(items), now, escalation=any(i.step in ("escalation", "overdue") for i in items)
-    )
+    escalation = any(i.step in ("escalation", "overdue", "hold_ended") for i in items)
+    message = ReminderMessage(recipient, tuple(items), now, escalation=escalation)
     text, built = blocks.reminder_message(message, decided=notes)
     try:
         client.chat_update(channel=channel, ts=ts, text=text, blocks=[b.to_dict() for b in built])

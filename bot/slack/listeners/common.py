@@ -187,6 +187,12 @@ def request_text(outcome: Outcome) -> str:
         detail = " to " + ", ".join(blocks.code(s) for s in parameters["scopes"])
     if outcome.action == decisions.EXTEND and parameters.get("days"):
         detail = f" by {parameters['days']} days"
+        if parameters.get("until") and parameters.get("original_due_at"):
+            # What the admins weigh: the end asked for against where the policy put the deadline.
+            detail += (
+                f", until {str(parameters['until'])[:10]} "
+                f"(the policy's own deadline: {str(parameters['original_due_at'])[:10]})"
+            )
     reason = parameters.get("reason")
     return (
         f"{who} asks: {verb}{detail}"
@@ -261,8 +267,11 @@ def open_modal(deps: Deps, client: WebClient, click: Click, build, refuse: Decid
     with session_scope(deps.engine) as session:
         resolved = references.resolve(session, click.value, deps.settings.policy, deps.now())
         actor = deps.actor(click.user_id)
-        allowed = resolved is not None and decisions.may_decide(
-            session=session, actor=actor, token_pk=resolved.token_pk
+        # A stale deadline opens no form: the decision records the refusal and the message is redrawn.
+        allowed = (
+            resolved is not None
+            and not (resolved.deadline is not None and resolved.deadline.stale)
+            and decisions.may_decide(session=session, actor=actor, token_pk=resolved.token_pk)
         )
         view = None
         if allowed:

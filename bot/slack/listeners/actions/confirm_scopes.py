@@ -21,7 +21,12 @@ def handler(deps: Deps):
                 modals.metadata(click.value, click.channel, click.message_ts),
             ),
             refuse=lambda session, ref, actor: decisions.confirm_scopes(
-                session=session, gateway_for=deps.gateway_for, actor=actor, token_pk=ref.token_pk, scopes=[]
+                session=session,
+                gateway_for=deps.gateway_for,
+                actor=actor,
+                token_pk=ref.token_pk,
+                scopes=[],
+                deadline=ref.deadline,  # a stale one is refused as such
             ),
         )
 

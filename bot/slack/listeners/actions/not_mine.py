@@ -13,7 +13,7 @@ def handler(deps: Deps):
             client,
             Click.of(body),
             lambda session, ref, actor: decisions.not_mine(
-                session=session, actor=actor, token_pk=ref.token_pk
+                session=session, actor=actor, token_pk=ref.token_pk, deadline=ref.deadline
             ),
         )
 
