@@ -57,8 +57,9 @@ ZERO_WIDTH_SPACE = "\u200b"
 _MARKUP = re.compile(r"[*_~`]")
 
 
-def _entities(text: str) -> str:
-    """Slack's three control characters as entities (docs.slack.dev, "Escaping text")."""
+def escape_entities(text: str) -> str:
+    """Slack's three control characters as entities (docs.slack.dev, "Escaping text"). Enough for
+    tokenbot's own words (setting names keep their underscores); user text goes through `escape`."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -69,7 +70,8 @@ def escape(text: str) -> str:
     slackhq/slack-api-docs#34), so each is fenced by zero-width spaces, which stop the pairing
     invisibly (as in anneschuth/claude-threads#92). Bare URLs: text objects holding user text set
     `verbatim: true` (`mrkdwn`), which turns Slack's auto-linking off."""
-    return _MARKUP.sub(lambda found: ZERO_WIDTH_SPACE + found.group() + ZERO_WIDTH_SPACE, _entities(text))
+    fenced = escape_entities(text)
+    return _MARKUP.sub(lambda found: ZERO_WIDTH_SPACE + found.group() + ZERO_WIDTH_SPACE, fenced)
 
 
 def mrkdwn(text: str) -> MarkdownTextObject:
@@ -90,7 +92,7 @@ def safe_text(text: str) -> str:
 
 def code(text: str) -> str:
     """Inline code: nothing formats inside it, and ids copy as they are."""
-    return "`" + _entities(text).replace("`", "'") + "`"
+    return "`" + escape_entities(text).replace("`", "'") + "`"
 
 
 def zone(name: str | None) -> ZoneInfo:

@@ -12,7 +12,7 @@ from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject
 from bot.domain.policy import Policy
 from bot.services.breaker import BreakerState, ResumeOutcome
 from bot.services.enforcement import Enforced, EnforcementReport, HeldReason, HeldReport
-from bot.slack.blocks import escape
+from bot.slack.blocks import escape, escape_entities
 from bot.slack.command_blocks import Answer, person, plain
 from bot.slack.digest_blocks import lines_section, owner_text, section, token_text
 from bot.slack.ids import COMMAND
@@ -90,7 +90,7 @@ def admins_held(report: HeldReport) -> tuple[str, list[Block]]:
     lines = [_enforced_line(item, with_owner=True) for item in report.tokens]
     heading = "Would have been revoked" if report.reason is HeldReason.BREAKER else "Held back"
     return text + ".", [
-        section(f":rotating_light: *{escape(text)}.*\n{escape(report.why)}.\n{advice}"),
+        section(f":rotating_light: *{escape(text)}.*\n{escape_entities(report.why)}.\n{advice}"),
         lines_section(heading, lines, " (`tokenbot enforce --dry-run` lists them all)"),
     ]
 
@@ -115,7 +115,7 @@ def breaker_status(state: BreakerState, policy: Policy) -> Answer:
         text = f"The enforcement breaker is tripped (since {_when(state.since)})"
         lines = [
             f":rotating_light: *{text}.*",
-            f"Why: {escape(state.why or 'no reason recorded')}.",
+            f"Why: {escape_entities(state.why or 'no reason recorded')}.",
             revoked,
             f"Nothing is revoked until an admin runs `{COMMAND} enforcement resume`.",
             limits,
