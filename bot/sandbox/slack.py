@@ -34,7 +34,9 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.sandbox import slack_limits
 from bot.sandbox.server import Fault, Request, Response, SandboxServer
+from bot.sandbox.slack_limits import MANIFEST_SCOPES
 
 __all__ = ["DEFAULT_SCOPES", "DriverResponse", "SlackSandbox", "sign", "validate_blocks", "validate_view"]
 
@@ -46,19 +48,7 @@ BOT_USER_ID = "U0SANDBOT"
 BOT_NAME = "tokenbot"
 VERIFICATION_TOKEN = "sandbox-verification-token"  # the legacy `token` field of payloads
 
-DEFAULT_SCOPES = (
-    "chat:write",
-    "commands",
-    "im:write",
-    "im:read",
-    "im:history",
-    "channels:read",
-    "groups:read",
-    "users:read",
-    "users:read.email",
-    "usergroups:read",
-    "files:write",
-)
+DEFAULT_SCOPES = MANIFEST_SCOPES  # what manifest.yml asks for, so a missing scope fails as in Slack
 
 MESSAGE_BLOCK_LIMIT = 50
 VIEW_BLOCK_LIMIT = 100
@@ -566,6 +556,11 @@ class _Channel:
     members: set[str] | None  # None: everyone (membership is not checked)
     bot_member: bool = True
     dm_user: str | None = None  # set for a direct-message channel
+    private: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "im" if self.dm_user else "private" if self.private else "public"
 
 
 @dataclass
@@ -755,13 +750,14 @@ class SlackSandbox:
         name: str,
         members: Iterable[str] | None = None,
         bot_member: bool | None = None,
+        private: bool = False,
     ) -> str:
         """A channel. The bot is a member if `bot_member` says so, else if `members` is None or lists it."""
         member_set = set(members) if members is not None else None
         if bot_member is None:
             bot_member = member_set is None or self.bot_user_id in member_set
         with self._lock:
-            self._channels[id] = _Channel(id, name, member_set, bot_member)
+            self._channels[id] = _Channel(id, name, member_set, bot_member, private=private)
         return id
 
     def add_usergroup(self, *, id: str, handle: str, users: Iterable[str] = ()) -> str:
@@ -1309,7 +1305,11 @@ class SlackSandbox:
         return result
 
     def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"channel": self._channel_object(self._known_channel(args.get("channel")))}
+        channel = self._known_channel(args.get("channel"))
+        needed = slack_limits.missing_read_scope(channel.kind, self.scopes)
+        if needed:
+            raise _SlackError("missing_scope", needed=needed, provided=",".join(self.scopes))
+        return {"channel": self._channel_object(channel)}
 
     def _users_lookup_by_email(self, args: dict[str, Any]) -> dict[str, Any]:
         email = str(args.get("email") or "").lower()
@@ -1695,10 +1695,10 @@ class SlackSandbox:
             "id": channel.id,
             "name": channel.name,
             "is_channel": True,
-            "is_group": False,
+            "is_group": channel.private,
             "is_im": False,
             "is_mpim": False,
-            "is_private": False,
+            "is_private": channel.private,
             "is_archived": False,
             "is_general": False,
             "is_member": channel.bot_member,
