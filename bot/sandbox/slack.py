@@ -1815,6 +1815,8 @@ def _message_content(args: dict[str, Any], *, require: bool) -> tuple[str | None
         errors = validate_blocks(blocks)
         if errors:
             raise _blocks_error("invalid_blocks", errors)
+        if slack_limits.block_text_size(blocks) > slack_limits.MESSAGE_BLOCK_TEXT_LIMIT:
+            raise _SlackError("msg_blocks_too_long")
     if text is not None and len(str(text)) > MESSAGE_TEXT_LIMIT:
         raise _SlackError("msg_too_long")
     if require and not text and not blocks and not args.get("attachments"):
@@ -1829,6 +1831,8 @@ def _view_arg(args: dict[str, Any], *, expected_type: str) -> dict[str, Any]:
         errors = [f"must match the `type` of the view: {expected_type} [json-pointer:/view/type]"]
     if errors:
         raise _blocks_error("invalid_arguments", errors)
+    if slack_limits.block_text_size(view["blocks"]) > slack_limits.VIEW_BLOCK_TEXT_LIMIT:
+        raise _SlackError("view_too_large")
     return view
 
 

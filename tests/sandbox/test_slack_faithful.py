@@ -70,3 +70,39 @@ def test_a_private_channel_needs_groups_read():
         "groups:read",
         "channels:read",
     )
+
+
+# sizes --------------------------------------------------------------------------------------------
+
+
+def sections(count: int, chars: int) -> list[dict]:
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * chars}} for _ in range(count)]
+
+
+def test_a_message_whose_blocks_hold_too_much_text_is_msg_blocks_too_long(slack, client):
+    client.chat_postMessage(channel=PUBLIC, text="fits", blocks=sections(4, 3000))  # 12,000: the limit
+    posted = client.chat_postMessage(channel=PUBLIC, text="small", blocks=sections(1, 10))
+
+    for call in (
+        lambda: client.chat_postMessage(channel=PUBLIC, text="big", blocks=sections(5, 2500)),
+        lambda: client.chat_update(channel=PUBLIC, ts=posted["ts"], text="big", blocks=sections(5, 2500)),
+        lambda: client.chat_postEphemeral(channel=PUBLIC, user=ALICE, text="big", blocks=sections(5, 2500)),
+    ):
+        assert error_of(call)["error"] == "msg_blocks_too_long"
+    assert [m["text"] for m in slack.messages(PUBLIC)] == ["fits", "small"]
+
+
+def test_block_count_and_field_limits_are_invalid_blocks(client):
+    header = [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}]
+    for blocks in (sections(51, 1), sections(1, 3001), header):
+        refused = error_of(lambda blocks=blocks: client.chat_postMessage(channel=PUBLIC, text="t", blocks=blocks))
+        assert refused["error"] == "invalid_blocks"
+
+
+def test_a_view_too_large_is_view_too_large_and_over_100_blocks_is_refused(slack, client):
+    big = {"type": "home", "blocks": sections(11, 3000)}
+    assert error_of(lambda: client.views_publish(user_id=ALICE, view=big))["error"] == "view_too_large"
+    many = {"type": "home", "blocks": sections(101, 1)}
+    assert error_of(lambda: client.views_publish(user_id=ALICE, view=many))["error"] == "invalid_arguments"
+    client.views_publish(user_id=ALICE, view={"type": "home", "blocks": sections(100, 290)})
+    assert len(slack.views(ALICE)[0]["blocks"]) == 100
