@@ -579,6 +579,8 @@ class _ResponseTarget:
     channel: str | None
     message_ts: str | None = None
     ephemeral: bool = False
+    issued_at: float = 0.0
+    uses: int = 0
 
 
 @dataclass
@@ -667,13 +669,17 @@ class SlackSandbox:
         signing_secret: str = "sandbox-signing-secret",  # noqa: S107
         *,
         scopes: Iterable[str] = DEFAULT_SCOPES,
-        trigger_ttl: float | None = None,
+        trigger_ttl: float | None = slack_limits.TRIGGER_TTL_SECONDS,
+        response_url_uses: int = slack_limits.RESPONSE_URL_USES,
+        response_url_ttl: float = slack_limits.RESPONSE_URL_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bot_token = bot_token
         self.signing_secret = signing_secret
         self.scopes = list(scopes)
-        self.trigger_ttl = trigger_ttl  # Slack's is 3 s; off by default because tests run slowly
+        self.trigger_ttl = trigger_ttl  # Slack's is 3 s (None: never expires)
+        self.response_url_uses = response_url_uses
+        self.response_url_ttl = response_url_ttl
         self.bot_user_id = BOT_USER_ID
         self.bot_id = BOT_ID
         self.app_id = APP_ID
@@ -1429,6 +1435,11 @@ class SlackSandbox:
             target = self._response_targets.get(response_id)
             if target is None:
                 return Response(404, "no_service")
+            if self._clock() - target.issued_at > self.response_url_ttl:
+                return Response(404, "expired_url")
+            if target.uses >= self.response_url_uses:
+                return Response(404, "used_url")
+            target.uses += 1
             if not isinstance(message, dict):
                 return Response(400, "invalid_payload")
             self._response_posts.append(
@@ -1511,6 +1522,7 @@ class SlackSandbox:
 
     def _new_response_url(self, target: _ResponseTarget) -> str:
         response_id = f"{next(self._ids)}{secrets.token_hex(8)}"
+        target.issued_at = self._clock()
         self._response_targets[response_id] = target
         return f"{self.base_url}/response/{response_id}"
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import pytest
 import yaml
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
 
+from bot.sandbox.server import Request, Response, SandboxServer
 from bot.sandbox.slack import DEFAULT_SCOPES, SlackSandbox
 
 MANIFEST = Path(__file__).parent.parent.parent / "manifest.yml"
@@ -106,3 +109,79 @@ def test_a_view_too_large_is_view_too_large_and_over_100_blocks_is_refused(slack
     assert error_of(lambda: client.views_publish(user_id=ALICE, view=many))["error"] == "invalid_arguments"
     client.views_publish(user_id=ALICE, view={"type": "home", "blocks": sections(100, 290)})
     assert len(slack.views(ALICE)[0]["blocks"]) == 100
+
+
+# trigger_id and response_url ----------------------------------------------------------------------
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def timed() -> Iterator[tuple[SlackSandbox, Clock]]:
+    clock = Clock()
+    with SlackSandbox(clock=clock) as sandbox:
+        sandbox.add_user(id=ALICE, email="alice@example.com", name="alice")
+        yield sandbox, clock
+
+
+class BotStandIn:
+    """An HTTP endpoint that acks every driven request, as a bot does, and keeps their forms."""
+
+    def __init__(self) -> None:
+        self.forms: list[dict[str, str]] = []
+        self.server = SandboxServer("bot", self._receive, lambda fault: {})
+
+    def _receive(self, request: Request) -> Response:
+        self.forms.append(dict(parse_qsl(request.body.decode())))
+        return Response(200, b"")
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.base_url}/slack/events"
+
+    def command(self, slack: SlackSandbox) -> dict[str, str]:
+        """`/tokens help` typed by Alice: the form the bot receives (trigger_id, response_url)."""
+        slack.command(self.url, ALICE, "help")
+        return self.forms[-1]
+
+
+@pytest.fixture
+def bot_stand_in() -> Iterator[BotStandIn]:
+    stand_in = BotStandIn()
+    stand_in.server.start()
+    yield stand_in
+    stand_in.server.stop()
+
+
+def test_a_trigger_id_works_for_3_seconds_and_once(timed, bot_stand_in):
+    slack, clock = timed
+    client = WebClient(token=slack.bot_token, base_url=slack.url)
+    modal = {"type": "modal", "title": {"type": "plain_text", "text": "t"}, "blocks": sections(1, 5)}
+
+    fresh, late = (bot_stand_in.command(slack)["trigger_id"] for _ in range(2))
+    clock.now += 2.9
+    client.views_open(trigger_id=fresh, view=modal)
+    assert error_of(lambda: client.views_open(trigger_id=fresh, view=modal))["error"] == "exchanged_trigger_id"
+    clock.now += 0.2
+    assert error_of(lambda: client.views_open(trigger_id=late, view=modal))["error"] == "expired_trigger_id"
+
+
+def test_a_response_url_takes_5_posts_within_30_minutes(timed, bot_stand_in):
+    slack, clock = timed
+    busy, idle = (bot_stand_in.command(slack)["response_url"] for _ in range(2))
+
+    answers = [WebhookClient(busy).send(text=f"answer {n}") for n in range(6)]
+    clock.now += 30 * 60 + 1
+    expired = WebhookClient(idle).send(text="too late")
+
+    assert [a.status_code for a in answers] == [200] * 5 + [404]
+    assert answers[-1].body == "used_url" and (expired.status_code, expired.body) == (404, "expired_url")
+    assert [e["text"] for e in slack.ephemerals(ALICE)] == [f"answer {n}" for n in range(5)]
