@@ -50,6 +50,10 @@ VERIFICATION_TOKEN = "sandbox-verification-token"  # the legacy `token` field of
 
 DEFAULT_SCOPES = MANIFEST_SCOPES  # what manifest.yml asks for, so a missing scope fails as in Slack
 
+# Block Kit reference: 50 blocks per message, 100 per modal or Home tab (`invalid_blocks`,
+# `invalid_arguments`). chat.postMessage's `text`: Slack truncates it past 40,000 characters;
+# the sandbox refuses it with `msg_too_long` (a documented error of the method) to make it seen.
+# Total sizes of blocks and views: see slack_limits.py.
 MESSAGE_BLOCK_LIMIT = 50
 VIEW_BLOCK_LIMIT = 100
 MESSAGE_TEXT_LIMIT = 40_000

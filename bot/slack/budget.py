@@ -58,9 +58,6 @@ class Budget:
     def for_view(cls, *, spent: Sequence[Block] = (), keep_blocks: int = 1) -> Budget:
         return cls(blocks=VIEW_BLOCKS, text=VIEW_TEXT, spent=spent, keep_blocks=keep_blocks)
 
-    def fits(self, new: Sequence[Block]) -> bool:
-        return len(new) <= self.blocks and text_size(list(new)) <= self.text
-
     def take(self, new: Sequence[Block]) -> bool:
         """Spend room for `new` and say True, or leave the budget as it was and say False."""
         size = text_size(list(new))
