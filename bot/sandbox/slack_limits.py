@@ -28,7 +28,9 @@ READ_SCOPE_BY_KIND = {"public": "channels:read", "private": "groups:read", "im":
 # characters with a buffer for block containers" (slackapi/bolt-js #2509, refusals from ~13,200
 # characters of markdown blocks), and #2867 saw `msg_blocks_too_long` at 11,341 characters of
 # `.text`. APIS.md: treat ~12,000 characters of block text as the budget. Measured as #2867 does:
-# the sum of every `text` string in the block tree.
+# the sum of every `text` string in the block tree. #2867 also saw a response_url take blocks that
+# chat.postMessage refused; the sandbox refuses them at a response_url too, since tokenbot sends
+# the same answers with chat.postEphemeral when a response_url is used up.
 MESSAGE_BLOCK_TEXT_LIMIT = 12_000
 # A view's total size answers `view_too_large` (views.open/update/push/publish error lists); the
 # threshold is not published either. *Unconfirmed*: the sandbox allows a view two and a half
