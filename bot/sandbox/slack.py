@@ -1315,7 +1315,7 @@ class SlackSandbox:
         return result
 
     def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel = self._known_channel(args.get("channel"))
+        channel = self._visible_channel(args.get("channel"))
         needed = slack_limits.missing_read_scope(channel.kind, self.scopes)
         if needed:
             raise _SlackError("missing_scope", needed=needed, provided=",".join(self.scopes))
@@ -1559,6 +1559,14 @@ class SlackSandbox:
             raise _SlackError("channel_not_found")
         return channel
 
+    def _visible_channel(self, channel_arg: Any) -> _Channel:
+        """A channel as the bot can see it: a private channel it is not in does not exist for it
+        (Slack answers `channel_not_found`, as conversations.info and chat.postMessage document)."""
+        channel = self._known_channel(channel_arg)
+        if channel.private and not channel.bot_member:
+            raise _SlackError("channel_not_found")
+        return channel
+
     def _postable_channel(self, channel_arg: Any) -> _Channel:
         """The channel a bot message goes to; a user id means the bot's DM with them."""
         channel_id = str(channel_arg or "")
@@ -1566,7 +1574,7 @@ class SlackSandbox:
             user = self._users[channel_id]
             _check_dm_allowed(user)
             return self._channels[self._open_dm(user.id)]
-        channel = self._known_channel(channel_id)
+        channel = self._visible_channel(channel_id)
         if channel.dm_user:
             _check_dm_allowed(
                 self._users.get(channel.dm_user) or _User(channel.dm_user, None, channel.dm_user)

@@ -185,3 +185,15 @@ def test_a_response_url_takes_5_posts_within_30_minutes(timed, bot_stand_in):
     assert [a.status_code for a in answers] == [200] * 5 + [404]
     assert answers[-1].body == "used_url" and (expired.status_code, expired.body) == (404, "expired_url")
     assert [e["text"] for e in slack.ephemerals(ALICE)] == [f"answer {n}" for n in range(5)]
+
+
+def test_a_private_channel_the_bot_is_not_in_is_channel_not_found(slack, client):
+    slack.add_channel(id="G0CLOSED", name="closed", private=True, bot_member=False)
+    slack.add_channel(id="C0OPEN", name="open", bot_member=False)
+
+    assert error_of(lambda: client.conversations_info(channel="G0CLOSED"))["error"] == "channel_not_found"
+    assert error_of(lambda: client.chat_postMessage(channel="G0CLOSED", text="hi"))["error"] == (
+        "channel_not_found"
+    )
+    assert error_of(lambda: client.chat_postMessage(channel="C0OPEN", text="hi"))["error"] == "not_in_channel"
+    assert client.conversations_info(channel="C0OPEN")["channel"]["is_member"] is False
