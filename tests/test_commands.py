@@ -624,3 +624,23 @@ def test_any_text_is_answered_and_changes_nothing(watched, text, user):
     assert bot.slack.files() == []
     shown = everything(body)
     assert "<!channel>" not in shown and "<!here" not in shown
+
+
+@pytest.mark.parametrize("limit", ["uses", "age"])
+def test_an_answer_the_response_url_refuses_comes_as_an_ephemeral_message(bot, limit):
+    """Slack takes 5 posts within 30 minutes at a response_url, then answers 404."""
+    if limit == "uses":
+        bot.slack.response_url_uses = 0
+    else:
+        bot.slack.response_url_ttl = -1.0
+
+    response = bot.slack.command(bot.url, OWNER, "mine")
+
+    assert response.status == 200
+    answer = wait_for(
+        lambda: [e for e in bot.slack.ephemerals(OWNER) if e["via"] == "chat.postEphemeral"],
+        timeout=30,
+        what="the answer",
+    )[-1]
+    assert "Your 3 Databricks tokens" in answer["blocks"][0]["text"]["text"]
+    assert bot.slack.response_url_posts() == []

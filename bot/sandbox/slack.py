@@ -35,7 +35,9 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.sandbox import slack_limits
 from bot.sandbox.server import Fault, Request, Response, SandboxServer
+from bot.sandbox.slack_limits import MANIFEST_SCOPES
 
 __all__ = ["DEFAULT_SCOPES", "DriverResponse", "SlackSandbox", "sign", "validate_blocks", "validate_view"]
 
@@ -47,20 +49,12 @@ BOT_USER_ID = "U0SANDBOT"
 BOT_NAME = "tokenbot"
 VERIFICATION_TOKEN = "sandbox-verification-token"  # the legacy `token` field of payloads
 
-DEFAULT_SCOPES = (
-    "chat:write",
-    "commands",
-    "im:write",
-    "im:read",
-    "im:history",
-    "channels:read",
-    "groups:read",
-    "users:read",
-    "users:read.email",
-    "usergroups:read",
-    "files:write",
-)
+DEFAULT_SCOPES = MANIFEST_SCOPES  # what manifest.yml asks for, so a missing scope fails as in Slack
 
+# Block Kit reference: 50 blocks per message, 100 per modal or Home tab (`invalid_blocks`,
+# `invalid_arguments`). chat.postMessage's `text`: Slack truncates it past 40,000 characters;
+# the sandbox refuses it with `msg_too_long` (a documented error of the method) to make it seen.
+# Total sizes of blocks and views: see slack_limits.py.
 MESSAGE_BLOCK_LIMIT = 50
 VIEW_BLOCK_LIMIT = 100
 MESSAGE_TEXT_LIMIT = 40_000
@@ -567,6 +561,11 @@ class _Channel:
     members: set[str] | None  # None: everyone (membership is not checked)
     bot_member: bool = True
     dm_user: str | None = None  # set for a direct-message channel
+    private: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "im" if self.dm_user else "private" if self.private else "public"
 
 
 @dataclass
@@ -585,6 +584,8 @@ class _ResponseTarget:
     channel: str | None
     message_ts: str | None = None
     ephemeral: bool = False
+    issued_at: float = 0.0
+    uses: int = 0
 
 
 @dataclass
@@ -673,13 +674,17 @@ class SlackSandbox:
         signing_secret: str = "sandbox-signing-secret",  # noqa: S107
         *,
         scopes: Iterable[str] = DEFAULT_SCOPES,
-        trigger_ttl: float | None = None,
+        trigger_ttl: float | None = slack_limits.TRIGGER_TTL_SECONDS,
+        response_url_uses: int = slack_limits.RESPONSE_URL_USES,
+        response_url_ttl: float = slack_limits.RESPONSE_URL_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bot_token = bot_token
         self.signing_secret = signing_secret
         self.scopes = list(scopes)
-        self.trigger_ttl = trigger_ttl  # Slack's is 3 s; off by default because tests run slowly
+        self.trigger_ttl = trigger_ttl  # Slack's is 3 s (None: never expires)
+        self.response_url_uses = response_url_uses
+        self.response_url_ttl = response_url_ttl
         self.bot_user_id = BOT_USER_ID
         self.bot_id = BOT_ID
         self.app_id = APP_ID
@@ -758,13 +763,14 @@ class SlackSandbox:
         name: str,
         members: Iterable[str] | None = None,
         bot_member: bool | None = None,
+        private: bool = False,
     ) -> str:
         """A channel. The bot is a member if `bot_member` says so, else if `members` is None or lists it."""
         member_set = set(members) if members is not None else None
         if bot_member is None:
             bot_member = member_set is None or self.bot_user_id in member_set
         with self._lock:
-            self._channels[id] = _Channel(id, name, member_set, bot_member)
+            self._channels[id] = _Channel(id, name, member_set, bot_member, private=private)
         return id
 
     def add_usergroup(self, *, id: str, handle: str, users: Iterable[str] = ()) -> str:
@@ -1321,7 +1327,11 @@ class SlackSandbox:
         return result
 
     def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"channel": self._channel_object(self._known_channel(args.get("channel")))}
+        channel = self._visible_channel(args.get("channel"))
+        needed = slack_limits.missing_read_scope(channel.kind, self.scopes)
+        if needed:
+            raise _SlackError("missing_scope", needed=needed, provided=",".join(self.scopes))
+        return {"channel": self._channel_object(channel)}
 
     def _users_lookup_by_email(self, args: dict[str, Any]) -> dict[str, Any]:
         email = str(args.get("email") or "").lower()
@@ -1470,6 +1480,11 @@ class SlackSandbox:
             target = self._response_targets.get(response_id)
             if target is None:
                 return Response(404, "no_service")
+            if self._clock() - target.issued_at > self.response_url_ttl:
+                return Response(404, "expired_url")
+            if target.uses >= self.response_url_uses:
+                return Response(404, "used_url")
+            target.uses += 1
             if not isinstance(message, dict):
                 return Response(400, "invalid_payload")
             self._response_posts.append(
@@ -1552,6 +1567,7 @@ class SlackSandbox:
 
     def _new_response_url(self, target: _ResponseTarget) -> str:
         response_id = f"{next(self._ids)}{secrets.token_hex(8)}"
+        target.issued_at = self._clock()
         self._response_targets[response_id] = target
         return f"{self.base_url}/response/{response_id}"
 
@@ -1584,6 +1600,14 @@ class SlackSandbox:
             raise _SlackError("channel_not_found")
         return channel
 
+    def _visible_channel(self, channel_arg: Any) -> _Channel:
+        """A channel as the bot can see it: a private channel it is not in does not exist for it
+        (Slack answers `channel_not_found`, as conversations.info and chat.postMessage document)."""
+        channel = self._known_channel(channel_arg)
+        if channel.private and not channel.bot_member:
+            raise _SlackError("channel_not_found")
+        return channel
+
     def _postable_channel(self, channel_arg: Any) -> _Channel:
         """The channel a bot message goes to; a user id means the bot's DM with them."""
         channel_id = str(channel_arg or "")
@@ -1591,7 +1615,7 @@ class SlackSandbox:
             user = self._users[channel_id]
             _check_dm_allowed(user)
             return self._channels[self._open_dm(user.id)]
-        channel = self._known_channel(channel_id)
+        channel = self._visible_channel(channel_id)
         if channel.dm_user:
             _check_dm_allowed(
                 self._users.get(channel.dm_user) or _User(channel.dm_user, None, channel.dm_user)
@@ -1736,10 +1760,10 @@ class SlackSandbox:
             "id": channel.id,
             "name": channel.name,
             "is_channel": True,
-            "is_group": False,
+            "is_group": channel.private,
             "is_im": False,
             "is_mpim": False,
-            "is_private": False,
+            "is_private": channel.private,
             "is_archived": False,
             "is_general": False,
             "is_member": channel.bot_member,
@@ -1856,6 +1880,8 @@ def _message_content(args: dict[str, Any], *, require: bool) -> tuple[str | None
         errors = validate_blocks(blocks)
         if errors:
             raise _blocks_error("invalid_blocks", errors)
+        if slack_limits.block_text_size(blocks) > slack_limits.MESSAGE_BLOCK_TEXT_LIMIT:
+            raise _SlackError("msg_blocks_too_long")
     if text is not None and len(str(text)) > MESSAGE_TEXT_LIMIT:
         raise _SlackError("msg_too_long")
     if require and not text and not blocks and not args.get("attachments"):
@@ -1870,6 +1896,8 @@ def _view_arg(args: dict[str, Any], *, expected_type: str) -> dict[str, Any]:
         errors = [f"must match the `type` of the view: {expected_type} [json-pointer:/view/type]"]
     if errors:
         raise _blocks_error("invalid_arguments", errors)
+    if slack_limits.block_text_size(view["blocks"]) > slack_limits.VIEW_BLOCK_TEXT_LIMIT:
+        raise _SlackError("view_too_large")
     return view
 
 

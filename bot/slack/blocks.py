@@ -20,17 +20,19 @@ from slack_sdk.models.blocks import (
     ButtonElement,
     ConfirmObject,
     ContextBlock,
-    HeaderBlock,
-    MarkdownTextObject,
     SectionBlock,
 )
 
 from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, DeadlineKind, Finding
 from bot.services.ports import ReminderItem, ReminderMessage
+from bot.slack import fit
+from bot.slack.budget import MESSAGE_BLOCKS, Budget
+from bot.slack.fit import clip, context, header, section
 from bot.slack.ids import TOKEN_BLOCK_PREFIX, Action
 
-MAX_MESSAGE_BLOCKS = 50
-SECTION_TEXT_LIMIT = 3000
+MAX_MESSAGE_BLOCKS = MESSAGE_BLOCKS
+SECTION_TEXT_LIMIT = fit.SECTION_TEXT
+COMMENT_CHARS = 200  # of a token's comment in a reminder; `/tokens show` has it whole
 # Findings worth an owner's attention in a reminder; the rest are for admins' reports.
 OWNER_FINDINGS = (
     Finding.PRIVILEGED_SCOPE,
@@ -72,13 +74,6 @@ def escape(text: str) -> str:
     `verbatim: true` (`mrkdwn`), which turns Slack's auto-linking off."""
     fenced = escape_entities(text)
     return _MARKUP.sub(lambda found: ZERO_WIDTH_SPACE + found.group() + ZERO_WIDTH_SPACE, fenced)
-
-
-def mrkdwn(text: str) -> MarkdownTextObject:
-    """A mrkdwn text object whose user parts are `escape`d: `verbatim` keeps Slack from turning
-    bare URLs and channel names in them into links; tokenbot's own `<@U…>`, `<#C…>` still work
-    (Block Kit text object reference: "verbatim")."""
-    return MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT], verbatim=True)
 
 
 _ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
@@ -142,7 +137,8 @@ def short_id(token_id: str) -> str:
 def token_section(item: ReminderItem, tz: str, now: datetime, for_admins: bool) -> SectionBlock:
     view, deadline = item.view, item.deadline
     lines = [
-        f"*{escape(view.comment) if view.comment else '_no comment_'}* · {code(short_id(view.token_id))} "
+        f"*{escape(clip(view.comment, COMMENT_CHARS)) if view.comment else '_no comment_'}* · "
+        f"{code(short_id(view.token_id))} "
         f"in *{escape(view.workspace)}*",
         f"{escape(_capitalised(deadline.action))} on *{local_time(deadline.due_at, tz)}* "
         f"({relative(deadline.due_at, now)})",
@@ -153,7 +149,7 @@ def token_section(item: ReminderItem, tz: str, now: datetime, for_admins: bool) 
         owner = view.owner or view.owner_id or "unknown"
         lines.insert(1, f"Owner: {escape(owner)}" + (f" ({escape(item.note)})" if item.note else ""))
     text = "\n".join(line for line in lines if line)
-    return SectionBlock(block_id=f"{TOKEN_BLOCK_PREFIX}{item.reference}", text=mrkdwn(text))
+    return section(text, block_id=f"{TOKEN_BLOCK_PREFIX}{item.reference}")
 
 
 def _capitalised(text: str) -> str:
@@ -176,7 +172,7 @@ def findings_context(item: ReminderItem) -> ContextBlock | None:
     if not shown:
         return None
     text = " · ".join(f":warning: *{FINDING_LABELS[f.code]}*: {escape(f.detail)}" for f in shown)
-    return ContextBlock(elements=[MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT])])
+    return context(text)
 
 
 def token_actions(item: ReminderItem) -> ActionsBlock:
@@ -201,8 +197,11 @@ def token_actions(item: ReminderItem) -> ActionsBlock:
             style="danger",
             confirm=ConfirmObject(
                 title="Revoke this token?",
-                text=f"Token {short_id(item.view.token_id)} in {item.view.workspace} stops working at once. "
-                "Jobs that use it will fail.",
+                text=fit.fit(
+                    f"Token {short_id(item.view.token_id)} in {item.view.workspace} stops working at once. "
+                    "Jobs that use it will fail.",
+                    fit.CONFIRM_TEXT,
+                ),
                 confirm="Revoke",
                 deny="Keep it",
                 style="danger",
@@ -220,16 +219,11 @@ def token_blocks(
     """A token's section, its findings and its buttons; once decided, what was decided instead
     of the buttons (kept when the decision leaves room for another, e.g. a snooze or a failure)."""
     blocks: list[Block] = [token_section(item, tz, now, for_admins)]
-    context = findings_context(item)
-    if context is not None:
-        blocks.append(context)
+    findings = findings_context(item)
+    if findings is not None:
+        blocks.append(findings)
     if decided is not None:
-        blocks.append(
-            ContextBlock(
-                block_id=f"decided:{item.reference}",
-                elements=[MarkdownTextObject(text=decided.text[:SECTION_TEXT_LIMIT])],
-            )
-        )
+        blocks.append(context(decided.text, block_id=f"decided:{item.reference}"))
     if decided is None or decided.keep_buttons:
         blocks.append(token_actions(item))
     return blocks
@@ -251,8 +245,9 @@ def reminder_message(
     message: ReminderMessage, decided: Mapping[str, Annotation] | None = None
 ) -> tuple[str, list[Block]]:
     """(fallback text, blocks) of one reminder: every due token of one recipient, nearest first,
-    grouped by what will happen; never more than 50 blocks. `decided` maps item references to
-    what was decided about them (the message is updated in place after each decision)."""
+    grouped by what will happen; never more than one message holds (`budget.Budget`): the rest are
+    counted and pointed to. `decided` maps item references to what was decided about them (the
+    message is updated in place after each decision)."""
     decided = decided or {}
     recipient, now = message.recipient, message.now
     tz = recipient.tz
@@ -260,33 +255,26 @@ def reminder_message(
     count = len(items)
     nearest = items[0].deadline
     title, intro = _headline(message, count)
-    blocks: list[Block] = [HeaderBlock(text=title[:150]), SectionBlock(text=MarkdownTextObject(text=intro))]
-    budget = MAX_MESSAGE_BLOCKS - len(blocks) - 1  # keep one for the "more" line
+    blocks: list[Block] = [header(title), section(intro)]
+    budget = Budget(spent=blocks)  # one block kept for the "more" line
     shown = 0
     for kind, group in groupby(sorted(items, key=_group_order(items)), key=lambda i: i.deadline.kind):
-        group_items = list(group)
-        heading = SectionBlock(text=MarkdownTextObject(text=f"*{DEADLINE_LABELS[kind]}*"))
-        for position, item in enumerate(group_items):
+        heading = [section(f"*{DEADLINE_LABELS[kind]}*")]
+        for item in group:
             item_blocks = token_blocks(item, tz, now, recipient.admins_channel, decided.get(item.reference))
-            needed = len(item_blocks) + (1 if position == 0 else 0)
-            if needed > budget:
+            if not budget.take(heading + item_blocks):
                 break
-            if position == 0:
-                blocks.append(heading)
-            blocks.extend(item_blocks)
-            budget -= needed
+            blocks.extend(heading + item_blocks)
+            heading = []
             shown += 1
     if shown < count:
-        blocks.append(
-            ContextBlock(
-                elements=[
-                    MarkdownTextObject(
-                        text=f"…and {count - shown} more token{'s' if count - shown != 1 else ''} due. "
-                        "Type `/tokens mine` to see them all."
-                    )
-                ]
-            )
+        where = (
+            "`/tokens upcoming` lists them all, `/tokens export` sends them as a file"
+            if recipient.admins_channel
+            else "type `/tokens mine` or open tokenbot's App Home to see them all"
         )
+        rest = count - shown
+        blocks.append(context(f"…and {rest} more token{'s' if rest != 1 else ''} due: {where}."))
     fallback = (
         f"{title}: {count} token{'s' if count != 1 else ''}, the first "
         f"{relative(nearest.due_at, now)} ({nearest.action})."
@@ -365,7 +353,7 @@ def _unescape(text: str) -> str:
 def outcome_blocks(message: str, retry_reference: str | None = None) -> list[Block]:
     """The answer to the person who clicked (a service's plain message); a Retry button when
     Databricks failed."""
-    blocks: list[Block] = [SectionBlock(text=mrkdwn(safe_text(message)))]
+    blocks: list[Block] = [section(safe_text(message))]
     if retry_reference:
         blocks.append(
             ActionsBlock(
@@ -379,9 +367,7 @@ def approval_request(request_text: str, token_line: str, reference: str) -> tupl
     """Posted to the admins channel: a request only an admin may approve."""
     text = f"Approval needed: {request_text}"
     return text, [
-        SectionBlock(
-            text=MarkdownTextObject(text=f":raised_hand: *Approval needed*\n{request_text}\n{token_line}")
-        ),
+        section(f":raised_hand: *Approval needed*\n{request_text}\n{token_line}"),
         ActionsBlock(
             block_id=f"approval:{reference}",
             elements=[
@@ -398,7 +384,7 @@ def owner_wanted(request_text: str, token_line: str, token_reference: str) -> tu
 
     text = f"Owner wanted: {request_text}"
     return text, [
-        SectionBlock(text=MarkdownTextObject(text=f":mag: *Owner wanted*\n{request_text}\n{token_line}")),
+        section(f":mag: *Owner wanted*\n{request_text}\n{token_line}"),
         ActionsBlock(
             block_id=f"assign:{token_reference}",
             elements=[
@@ -411,13 +397,10 @@ def owner_wanted(request_text: str, token_line: str, token_reference: str) -> tu
 def resolved(original_text: str, outcome_text: str) -> list[Block]:
     """An approval or owner request once an admin has acted: the buttons go, the answer (a
     service's plain message) stays. `original_text` is the request's own mrkdwn."""
-    return [
-        SectionBlock(text=MarkdownTextObject(text=original_text[:SECTION_TEXT_LIMIT])),
-        ContextBlock(elements=[mrkdwn(safe_text(outcome_text))]),
-    ]
+    return [section(original_text), context(safe_text(outcome_text))]
 
 
 def token_line(view_workspace: str, token_id: str, comment: str) -> str:
     return f"{code(short_id(token_id))} in *{escape(view_workspace)}*" + (
-        f" · {escape(comment)}" if comment else ""
+        f" · {escape(clip(comment, COMMENT_CHARS))}" if comment else ""
     )

@@ -21,15 +21,13 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     ConfirmObject,
-    ContextBlock,
-    HeaderBlock,
-    SectionBlock,
 )
 
 from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, Deadline, DeadlineKind, Policy
 from bot.services.ports import ReminderItem, SlackUser
 from bot.services.recipients import MatchReason
 from bot.services.report import TokenView
+from bot.slack import fit
 from bot.slack.blocks import (
     AUTOSCOPE_STATE_WORDS,
     SECTION_TEXT_LIMIT,
@@ -38,7 +36,6 @@ from bot.slack.blocks import (
     escape,
     local_day,
     local_time,
-    mrkdwn,
     relative,
     safe_text,
     scopes_text,
@@ -46,6 +43,8 @@ from bot.slack.blocks import (
     token_blocks,
     zone,
 )
+from bot.slack.budget import Budget
+from bot.slack.fit import clip
 from bot.slack.ids import COMMAND, Action
 from bot.slack.refresh import VERBS
 
@@ -108,12 +107,6 @@ class HistoryEntry:
 # text helpers
 
 
-def clip(text: str, limit: int) -> str:
-    """At most `limit` characters of one line of raw text (clip before escaping, never after)."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def echo(text: str) -> str:
     """What someone typed, shown back safely."""
     return code(clip(text, ECHO_CHARS)) if text.strip() else "nothing"
@@ -152,12 +145,8 @@ def _and(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=mrkdwn(text))
-
-
-def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[mrkdwn(text)])
+_section = fit.section
+_context = fit.context
 
 
 def line_sections(lines: Sequence[str], heading: str | None = None) -> list[list[Block]]:
@@ -177,7 +166,7 @@ def line_sections(lines: Sequence[str], heading: str | None = None) -> list[list
         chunk, size = [], 0
 
     for line in lines:
-        line = line[: SECTION_TEXT_LIMIT - 200]
+        line = fit.fit(line, SECTION_TEXT_LIMIT - 200)
         if len(chunk) >= LINES_PER_SECTION or size + len(line) + 1 > SECTION_TEXT_LIMIT - 200:
             flush()
         chunk.append(line)
@@ -202,22 +191,24 @@ def parse_pager_value(value: str | None) -> tuple[int, str]:
     return max(1, int(number)), command
 
 
-def _split_pages(entries: Sequence[list[Block]], budget: int) -> list[list[list[Block]]]:
+def _split_pages(title: list[Block], entries: Sequence[list[Block]]) -> list[list[list[Block]]]:
+    """Entries in pages that each fit one message with the title and the pager (`Budget`)."""
     pages: list[list[list[Block]]] = [[]]
-    used = 0
+    budget = Budget(blocks=PAGE_BLOCKS, spent=title, keep_blocks=2)
     for entry in entries:
-        if used + len(entry) > budget and pages[-1]:
+        if not budget.take(entry) and pages[-1]:
             pages.append([])
-            used = 0
+            budget = Budget(blocks=PAGE_BLOCKS, spent=title, keep_blocks=2)
+            budget.take(entry)
         pages[-1].append(entry)
-        used += len(entry)
     return pages
 
 
 def paged(title: list[Block], entries: Sequence[list[Block]], page: Page, text: str) -> Answer:
     """The title, then the entries of the requested page (the last one if it is past the end),
-    then where this page is and the buttons to the others."""
-    pages = _split_pages(entries, PAGE_BLOCKS - len(title) - 2)
+    then where this page is and the buttons to the others. A page holds at most `PAGE_BLOCKS`
+    blocks and one message's worth of text."""
+    pages = _split_pages(title, entries)
     number = min(max(page.number, 1), len(pages))
     built = list(title) + [block for entry in pages[number - 1] for block in entry]
     if len(pages) > 1:
@@ -270,7 +261,7 @@ def refusal(line: str, usages: Sequence[Usage]) -> Answer:
 
 def plain(message: str) -> Answer:
     """One line or paragraph, already in safe mrkdwn."""
-    return Answer(message[:SECTION_TEXT_LIMIT], [_section(message)])
+    return Answer(fit.fit(message, SECTION_TEXT_LIMIT), [_section(message)])
 
 
 def failure() -> Answer:
@@ -294,7 +285,7 @@ def mine(
     if not count:
         return plain("You have no live Databricks tokens that tokenbot knows of.")
     title: list[Block] = [
-        HeaderBlock(text=f"Your {_plural(count, 'Databricks token')}"[:150]),
+        fit.header(f"Your {_plural(count, 'Databricks token')}"),
         _context(
             "Nearest deadline first. Each button applies at once and is recorded; "
             f"times in {escape(zone(tz).key)}."
@@ -329,7 +320,7 @@ def upcoming(
         counts[deadline.kind] = counts.get(deadline.kind, 0) + 1
     summary = _and([f"{n} {DEADLINE_LABELS[kind].lower()}" for kind, n in counts.items()])
     title: list[Block] = [
-        HeaderBlock(text=f"Deadlines in the next {_plural(days, 'day')}{where}"[:150]),
+        fit.header(f"Deadlines in the next {_plural(days, 'day')}{where}"),
         _context(
             f"{_plural(len(rows), 'deadline')} on {_plural(len({v.pk for _, v in rows}), 'token')}: "
             f"{summary}. Times in {escape(zone(tz).key)}."
@@ -365,7 +356,7 @@ def risky(views: Sequence[TokenView], page: Page) -> Answer:
     if not views:
         return plain("No live token has a finding: nothing risky to show.")
     title: list[Block] = [
-        HeaderBlock(text=f"{_plural(len(views), 'token')} with findings, worst first"[:150]),
+        fit.header(f"{_plural(len(views), 'token')} with findings, worst first"),
     ]
     lines = [
         f"• {token_ref(v)} · {owner_text(v)} · {comment_text(v)}\n"
@@ -380,7 +371,7 @@ def stale(views: Sequence[TokenView], days: int, now: datetime, page: Page) -> A
     if not views:
         return plain(f"Every live token was used in the last {_plural(days, 'day')}.")
     title: list[Block] = [
-        HeaderBlock(text=f"{_plural(len(views), 'token')} unused for {days} days or more"[:150]),
+        fit.header(f"{_plural(len(views), 'token')} unused for {days} days or more"),
     ]
 
     def used(view: TokenView) -> str:
@@ -597,7 +588,7 @@ def policy_answer(policy: Policy, slack: SlackConfig, dry_run: bool) -> Answer:
     if dry_run:
         lines.append(":test_tube: *Dry run is on*: decisions are recorded but nothing changes in Databricks.")
     return Answer(
-        "The token policy in force", [HeaderBlock(text="The token policy in force"), *map(_section, lines)]
+        "The token policy in force", [fit.header("The token policy in force"), *map(_section, lines)]
     )
 
 

@@ -11,21 +11,18 @@ from datetime import date, datetime
 
 from slack_sdk.models.blocks import (
     Block,
-    ContextBlock,
     DividerBlock,
-    HeaderBlock,
-    MarkdownTextObject,
     SectionBlock,
 )
 
 from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, DeadlineKind
 from bot.services import decisions
 from bot.services.digest import HORIZON_DAYS, Digest, DueToken, Extension, TokenRef
-from bot.slack import blocks
+from bot.slack import blocks, fit
 from bot.slack.blocks import code, escape, relative, short_id, zone
+from bot.slack.budget import MORE_LINE_TEXT, Budget
+from bot.slack.fit import context, header, section
 
-MAX_MESSAGE_BLOCKS = blocks.MAX_MESSAGE_BLOCKS
-SECTION_LIMIT = blocks.SECTION_TEXT_LIMIT
 TOKENS_PER_KIND = 8  # tokens named per kind and day; the rest are counted
 LINES_PER_SECTION = 15
 
@@ -72,12 +69,6 @@ def actor_text(slack_id: str) -> str:
     return slack_id if slack_id == decisions.TOKENBOT.slack_id else f"<@{slack_id}>"
 
 
-def section(text: str) -> SectionBlock:
-    if len(text) > SECTION_LIMIT:
-        text = text[: SECTION_LIMIT - 1] + "…"
-    return SectionBlock(text=MarkdownTextObject(text=text))
-
-
 def lines_section(title: str, lines: Sequence[str], more_hint: str = "") -> SectionBlock:
     shown = list(lines[:LINES_PER_SECTION])
     rest = len(lines) - len(shown)
@@ -91,15 +82,15 @@ def lines_section(title: str, lines: Sequence[str], more_hint: str = "") -> Sect
 
 
 def digest_message(digest: Digest) -> tuple[str, list[Block]]:
-    """(fallback text, blocks): never more than 50 blocks."""
+    """(fallback text, blocks): never more than one message holds (`budget.Budget`). The sections
+    after the deadlines (overdue, unanswered, decisions, risky, failing syncs) have the first
+    claim; the days fill what is left, and the days that do not fit are counted and pointed to."""
     tz = digest.tz
     today = digest.now.astimezone(zone(tz)).date()
     title = f"tokenbot digest · {day_text(today)} {today.year}"
     built: list[Block] = [
-        HeaderBlock(text=title[:150]),
-        ContextBlock(
-            elements=[MarkdownTextObject(text=f"Since {moment_day(digest.since, tz)} · days in {escape(tz)}")]
-        ),
+        header(title),
+        context(f"Since {moment_day(digest.since, tz)} · days in {escape(tz)}"),
     ]
     fallback = f"tokenbot digest: {digest.summary()}"
     if digest.is_empty:
@@ -111,19 +102,35 @@ def digest_message(digest: Digest) -> tuple[str, list[Block]]:
         )
         return fallback, built
     built.append(section(digest.summary()))
-    tail = _tail_sections(digest)
-    budget = MAX_MESSAGE_BLOCKS - len(built) - len(tail) - 3  # divider, heading, "more days" line
+    heading = [DividerBlock(), section(f"*Deadlines in the next {HORIZON_DAYS} days*")]
+    # kept: two "more" lines and the tail's divider
+    budget = Budget(spent=built + heading, keep_blocks=3, keep_text=2 * MORE_LINE_TEXT)
+    candidates = _tail_sections(digest)
+    tail = [block for block in candidates if budget.take([block])]
+    left_out = len(candidates) - len(tail)
+    if left_out:
+        tail.append(
+            context(
+                f"…and {left_out} more section{'s' if left_out != 1 else ''} that did not fit: "
+                "`/tokens risky` and `/tokens upcoming` list them."
+            )
+        )
     if digest.days:
-        built.append(DividerBlock())
-        built.append(section(f"*Deadlines in the next {HORIZON_DAYS} days*"))
-        shown = digest.days[: max(budget, 1)]
-        for group in shown:
-            built.append(_day_section(group.day, group.by_kind, digest.now))
-        hidden = digest.days[len(shown) :]
+        built += heading
+        shown = 0
+        for group in digest.days:
+            day = _day_section(group.day, group.by_kind, digest.now)
+            if not budget.take([day]):
+                break
+            built.append(day)
+            shown += 1
+        hidden = sum(group.count for group in digest.days[shown:])
         if hidden:
-            count = sum(group.count for group in hidden)
             built.append(
-                ContextBlock(elements=[MarkdownTextObject(text=f"…and {count} more on later days.")])
+                context(
+                    f"…and {hidden} more deadline{'s' if hidden != 1 else ''} on later days: "
+                    "`/tokens upcoming` lists them all, `/tokens export` sends them as a file."
+                )
             )
     if tail:
         built.append(DividerBlock())
@@ -209,7 +216,7 @@ def _extension_sections(digest: Digest) -> list[Block]:
     sections: list[Block] = []
     current = [title]
     for index, line in enumerate(lines):
-        if len("\n".join([*current, line])) > SECTION_LIMIT - 40:
+        if len("\n".join([*current, line])) > fit.SECTION_TEXT - 40:
             if len(sections) == MAX_EXTENSION_SECTIONS - 1:
                 current.append(f"…and {len(lines) - index} more")
                 break

@@ -7,14 +7,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject
+from slack_sdk.models.blocks import Block
 
 from bot.domain.policy import Policy
 from bot.services.breaker import BreakerState, ResumeOutcome
 from bot.services.enforcement import Enforced, EnforcementReport, HeldReason, HeldReport
 from bot.slack.blocks import escape, escape_entities
 from bot.slack.command_blocks import Answer, person, plain
-from bot.slack.digest_blocks import lines_section, owner_text, section, token_text
+from bot.slack.digest_blocks import lines_section, owner_text, token_text
+from bot.slack.fit import context, section
 from bot.slack.ids import COMMAND
 
 
@@ -32,13 +33,9 @@ def owner_revoked(items: Sequence[Enforced]) -> tuple[str, list[Block]]:
         section(
             f":lock: *{text}.*\nThe deadline passed with no decision and no exemption.\n" + "\n".join(lines)
         ),
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(
-                    text="Jobs that used these tokens now fail: create a new token (with only the scopes "
-                    "it needs) and ask an admin if you need an exemption next time."
-                )
-            ]
+        context(
+            "Jobs that used these tokens now fail: create a new token (with only the scopes "
+            "it needs) and ask an admin if you need an exemption next time."
         ),
     ]
 

@@ -15,9 +15,7 @@ from datetime import datetime
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
-    ContextBlock,
     DividerBlock,
-    HeaderBlock,
     MarkdownTextObject,
     SectionBlock,
     UserSelectElement,
@@ -28,18 +26,19 @@ from bot.domain.policy import DEADLINE_LABELS, DeadlineKind
 from bot.models import Workspace
 from bot.services.ports import ReminderItem
 from bot.services.report import TokenView
-from bot.slack.blocks import SECTION_TEXT_LIMIT, Annotation, escape, local_time, token_blocks
+from bot.slack.blocks import Annotation, escape, local_time, token_blocks
+from bot.slack.budget import VIEW_BLOCKS, Budget
 from bot.slack.command_blocks import (
     HistoryEntry,
-    clip,
     comment_text,
     decision_line,
     line_sections,
     token_ref,
 )
+from bot.slack.fit import clip, context, header, section
 from bot.slack.ids import Action
 
-HOME_BLOCKS = 100  # Slack's limit for a Home tab
+HOME_BLOCKS = VIEW_BLOCKS  # Slack's limit for a Home tab
 HORIZON_DAYS = 14
 SHOWN_WORKSPACES = 20  # two sections of ten
 SHOWN_WAITING = 8
@@ -75,34 +74,25 @@ class HomeData:
     admin: AdminOverview | None = None
 
 
-def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT]))
-
-
-def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT])])
-
-
 def home_view(data: HomeData) -> View:
-    blocks: list[Block] = [HeaderBlock(text="tokenbot")]
+    blocks: list[Block] = [header("tokenbot")]
     if data.admin is not None:
         blocks += admin_blocks(data.admin, data.tz)
     tail = recent_blocks(data.recent, data.tz)
-    budget = HOME_BLOCKS - len(blocks) - len(tail) - 3  # the heading, the "more" line, a divider
     blocks.append(
-        _section(
+        section(
             "*Your tokens*, nearest deadline first. Each button applies at once and is recorded."
             if data.items or data.undated
             else "*Your tokens*\nYou have no live Databricks tokens that tokenbot knows of."
         )
     )
+    budget = Budget.for_view(spent=blocks + tail, keep_blocks=2)  # the "more" line and a divider
     shown = 0
     for item in data.items:
         built = token_blocks(item, data.tz, data.now, False, data.decided.get(item.reference))
-        if len(built) > budget:
+        if not budget.take(built):
             break
         blocks += built
-        budget -= len(built)
         shown += 1
     more = []
     if shown < len(data.items):
@@ -113,7 +103,7 @@ def home_view(data: HomeData) -> View:
             f"{len(data.undated)} with nothing scheduled ({names}{', …' if len(data.undated) > 5 else ''})"
         )
     if more:
-        blocks.append(_context("And " + "; ".join(more) + ". Type `/tokens mine` to see them all."))
+        blocks.append(context("And " + "; ".join(more) + ". Type `/tokens mine` to see them all."))
     blocks.append(DividerBlock())
     blocks += tail
     return View(type="home", blocks=blocks[:HOME_BLOCKS])
@@ -129,7 +119,7 @@ def admin_blocks(overview: AdminOverview, tz: str) -> list[Block]:
     if overview.overdue:
         fields.append(MarkdownTextObject(text=f"*Overdue*\n{overview.overdue}"))
     blocks: list[Block] = [
-        _section(
+        section(
             f"*For admins*: {total} deadline{'s' if total != 1 else ''} in the next "
             f"{overview.horizon_days} days. `/tokens upcoming` lists them."
         ),
@@ -140,16 +130,16 @@ def admin_blocks(overview: AdminOverview, tz: str) -> list[Block]:
         blocks += entry
     if len(overview.workspaces) > SHOWN_WORKSPACES:
         hidden = len(overview.workspaces) - SHOWN_WORKSPACES
-        blocks.append(_context(f"And {hidden} more workspaces: `tokenbot sync --json` reports on them all."))
+        blocks.append(context(f"And {hidden} more workspaces: `tokenbot sync --json` reports on them all."))
     waiting = overview.waiting
     blocks.append(
-        _section(
+        section(
             f"*Waiting for an owner* ({len(waiting)})" + ("" if waiting else "\n_Every token has an owner._")
         )
     )
     for token in waiting[:SHOWN_WAITING]:
         view = token.view
-        blocks.append(_section(f"{token_ref(view)} · {comment_text(view)}\n{token.why}"))
+        blocks.append(section(f"{token_ref(view)} · {comment_text(view)}\n{token.why}"))
         blocks.append(
             ActionsBlock(
                 block_id=f"assign:{token.reference}",
@@ -157,7 +147,7 @@ def admin_blocks(overview: AdminOverview, tz: str) -> list[Block]:
             )
         )
     if len(waiting) > SHOWN_WAITING:
-        blocks.append(_context(f"And {len(waiting) - SHOWN_WAITING} more waiting for an owner."))
+        blocks.append(context(f"And {len(waiting) - SHOWN_WAITING} more waiting for an owner."))
     blocks.append(DividerBlock())
     return blocks
 

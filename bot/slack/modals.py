@@ -6,9 +6,7 @@ import json
 from collections.abc import Iterable
 
 from slack_sdk.models.blocks import (
-    ContextBlock,
     InputBlock,
-    MarkdownTextObject,
     NumberInputElement,
     Option,
     PlainTextInputElement,
@@ -20,7 +18,9 @@ from slack_sdk.models.views import View
 from bot.domain.policy import DEADLINE_LABELS, DeadlineKind
 from bot.domain.scopes import PRIVILEGED_SCOPES, SCOPES
 from bot.services.report import TokenView
-from bot.slack.blocks import code, escape, local_time, scopes_text, short_id
+from bot.slack import fit
+from bot.slack.blocks import COMMENT_CHARS, code, escape, local_time, scopes_text, short_id
+from bot.slack.fit import clip, context, section
 from bot.slack.ids import Block
 from bot.slack.ids import View as ViewId
 
@@ -36,10 +36,13 @@ def metadata(reference: str, channel: str | None, ts: str | None) -> str:
 
 def _scope_options(preselected: Iterable[str]) -> list[Option]:
     """The whole catalogue, plus any pre-selected scope it does not know (kept, never dropped)."""
-    options = [Option(value=scope.name, text=f"{scope.name}: {scope.label}"[:75]) for scope in SCOPES]
+    options = [
+        Option(value=scope.name, text=fit.fit(f"{scope.name}: {scope.label}", fit.OPTION_TEXT))
+        for scope in SCOPES
+    ]
     known = {scope.name for scope in SCOPES}
     options += [
-        Option(value=name, text=f"{name} (not in the catalogue)"[:75])
+        Option(value=name, text=fit.fit(f"{name} (not in the catalogue)", fit.OPTION_TEXT))
         for name in preselected
         if name not in known
     ]
@@ -51,13 +54,11 @@ def _privileged() -> str:
 
 
 def _token_summary(view: TokenView) -> SectionBlock:
-    comment = escape(view.comment) if view.comment else "_no comment_"
-    return SectionBlock(
-        text=MarkdownTextObject(
-            text=f"*{comment}* · {code(short_id(view.token_id))} in *{escape(view.workspace)}*\n"
-            f"Scopes now: {scopes_text(view.scopes)}\n"
-            f"Auto-scoping observed: {scopes_text(view.inferred_scopes)}"
-        )
+    comment = escape(clip(view.comment, COMMENT_CHARS)) if view.comment else "_no comment_"
+    return section(
+        f"*{comment}* · {code(short_id(view.token_id))} in *{escape(view.workspace)}*\n"
+        f"Scopes now: {scopes_text(view.scopes)}\n"
+        f"Auto-scoping observed: {scopes_text(view.inferred_scopes)}"
     )
 
 
@@ -87,16 +88,9 @@ def confirm_scopes(view: TokenView, preselected: list[str], private_metadata: st
         blocks=[
             _token_summary(view),
             _scopes_input(preselected, "Scopes this token keeps"),
-            ContextBlock(
-                elements=[
-                    MarkdownTextObject(
-                        text=(
-                            "Setting scopes by hand ends auto-scoping for this token, and takes up "
-                            "to 10 minutes to take effect. "
-                            f"{_privileged()} need an admin's approval."
-                        )
-                    )
-                ]
+            context(
+                "Setting scopes by hand ends auto-scoping for this token, and takes up "
+                f"to 10 minutes to take effect. {_privileged()} need an admin's approval."
             ),
         ],
     )
@@ -113,15 +107,9 @@ def restore_scopes(view: TokenView, lost: list[str], private_metadata: str) -> V
         blocks=[
             _token_summary(view),
             _scopes_input(lost, "Scopes to add back"),
-            ContextBlock(
-                elements=[
-                    MarkdownTextObject(
-                        text=(
-                            "Auto-scoping narrowed this token. The scopes chosen here are added to "
-                            "the ones it has now; privileged scopes need an admin's approval."
-                        )
-                    )
-                ]
+            context(
+                "Auto-scoping narrowed this token. The scopes chosen here are added to "
+                "the ones it has now; privileged scopes need an admin's approval."
             ),
         ],
     )
@@ -136,11 +124,9 @@ def extend(view: TokenView, kind: DeadlineKind, due_label: str, max_days: int, p
         close="Cancel",
         private_metadata=private_metadata,
         blocks=[
-            SectionBlock(
-                text=MarkdownTextObject(
-                    text=f"{DEADLINE_LABELS[kind]} of {code(short_id(view.token_id))} in "
-                    f"*{escape(view.workspace)}* is due {due_label}."
-                )
+            section(
+                f"{DEADLINE_LABELS[kind]} of {code(short_id(view.token_id))} in "
+                f"*{escape(view.workspace)}* is due {due_label}."
             ),
             InputBlock(
                 block_id=Block.DAYS,
@@ -163,13 +149,7 @@ def extend(view: TokenView, kind: DeadlineKind, due_label: str, max_days: int, p
                     placeholder="e.g. quarter-close job runs on the 3rd",
                 ),
             ),
-            ContextBlock(
-                elements=[
-                    MarkdownTextObject(
-                        text=f"Up to {max_days} days apply at once; longer needs an admin's approval."
-                    )
-                ]
-            ),
+            context(f"Up to {max_days} days apply at once; longer needs an admin's approval."),
         ],
     )
 

@@ -11,16 +11,13 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     ContextBlock,
-    HeaderBlock,
-    MarkdownTextObject,
     SectionBlock,
 )
 
 from bot.domain.scopes import label_for
 from bot.services.narrowing import NarrowedMessage, NarrowedToken
 from bot.slack.blocks import (
-    MAX_MESSAGE_BLOCKS,
-    SECTION_TEXT_LIMIT,
+    COMMENT_CHARS,
     Annotation,
     code,
     escape,
@@ -28,6 +25,8 @@ from bot.slack.blocks import (
     scopes_text,
     short_id,
 )
+from bot.slack.budget import Budget
+from bot.slack.fit import clip, context, header, section
 from bot.slack.ids import TOKEN_BLOCK_PREFIX, Action
 
 LOOKS_FINE_MARK = ":ok_hand:"
@@ -41,22 +40,24 @@ def narrowed_message(
     decided = decided or {}
     count = len(message.tokens)
     title, intro = _headline(message, count)
-    blocks: list[Block] = [HeaderBlock(text=title[:150]), SectionBlock(text=MarkdownTextObject(text=intro))]
-    budget = MAX_MESSAGE_BLOCKS - len(blocks) - 1
+    blocks: list[Block] = [header(title), section(intro)]
+    budget = Budget(spent=blocks)
     shown = 0
     for token in message.tokens:
         token_blocks = narrowed_token_blocks(
             token, message.recipient.tz, message.recipient.admins_channel, decided.get(token.reference)
         )
-        if len(token_blocks) > budget:
+        if not budget.take(token_blocks):
             break
         blocks.extend(token_blocks)
-        budget -= len(token_blocks)
         shown += 1
     if shown < count:
         more = count - shown
         blocks.append(
-            ContextBlock(elements=[MarkdownTextObject(text=f"…and {more} more narrowed token(s).")])
+            context(
+                f"…and {more} more narrowed token(s): `/tokens mine` or tokenbot's App Home shows "
+                "each token's scopes, `/tokens show <token_id>` its history."
+            )
         )
     return _fallback(message.tokens[0], count), blocks
 
@@ -66,12 +67,7 @@ def narrowed_token_blocks(
 ) -> list[Block]:
     blocks: list[Block] = [_section(token, tz, for_admins), _evidence(token)]
     if decided is not None:
-        blocks.append(
-            ContextBlock(
-                block_id=f"decided:{token.reference}",
-                elements=[MarkdownTextObject(text=decided.text[:SECTION_TEXT_LIMIT])],
-            )
-        )
+        blocks.append(context(decided.text, block_id=f"decided:{token.reference}"))
     buttons = _buttons(token, decided)
     if buttons:
         blocks.append(ActionsBlock(block_id=f"actions:{token.reference}", elements=buttons))
@@ -79,7 +75,7 @@ def narrowed_token_blocks(
 
 
 def _section(token: NarrowedToken, tz: str, for_admins: bool) -> SectionBlock:
-    comment = escape(token.comment) if token.comment else "_no comment_"
+    comment = escape(clip(token.comment, COMMENT_CHARS)) if token.comment else "_no comment_"
     lines = [
         f"*{comment}* · {code(short_id(token.token_id))} in *{escape(token.workspace)}*",
         f"Narrowed by auto-scoping on *{local_day(token.narrowed_at, tz)}*",
@@ -89,10 +85,7 @@ def _section(token: NarrowedToken, tz: str, for_admins: bool) -> SectionBlock:
     if for_admins:
         owner = escape(token.owner or "unknown")
         lines.insert(1, f"Owner: {owner}" + (f" ({escape(token.note)})" if token.note else ""))
-    return SectionBlock(
-        block_id=f"{TOKEN_BLOCK_PREFIX}{token.reference}",
-        text=MarkdownTextObject(text="\n".join(lines)[:SECTION_TEXT_LIMIT]),
-    )
+    return section("\n".join(lines), block_id=f"{TOKEN_BLOCK_PREFIX}{token.reference}")
 
 
 def _had(token: NarrowedToken) -> str:
@@ -124,7 +117,7 @@ def _evidence(token: NarrowedToken) -> ContextBlock:
     if token.unmapped_services:
         services = ", ".join(code(s) for s in token.unmapped_services[:10])
         text += f" Also called, with no known scope: {services}."
-    return ContextBlock(elements=[MarkdownTextObject(text=text[:SECTION_TEXT_LIMIT])])
+    return context(text)
 
 
 def _buttons(token: NarrowedToken, decided: Annotation | None) -> list[ButtonElement]:

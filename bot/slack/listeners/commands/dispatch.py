@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.slack import command_blocks
 from bot.slack.command_blocks import Answer, Usage, echo
@@ -44,7 +45,7 @@ def handler(deps: Deps, routes: Routes):
             channel_id=command.get("channel_id"),
             text=slack_unescape(command.get("text") or ""),
             page=1,
-            reply=_replier(respond, replace=False),
+            reply=_replier(respond, client, command["user_id"], command.get("channel_id"), replace=False),
         )
 
     return handle
@@ -64,7 +65,13 @@ def page_handler(deps: Deps, routes: Routes):
             channel_id=((body.get("container") or {}).get("channel_id")),
             text=text,
             page=page,
-            reply=_replier(respond, replace=True),
+            reply=_replier(
+                respond,
+                client,
+                body["user"]["id"],
+                (body.get("container") or {}).get("channel_id"),
+                replace=True,
+            ),
         )
 
     return handle
@@ -112,11 +119,20 @@ def run(
         reply(command_blocks.failure())
 
 
-def _replier(respond, *, replace: bool) -> Reply:
+def _replier(respond, client: WebClient, user_id: str, channel_id: str | None, *, replace: bool) -> Reply:
     def reply(answer: Answer) -> None:
         options = {"replace_original": True} if replace else {"response_type": "ephemeral"}
         response = respond(**answer.payload(), **options)
-        if response is not None and getattr(response, "status_code", 200) >= 300:
+        status = getattr(response, "status_code", 200) if response is not None else 200
+        if status == 404 and channel_id:
+            # A response_url takes 5 posts within 30 minutes, then Slack answers 404 (used_url,
+            # expired_url): the answer still reaches the person, as a new ephemeral message.
+            try:
+                client.chat_postEphemeral(channel=channel_id, user=user_id, **answer.payload())
+                return
+            except SlackApiError as error:
+                logger.error("the answer could not be posted: %s", error.response.get("error"))
+        if status >= 300:
             logger.error("the answer could not be posted: HTTP %s %s", response.status_code, response.body)
 
     return reply
