@@ -27,6 +27,7 @@ from tests.decisions_helpers import (
     SECRET_KEY,
     SECRET_SCOPE,
     deletes_of,
+    extend,
     make_world,
     mutations,
 )
@@ -499,19 +500,6 @@ def test_snooze_until_tomorrow_capped_by_the_deadline(world):
 # extend
 
 
-def extend(world, actor, token_id, kind, days=10, **extra):
-    arguments = {
-        "actor": actor,
-        "token_pk": world.pk(token_id),
-        "deadline": world.deadline(token_id, kind),
-        "days": days,
-        "reason": "quarter close",
-        "policy": world.settings.policy,
-        "secret_bindings": world.settings.secret_bindings,
-    }
-    return world.decide(decisions.extend, **{**arguments, **extra})
-
-
 def exemptions(world):
     with db.session_scope(world.engine) as session:
         return session.execute(select(Exemption)).scalars().all()
@@ -599,7 +587,8 @@ def test_rotation_puts_the_new_value_only_into_the_bound_secret(world, caplog):
     value = world.prod.secrets()[(SECRET_SCOPE, SECRET_KEY)]
     new_id = outcome.parameters["new_token_id"]
     [created] = mutations(world.prod, "/on-behalf-of/tokens")
-    assert created.json["application_id"] == "app-etl" and created.json["comment"] == "nightly etl"
+    assert created.json["application_id"] == "app-etl"
+    assert created.json["comment"] == f"nightly etl [tokenbot rotation {outcome.decision_id}]"
     assert created.json["scopes"] == ["sql", "jobs"] and created.json["lifetime_seconds"] == 90 * 86400
     [new] = [t for t in world.prod.tokens() if t["token_id"] == new_id]
     assert new["owner_id"] == int(ETL_ID)

@@ -28,6 +28,7 @@ from databricks.sdk.errors import (
     TooManyRequests,
     Unauthenticated,
 )
+from urllib3.exceptions import NewConnectionError
 
 from bot.clock import from_ms
 from bot.config import DatabricksConfig, WorkspaceConfig
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 TOKENS_PATH = "/api/2.0/token-management/tokens"
 OBO_TOKENS_PATH = "/api/2.0/token-management/on-behalf-of/tokens"
 SECRETS_PUT_PATH = "/api/2.0/secrets/put"
+SECRETS_LIST_PATH = "/api/2.0/secrets/list"
 SCIM = "/api/2.0/preview/scim/v2"
 STATEMENTS_PATH = "/api/2.0/sql/statements"
 STATEMENT_MAX_WAIT = 600.0  # seconds per statement: a stopped warehouse starts within minutes
@@ -106,12 +108,15 @@ class SdkWorkspaceGateway:
 
     # inventory ---------------------------------------------------------------------------------
     def fetch_inventory(self, *, known_principals: frozenset[str]) -> Inventory:
-        tokens = self._call("list tokens (token-management)", self._list_tokens)
+        tokens = self.list_tokens()
         owners = sorted({t.owner_id for t in tokens if t.owner_id and t.owner_id not in known_principals})
         principals = tuple(
             self._call("read principals (SCIM)", lambda o=owner: self._principal(o)) for owner in owners
         )
         return Inventory(tokens=tokens, principals=principals, max_token_lifetime_days=self._max_lifetime())
+
+    def list_tokens(self) -> tuple[TokenRecord, ...]:
+        return self._call("list tokens (token-management)", self._list_tokens)
 
     def _list_tokens(self) -> tuple[TokenRecord, ...]:
         # The raw JSON, not the SDK's dataclass: an autoscope_state the SDK does not know would be
@@ -212,7 +217,17 @@ class SdkWorkspaceGateway:
         except GatewayError as error:
             # Databricks does not echo values, but a message must never be the way one leaks.
             message = error.message.replace(value, "[REDACTED]") if value else error.message
-            raise GatewayError(error.kind, message) from None
+            raise GatewayError(error.kind, message, outcome_unknown=error.outcome_unknown) from None
+
+    def secret_updated_at(self, scope: str, key: str) -> datetime | None:
+        # `{"secrets": [{"key", "last_updated_timestamp"}]}`; the key is absent when the scope is
+        # empty (Secrets API reference, list secrets). Values are never listed.
+        body = self._call(
+            f"list secrets of scope {scope}",
+            lambda: self._client.api_client.do("GET", SECRETS_LIST_PATH, query={"scope": scope}),
+        )
+        found = [entry for entry in (body or {}).get("secrets", ()) if entry.get("key") == key]
+        return from_ms(found[0].get("last_updated_timestamp")) if found else None
 
     # observed usage: system.access.audit through the Statement Execution API ------------------
     def audit_usage(
@@ -369,6 +384,13 @@ class SdkWorkspaceGateway:
                 f"{self._timeout} s limit",
             ) from None
         except TimeoutError as error:
+            if _maybe_applied(error.__cause__):
+                raise GatewayError(
+                    "timeout",
+                    f"{action}: no answer within {self._timeout} s of retries ({_first_line(error)}); "
+                    "Databricks may or may not have done it",
+                    outcome_unknown=True,
+                ) from None
             if isinstance(error.__cause__, TooManyRequests | TemporarilyUnavailable):
                 # The SDK gives up with a TimeoutError; what people need is the last answer.
                 raise GatewayError(
@@ -383,10 +405,25 @@ class SdkWorkspaceGateway:
             ) from None
         except (requests.RequestException, OSError) as error:
             raise GatewayError(
-                "unavailable", f"{action}: cannot reach {self.host} ({_first_line(error)})"
+                "unavailable",
+                f"{action}: cannot reach {self.host} ({_first_line(error)})",
+                outcome_unknown=_maybe_applied(error),
             ) from None
         except DatabricksError as error:
             raise GatewayError("other", f"{action}: {_first_line(error)}") from None
+
+
+def _maybe_applied(error: BaseException | None) -> bool:
+    """Whether a request that failed this way may still have been applied: it was sent and no
+    answer came back (a reset or dropped connection, a read timeout, a cut answer). Not when the
+    connection could not even be opened, nor when Databricks answered (429, 503, ...)."""
+    if isinstance(error, requests.ConnectTimeout):
+        return False
+    if isinstance(error, requests.ConnectionError):
+        reason = error.args[0] if error.args else None
+        reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+        return not isinstance(reason, NewConnectionError)
+    return isinstance(error, requests.Timeout | requests.exceptions.ChunkedEncodingError)
 
 
 def _token_record(info: dict[str, Any]) -> TokenRecord:

@@ -66,7 +66,7 @@ from bot.databricks.records import GatewayError, WorkspaceGateway
 from bot.domain.policy import AUTOSCOPE_USER_SELECTED, Deadline, DeadlineKind, Policy
 from bot.domain.scopes import PRIVILEGED_SCOPES, is_known
 from bot.models import Decision, Exemption, Principal, Token
-from bot.services import inventory
+from bot.services import inventory, lost_answers, rotation_steps
 
 if TYPE_CHECKING:
     from bot.config import SecretBinding
@@ -197,7 +197,9 @@ def revoke(
             decision, dry_run, lambda: gateway_for(token.workspace).delete_token(token.token_id)
         )
     except GatewayError as error:
-        return _failed(decision, error, f"Could not revoke {_label(token)}")
+        if not error.outcome_unknown:
+            return _failed(decision, error, f"Could not revoke {_label(token)}")
+        return _revoke_answer_lost(decision, error, gateway_for(token.workspace), token)
     if decision.parameters.get("dry_run"):
         return _applied(decision, f"Dry run: {_label(token)} would have been revoked; nothing was changed.")
     _mark_gone(token)
@@ -205,6 +207,29 @@ def revoke(
         _finish(decision, APPLIED, already_gone=True)
         return _outcome(decision, _gone_message(token))
     return _applied(decision, f"Revoked {_label(token)}.")
+
+
+def _revoke_answer_lost(
+    decision: Decision, error: GatewayError, gateway: WorkspaceGateway, token: Token
+) -> Outcome:
+    """The DELETE got no answer: read the token back (404 means the revoke was applied)."""
+    verified = lost_answers.gone(gateway, token.token_id)
+    _merge(decision, answer_lost=True, verified=verified is not None)
+    if verified:
+        _mark_gone(token)
+        return _applied(
+            decision,
+            f"Revoked {_label(token)}. Databricks' answer was lost on the way; tokenbot checked "
+            "that the token no longer exists.",
+        )
+    if verified is False:
+        tail = "tokenbot checked: the token still exists and still works. You can try again."
+    else:
+        tail = (
+            "tokenbot could not check whether it was revoked, so it may still work. Try again: "
+            "revoking a token that is already gone is safe."
+        )
+    return _failed(decision, error, f"Could not revoke {_label(token)}", tail=tail)
 
 
 def _revoke_key(token_pk: int, dry_run: bool) -> str:
@@ -316,12 +341,16 @@ def _change_scopes(
         message = f"{_sentence_label(token)} already has exactly these scopes; nothing to change."
         return _refuse_subject(session, subject, action, parameters, "no_change", message)
     decision = _start(session, subject, action, parameters, approved_by=approved_by)
+    checked = ""
     try:
         _databricks(
             decision, dry_run, lambda: gateway_for(token.workspace).update_scopes(token.token_id, after)
         )
     except GatewayError as error:
-        return _failed(decision, error, f"Could not set the scopes of {_label(token)}")
+        failure = _patch_answer_lost(decision, error, gateway_for(token.workspace), token, after)
+        if failure is not None:
+            return failure
+        checked = " Databricks' answer was lost on the way; tokenbot read the scopes back to check."
     if decision.parameters.get("dry_run"):
         return _applied(
             decision, f"Dry run: {_label(token)} would now have {_list(after)}; nothing was changed."
@@ -330,9 +359,28 @@ def _change_scopes(
     token.autoscope_state = AUTOSCOPE_USER_SELECTED
     return _applied(
         decision,
-        f"{_sentence_label(token)} now has {_list(after)}. Scopes chosen by hand end auto-scoping "
+        f"{_sentence_label(token)} now has {_list(after)}.{checked} Scopes chosen by hand end auto-scoping "
         "for this token, and the change can take up to 10 minutes to take effect.",
     )
+
+
+def _patch_answer_lost(
+    decision: Decision, error: GatewayError, gateway: WorkspaceGateway, token: Token, after: list[str]
+) -> Outcome | None:
+    """A failed PATCH: None when its answer was lost but reading the scopes back shows it was
+    applied; else the failed outcome, saying what tokenbot found."""
+    what = f"Could not set the scopes of {_label(token)}"
+    if not error.outcome_unknown:
+        return _failed(decision, error, what)
+    verified = lost_answers.scopes_set(gateway, token.token_id, after)
+    _merge(decision, answer_lost=True, verified=verified is not None)
+    if verified:
+        return None
+    if verified is False:
+        tail = "tokenbot read the token back: the new scopes were not set. Nothing was changed; try again."
+        return _failed(decision, error, what, tail=tail)
+    tail = "tokenbot could not read them back, so they may or may not have changed. Try again: it is safe."
+    return _failed(decision, error, what, tail=tail)
 
 
 def _privileged_reason(privileged: list[str]) -> str:
@@ -524,7 +572,8 @@ def _binding_for(subject: _Subject, bindings: Sequence[SecretBinding]) -> Secret
             continue
         if binding.application_id and binding.application_id != owner.application_id:
             continue
-        if binding.comment_pattern and not re.search(binding.comment_pattern, token.comment or ""):
+        comment = lost_answers.unmarked(token.comment)  # a token made by an earlier rotation
+        if binding.comment_pattern and not re.search(binding.comment_pattern, comment):
             continue
         return binding
     return None
@@ -564,12 +613,10 @@ def _not_extendable(
 # rotation
 
 
-class _RotationFailed(Exception):
-    """The new token was created but its secret could not be written."""
-
-    def __init__(self, error: GatewayError, new_token_id: str, cleaned_up: bool) -> None:
-        super().__init__(error.message)
-        self.error, self.new_token_id, self.cleaned_up = error, new_token_id, cleaned_up
+# A step whose answer was lost is checked before the outcome is told (rotation_steps). A secret
+# write that nobody could check leaves the rotation `failed` with parameters["outcome"] "unknown"
+# and its key held: the new token is kept (the secret may hold it), the old one is not revoked, and
+# nothing else rotates this token until Retry checks the secret again (_settle).
 
 
 def _rotate(
@@ -591,7 +638,14 @@ def _rotate(
         "lifetime_days": policy.rotation_lifetime_days,
     }
     key = f"rotate:{token.id}" + (":dry-run" if dry_run else "")
-    earlier = _holder(session, key)
+    earlier, note = _holder(session, key), ""
+    if earlier is not None and _unsettled(earlier):
+        gateway = gateway_for(token.workspace)
+        settled = _settle(session, gateway, subject, parameters, earlier, binding, policy)
+        if settled is not None:
+            return settled
+        earlier = None
+        note = "The last rotation's new token never reached the secret (checked now) and was revoked. "
     if earlier is not None:
         message = (
             f"{_sentence_label(token)} was already rotated by {_who(earlier.actor_slack_id)} on "
@@ -601,72 +655,191 @@ def _rotate(
     decision = _claim(session, subject, ROTATE, parameters, key)
     if decision is None:
         return _busy(session, subject, ROTATE, parameters)
-    try:
-        new_token_id = _databricks(
-            decision,
-            dry_run,
-            lambda: _create_and_store(gateway_for(token.workspace), token, owner, binding, policy),
-        )
-    except _RotationFailed as failure:
-        return _rotation_failed(decision, failure, binding)
-    except GatewayError as error:
-        return _failed(decision, error, f"Could not create a new token for {_label(token)}")
-    if decision.parameters.get("dry_run"):
+    sweep_ids, keep = _earlier_rotations(session, token.id)
+    rotated = _databricks(
+        decision,
+        dry_run,
+        lambda: rotation_steps.create_and_store(
+            gateway_for(token.workspace),
+            decision_id=decision.id,
+            application_id=owner.application_id or "",
+            lifetime_seconds=policy.rotation_lifetime_days * 86400,
+            comment=token.comment or "",
+            scopes=list(token.scopes or ()),
+            scope=binding.scope,
+            key=binding.key,
+            sweep_ids={*sweep_ids, decision.id},
+            keep=keep,
+        ),
+    )
+    if rotated is None:
         return _applied(
             decision,
             f"Dry run: a new token for {owner.application_id} would have been written to "
             f"{binding.scope}/{binding.key}; nothing was changed.",
         )
-    revoke_after = clock.now() + timedelta(hours=policy.rotation_grace_hours)
-    _finish(decision, APPLIED, new_token_id=new_token_id, revoke_old_after=revoke_after.isoformat())
-    return _outcome(
+    return _rotation_outcome(decision, rotated, token, binding, policy, note)
+
+
+def _earlier_rotations(session: Session, token_pk: int) -> tuple[set[int], set[str]]:
+    """The ids of this token's earlier rotations (their marked tokens are swept) and the new
+    tokens of those that stored theirs (kept)."""
+    rows = session.execute(select(Decision).where(Decision.token_pk == token_pk, Decision.action == ROTATE))
+    ids, keep = set(), set()
+    for row in rows.scalars():
+        ids.add(row.id)
+        if row.status == APPLIED and row.parameters.get("new_token_id"):
+            keep.add(row.parameters["new_token_id"])
+        elif _unsettled(row):
+            keep.add(row.parameters["new_token_id"])
+    return ids, keep
+
+
+def _rotation_outcome(
+    decision: Decision,
+    rotated: rotation_steps.Rotated,
+    token: Token,
+    binding: SecretBinding,
+    policy: Policy,
+    note: str,
+) -> Outcome:
+    where, sweep = f"{binding.scope}/{binding.key}", rotated.sweep
+    _merge(
         decision,
-        f"Rotated: a new token (valid {policy.rotation_lifetime_days} days) is in secret "
-        f"{binding.scope}/{binding.key}. The old {_label(token)} will be revoked after "
-        f"{_when(revoke_after)}; make sure what uses it reads the secret by then.",
+        new_token_id=rotated.new_token_id,
+        answer_lost=rotated.answer_lost,
+        orphans_checked=sweep.checked,
+        orphans_revoked=sweep.revoked,
+        orphans_left=sweep.left,
+    )
+    swept = _swept_words(sweep, rotated)
+    if rotated.stored:
+        revoke_after = clock.now() + timedelta(hours=policy.rotation_grace_hours)
+        _finish(decision, APPLIED, revoke_old_after=revoke_after.isoformat())
+        checked = (
+            " Databricks' answer to the secret write was lost on the way; tokenbot checked that the "
+            "secret was written."
+            if rotated.answer_lost
+            else ""
+        )
+        return _outcome(
+            decision,
+            f"{note}Rotated: a new token (valid {policy.rotation_lifetime_days} days) is in secret "
+            f"{where}.{checked} The old {_label(token)} will be revoked after "
+            f"{_when(revoke_after)}; make sure what uses it reads the secret by then.{swept}",
+        )
+    error = rotated.error
+    assert error is not None  # not stored: a step failed
+    if rotated.stored is None:  # a new token that may be in the secret: keep it, hold the key
+        before = rotated.secret_before.isoformat() if rotated.secret_before else None
+        _finish(
+            decision, FAILED, error.message, error_kind=error.kind, outcome="unknown", secret_before=before
+        )
+        return _outcome(
+            decision,
+            f"{note}Writing the new token {rotated.new_token_id} to secret {where} got no answer "
+            f"({error.message}), and tokenbot could not read the secret to check. The new token is "
+            f"kept, in case the secret holds it; the old {_label(token)} still works and will not be "
+            "revoked. Retry to check again: tokenbot then keeps the rotation if the secret was "
+            f"written, or revokes the new token and rotates again if not.{swept}",
+        )
+    _merge(decision, new_token_revoked=rotated.new_token_revoked)
+    if rotated.failed_step == rotation_steps.READ_SECRET:
+        return _failed(
+            decision, error, f"{note}Could not read secret {where} before rotating {_label(token)}"
+        )
+    if rotated.failed_step == rotation_steps.CREATE:
+        what = f"{note}Could not create a new token for {_label(token)}"
+        return _failed(decision, error, what, tail=_create_tail(rotated))
+    if rotated.new_token_revoked:
+        cleanup = "The new token was revoked again; nothing was changed."
+    else:
+        cleanup = f"The new token {rotated.new_token_id} could not be revoked: revoke it by hand."
+    if rotated.answer_lost:
+        cleanup = (
+            "Databricks' answer was lost on the way; tokenbot checked: the secret was not changed and "
+            f"still holds the old token, which keeps working. {cleanup}"
+        )
+    what = f"{note}Could not write the new token to secret {where}"
+    return _failed(decision, error, what, tail=cleanup + swept)
+
+
+def _create_tail(rotated: rotation_steps.Rotated) -> str:
+    sweep = rotated.sweep
+    if sweep.revoked or sweep.left:
+        return f"{_swept_words(sweep, rotated).strip()} The old token is unchanged; you can try again."
+    if not rotated.answer_lost:
+        return "Nothing was changed; you can try again."
+    if sweep.checked:
+        return "tokenbot checked: Databricks made no new token. Nothing was changed; you can try again."
+    return (
+        "tokenbot could not check whether Databricks made a new token anyway; the next attempt looks "
+        "for it and revokes it. The old token is unchanged; you can try again."
     )
 
 
-def _create_and_store(
-    gateway: WorkspaceGateway, token: Token, owner: Principal, binding: SecretBinding, policy: Policy
-) -> str:
-    """Create the new token and write its value to the secret; the value goes nowhere else."""
-    created = gateway.create_obo_token(
-        owner.application_id or "",
-        lifetime_seconds=policy.rotation_lifetime_days * 86400,
-        comment=token.comment or "",
-        scopes=list(token.scopes or ()),
+def _swept_words(sweep: lost_answers.Sweep, rotated: rotation_steps.Rotated) -> str:
+    words = ""
+    if sweep.revoked:
+        words += (
+            f" Databricks had made {len(sweep.revoked)} token(s) for calls whose answer was lost "
+            f"({', '.join(sweep.revoked)}); tokenbot found and revoked them."
+        )
+    if sweep.left:
+        words += (
+            f" Token(s) {', '.join(sweep.left)}, made by calls whose answer was lost, could not be "
+            "revoked: revoke them by hand."
+        )
+    if not sweep.checked and rotated.new_token_id:
+        words += " tokenbot could not list the tokens to check that Databricks made no second one."
+    return words
+
+
+def _unsettled(decision: Decision) -> bool:
+    return (
+        decision.action == ROTATE
+        and decision.status == FAILED
+        and decision.parameters.get("outcome") == "unknown"
+        and bool(decision.parameters.get("new_token_id"))
     )
-    try:
-        gateway.put_secret(binding.scope, binding.key, created.value)
-    except GatewayError as error:
-        # Nothing half-applied: the unused new token goes again.
-        raise _RotationFailed(error, created.token_id, _revoke_quietly(gateway, created.token_id)) from None
-    return created.token_id
 
 
-def _revoke_quietly(gateway: WorkspaceGateway, token_id: str) -> bool:
-    try:
-        gateway.delete_token(token_id)
-    except GatewayError as error:
-        logger.warning("rotation: the unused new token %s could not be revoked: %s", token_id, error.message)
-        return False
-    return True
-
-
-def _rotation_failed(decision: Decision, failure: _RotationFailed, binding: SecretBinding) -> Outcome:
-    cleanup = (
-        "The new token was revoked again; nothing was changed."
-        if failure.cleaned_up
-        else f"The new token {failure.new_token_id} could not be revoked: revoke it by hand."
+def _settle(
+    session: Session,
+    gateway: WorkspaceGateway,
+    subject: _Subject,
+    parameters: dict[str, Any],
+    earlier: Decision,
+    binding: SecretBinding,
+    policy: Policy,
+) -> Outcome | None:
+    """Check again the secret of a rotation whose write nobody could check. The earlier decision
+    becomes `applied` (the secret was written) or `failed` (it was not: its new token is revoked
+    and the key released, and None tells the caller to rotate again)."""
+    token, where = subject.token, f"{binding.scope}/{binding.key}"
+    before = earlier.parameters.get("secret_before")
+    written = lost_answers.secret_written(
+        gateway, binding.scope, binding.key, _parse_time(before) if before else None
     )
-    _merge(decision, new_token_id=failure.new_token_id, new_token_revoked=failure.cleaned_up)
-    return _failed(
-        decision,
-        failure.error,
-        f"Could not write the new token to secret {binding.scope}/{binding.key}",
-        tail=cleanup,
-    )
+    if written is None:
+        message = (
+            f"The rotation of {_label(token)} on {_when(earlier.created_at)} is still unchecked: "
+            f"tokenbot still cannot read secret {where}. Nothing was done; try again later."
+        )
+        return _duplicate(session, subject, ROTATE, parameters, earlier, message)
+    if written:
+        revoke_after = clock.now() + timedelta(hours=policy.rotation_grace_hours)
+        _finish(earlier, APPLIED, outcome="verified", revoke_old_after=revoke_after.isoformat())
+        message = (
+            f"tokenbot checked the rotation of {_label(token)} made on {_when(earlier.created_at)}: "
+            f"its new token is in secret {where}. The old token will be revoked after "
+            f"{_when(revoke_after)}; make sure what uses it reads the secret by then."
+        )
+        return _duplicate(session, subject, ROTATE, parameters, earlier, message)
+    revoked = lost_answers.revoke(gateway, earlier.parameters["new_token_id"])
+    _finish(earlier, FAILED, earlier.error, outcome="not_stored", new_token_revoked=revoked)
+    _release(earlier, "failed")
+    return None
 
 
 def complete_rotations(
