@@ -365,3 +365,40 @@ def test_an_unchecked_secret_write_that_did_not_land_is_revoked_and_rotated_agai
     first = world.decisions(id=unknown.decision_id)[0]
     assert (first.status, first.parameters["outcome"]) == ("failed", "not_stored")
     assert [d.status for d in rotations(world)] == ["failed", "applied"]
+
+
+def test_the_rotations_job_settles_an_unchecked_secret_write_that_landed(world):
+    world.prod.fail("POST", PUT, answer_late_by=3, times=ALWAYS)
+    switch = secrets_unreadable_after_the_write(world)
+    unknown = rotate(world)
+    switch.join()
+    new_id = unknown.parameters["new_token_id"]
+    still_down = world.decide(decisions.complete_rotations, now=clock.now())
+    assert still_down == [] and world.decisions(id=unknown.decision_id)[0].status == "failed"
+    world.prod.clear_faults()
+
+    checked = world.decide(decisions.complete_rotations, now=clock.now())
+
+    record = world.decisions(id=unknown.decision_id)[0]
+    assert checked == [] and (record.status, record.parameters["outcome"]) == ("applied", "verified")
+    assert etl_tokens(world) == {"t-etl", new_id}  # the old token lives until the grace period ends
+    grace_end = decisions._parse_time(record.parameters["revoke_old_after"])
+    [revoked] = world.decide(decisions.complete_rotations, now=grace_end)
+    assert revoked.status == "applied" and etl_tokens(world) == {new_id} and stored_token_id(world) == new_id
+    assert len(creates(world)) == 1
+
+
+def test_the_rotations_job_revokes_the_new_token_of_an_unchecked_write_that_did_not_land(world):
+    world.prod.fail("POST", PUT, drop=True, delay=3, times=ALWAYS)
+    switch = secrets_unreadable_after_the_write(world)
+    unknown = rotate(world)
+    switch.join()
+    world.prod.clear_faults()
+
+    assert world.decide(decisions.complete_rotations, now=clock.now()) == []
+
+    record = world.decisions(id=unknown.decision_id)[0]
+    assert (record.status, record.parameters["outcome"]) == ("failed", "not_stored")
+    assert etl_tokens(world) == {"t-etl"} and world.prod.secrets() == {}
+    again = rotate(world)
+    assert again.status == "applied" and stored_token_id(world) == again.parameters["new_token_id"]

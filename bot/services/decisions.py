@@ -636,6 +636,7 @@ def _rotate(
         "secret_scope": binding.scope,
         "secret_key": binding.key,
         "lifetime_days": policy.rotation_lifetime_days,
+        "grace_hours": policy.rotation_grace_hours,
     }
     key = f"rotate:{token.id}" + (":dry-run" if dry_run else "")
     earlier, note = _holder(session, key), ""
@@ -813,14 +814,11 @@ def _settle(
     binding: SecretBinding,
     policy: Policy,
 ) -> Outcome | None:
-    """Check again the secret of a rotation whose write nobody could check. The earlier decision
-    becomes `applied` (the secret was written) or `failed` (it was not: its new token is revoked
-    and the key released, and None tells the caller to rotate again)."""
+    """Before rotating again: check the secret of a rotation whose write nobody could check. An
+    outcome (a refused duplicate saying what was found) when it was written or is still unknown;
+    None when it was not (its token revoked, its key released: the caller rotates again)."""
     token, where = subject.token, f"{binding.scope}/{binding.key}"
-    before = earlier.parameters.get("secret_before")
-    written = lost_answers.secret_written(
-        gateway, binding.scope, binding.key, _parse_time(before) if before else None
-    )
+    written = _recheck_rotation(gateway, earlier, clock.now(), policy.rotation_grace_hours)
     if written is None:
         message = (
             f"The rotation of {_label(token)} on {_when(earlier.created_at)} is still unchecked: "
@@ -828,27 +826,64 @@ def _settle(
         )
         return _duplicate(session, subject, ROTATE, parameters, earlier, message)
     if written:
-        revoke_after = clock.now() + timedelta(hours=policy.rotation_grace_hours)
-        _finish(earlier, APPLIED, outcome="verified", revoke_old_after=revoke_after.isoformat())
         message = (
             f"tokenbot checked the rotation of {_label(token)} made on {_when(earlier.created_at)}: "
             f"its new token is in secret {where}. The old token will be revoked after "
-            f"{_when(revoke_after)}; make sure what uses it reads the secret by then."
+            f"{_when(_parse_time(earlier.parameters['revoke_old_after']))}; make sure what uses it "
+            "reads the secret by then."
         )
         return _duplicate(session, subject, ROTATE, parameters, earlier, message)
-    revoked = lost_answers.revoke(gateway, earlier.parameters["new_token_id"])
-    _finish(earlier, FAILED, earlier.error, outcome="not_stored", new_token_revoked=revoked)
-    _release(earlier, "failed")
     return None
+
+
+def _recheck_rotation(
+    gateway: WorkspaceGateway, rotation: Decision, now: datetime, grace_hours: int
+) -> bool | None:
+    """Read the secret of an unsettled rotation again and record what it shows: written (the
+    rotation is applied; the old token goes `grace_hours` from now), not written (failed: its new
+    token is revoked and its key released), or still unknown (None: nothing changes)."""
+    found = rotation.parameters
+    before = _parse_time(found["secret_before"]) if found.get("secret_before") else None
+    written = lost_answers.secret_written(gateway, found["secret_scope"], found["secret_key"], before)
+    if written:
+        revoke_after = now + timedelta(hours=grace_hours)
+        _finish(rotation, APPLIED, outcome="verified", revoke_old_after=revoke_after.isoformat())
+    elif written is False:
+        revoked = lost_answers.revoke(gateway, found["new_token_id"])
+        _finish(rotation, FAILED, rotation.error, outcome="not_stored", new_token_revoked=revoked)
+        _release(rotation, "failed")
+    return written
+
+
+def _settle_rotations(session: Session, gateway_for: GatewayFactory, now: datetime) -> None:
+    """The scheduled side of _settle: every unsettled rotation is checked again, each in its own
+    savepoint, under its token's lock (so it cannot race a click on Retry)."""
+    query = select(Decision).where(Decision.action == ROTATE, Decision.status == FAILED)
+    unsettled = [(row.id, row.token_pk) for row in session.execute(query).scalars() if _unsettled(row)]
+    for decision_id, token_pk in unsettled:
+        try:
+            with session.begin_nested():
+                token = _lock(session, Token, token_pk)
+                rotation = _lock(session, Decision, decision_id)
+                if token is None or rotation is None or not _unsettled(rotation):
+                    continue
+                grace = int(rotation.parameters.get("grace_hours", 24))
+                written = _recheck_rotation(gateway_for(token.workspace), rotation, now, grace)
+                logger.info("rotation %s: secret write checked again: %s", decision_id, written)
+        except Exception:
+            logger.exception("rotation %s: checking its secret again failed", decision_id)
 
 
 def complete_rotations(
     *, session: Session, gateway_for: GatewayFactory, now: datetime, dry_run: bool = False
 ) -> list[Outcome]:
-    """Revoke the old token of every rotation whose grace period has passed (actor `tokenbot`).
+    """Revoke the old token of every rotation whose grace period has passed (actor `tokenbot`),
+    after checking again the secret of rotations whose write nobody could check (_settle_rotations).
 
     A scheduled job; each token is its own savepoint, so one failure cannot stop the others. Run
     again, it does nothing more: a revoked token is gone, and a failed one is tried again."""
+    if not dry_run:
+        _settle_rotations(session, gateway_for, now)
     outcomes = []
     for rotation in _rotations_due(session, now):
         if dry_run and _holder(session, _revoke_key(rotation.token_pk, True)) is not None:
