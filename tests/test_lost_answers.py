@@ -16,8 +16,9 @@ from datetime import timedelta
 import pytest
 
 from bot import clock
+from bot.config import SecretBinding
 from bot.domain.policy import DeadlineKind
-from bot.services import decisions
+from bot.services import decisions, lost_answers
 from tests.decisions_helpers import (
     ADMIN,
     ALICE,
@@ -402,3 +403,18 @@ def test_the_rotations_job_revokes_the_new_token_of_an_unchecked_write_that_did_
     assert etl_tokens(world) == {"t-etl"} and world.prod.secrets() == {}
     again = rotate(world)
     assert again.status == "applied" and stored_token_id(world) == again.parameters["new_token_id"]
+
+
+def test_a_rotated_token_carries_one_mark_and_rotates_again_under_its_binding(world):
+    exact = [SecretBinding(workspace="prod", comment_pattern="^nightly etl$", scope=SECRET_SCOPE, key=SECRET_KEY)]
+    first = extend(world, OPS, "t-etl", DeadlineKind.EXPIRY, secret_bindings=exact)
+    world.sync()
+    new_id = first.parameters["new_token_id"]
+
+    second = extend(world, OPS, new_id, DeadlineKind.EXPIRY, secret_bindings=exact)
+
+    assert second.status == "applied"
+    [made] = [t for t in world.prod.tokens() if t["token_id"] == second.parameters["new_token_id"]]
+    assert made["comment"] == f"nightly etl [tokenbot rotation {second.decision_id}]"
+    assert lost_answers.unmarked(made["comment"]) == "nightly etl"
+    assert lost_answers.marks(made["comment"]) == {second.decision_id}

@@ -18,6 +18,11 @@ Rules every function follows:
   recorded `applied` with parameters["dry_run"] = true, and no mutating call is made.
 - Token values are never stored, logged or put in a message: a rotated token's value exists only
   between the create call and the secret write (`CreatedToken.value`).
+- A write whose answer was lost (`GatewayError.outcome_unknown`) is checked before anyone is told
+  (`lost_answers`): a revoke reads the token (404 = revoked), a PATCH reads the scopes back, a
+  rotation reads the secret's last write time and sweeps the tokens it marked. A rotation whose
+  secret nobody could check stays `failed` with parameters["outcome"] = "unknown", keeping its new
+  token and its key, until Retry or `complete_rotations` checks again.
 
 Idempotency. Decisions on one token run one at a time: each call first locks the token row until
 the caller's transaction ends (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite, which has no row
