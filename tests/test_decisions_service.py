@@ -140,7 +140,7 @@ def test_a_token_databricks_already_revoked_is_reported_gone_not_failed(world):
     outcome = revoke(world, ALICE)
 
     assert outcome.status == "applied" and outcome.already_gone
-    assert "already gone (revoked by Databricks or someone else)" in outcome.message
+    assert "is revoked: Databricks no longer has it (revoked earlier by Databricks or someone else" in outcome.message
     assert len(deletes_of(world.prod, "t-alice")) == 1  # answered 404
     assert world.token("t-alice").gone_reason == "revoked"
 

@@ -162,6 +162,7 @@ def test_a_revoke_whose_answer_is_lost_once_is_retried_by_the_sdk_and_applied_on
     outcome = world.decide(decisions.revoke, actor=ALICE, token_pk=world.pk("t-alice"))
 
     assert outcome.status == "applied" and len(deletes_of(world.prod, "t-alice")) == 2
+    assert "or by this request, whose first answer may have been lost" in outcome.message
     assert "t-alice" not in live_ids(world) and world.token("t-alice").gone_at is not None
     assert [d.status for d in world.decisions()] == ["applied"]
 

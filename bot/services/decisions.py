@@ -210,7 +210,13 @@ def revoke(
     _mark_gone(token)
     if not deleted:
         _finish(decision, APPLIED, already_gone=True)
-        return _outcome(decision, _gone_message(token))
+        # A 404 says the token is gone, not who revoked it: the SDK retries a DELETE whose answer
+        # was lost, and the retry finds the token the first attempt revoked.
+        return _outcome(
+            decision,
+            f"{_sentence_label(token)} is revoked: Databricks no longer has it (revoked earlier by "
+            "Databricks or someone else, or by this request, whose first answer may have been lost).",
+        )
     return _applied(decision, f"Revoked {_label(token)}.")
 
 
