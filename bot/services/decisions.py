@@ -751,9 +751,10 @@ def _rotation_outcome(
             decision,
             f"{note}Writing the new token {rotated.new_token_id} to secret {where} got no answer "
             f"({error.message}), and tokenbot could not read the secret to check. The new token is "
-            f"kept, in case the secret holds it; the old {_label(token)} still works and will not be "
-            "revoked. Retry to check again: tokenbot then keeps the rotation if the secret was "
-            f"written, or revokes the new token and rotates again if not.{swept}",
+            f"kept, in case the secret holds it; the old {_label(token)} still works{_until(token)} "
+            "and is not revoked until the new one is known to be in the secret. Retry to check again: "
+            "tokenbot then keeps the rotation if the secret was written, or revokes the new token and "
+            f"rotates again if not.{swept}",
         )
     _merge(decision, new_token_revoked=rotated.new_token_revoked)
     if rotated.failed_step == rotation_steps.READ_SECRET:
@@ -769,11 +770,15 @@ def _rotation_outcome(
         cleanup = f"The new token {rotated.new_token_id} could not be revoked: revoke it by hand."
     if rotated.answer_lost:
         cleanup = (
-            "Databricks' answer was lost on the way; tokenbot checked: the secret was not changed and "
-            f"still holds the old token, which keeps working. {cleanup}"
+            "Databricks' answer was lost on the way; tokenbot checked: the secret was not changed, "
+            f"and the old token still works{_until(token)}. {cleanup}"
         )
     what = f"{note}Could not write the new token to secret {where}"
     return _failed(decision, error, what, tail=cleanup + swept)
+
+
+def _until(token: Token) -> str:
+    return f" until it expires on {_when(token.expires_at)}" if token.expires_at else ""
 
 
 def _create_tail(rotated: rotation_steps.Rotated) -> str:
