@@ -155,6 +155,15 @@ def test_a_revoke_nobody_can_check_says_so(world):
     assert retried.status == "applied" and retried.already_gone  # the first one had landed
 
 
+def test_a_revoke_that_could_not_connect_at_all_is_known_not_done(world):
+    world.prod.stop()  # connection refused: the request never left
+
+    outcome = world.decide(decisions.revoke, actor=ALICE, token_pk=world.pk("t-alice"))
+
+    assert outcome.status == "failed" and "answer_lost" not in outcome.parameters
+    assert outcome.message.endswith("Nothing was changed; you can try again.")
+
+
 def test_a_revoke_whose_answer_is_lost_once_is_retried_by_the_sdk_and_applied_once(patient_world):
     world = patient_world
     world.prod.fail("DELETE", r"/tokens/t-alice$", apply_then_drop=True)
