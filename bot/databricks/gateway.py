@@ -384,13 +384,6 @@ class SdkWorkspaceGateway:
                 f"{self._timeout} s limit",
             ) from None
         except TimeoutError as error:
-            if _maybe_applied(error.__cause__):
-                raise GatewayError(
-                    "timeout",
-                    f"{action}: no answer within {self._timeout} s of retries ({_first_line(error)}); "
-                    "Databricks may or may not have done it",
-                    outcome_unknown=True,
-                ) from None
             if isinstance(error.__cause__, TooManyRequests | TemporarilyUnavailable):
                 # The SDK gives up with a TimeoutError; what people need is the last answer.
                 raise GatewayError(
@@ -402,6 +395,7 @@ class SdkWorkspaceGateway:
                 "timeout",
                 f"{action}: no answer within {self._timeout} s of retries "
                 f"({_first_line(error)}); check the host and the network",
+                outcome_unknown=_maybe_applied(error.__cause__),
             ) from None
         except (requests.RequestException, OSError) as error:
             raise GatewayError(
