@@ -47,8 +47,9 @@ def world(tmp_path, monkeypatch, database_url):
 
 @pytest.fixture
 def patient_world(tmp_path, monkeypatch, database_url):
-    """The default 3 s of retries: one lost answer is followed by a retry that gets through."""
-    with make_world(tmp_path, monkeypatch, database_url) as world:
+    """15 s of retries: one lost answer is followed by a retry that gets through, even on a busy
+    machine (the SDK sleeps 1-2 s before its first retry)."""
+    with make_world(tmp_path, monkeypatch, database_url, retry_timeout_seconds=15) as world:
         yield world
 
 
