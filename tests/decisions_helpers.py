@@ -156,6 +156,21 @@ def deletes_of(sandbox: DatabricksSandbox, token_id: str) -> list[Request]:
     return [r for r in sandbox.requests if r.method == "DELETE" and r.path.endswith(f"/tokens/{token_id}")]
 
 
+def extend(world: World, actor: decisions.Actor, token_id: str, kind: DeadlineKind, days: int = 10,
+           **extra: Any) -> decisions.Outcome:
+    """The Extend button on the token's deadline of that kind (a rotation for t-etl's expiry)."""
+    arguments = {
+        "actor": actor,
+        "token_pk": world.pk(token_id),
+        "deadline": world.deadline(token_id, kind),
+        "days": days,
+        "reason": "quarter close",
+        "policy": world.settings.policy,
+        "secret_bindings": world.settings.secret_bindings,
+    }
+    return world.decide(decisions.extend, **{**arguments, **extra})
+
+
 def days(n: float) -> timedelta:
     return timedelta(days=n)
 

@@ -27,6 +27,7 @@ from tests.decisions_helpers import (
     SECRET_KEY,
     SECRET_SCOPE,
     deletes_of,
+    extend,
     make_world,
     mutations,
 )
@@ -139,7 +140,7 @@ def test_a_token_databricks_already_revoked_is_reported_gone_not_failed(world):
     outcome = revoke(world, ALICE)
 
     assert outcome.status == "applied" and outcome.already_gone
-    assert "already gone (revoked by Databricks or someone else)" in outcome.message
+    assert "is revoked: Databricks no longer has it (revoked earlier by Databricks or someone else" in outcome.message
     assert len(deletes_of(world.prod, "t-alice")) == 1  # answered 404
     assert world.token("t-alice").gone_reason == "revoked"
 
@@ -500,19 +501,6 @@ def test_snooze_until_tomorrow_capped_by_the_deadline(world):
 # extend
 
 
-def extend(world, actor, token_id, kind, days=10, **extra):
-    arguments = {
-        "actor": actor,
-        "token_pk": world.pk(token_id),
-        "deadline": world.deadline(token_id, kind),
-        "days": days,
-        "reason": "quarter close",
-        "policy": world.settings.policy,
-        "secret_bindings": world.settings.secret_bindings,
-    }
-    return world.decide(decisions.extend, **{**arguments, **extra})
-
-
 def exemptions(world):
     with db.session_scope(world.engine) as session:
         return session.execute(select(Exemption)).scalars().all()
@@ -600,7 +588,8 @@ def test_rotation_puts_the_new_value_only_into_the_bound_secret(world, caplog):
     value = world.prod.secrets()[(SECRET_SCOPE, SECRET_KEY)]
     new_id = outcome.parameters["new_token_id"]
     [created] = mutations(world.prod, "/on-behalf-of/tokens")
-    assert created.json["application_id"] == "app-etl" and created.json["comment"] == "nightly etl"
+    assert created.json["application_id"] == "app-etl"
+    assert created.json["comment"] == f"nightly etl [tokenbot rotation {outcome.decision_id}]"
     assert created.json["scopes"] == ["sql", "jobs"] and created.json["lifetime_seconds"] == 90 * 86400
     [new] = [t for t in world.prod.tokens() if t["token_id"] == new_id]
     assert new["owner_id"] == int(ETL_ID)

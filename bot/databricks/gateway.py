@@ -28,6 +28,7 @@ from databricks.sdk.errors import (
     TooManyRequests,
     Unauthenticated,
 )
+from urllib3.exceptions import NewConnectionError
 
 from bot.clock import from_http_date, from_ms
 from bot.config import DatabricksConfig, WorkspaceConfig
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 TOKENS_PATH = "/api/2.0/token-management/tokens"
 OBO_TOKENS_PATH = "/api/2.0/token-management/on-behalf-of/tokens"
 SECRETS_PUT_PATH = "/api/2.0/secrets/put"
+SECRETS_LIST_PATH = "/api/2.0/secrets/list"
 SCIM = "/api/2.0/preview/scim/v2"
 STATEMENTS_PATH = "/api/2.0/sql/statements"
 STATEMENT_MAX_WAIT = 600.0  # seconds per statement: a stopped warehouse starts within minutes
@@ -108,12 +110,15 @@ class SdkWorkspaceGateway:
 
     # inventory ---------------------------------------------------------------------------------
     def fetch_inventory(self, *, known_principals: frozenset[str]) -> Inventory:
-        tokens = self._call("list tokens (token-management)", self._list_tokens)
+        tokens = self.list_tokens()
         owners = sorted({t.owner_id for t in tokens if t.owner_id and t.owner_id not in known_principals})
         principals = tuple(
             self._call("read principals (SCIM)", lambda o=owner: self._principal(o)) for owner in owners
         )
         return Inventory(tokens=tokens, principals=principals, max_token_lifetime_days=self._max_lifetime())
+
+    def list_tokens(self) -> tuple[TokenRecord, ...]:
+        return self._call("list tokens (token-management)", self._list_tokens)
 
     def _list_tokens(self) -> tuple[TokenRecord, ...]:
         # The raw JSON, not the SDK's dataclass: an autoscope_state the SDK does not know would be
@@ -214,7 +219,17 @@ class SdkWorkspaceGateway:
         except GatewayError as error:
             # Databricks does not echo values, but a message must never be the way one leaks.
             message = error.message.replace(value, "[REDACTED]") if value else error.message
-            raise GatewayError(error.kind, message) from None
+            raise GatewayError(error.kind, message, outcome_unknown=error.outcome_unknown) from None
+
+    def secret_updated_at(self, scope: str, key: str) -> datetime | None:
+        # `{"secrets": [{"key", "last_updated_timestamp"}]}`; the key is absent when the scope is
+        # empty (Secrets API reference, list secrets). Values are never listed.
+        body = self._call(
+            f"list secrets of scope {scope}",
+            lambda: self._client.api_client.do("GET", SECRETS_LIST_PATH, query={"scope": scope}),
+        )
+        found = [entry for entry in (body or {}).get("secrets", ()) if entry.get("key") == key]
+        return from_ms(found[0].get("last_updated_timestamp")) if found else None
 
     # observed usage: system.access.audit through the Statement Execution API ------------------
     def audit_usage(
@@ -411,14 +426,16 @@ class SdkWorkspaceGateway:
                 "timeout",
                 f"{action}: no answer within {self._timeout} s of retries "
                 f"({_first_line(error)}); check the host and the network",
+                outcome_unknown=_maybe_applied(error.__cause__),
             ) from None
         except (requests.RequestException, OSError) as error:
             raise GatewayError(
-                "unavailable", f"{action}: cannot reach {self.host} ({_first_line(error)})"
+                "unavailable",
+                f"{action}: cannot reach {self.host} ({_first_line(error)})",
+                outcome_unknown=_maybe_applied(error),
             ) from None
         except DatabricksError as error:
             raise GatewayError("other", f"{action}: {_first_line(error)}") from None
-
 
     @staticmethod
     def _auth_error(action: str, error: DatabricksError) -> GatewayError:
@@ -440,6 +457,19 @@ def _credential_refused(error: DatabricksError) -> bool:
         return False
     message = str(error).lower()
     return str(error.error_code) == "403" or any(text in message for text in _REFUSED_CREDENTIAL_MESSAGES)
+
+
+def _maybe_applied(error: BaseException | None) -> bool:
+    """Whether a request that failed this way may still have been applied: it was sent and no
+    answer came back (a reset or dropped connection, a read timeout, a cut answer). Not when the
+    connection could not even be opened, nor when Databricks answered (429, 503, ...)."""
+    if isinstance(error, requests.ConnectTimeout):
+        return False
+    if isinstance(error, requests.ConnectionError):
+        reason = error.args[0] if error.args else None
+        reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+        return not isinstance(reason, NewConnectionError)
+    return isinstance(error, requests.Timeout | requests.exceptions.ChunkedEncodingError)
 
 
 def _token_record(info: dict[str, Any]) -> TokenRecord:

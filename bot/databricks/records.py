@@ -60,12 +60,16 @@ class GatewayError(Exception):
     """A Databricks call failed; `message` says what happened and what to do, in plain words.
 
     `kind` is one of: auth, permission, unavailable, timeout, not_found, bad_request, other.
+    `outcome_unknown`: the request may have reached Databricks and been applied, but no answer
+    came back (a dropped connection, an answer slower than the timeout): a write must be checked
+    before anyone is told whether it happened.
     """
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, *, outcome_unknown: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+        self.outcome_unknown = outcome_unknown
 
 
 class WorkspaceGateway(Protocol):
@@ -100,6 +104,14 @@ class WorkspaceGateway(Protocol):
 
     def server_time(self) -> datetime:
         """Databricks' clock: the `Date` header of a fresh, read-only answer."""
+        ...
+
+    def secret_updated_at(self, scope: str, key: str) -> datetime | None:
+        """When the secret was last written (Databricks' clock); None when there is no such key."""
+        ...
+
+    def list_tokens(self) -> tuple[TokenRecord, ...]:
+        """Every token of the workspace as Databricks lists it now."""
         ...
 
 

@@ -63,6 +63,7 @@ import json
 import re
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -1061,6 +1062,19 @@ class Statement:
 
 
 @dataclass
+class LostAnswer:
+    """A request that is applied and whose answer is then lost: see `DatabricksSandbox.fail`."""
+
+    method: str
+    path: re.Pattern[str]
+    times: int
+    late_by: float  # 0: drop the connection; else answer after this many seconds
+
+    def matches(self, request: Request) -> bool:
+        return self.method in ("*", request.method) and bool(self.path.search(request.path))
+
+
+@dataclass
 class Route:
     method: str
     pattern: re.Pattern[str]
@@ -1129,6 +1143,8 @@ class DatabricksSandbox:
         self._tokens: dict[str, dict[str, Any]] = {}
         self._conf: dict[str, str | None] = {"maxTokenLifetimeDays": "730", "enableTokensConfig": "true"}
         self._scopes: dict[str, dict[str, str | bytes]] = {}
+        self._secret_times: dict[tuple[str, str], int] = {}  # last_updated_timestamp, ms
+        self._lost_answers: list[LostAnswer] = []
         self._warehouses: dict[str, str] = {}
         self._audit: list[dict[str, Any]] = []
         self._statements: dict[str, Statement] = {}
@@ -1163,13 +1179,44 @@ class DatabricksSandbox:
         return self._server.requests
 
     # faults (see SandboxServer.fail; status 0 with a delay adds latency only) ------------------------
-    def fail(self, method: str, path_regex: str, status: int, times: int = 1,
+    def fail(self, method: str, path_regex: str, status: int = 0, times: int = 1,
              retry_after: float | None = None, delay: float = 0, drop: bool = False,
-             body: Any = None) -> None:
+             body: Any = None, *, apply_then_drop: bool = False, answer_late_by: float = 0) -> None:
+        """Inject a fault into the next `times` matching requests.
+
+        `apply_then_drop` / `answer_late_by=seconds`: the request is applied (the token created or
+        deleted, the scopes or the secret written) and then its answer is lost: the connection is
+        dropped, or the answer comes after that many seconds (past the client's
+        http_timeout_seconds). Real services do this under network faults (a reset after the
+        server committed, a proxy timing out a slow answer), and the client cannot tell it from
+        a request that never arrived. The SDK retries both, for every method (`_is_retryable` in
+        databricks/sdk/_base_client.py: `requests.ConnectionError` and `requests.Timeout`), until
+        retry_timeout_seconds, then raises TimeoutError: a retried create makes a second token."""
+        if apply_then_drop or answer_late_by:
+            with self._lock:
+                self._lost_answers.append(
+                    LostAnswer(method.upper(), re.compile(path_regex), times, float(answer_late_by)))
+            return
         self._server.fail(method, path_regex, status, times, retry_after, delay, drop, body)
 
     def clear_faults(self) -> None:
         self._server.clear_faults()
+        with self._lock:
+            self._lost_answers.clear()
+
+    def _lose_answer(self, request: Request, response: Response) -> Response | None:
+        """After routing: None (a dropped connection) or the answer, late, for a lost-answer fault."""
+        with self._lock:
+            lost = next((fault for fault in self._lost_answers if fault.matches(request)), None)
+            if lost is None:
+                return response
+            lost.times -= 1
+            if lost.times <= 0:
+                self._lost_answers.remove(lost)
+        if not lost.late_by:
+            return None
+        time.sleep(lost.late_by)  # outside the lock: the rest of the workspace keeps answering
+        return response
 
     def down(self) -> None:
         self._server.down()
@@ -1353,7 +1400,7 @@ class DatabricksSandbox:
         return [Route(method, re.compile(pattern), handler, access)
                 for method, pattern, handler, access in table]
 
-    def _route(self, request: Request) -> Response:
+    def _route(self, request: Request) -> Response | None:
         route, match = next(((r, m) for r in self._routes if r.method == request.method
                              and (m := r.pattern.fullmatch(request.path))), (None, None))
         if route is None:
@@ -1367,7 +1414,7 @@ class DatabricksSandbox:
                 except ApiError as error:
                     response = error.response()
         response.headers.setdefault("x-databricks-org-id", str(self.workspace_id))
-        return response
+        return self._lose_answer(request, response)
 
     def _authenticate(self, request: Request, access: str) -> Principal:
         header = request.header("authorization") or ""
@@ -1617,6 +1664,7 @@ class DatabricksSandbox:
         if key not in entries and len(entries) >= 1000:
             raise ApiError(400, "RESOURCE_LIMIT_EXCEEDED", f"Scope {scope} already holds 1000 secrets.")
         entries[key] = value
+        self._secret_times[(scope, key)] = _ms(self._clock())
         return Response(body={})
 
     @staticmethod
@@ -1648,7 +1696,8 @@ class DatabricksSandbox:
         scope = request.arg("scope")
         if scope not in self._scopes:
             raise _not_found(f"Scope {scope} does not exist!")
-        keys = [{"key": key, "last_updated_timestamp": _ms(self._clock())} for key in self._scopes[scope]]
+        keys = [{"key": key, "last_updated_timestamp": self._secret_times[(scope, key)]}
+                for key in self._scopes[scope]]
         return Response(body={"secrets": keys} if keys else {})
 
     # workspace-conf -----------------------------------------------------------------------------

@@ -20,6 +20,11 @@ Rules every function follows:
   recorded `applied` with parameters["dry_run"] = true, and no mutating call is made.
 - Token values are never stored, logged or put in a message: a rotated token's value exists only
   between the create call and the secret write (`CreatedToken.value`).
+- A write whose answer was lost (`GatewayError.outcome_unknown`) is checked before anyone is told
+  (`lost_answers`): a revoke reads the token (404 = revoked), a PATCH reads the scopes back, a
+  rotation reads the secret's last write time and sweeps the tokens it marked. A rotation whose
+  secret nobody could check stays `failed` with parameters["outcome"] = "unknown", keeping its new
+  token and its key, until Retry or `complete_rotations` checks again.
 
 Idempotency. Decisions on one token run one at a time: each call first locks the token row until
 the caller's transaction ends (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite, which has no row
@@ -77,7 +82,7 @@ from bot.domain.policy import (
 )
 from bot.domain.scopes import PRIVILEGED_SCOPES, is_known
 from bot.models import Decision, Exemption, Principal, Token
-from bot.services import inventory, report
+from bot.services import inventory, lost_answers, report, rotation_steps
 
 if TYPE_CHECKING:
     from bot.config import SecretBinding
@@ -213,14 +218,45 @@ def revoke(
             decision, dry_run, lambda: gateway_for(token.workspace).delete_token(token.token_id)
         )
     except GatewayError as error:
-        return _failed(decision, error, f"Could not revoke {_label(token)}")
+        if not error.outcome_unknown:
+            return _failed(decision, error, f"Could not revoke {_label(token)}")
+        return _revoke_answer_lost(decision, error, gateway_for(token.workspace), token)
     if decision.parameters.get("dry_run"):
         return _applied(decision, f"Dry run: {_label(token)} would have been revoked; nothing was changed.")
     _mark_gone(token)
     if not deleted:
         _finish(decision, APPLIED, already_gone=True)
-        return _outcome(decision, _gone_message(token))
+        # A 404 says the token is gone, not who revoked it: the SDK retries a DELETE whose answer
+        # was lost, and the retry finds the token the first attempt revoked.
+        return _outcome(
+            decision,
+            f"{_sentence_label(token)} is revoked: Databricks no longer has it (revoked earlier by "
+            "Databricks or someone else, or by this request, whose first answer may have been lost).",
+        )
     return _applied(decision, f"Revoked {_label(token)}.")
+
+
+def _revoke_answer_lost(
+    decision: Decision, error: GatewayError, gateway: WorkspaceGateway, token: Token
+) -> Outcome:
+    """The DELETE got no answer: read the token back (404 means the revoke was applied)."""
+    verified = lost_answers.gone(gateway, token.token_id)
+    _merge(decision, answer_lost=True, verified=verified is not None)
+    if verified:
+        _mark_gone(token)
+        return _applied(
+            decision,
+            f"Revoked {_label(token)}. Databricks' answer was lost on the way; tokenbot checked "
+            "that the token no longer exists.",
+        )
+    if verified is False:
+        tail = "tokenbot checked: the token still exists and still works. You can try again."
+    else:
+        tail = (
+            "tokenbot could not check whether it was revoked, so it may still work. Try again: "
+            "revoking a token that is already gone is safe."
+        )
+    return _failed(decision, error, f"Could not revoke {_label(token)}", tail=tail)
 
 
 def _revoke_key(token_pk: int, dry_run: bool) -> str:
@@ -332,12 +368,16 @@ def _change_scopes(
         message = f"{_sentence_label(token)} already has exactly these scopes; nothing to change."
         return _refuse_subject(session, subject, action, parameters, "no_change", message)
     decision = _start(session, subject, action, parameters, approved_by=approved_by)
+    checked = ""
     try:
         _databricks(
             decision, dry_run, lambda: gateway_for(token.workspace).update_scopes(token.token_id, after)
         )
     except GatewayError as error:
-        return _failed(decision, error, f"Could not set the scopes of {_label(token)}")
+        failure = _patch_answer_lost(decision, error, gateway_for(token.workspace), token, after)
+        if failure is not None:
+            return failure
+        checked = " Databricks' answer was lost on the way; tokenbot read the scopes back to check."
     if decision.parameters.get("dry_run"):
         return _applied(
             decision, f"Dry run: {_label(token)} would now have {_list(after)}; nothing was changed."
@@ -346,9 +386,28 @@ def _change_scopes(
     token.autoscope_state = AUTOSCOPE_USER_SELECTED
     return _applied(
         decision,
-        f"{_sentence_label(token)} now has {_list(after)}. Scopes chosen by hand end auto-scoping "
+        f"{_sentence_label(token)} now has {_list(after)}.{checked} Scopes chosen by hand end auto-scoping "
         "for this token, and the change can take up to 10 minutes to take effect.",
     )
+
+
+def _patch_answer_lost(
+    decision: Decision, error: GatewayError, gateway: WorkspaceGateway, token: Token, after: list[str]
+) -> Outcome | None:
+    """A failed PATCH: None when its answer was lost but reading the scopes back shows it was
+    applied; else the failed outcome, saying what tokenbot found."""
+    what = f"Could not set the scopes of {_label(token)}"
+    if not error.outcome_unknown:
+        return _failed(decision, error, what)
+    verified = lost_answers.scopes_set(gateway, token.token_id, after)
+    _merge(decision, answer_lost=True, verified=verified is not None)
+    if verified:
+        return None
+    if verified is False:
+        tail = "tokenbot read the token back: the new scopes were not set. Nothing was changed; try again."
+        return _failed(decision, error, what, tail=tail)
+    tail = "tokenbot could not read them back, so they may or may not have changed. Try again: it is safe."
+    return _failed(decision, error, what, tail=tail)
 
 
 def _privileged_reason(privileged: list[str]) -> str:
@@ -585,7 +644,8 @@ def _binding_for(subject: _Subject, bindings: Sequence[SecretBinding]) -> Secret
             continue
         if binding.application_id and binding.application_id != owner.application_id:
             continue
-        if binding.comment_pattern and not re.search(binding.comment_pattern, token.comment or ""):
+        comment = lost_answers.unmarked(token.comment)  # a token made by an earlier rotation
+        if binding.comment_pattern and not re.search(binding.comment_pattern, comment):
             continue
         return binding
     return None
@@ -625,12 +685,10 @@ def _not_extendable(
 # rotation
 
 
-class _RotationFailed(Exception):
-    """The new token was created but its secret could not be written."""
-
-    def __init__(self, error: GatewayError, new_token_id: str, cleaned_up: bool) -> None:
-        super().__init__(error.message)
-        self.error, self.new_token_id, self.cleaned_up = error, new_token_id, cleaned_up
+# A step whose answer was lost is checked before the outcome is told (rotation_steps). A secret
+# write that nobody could check leaves the rotation `failed` with parameters["outcome"] "unknown"
+# and its key held: the new token is kept (the secret may hold it), the old one is not revoked, and
+# nothing else rotates this token until Retry checks the secret again (_settle).
 
 
 def _rotate(
@@ -650,9 +708,17 @@ def _rotate(
         "secret_scope": binding.scope,
         "secret_key": binding.key,
         "lifetime_days": policy.rotation_lifetime_days,
+        "grace_hours": policy.rotation_grace_hours,
     }
     key = f"rotate:{token.id}" + (":dry-run" if dry_run else "")
-    earlier = _holder(session, key)
+    earlier, note = _holder(session, key), ""
+    if earlier is not None and _unsettled(earlier):
+        gateway = gateway_for(token.workspace)
+        settled = _settle(session, gateway, subject, parameters, earlier, binding, policy)
+        if settled is not None:
+            return settled
+        earlier = None
+        note = "The last rotation's new token never reached the secret (checked now) and was revoked. "
     if earlier is not None:
         message = (
             f"{_sentence_label(token)} was already rotated by {_who(earlier.actor_slack_id)} on "
@@ -662,81 +728,239 @@ def _rotate(
     decision = _claim(session, subject, ROTATE, parameters, key)
     if decision is None:
         return _busy(session, subject, ROTATE, parameters)
-    try:
-        new_token_id = _databricks(
-            decision,
-            dry_run,
-            lambda: _create_and_store(gateway_for(token.workspace), token, owner, binding, policy),
-        )
-    except _RotationFailed as failure:
-        return _rotation_failed(decision, failure, binding)
-    except GatewayError as error:
-        return _failed(decision, error, f"Could not create a new token for {_label(token)}")
-    if decision.parameters.get("dry_run"):
+    sweep_ids, keep = _earlier_rotations(session, token.id)
+    rotated = _databricks(
+        decision,
+        dry_run,
+        lambda: rotation_steps.create_and_store(
+            gateway_for(token.workspace),
+            decision_id=decision.id,
+            application_id=owner.application_id or "",
+            lifetime_seconds=policy.rotation_lifetime_days * 86400,
+            comment=token.comment or "",
+            scopes=list(token.scopes or ()),
+            scope=binding.scope,
+            key=binding.key,
+            sweep_ids={*sweep_ids, decision.id},
+            keep=keep,
+        ),
+    )
+    if rotated is None:
         return _applied(
             decision,
             f"Dry run: a new token for {owner.application_id} would have been written to "
             f"{binding.scope}/{binding.key}; nothing was changed.",
         )
-    revoke_after = clock.now() + timedelta(hours=policy.rotation_grace_hours)
-    _finish(decision, APPLIED, new_token_id=new_token_id, revoke_old_after=revoke_after.isoformat())
-    return _outcome(
+    return _rotation_outcome(decision, rotated, token, binding, policy, note)
+
+
+def _earlier_rotations(session: Session, token_pk: int) -> tuple[set[int], set[str]]:
+    """The ids of this token's earlier rotations (their marked tokens are swept) and the new
+    tokens of those that stored theirs (kept)."""
+    rows = session.execute(select(Decision).where(Decision.token_pk == token_pk, Decision.action == ROTATE))
+    ids, keep = set(), set()
+    for row in rows.scalars():
+        ids.add(row.id)
+        if row.status == APPLIED and row.parameters.get("new_token_id"):
+            keep.add(row.parameters["new_token_id"])
+        elif _unsettled(row):
+            keep.add(row.parameters["new_token_id"])
+    return ids, keep
+
+
+def _rotation_outcome(
+    decision: Decision,
+    rotated: rotation_steps.Rotated,
+    token: Token,
+    binding: SecretBinding,
+    policy: Policy,
+    note: str,
+) -> Outcome:
+    where, sweep = f"{binding.scope}/{binding.key}", rotated.sweep
+    _merge(
         decision,
-        f"Rotated: a new token (valid {policy.rotation_lifetime_days} days) is in secret "
-        f"{binding.scope}/{binding.key}. The old {_label(token)} will be revoked after "
-        f"{_when(revoke_after)}; make sure what uses it reads the secret by then.",
+        new_token_id=rotated.new_token_id,
+        answer_lost=rotated.answer_lost,
+        orphans_checked=sweep.checked,
+        orphans_revoked=sweep.revoked,
+        orphans_left=sweep.left,
+    )
+    swept = _swept_words(sweep, rotated)
+    if rotated.stored:
+        revoke_after = clock.now() + timedelta(hours=policy.rotation_grace_hours)
+        _finish(decision, APPLIED, revoke_old_after=revoke_after.isoformat())
+        checked = (
+            " Databricks' answer to the secret write was lost on the way; tokenbot checked that the "
+            "secret was written."
+            if rotated.answer_lost
+            else ""
+        )
+        return _outcome(
+            decision,
+            f"{note}Rotated: a new token (valid {policy.rotation_lifetime_days} days) is in secret "
+            f"{where}.{checked} The old {_label(token)} will be revoked after "
+            f"{_when(revoke_after)}; make sure what uses it reads the secret by then.{swept}",
+        )
+    error = rotated.error
+    assert error is not None  # not stored: a step failed
+    if rotated.stored is None:  # a new token that may be in the secret: keep it, hold the key
+        before = rotated.secret_before.isoformat() if rotated.secret_before else None
+        _finish(
+            decision, FAILED, error.message, error_kind=error.kind, outcome="unknown", secret_before=before
+        )
+        return _outcome(
+            decision,
+            f"{note}Writing the new token {rotated.new_token_id} to secret {where} got no answer "
+            f"({error.message}), and tokenbot could not read the secret to check. The new token is "
+            f"kept, in case the secret holds it; the old {_label(token)} still works{_until(token)} "
+            "and is not revoked until the new one is known to be in the secret. Retry to check again: "
+            "tokenbot then keeps the rotation if the secret was written, or revokes the new token and "
+            f"rotates again if not.{swept}",
+        )
+    _merge(decision, new_token_revoked=rotated.new_token_revoked)
+    if rotated.failed_step == rotation_steps.READ_SECRET:
+        return _failed(
+            decision, error, f"{note}Could not read secret {where} before rotating {_label(token)}"
+        )
+    if rotated.failed_step == rotation_steps.CREATE:
+        what = f"{note}Could not create a new token for {_label(token)}"
+        return _failed(decision, error, what, tail=_create_tail(rotated))
+    if rotated.new_token_revoked:
+        cleanup = "The new token was revoked again; nothing was changed."
+    else:
+        cleanup = f"The new token {rotated.new_token_id} could not be revoked: revoke it by hand."
+    if rotated.answer_lost:
+        cleanup = (
+            "Databricks' answer was lost on the way; tokenbot checked: the secret was not changed, "
+            f"and the old token still works{_until(token)}. {cleanup}"
+        )
+    what = f"{note}Could not write the new token to secret {where}"
+    return _failed(decision, error, what, tail=cleanup + swept)
+
+
+def _until(token: Token) -> str:
+    return f" until it expires on {_when(token.expires_at)}" if token.expires_at else ""
+
+
+def _create_tail(rotated: rotation_steps.Rotated) -> str:
+    sweep = rotated.sweep
+    if sweep.revoked or sweep.left:
+        return f"{_swept_words(sweep, rotated).strip()} The old token is unchanged; you can try again."
+    if not rotated.answer_lost:
+        return "Nothing was changed; you can try again."
+    if sweep.checked:
+        return "tokenbot checked: Databricks made no new token. Nothing was changed; you can try again."
+    return (
+        "tokenbot could not check whether Databricks made a new token anyway; the next attempt looks "
+        "for it and revokes it. The old token is unchanged; you can try again."
     )
 
 
-def _create_and_store(
-    gateway: WorkspaceGateway, token: Token, owner: Principal, binding: SecretBinding, policy: Policy
-) -> str:
-    """Create the new token and write its value to the secret; the value goes nowhere else."""
-    created = gateway.create_obo_token(
-        owner.application_id or "",
-        lifetime_seconds=policy.rotation_lifetime_days * 86400,
-        comment=token.comment or "",
-        scopes=list(token.scopes or ()),
+def _swept_words(sweep: lost_answers.Sweep, rotated: rotation_steps.Rotated) -> str:
+    words = ""
+    if sweep.revoked:
+        words += (
+            f" Databricks had made {len(sweep.revoked)} token(s) for calls whose answer was lost "
+            f"({', '.join(sweep.revoked)}); tokenbot found and revoked them."
+        )
+    if sweep.left:
+        words += (
+            f" Token(s) {', '.join(sweep.left)}, made by calls whose answer was lost, could not be "
+            "revoked: revoke them by hand."
+        )
+    if not sweep.checked and rotated.new_token_id:
+        words += " tokenbot could not list the tokens to check that Databricks made no second one."
+    return words
+
+
+def _unsettled(decision: Decision) -> bool:
+    return (
+        decision.action == ROTATE
+        and decision.status == FAILED
+        and decision.parameters.get("outcome") == "unknown"
+        and bool(decision.parameters.get("new_token_id"))
     )
-    try:
-        gateway.put_secret(binding.scope, binding.key, created.value)
-    except GatewayError as error:
-        # Nothing half-applied: the unused new token goes again.
-        raise _RotationFailed(error, created.token_id, _revoke_quietly(gateway, created.token_id)) from None
-    return created.token_id
 
 
-def _revoke_quietly(gateway: WorkspaceGateway, token_id: str) -> bool:
-    try:
-        gateway.delete_token(token_id)
-    except GatewayError as error:
-        logger.warning("rotation: the unused new token %s could not be revoked: %s", token_id, error.message)
-        return False
-    return True
+def _settle(
+    session: Session,
+    gateway: WorkspaceGateway,
+    subject: _Subject,
+    parameters: dict[str, Any],
+    earlier: Decision,
+    binding: SecretBinding,
+    policy: Policy,
+) -> Outcome | None:
+    """Before rotating again: check the secret of a rotation whose write nobody could check. An
+    outcome (a refused duplicate saying what was found) when it was written or is still unknown;
+    None when it was not (its token revoked, its key released: the caller rotates again)."""
+    token, where = subject.token, f"{binding.scope}/{binding.key}"
+    written = _recheck_rotation(gateway, earlier, clock.now(), policy.rotation_grace_hours)
+    if written is None:
+        message = (
+            f"The rotation of {_label(token)} on {_when(earlier.created_at)} is still unchecked: "
+            f"tokenbot still cannot read secret {where}. Nothing was done; try again later."
+        )
+        return _duplicate(session, subject, ROTATE, parameters, earlier, message)
+    if written:
+        message = (
+            f"tokenbot checked the rotation of {_label(token)} made on {_when(earlier.created_at)}: "
+            f"its new token is in secret {where}. The old token will be revoked after "
+            f"{_when(_parse_time(earlier.parameters['revoke_old_after']))}; make sure what uses it "
+            "reads the secret by then."
+        )
+        return _duplicate(session, subject, ROTATE, parameters, earlier, message)
+    return None
 
 
-def _rotation_failed(decision: Decision, failure: _RotationFailed, binding: SecretBinding) -> Outcome:
-    cleanup = (
-        "The new token was revoked again; nothing was changed."
-        if failure.cleaned_up
-        else f"The new token {failure.new_token_id} could not be revoked: revoke it by hand."
-    )
-    _merge(decision, new_token_id=failure.new_token_id, new_token_revoked=failure.cleaned_up)
-    return _failed(
-        decision,
-        failure.error,
-        f"Could not write the new token to secret {binding.scope}/{binding.key}",
-        tail=cleanup,
-    )
+def _recheck_rotation(
+    gateway: WorkspaceGateway, rotation: Decision, now: datetime, grace_hours: int
+) -> bool | None:
+    """Read the secret of an unsettled rotation again and record what it shows: written (the
+    rotation is applied; the old token goes `grace_hours` from now), not written (failed: its new
+    token is revoked and its key released), or still unknown (None: nothing changes)."""
+    found = rotation.parameters
+    before = _parse_time(found["secret_before"]) if found.get("secret_before") else None
+    written = lost_answers.secret_written(gateway, found["secret_scope"], found["secret_key"], before)
+    if written:
+        revoke_after = now + timedelta(hours=grace_hours)
+        _finish(rotation, APPLIED, outcome="verified", revoke_old_after=revoke_after.isoformat())
+    elif written is False:
+        revoked = lost_answers.revoke(gateway, found["new_token_id"])
+        _finish(rotation, FAILED, rotation.error, outcome="not_stored", new_token_revoked=revoked)
+        _release(rotation, "failed")
+    return written
+
+
+def _settle_rotations(session: Session, gateway_for: GatewayFactory, now: datetime) -> None:
+    """The scheduled side of _settle: every unsettled rotation is checked again, each in its own
+    savepoint, under its token's lock (so it cannot race a click on Retry)."""
+    query = select(Decision).where(Decision.action == ROTATE, Decision.status == FAILED)
+    unsettled = [(row.id, row.token_pk) for row in session.execute(query).scalars() if _unsettled(row)]
+    for decision_id, token_pk in unsettled:
+        try:
+            with session.begin_nested():
+                token = _lock(session, Token, token_pk)
+                rotation = _lock(session, Decision, decision_id)
+                if token is None or rotation is None or not _unsettled(rotation):
+                    continue
+                grace = int(rotation.parameters.get("grace_hours", 24))
+                written = _recheck_rotation(gateway_for(token.workspace), rotation, now, grace)
+                logger.info("rotation %s: secret write checked again: %s", decision_id, written)
+        except Exception:
+            logger.exception("rotation %s: checking its secret again failed", decision_id)
 
 
 def complete_rotations(
     *, session: Session, gateway_for: GatewayFactory, now: datetime, dry_run: bool = False
 ) -> list[Outcome]:
-    """Revoke the old token of every rotation whose grace period has passed (actor `tokenbot`).
+    """Revoke the old token of every rotation whose grace period has passed (actor `tokenbot`),
+    after checking again the secret of rotations whose write nobody could check (_settle_rotations).
 
     A scheduled job; each token is its own savepoint, so one failure cannot stop the others. Run
     again, it does nothing more: a revoked token is gone, and a failed one is tried again."""
+    if not dry_run:
+        _settle_rotations(session, gateway_for, now)
     outcomes = []
     for rotation in _rotations_due(session, now):
         if dry_run and _holder(session, _revoke_key(rotation.token_pk, True)) is not None:

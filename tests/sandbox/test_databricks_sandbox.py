@@ -485,6 +485,23 @@ def test_put_secret_and_list_scopes(sandbox: DatabricksSandbox, client: Workspac
     assert [s.name for s in client.secrets.list_scopes()] == ["tokenbot"]
 
 
+def test_list_secrets_gives_each_key_the_time_it_was_last_written(sandbox: DatabricksSandbox) -> None:
+    sandbox.add_secret_scope("tokenbot")
+    client = make_client(sandbox)
+    client.secrets.put_secret("tokenbot", "a", string_value="1")
+    client.secrets.put_secret("tokenbot", "b", string_value="2")
+    first = raw(sandbox, "GET", "/api/2.0/secrets/list", params={"scope": "tokenbot"}).json()
+    time.sleep(0.01)
+
+    client.secrets.put_secret("tokenbot", "b", string_value="3")
+
+    second = raw(sandbox, "GET", "/api/2.0/secrets/list", params={"scope": "tokenbot"}).json()
+    times = [{s["key"]: s["last_updated_timestamp"] for s in body["secrets"]} for body in (first, second)]
+    assert set(second["secrets"][0]) == {"key", "last_updated_timestamp"}
+    assert times[1]["a"] == times[0]["a"] and times[1]["b"] > times[0]["b"]
+    assert [s.key for s in client.secrets.list_secrets("tokenbot")] == ["a", "b"]
+
+
 @pytest.mark.parametrize("key", ["has space", "slash/key", "k" * 129, "ünicode"])
 def test_put_secret_with_an_invalid_key_is_refused(
     sandbox: DatabricksSandbox, client: WorkspaceClient, key: str
@@ -812,6 +829,53 @@ def test_a_dropped_connection_is_retried(sandbox: DatabricksSandbox, client: Wor
 
     assert client.token_management.list() == []
     assert len(calls(sandbox, "/api/2.0/token-management/tokens")) == 2
+
+
+OBO_TOKENS = r"/token-management/on-behalf-of/tokens$"
+
+
+def test_a_create_whose_answer_is_dropped_is_applied_and_the_sdk_retry_makes_a_second_token(
+    sandbox: DatabricksSandbox, client: WorkspaceClient
+) -> None:
+    sandbox.fail("POST", OBO_TOKENS, apply_then_drop=True)
+
+    created = client.token_management.create_obo_token(ETL_APP, comment="etl", lifetime_seconds=3600)
+
+    assert len(calls(sandbox, "/api/2.0/token-management/on-behalf-of")) == 2
+    etl_tokens = [t["token_id"] for t in sandbox.tokens() if t["owner_id"] == int(ETL_SP)]
+    assert len(etl_tokens) == 2 and created.token_info.token_id in etl_tokens
+
+
+def test_writes_whose_answers_keep_being_lost_are_applied_and_the_sdk_gives_up(
+    sandbox: DatabricksSandbox,
+) -> None:
+    client = make_client(sandbox, retry_timeout_seconds=2)
+    sandbox.add_token("t1", owner_id=ALICE, scopes=["all-apis"])
+    sandbox.add_token("t2", owner_id=ALICE)
+    sandbox.add_secret_scope("tokenbot")
+    for method, path in (("DELETE", "/tokens/t2$"), ("PATCH", "/tokens/t1$"), ("POST", "/secrets/put$")):
+        sandbox.fail(method, path, apply_then_drop=True, times=100)
+
+    with pytest.raises(TimeoutError):
+        client.token_management.delete("t2")
+    with pytest.raises(TimeoutError):
+        client.token_management.update_token_management("t1", TokenInfo(scopes=["sql"]), FieldMask(["scopes"]))
+    with pytest.raises(TimeoutError):
+        client.secrets.put_secret("tokenbot", "key", string_value="dapi-new")
+
+    assert {t["token_id"]: t["scopes"] for t in sandbox.tokens()} == {"t1": ["sql"]}
+    assert sandbox.secrets() == {("tokenbot", "key"): "dapi-new"}
+
+
+def test_an_answer_later_than_the_client_timeout_is_applied_and_retried(sandbox: DatabricksSandbox) -> None:
+    client = make_client(sandbox, http_timeout_seconds=1)
+    sandbox.add_secret_scope("tokenbot")
+    sandbox.fail("POST", r"/secrets/put$", answer_late_by=2)
+
+    client.secrets.put_secret("tokenbot", "key", string_value="dapi-new")
+
+    assert len(calls(sandbox, "/api/2.0/secrets/put")) == 2
+    assert sandbox.secrets() == {("tokenbot", "key"): "dapi-new"}
 
 
 def test_latency_delays_the_answer(sandbox: DatabricksSandbox, client: WorkspaceClient) -> None:
