@@ -642,5 +642,5 @@ def test_an_answer_the_response_url_refuses_comes_as_an_ephemeral_message(bot, l
         timeout=30,
         what="the answer",
     )[-1]
-    assert "Your 3 Databricks tokens" in answer["blocks"][0]["text"]["text"]
+    assert "Your 4 Databricks tokens" in answer["blocks"][0]["text"]["text"]
     assert bot.slack.response_url_posts() == []

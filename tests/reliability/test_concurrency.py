@@ -50,7 +50,7 @@ def test_twenty_parallel_clicks_make_one_delete(bot):
 
     def click(_):
         return bot.slack.click(bot.server.slack_url, OWNER, message["channel"], message["ts"], "token_revoke",
-                               block_id=action["block_id"]).status
+                               block_id=action["block_id"], as_shown=message).status
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         assert set(pool.map(click, range(20))) == {200}
@@ -66,7 +66,7 @@ def test_two_admins_revoking_at_once_make_one_delete(bot):
 
     def click(admin):
         return bot.slack.click(bot.server.slack_url, admin, ADMIN_CHANNEL, escalation["ts"], "token_revoke",
-                               block_id=action["block_id"]).status
+                               block_id=action["block_id"], as_shown=escalation).status
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         assert list(pool.map(click, [ADMIN_USER, "U0ADMIN2"])) == [200, 200]
