@@ -65,7 +65,7 @@ def serve(
     stopping = _Stopping(jobs)
     try:
         if http:
-            _serve_http(settings, engine, bolt, host, port, stopping)
+            _serve_http(settings, engine, bolt, deps.gateway_for, host, port, stopping)
         else:
             _serve_socket_mode(settings, engine, bolt, host, port, stopping)
     finally:
@@ -120,7 +120,7 @@ class _Stopping:
         os._exit(0)  # the job's thread would otherwise keep the process alive
 
 
-def _serve_http(settings, engine, bolt, host: str, port: int, stopping: _Stopping) -> None:
+def _serve_http(settings, engine, bolt, gateway_for, host: str, port: int, stopping: _Stopping) -> None:
     import uvicorn
 
     from bot.slack.client import make_client
@@ -138,7 +138,7 @@ def _serve_http(settings, engine, bolt, host: str, port: int, stopping: _Stoppin
         engine,
         secret,
         readiness=SlackAuthCheck(probe),
-        webhook=make_webhook(engine=engine, settings=settings),
+        webhook=make_webhook(engine=engine, settings=settings, gateway_for=gateway_for),
     )
 
     class Server(uvicorn.Server):
