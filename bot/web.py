@@ -88,8 +88,11 @@ class WebApp:
     async def _slack(self, scope: dict[str, Any], body: bytes, send: Send) -> None:
         started = time.perf_counter()
         headers = _headers(scope)
-        if not self._verifier.is_valid_request(body, headers):
-            await _respond(send, 401, b"invalid or expired Slack signature")
+        refused = _unverified(self._verifier, body, headers)
+        if refused is not None:
+            status, why = refused
+            logger.warning("slack: refused a request (%s): %s", status, why)
+            await _respond(send, status, why.encode())
             return
         try:
             request = BoltRequest(
@@ -97,7 +100,8 @@ class WebApp:
                 query=scope.get("query_string", b"").decode("latin-1"),
                 headers=headers,
             )
-        except ValueError:  # signed, but not a payload Slack sends (bad JSON or encoding)
+        except ValueError:  # signed, but not a payload Slack sends (bad JSON)
+            logger.warning("slack: refused a request (400): malformed request body")
             await _respond(send, 400, b"malformed request body")
             return
         response = await asyncio.to_thread(self._bolt.dispatch, request)
@@ -120,6 +124,21 @@ class WebApp:
         if self._extra_readiness is not None:
             return self._extra_readiness()
         return True, "ready"
+
+
+def _unverified(verifier: SignatureVerifier, body: bytes, headers: dict[str, str]) -> tuple[int, str] | None:
+    """None when the request is Slack-signed and fresh; else the status and why. Checked before
+    the verifier, which raises on a timestamp that is not a number or a body that is not UTF-8."""
+    stamp = headers.get("x-slack-request-timestamp", "").strip()
+    if not stamp.isascii() or not stamp.isdigit():
+        return 401, "invalid or expired Slack signature"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return 400, "request body is not UTF-8"
+    if not verifier.is_valid(text, stamp, headers.get("x-slack-signature")):
+        return 401, "invalid or expired Slack signature"
+    return None
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:

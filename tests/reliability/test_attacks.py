@@ -4,7 +4,10 @@ tokens are refused and recorded; injection-like text is shown as text, never run
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -108,3 +111,22 @@ def test_injection_like_commands_are_shown_as_text(bot, text):
         assert session.execute(select(Decision).where(Decision.status != "refused")).first() is None
     for channel in ("C0ADMINS", "C0DIGEST"):
         assert bot.slack.messages(channel) == []
+
+
+def test_a_timestamp_that_is_not_a_number_and_a_body_that_is_not_utf8_get_4xx_and_one_log_line(bot, caplog):
+    url, secret = bot.server.slack_url, bot.slack.signing_secret
+    body = "command=%2Ftokens&text=digest&user_id=U0ANNA"
+    stamp = str(int(time.time()))
+    raw = b"command=%2Ftokens&text=\xff\xfe&user_id=U0ANNA"
+    raw_signature = "v0=" + hmac.new(secret.encode(), f"v0:{stamp}:".encode() + raw, hashlib.sha256).hexdigest()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    with caplog.at_level(logging.WARNING):
+        not_a_number = post(url, body.encode(), {**signed_headers(secret, body), "X-Slack-Request-Timestamp": "abc"})
+        not_utf8 = post(url, raw, {**form, "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": raw_signature})
+
+    assert (not_a_number, not_utf8) == (401, 400)
+    refused = [r for r in caplog.records if r.name == "bot.web"]
+    assert len(refused) == 2 and all(r.exc_info is None and r.levelno == logging.WARNING for r in refused)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert nothing_changed(bot)
