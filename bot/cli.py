@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
@@ -59,8 +58,8 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True)
+out = terminal.CleanConsole()
+err = terminal.CleanConsole(stderr=True)
 
 
 def _show_version(value: bool) -> None:
@@ -423,7 +422,7 @@ def _write_report(views: list, format: ReportFormat, settings: Settings, now) ->
         sys.stdout.write(terminal.report_csv(views, settings.policy, now))
     elif views:
         # Piped into a file or a pager, a table folded to 80 columns helps nobody.
-        console = out if out.is_terminal else Console(width=200)
+        console = out if out.is_terminal else terminal.CleanConsole(width=200)
         console.print(terminal.report_table(views, now))
 
 
@@ -734,6 +733,6 @@ def demo(
 
     _setup("WARNING", "text")
     # A transcript is easier to read a little wider than 80 columns when it goes to a file.
-    console = out if out.is_terminal else Console(width=120)
+    console = out if out.is_terminal else terminal.CleanConsole(width=120)
     if not run_demo(console, keep=keep):
         raise typer.Exit(EXIT_PARTIAL)

@@ -11,9 +11,18 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SPACING = frozenset("\t\n\r\x0b\x0c\x85\u2028\u2029")  # become one space when stripped
 
 
-def strip(text: str) -> str:
-    """The text for a terminal: line breaks and tabs as spaces, other control characters removed."""
-    return _CONTROL.sub(lambda match: " " if match.group() in _SPACING else "", text)
+def strip(text: str, *, keep: str = "") -> str:
+    """The text for a terminal: line breaks and tabs as spaces, other control characters removed;
+    those in `keep` stay (LF for text of several lines, CR and LF for a quoted CSV cell)."""
+    if text.isprintable():  # the usual case, and a fast one
+        return text
+    return _CONTROL.sub(lambda match: _stripped(match.group(), keep), text)
+
+
+def _stripped(char: str, keep: str) -> str:
+    if char in keep:
+        return char
+    return " " if char in _SPACING else ""
 
 
 def escape(text: str) -> str:

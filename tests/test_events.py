@@ -160,6 +160,7 @@ MALFORMED = [
     ("unknown type", event(type="autoscope.cancelled"), "type"),
     ("no workspace", event(workspace=None), "workspace"),
     ("no token_id", event(token_id=None), "token_id"),
+    ("a token_id that is a path", event(token_id="../../../preview/scim/v2/Users"), "token_id"),
     ("reminder without enforcement_at", event(enforcement_at=None), "enforcement_at"),
     ("enforcement_at not a time", event(enforcement_at="next tuesday"), "enforcement_at"),
     ("enforcement_at without a zone", event(enforcement_at="2030-01-15T00:00:00"), "enforcement_at"),
@@ -350,3 +351,19 @@ def test_a_naive_time_is_never_stored(hook):
     assert row.received_at.tzinfo is not None
     assert token(hook).enforcement_at == ENFORCEMENT  # a bare date is midnight UTC
     assert clock.now() - row.received_at < timedelta(minutes=1)
+
+
+def test_import_output_carries_no_terminal_control_sequences(world, tmp_path):
+    path = tmp_path / "events.jsonl"
+    hostile = "tok\x1b[2J\x1b]8;;http://evil.example\x1b\\x"
+    lines = [event(id="evt-\x1b[31mred", token_id=hostile), event(id="evt-\x1b[31mred", token_id="tok-none")]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines * 2))
+
+    result = CliRunner().invoke(app, ["events", "import", str(path)])
+
+    assert result.exit_code == 1
+    output = result.stdout_bytes.decode() + result.stderr_bytes.decode()
+    assert "\x1b" not in output
+    assert "line 1: token_id: 'tok\\x1b[2J" in output and "is not a token id" in output
+    assert "line 2: rejected: Databricks has no token tok-none" in output
+    assert "line 4: evt-[31mred is already stored" in output

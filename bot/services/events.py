@@ -9,7 +9,8 @@ The shape is DESIGN.md section 5::
 - `id` (text, up to 200 characters) makes delivery idempotent: the `event` table's unique key.
   The same id again is reported as a duplicate and nothing is stored or applied twice.
 - `type` is `autoscope.reminder` or `autoscope.enforced`.
-- `workspace` must be one of the configured workspaces; `token_id` is text.
+- `workspace` must be one of the configured workspaces; `token_id` is text of letters, digits,
+  `.`, `_` and `-` (it is read from Databricks by that id).
 - `enforcement_at`: an ISO 8601 time with its offset (`Z` or `+00:00`), or a date (midnight UTC).
   Required for `autoscope.reminder`, and not in the past there; for `autoscope.enforced` it is
   when scopes were applied (default: when the event arrived).
@@ -49,6 +50,7 @@ of a new token.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -71,6 +73,7 @@ SOURCES = ("webhook", "file")
 OBSERVING_SCOPES = ("all-apis",)  # what a token has while Databricks observes it
 MAX_ID = 200
 MAX_TOKEN_ID = 100
+TOKEN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_SCOPES = 100
 # Event.status
 PENDING, APPLIED, REJECTED = "pending", "applied", "rejected"
@@ -145,6 +148,8 @@ def parse_event(data: Any, *, workspaces: Collection[str], now: datetime | None 
             "workspace", f"{_shown(workspace)} is not a configured workspace (configured: {known})"
         )
     token_id = _text(data, "token_id", MAX_TOKEN_ID)
+    if not TOKEN_ID.fullmatch(token_id):  # it goes into a Databricks URL path: no "/", "..", controls
+        raise EventError("token_id", f"{_shown(token_id)} is not a token id (letters, digits, . _ -)")
     enforcement_at = _time(data, "enforcement_at", required=kind == REMINDER)
     inferred = _scopes(data, "inferred_scopes", required=False)
     scopes = _scopes(data, "scopes", required=kind == ENFORCED)
