@@ -17,9 +17,10 @@ import pytest
 from sqlalchemy import select
 
 from bot import db
-from bot.models import Decision
+from bot.models import Decision, SlackRequest
 from bot.sandbox.slack import sign
 from tests.bot_server import running_bot, wait_for
+from tests.slack_helpers import ADMIN_USER, DIGEST_CHANNEL
 from tests.world import observed_token
 
 OWNER = "U0ANNA"
@@ -130,3 +131,44 @@ def test_a_timestamp_that_is_not_a_number_and_a_body_that_is_not_utf8_get_4xx_an
     assert len(refused) == 2 and all(r.exc_info is None and r.levelno == logging.WARNING for r in refused)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert nothing_changed(bot)
+
+
+def digests(bot) -> list[dict]:
+    return bot.slack.messages(DIGEST_CHANNEL)
+
+
+def test_a_slash_command_retried_or_replayed_runs_once(bot):
+    url = bot.server.slack_url
+    assert bot.slack.command(url, ADMIN_USER, "digest").status == 200
+    wait_for(lambda: digests(bot), what="the digest")
+
+    retried = bot.slack.resend_last(retry_num=1)  # Slack: "no answer in 3 s", the same request again
+    replayed = bot.slack.resend_last(replay=True)  # the captured request, byte for byte
+
+    assert (retried.status, replayed.status) == (200, 200)
+    notes = wait_for(
+        lambda: [p for p in bot.slack.response_url_posts() if "already received" in json.dumps(p)][1:],
+        what="two notes",
+    )
+    assert notes
+    time.sleep(1)  # whatever a second run would post has had time to appear
+    assert len(digests(bot)) == 1
+    with db.session_scope(bot.engine) as session:
+        [claimed] = session.execute(select(SlackRequest)).scalars().all()
+    assert (claimed.kind, claimed.user_id) == ("command:digest", ADMIN_USER)
+
+    assert bot.slack.command(url, ADMIN_USER, "digest").status == 200  # typed again: a new request
+    wait_for(lambda: len(digests(bot)) == 2, what="the second digest")
+
+
+def test_a_replay_to_another_replica_runs_nothing_either(bot):
+    assert bot.slack.command(bot.server.slack_url, ADMIN_USER, "digest").status == 200
+    wait_for(lambda: digests(bot), what="the digest")
+
+    with running_bot(bot.settings, bot.engine) as other:  # a second replica on the same database
+        assert bot.slack.resend_last(replay=True, url=other.slack_url).status == 200
+        wait_for(
+            lambda: [p for p in bot.slack.response_url_posts() if "already received" in json.dumps(p)],
+            what="the note",
+        )
+    assert len(digests(bot)) == 1
