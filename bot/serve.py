@@ -125,7 +125,7 @@ def _serve_http(settings, engine, bolt, gateway_for, host: str, port: int, stopp
 
     from bot.slack.client import make_client
     from bot.slack.health import SlackAuthCheck
-    from bot.web import WebApp
+    from bot.web import WebApp, server_options
 
     # Its own client: a probe must answer within seconds, not wait out the retries of real work.
     probe = make_client(settings, rate_limit_retries=0)
@@ -154,6 +154,7 @@ def _serve_http(settings, engine, bolt, gateway_for, host: str, port: int, stopp
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=HTTP_GRACE,
+        **server_options(),  # slow and numerous clients are bounded (bot/web.py)
     )
     # uvicorn re-raises the signal it caught once it has stopped; with this handler in place that
     # only records the request instead of killing the process before the scheduler is stopped.

@@ -25,6 +25,12 @@ from bot import metrics
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # Slack's payloads are far smaller; anything bigger is refused unread
+# Limits of the HTTP server (`serve --http`, and the health server of Socket Mode), against slow
+# or many clients: Slack sends a whole request at once and answers within seconds.
+REQUEST_TIMEOUT = 10  # seconds to send a whole request (headers and body); slower clients are cut off
+KEEP_ALIVE = 5  # seconds an idle keep-alive connection stays open
+MAX_CONNECTIONS = 200  # connections and requests at once; past it, new requests get 503
+MAX_HEADER_BYTES = 16 * 1024  # a request line and headers larger than this get 400
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -151,6 +157,8 @@ async def _read_body(receive: Receive) -> bytes | None:
     chunks, size = [], 0
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":  # gone, or cut off for being too slow
+            return None
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
@@ -181,6 +189,58 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
+def server_options() -> dict[str, Any]:
+    """uvicorn's settings that bound slow and numerous clients (see the limits above)."""
+    return {
+        "http": bounded_protocol(),
+        "limit_concurrency": MAX_CONNECTIONS,
+        "timeout_keep_alive": KEEP_ALIVE,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+    }
+
+
+def bounded_protocol() -> type:
+    """uvicorn's h11 protocol, with a deadline for receiving each request: uvicorn itself only
+    times out idle keep-alive connections, so a client sending its headers a byte at a time
+    (slow-loris) would hold a connection for ever."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class BoundedH11Protocol(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()  # the next request on this connection gets its own deadline
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(REQUEST_TIMEOUT, self._too_slow)
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            receiving = self.conn.their_state in (h11.IDLE, h11.SEND_BODY)
+            started = self.conn.their_state is h11.SEND_BODY or bool(self.conn.trailing_data[0])
+            if self.transport.is_closing() or not receiving:
+                return
+            if started:  # an idle keep-alive connection is uvicorn's to close; say so only for these
+                logger.info("http: a client took over %s s to send its request; connection closed",
+                            REQUEST_TIMEOUT)
+            self.transport.close()
+
+    return BoundedH11Protocol
+
+
 class BackgroundServer:
     """Serve an ASGI app with uvicorn from a background thread on 127.0.0.1 (the demo and tests;
     `tokenbot serve --http` runs uvicorn in the foreground instead)."""
@@ -195,7 +255,7 @@ class BackgroundServer:
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
         self._server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", **server_options())
         )
         self._thread: threading.Thread | None = None
 
