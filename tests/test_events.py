@@ -234,6 +234,8 @@ FORGED = [
     # (what, Databricks narrowed the token to, the event, words of the reason)
     ("still observed", None, enforced(scopes=["sql"], previous_scopes=["sql", "jobs"]), "still observes"),
     ("other scopes", ["sql"], enforced(scopes=["sql", "jobs"]), "with scopes sql, not jobs, sql"),
+    ("scopes set by hand", ("AUTOSCOPE_STATE_USER_SELECTED", ["sql"]), enforced(scopes=["sql"]),
+     "does not show token tok-observed in prod narrowed by auto-scoping (auto-scoping state"),
     ("unknown token", None, enforced(token_id="tok-made-up"), "Databricks has no token tok-made-up in prod"),
 ]
 
@@ -242,8 +244,9 @@ FORGED = [
 def test_an_enforced_event_databricks_contradicts_is_rejected_and_changes_nothing(
     hook, what, narrowed, body, reason
 ):
+    state, narrowed = narrowed if isinstance(narrowed, tuple) else ("AUTOSCOPE_STATE_COMPLETED", narrowed)
     if narrowed:
-        hook.org["prod"].set_autoscope(OBSERVED, "AUTOSCOPE_STATE_COMPLETED", scopes=narrowed)
+        hook.org["prod"].set_autoscope(OBSERVED, state, scopes=narrowed)
     before = token(hook)
 
     status, answer = post_event(hook.url, body)

@@ -358,6 +358,8 @@ def contradiction(event: AutoscopeEvent, live: Token | TokenRecord | None) -> st
     if event.type == ENFORCED:
         if state == AUTOSCOPE_RUNNING:
             return f"Databricks still observes {where} (auto-scoping has not narrowed it)"
+        if state != AUTOSCOPE_COMPLETED:
+            return f"Databricks does not show {where} narrowed by auto-scoping (auto-scoping state {state})"
         if scopes != sorted(event.scopes or ()):
             return f"Databricks lists {where} with scopes {_names(scopes)}, not {_names(event.scopes or ())}"
     elif state is not None and state != AUTOSCOPE_RUNNING:
