@@ -2,7 +2,9 @@
 
 A sync (`Token.narrowed_at`, set when the listing shows the scopes shrank or the state went
 RUNNING -> COMPLETED) or an `autoscope.enforced` event (bot/services/events.py) marks a token
-narrowed. `notify_narrowed` then tells its owner once: what the token had, what it has now, and
+narrowed; either way on Databricks' own word: the listing, or the token read from Databricks
+before the event is believed. Restore then adds to the scopes Databricks lists at that moment
+(bot/services/decisions.py), never to tokenbot's copy. `notify_narrowed` then tells its owner once: what the token had, what it has now, and
 the `rare_api` scopes it lost (used in the audit log within the lookback, not in the observation
 window; bot/services/usage.py), with two buttons: Restore scopes (the existing restore decision,
 its modal pre-selected by `scopes_to_restore`) and Looks fine (`looks_fine`: an `accept` of the
