@@ -275,6 +275,7 @@ def ingest(
         raise ValueError(f"source must be one of {SOURCES}")
     if _stored(session, event.id):
         return Ingested(id=event.id, duplicate=True, applied=False)
+    read, live = _read_live(gateway_for, event)  # before the insert: no write lock held meanwhile
     row = Event(
         idempotency_key=event.id,
         source=source,
@@ -291,15 +292,14 @@ def ingest(
             session.flush()
     except IntegrityError:
         return Ingested(id=event.id, duplicate=True, applied=False)
-    read, live = _read_live(gateway_for, event)
     if not read:
         return Ingested(id=event.id, duplicate=False, applied=False)
     token = _token(session, event.workspace, event.token_id)
     problem = contradiction(event, live)
     if problem is None and token is None:
         # Databricks has it, tokenbot has not synced it yet: the sync applies it (checked again).
-        logger.info("event %s: token %s in %s is not synced yet; kept for later", event.id, event.token_id,
-                    event.workspace)
+        where = f"{event.token_id} in {event.workspace}"
+        logger.info("event %s: token %s is not synced yet; kept for later", event.id, where)
         return Ingested(id=event.id, duplicate=False, applied=False)
     if problem is not None:
         _reject(row, problem, now)
