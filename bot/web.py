@@ -30,7 +30,7 @@ MAX_BODY = 1024 * 1024  # Slack's payloads are far smaller; anything bigger is r
 REQUEST_TIMEOUT = 10  # seconds to send a whole request (headers and body); slower clients are cut off
 KEEP_ALIVE = 5  # seconds an idle keep-alive connection stays open
 MAX_CONNECTIONS = 200  # connections and requests at once; past it, new requests get 503
-MAX_HEADER_BYTES = 16 * 1024  # a request line and headers larger than this get 400
+MAX_HEADER_BYTES = 16 * 1024  # larger headers get 431 (or 400 from h11, when sent in pieces)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -64,6 +64,9 @@ class WebApp:
             await _lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        if sum(len(name) + len(value) for name, value in scope.get("headers") or []) > MAX_HEADER_BYTES:
+            await _respond(send, 431, b"request headers too large")  # h11 bounds only headers sent in pieces
             return
         method, path = scope["method"], scope["path"]
         if (method, path) == ("POST", "/slack/events") and self._verifier is not None:

@@ -88,7 +88,8 @@ def test_a_later_reminder_corrects_the_date(hook):
 
 @pytest.mark.parametrize(
     "how",
-    ["no signature", "no timestamp", "wrong secret", "body changed after signing", "not v1", "garbage"],
+    ["no signature", "no timestamp", "wrong secret", "body changed after signing", "not v1", "garbage",
+     "timestamp not a number"],
 )
 def test_a_missing_or_wrong_signature_is_401_and_stores_nothing(hook, how):
     body = json.dumps(event()).encode()
@@ -100,6 +101,7 @@ def test_a_missing_or_wrong_signature_is_401_and_stores_nothing(hook, how):
         "body changed after signing": {"X-Tokenbot-Signature": sign(SECRET, stamp, body[:-1] + b" }")},
         "not v1": {"X-Tokenbot-Signature": sign(SECRET, stamp, body).replace("v1=", "v0=")},
         "garbage": {"X-Tokenbot-Signature": "v1=zz"},
+        "timestamp not a number": {"X-Tokenbot-Timestamp": "abc", "X-Tokenbot-Signature": sign(SECRET, "abc", body)},
     }[how]
 
     status, answer = post_event(hook.url, body, headers=headers, timestamp=float(stamp))
@@ -152,6 +154,7 @@ def test_ten_deliveries_of_one_id_at_once_store_it_once(hook):
 MALFORMED = [
     # (what, body, the field the answer names)
     ("not JSON", b"{not json", "body"),
+    ("not UTF-8", b'{"id": "\xff\xfe"}', "body"),
     ("not an object", b'["autoscope.reminder"]', "body"),
     ("no id", event(id=None), "id"),
     ("empty id", event(id="  "), "id"),

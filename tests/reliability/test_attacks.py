@@ -172,3 +172,10 @@ def test_a_replay_to_another_replica_runs_nothing_either(bot):
             what="the note",
         )
     assert len(digests(bot)) == 1
+
+
+def test_oversized_headers_are_refused(bot):
+    body = "payload=%7B%7D"
+    headers = {**signed_headers(bot.slack.signing_secret, body), "X-Padding": "a" * (20 * 1024)}
+    assert post(bot.server.slack_url, body.encode(), headers) == 431
+    assert nothing_changed(bot)
