@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -179,3 +180,24 @@ def test_oversized_headers_are_refused(bot):
     headers = {**signed_headers(bot.slack.signing_secret, body), "X-Padding": "a" * (20 * 1024)}
     assert post(bot.server.slack_url, body.encode(), headers) == 431
     assert nothing_changed(bot)
+
+
+def test_past_the_connection_limit_new_requests_get_503_until_the_idle_ones_are_cut(bot):
+    from bot.web import MAX_CONNECTIONS
+
+    host, port = bot.server.base_url.removeprefix("http://").split(":")
+    idle = [socket.create_connection((host, int(port)), timeout=30) for _ in range(MAX_CONNECTIONS)]
+    try:
+        wait_for(lambda: get_status(bot.server.base_url + "/healthz") == 503, timeout=30, what="the limit")
+        wait_for(lambda: get_status(bot.server.base_url + "/healthz") == 200, timeout=60, what="idle ones cut")
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def get_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
