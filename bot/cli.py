@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Engine
@@ -59,8 +58,8 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True)
+out = terminal.CleanConsole()
+err = terminal.CleanConsole(stderr=True)
 
 
 def _show_version(value: bool) -> None:
@@ -443,7 +442,7 @@ def _write_report(views: list, format: ReportFormat, settings: Settings, now) ->
         sys.stdout.write(terminal.report_csv(views, settings.policy, now))
     elif views:
         # Piped into a file or a pager, a table folded to 80 columns helps nobody.
-        console = out if out.is_terminal else Console(width=200)
+        console = out if out.is_terminal else terminal.CleanConsole(width=200)
         console.print(terminal.report_table(views, now))
 
 
@@ -569,8 +568,8 @@ def events_import(
     file: str = typer.Argument(..., help="A JSON Lines file: one auto-scoping event per line."),
 ) -> None:
     """Import auto-scoping events (DESIGN.md section 5 shape). Bad lines are reported with their
-    number and why, the good ones imported; exit 1 if any line was bad. Ids already stored are
-    reported as duplicates and not stored twice."""
+    number and why, the good ones imported; exit 1 if any line was bad or rejected (Databricks
+    contradicts it). Ids already stored are reported as duplicates and not stored twice."""
     from pathlib import Path
 
     from bot.services import events
@@ -583,31 +582,38 @@ def events_import(
         raise usage_error(f"{file}: cannot be read: {error}") from None
     engine = open_database(settings)
     workspaces = {w.name for w in settings.workspaces}
-    counts = {"stored": 0, "applied": 0, "duplicate": 0, "bad": 0}
+    gateway_for = _gateway_factory(settings)
+    counts = {"stored": 0, "applied": 0, "duplicate": 0, "bad": 0, "rejected": 0}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            event = events.parse_event(json.loads(line), workspaces=workspaces)
+            event = events.parse_event(json.loads(line), workspaces=workspaces, now=clock.now())
         except ValueError as error:  # json.JSONDecodeError and EventError are both ValueErrors
             message = error.message if isinstance(error, events.EventError) else f"not valid JSON ({error})"
             err.print(f"[red]line {number}:[/red] {escape(message)}", highlight=False, soft_wrap=True)
             counts["bad"] += 1
             continue
         with db.session_scope(engine) as session:
-            done = events.ingest(session=session, event=event, source="file", now=clock.now())
+            done = events.ingest(
+                session=session, event=event, source="file", now=clock.now(), gateway_for=gateway_for
+            )
         if done.duplicate:
             out.print(f"line {number}: {escape(event.id)} is already stored (duplicate)", highlight=False)
             counts["duplicate"] += 1
+        elif done.rejected:
+            err.print(f"[red]line {number}:[/red] rejected: {escape(done.rejected)}", highlight=False,
+                      soft_wrap=True)
+            counts["rejected"] += 1
         else:
             counts["stored"] += 1
             counts["applied"] += done.applied
     out.print(
         f"Imported {counts['stored']} event(s) ({counts['applied']} applied to known tokens, the rest "
-        f"wait for their token's first sync); {counts['duplicate']} duplicate(s), "
-        f"{counts['bad']} bad line(s)."
+        f"wait for a sync to confirm them); {counts['rejected']} rejected (Databricks contradicts them), "
+        f"{counts['duplicate']} duplicate(s), {counts['bad']} bad line(s)."
     )
-    if counts["bad"]:
+    if counts["bad"] or counts["rejected"]:
         raise typer.Exit(EXIT_PARTIAL)
 
 
@@ -789,6 +795,6 @@ def demo(
 
     _setup("WARNING", "text")
     # A transcript is easier to read a little wider than 80 columns when it goes to a file.
-    console = out if out.is_terminal else Console(width=120)
+    console = out if out.is_terminal else terminal.CleanConsole(width=120)
     if not run_demo(console, keep=keep):
         raise typer.Exit(EXIT_PARTIAL)

@@ -2,7 +2,9 @@
 
 The redaction runs in the formatter, on the finished line (message, arguments and traceback
 together), so nothing that looks like a Databricks token, a Slack token or a configured secret
-reaches any output, whoever logged it.
+reaches any output, whoever logged it. The formatter also writes out control characters in the
+message (`\n` for a newline, `\x1b` for ESC): a value someone sent, such as an event id, cannot
+start a forged log line or drive the reader's terminal. Tracebacks keep their lines.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+
+from bot import controls
 
 REDACTED = "[REDACTED]"
 
@@ -45,6 +49,10 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
         self._redact = redactor
 
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = controls.escape(record.message)
+        return super().formatMessage(record)
+
     def format(self, record: logging.LogRecord) -> str:
         return self._redact(super().format(record))
 
@@ -59,7 +67,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": controls.escape(record.getMessage()),
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)

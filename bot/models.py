@@ -169,6 +169,19 @@ class Event(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     received_at: datetime | None = _when()
     processed_at: datetime | None = _when()
+    # pending (waits for Databricks' confirmation) / applied / rejected (Databricks contradicts it)
+    status: str | None = Field(default=None, max_length=20)
+    reason: str | None = Field(default=None, max_length=500)  # why it was rejected
+
+
+class SlackRequest(SQLModel, table=True):
+    """A Slack request that has effects, once: a retry or replay of it finds its key here."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(sa_column=Column(String(200), unique=True, nullable=False))
+    kind: str = Field(max_length=40)  # e.g. "command:digest"
+    user_id: str = Field(max_length=40)
+    received_at: datetime | None = _when(index=True)
 
 
 class ApiUsage(SQLModel, table=True):

@@ -67,7 +67,7 @@ def serve(
         # /readyz says when the admin group cannot be read (only slack.admins count then).
         admin_problem = getattr(deps.is_admin, "problem", None)
         if http:
-            _serve_http(settings, engine, bolt, host, port, stopping, admin_problem)
+            _serve_http(settings, engine, bolt, deps.gateway_for, host, port, stopping, admin_problem)
         else:
             _serve_socket_mode(settings, engine, bolt, host, port, stopping, admin_problem)
     finally:
@@ -123,13 +123,13 @@ class _Stopping:
 
 
 def _serve_http(
-    settings, engine, bolt, host: str, port: int, stopping: _Stopping, admin_problem=None
+    settings, engine, bolt, gateway_for, host: str, port: int, stopping: _Stopping, admin_problem=None
 ) -> None:
     import uvicorn
 
     from bot.slack.client import make_client
     from bot.slack.health import SlackAuthCheck
-    from bot.web import WebApp
+    from bot.web import WebApp, server_options
 
     # Its own client: a probe must answer within seconds, not wait out the retries of real work.
     probe = make_client(settings, rate_limit_retries=0)
@@ -142,7 +142,7 @@ def _serve_http(
         engine,
         secret,
         readiness=SlackAuthCheck(probe, admin_problem=admin_problem),
-        webhook=make_webhook(engine=engine, settings=settings),
+        webhook=make_webhook(engine=engine, settings=settings, gateway_for=gateway_for),
     )
 
     class Server(uvicorn.Server):
@@ -158,6 +158,7 @@ def _serve_http(
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=HTTP_GRACE,
+        **server_options(),  # slow and numerous clients are bounded (bot/web.py)
     )
     # uvicorn re-raises the signal it caught once it has stopped; with this handler in place that
     # only records the request instead of killing the process before the scheduler is stopped.

@@ -1,4 +1,11 @@
-"""How command results look on a terminal and in files: rich tables, CSV, JSON."""
+"""How command results look on a terminal and in files: rich tables, CSV, JSON.
+
+User text (comments, names, ids, error text) reaches a terminal without control characters
+(`bot.controls.strip`): an ESC sequence in a token's comment must not clear the screen or forge a
+link. CSV follows RFC 4180 (CRLF rows, a field holding CR or LF quoted) and every text cell that a
+spreadsheet would read as a formula (leading `= + - @`, tab, CR or LF) starts with a single quote
+(OWASP, CSV injection).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,11 @@ from datetime import datetime
 from itertools import islice
 from typing import TYPE_CHECKING
 
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bot import controls
 from bot.domain.policy import DEADLINE_LABELS, Policy
 from bot.services.report import TokenView, contract_json, contract_rows, iso, without_gc
 
@@ -39,11 +48,21 @@ CSV_COLUMNS = (
 )
 
 
+class CleanConsole(Console):
+    """A rich console whose printed text keeps its lines but loses every other control character:
+    the CLI prints user text (comments, event ids, error text) through it."""
+
+    def print(self, *objects: object, **options) -> None:  # type: ignore[override]
+        cleaned = (controls.strip(o, keep="\n") if isinstance(o, str) else o for o in objects)
+        super().print(*cleaned, **options)
+
+
 def sync_line(result: SyncResult) -> str:
+    error = controls.strip(result.error or "")
     if result.held:
-        return f"{result.workspace}: HELD: {result.error}"
+        return f"{result.workspace}: HELD: {error}"
     if not result.ok:
-        return f"{result.workspace}: FAILED after {result.seconds:.1f} s: {result.error}"
+        return f"{result.workspace}: FAILED after {result.seconds:.1f} s: {error}"
     return (
         f"{result.workspace}: {result.tokens} tokens, {result.new} new, {result.gone} gone, "
         f"{result.changed} changed ({result.narrowed} narrowed) in {result.seconds:.1f} s"
@@ -65,36 +84,43 @@ def report_json(views: Sequence[TokenView], policy: Policy, now: datetime) -> It
 
 def report_csv(views: Sequence[TokenView], policy: Policy, now: datetime) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(CSV_COLUMNS)
     for view, row in zip(views, contract_rows(views, policy, now), strict=True):
         nearest = view.evaluation.next_deadline
-        writer.writerow(
-            [
-                row["workspace"],
-                row["token_id"],
-                row["owner"] or "",
-                row["owner_slack_id"] or "",
-                _spreadsheet_safe(row["comment"]),
-                row["created_at"] or "",
-                row["expires_at"] or "",
-                row["last_used_on"] or "",
-                " ".join(row["scopes"]),
-                " ".join(row["inferred_scopes"]),
-                row["autoscope_state"] or "",
-                nearest.kind if nearest else "",
-                iso(nearest.due_at) if nearest else "",
-                nearest.days_left(now) if nearest else "",
-                "; ".join(f"{d['kind']} {d['due_at']}" for d in row["deadlines"]),
-                " ".join(row["findings"]),
-            ]
-        )
+        cells = [
+            row["workspace"],
+            row["token_id"],
+            row["owner"] or "",
+            row["owner_slack_id"] or "",
+            row["comment"],
+            row["created_at"] or "",
+            row["expires_at"] or "",
+            row["last_used_on"] or "",
+            " ".join(row["scopes"]),
+            " ".join(row["inferred_scopes"]),
+            row["autoscope_state"] or "",
+            nearest.kind if nearest else "",
+            iso(nearest.due_at) if nearest else "",
+            nearest.days_left(now) if nearest else "",
+            "; ".join(f"{d['kind']} {d['due_at']}" for d in row["deadlines"]),
+            " ".join(row["findings"]),
+        ]
+        writer.writerow([_spreadsheet_safe(cell) if isinstance(cell, str) else cell for cell in cells])
     return buffer.getvalue()
 
 
+FORMULA_STARTS = ("=", "+", "-", "@")
+CONTROL_STARTS = ("\t", "\r", "\n")
+
+
 def _spreadsheet_safe(text: str) -> str:
-    """A comment is user text: never let a spreadsheet run it as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    """A cell of user text: never run by a spreadsheet as a formula, nor a terminal's command.
+    Line breaks stay (the writer quotes the cell); other control characters go. A formula behind
+    blanks counts too: some spreadsheets trim them."""
+    cleaned = controls.strip(text, keep="\r\n")
+    risky = text.startswith(CONTROL_STARTS) or cleaned.lstrip().startswith(FORMULA_STARTS)
+    return "'" + cleaned if risky else cleaned
 
 
 def days_style(days: int) -> str:
@@ -124,16 +150,21 @@ def report_table(views: Sequence[TokenView], now: datetime) -> Table:
         nearest = view.evaluation.next_deadline
         days = nearest.days_left(now) if nearest else None
         table.add_row(
-            escape(view.workspace),
-            escape(view.token_id[:12]),
-            escape(view.owner or view.owner_id or "?"),
-            escape(view.comment[:40]),
+            _shown(view.workspace),
+            _shown(view.token_id[:12]),
+            _shown(view.owner or view.owner_id or "?"),
+            _shown(view.comment[:40]),
             DEADLINE_LABELS[nearest.kind] if nearest else "-",
             nearest.due_at.strftime("%Y-%m-%d %H:%M") if nearest else "-",
             f"[{days_style(days)}]{days}[/]" if days is not None else "-",
-            escape(", ".join(view.evaluation.finding_codes)),
+            _shown(", ".join(view.evaluation.finding_codes)),
         )
     return table
+
+
+def _shown(text: str) -> str:
+    """User text in a rich table: no markup, no control characters."""
+    return escape(controls.strip(text))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,7 +182,7 @@ HELD_WORDS = {
 
 def printable(text: str | None) -> str:
     """Text from Databricks or people, safe on a terminal: no control characters."""
-    return "".join(ch if ch.isprintable() else "?" for ch in (text or ""))
+    return controls.strip(text or "")
 
 
 def enforcement_lines(summary: EnforcementSummary, *, enforce: bool) -> list[str]:

@@ -25,6 +25,12 @@ from bot import metrics
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # Slack's payloads are far smaller; anything bigger is refused unread
+# Limits of the HTTP server (`serve --http`, and the health server of Socket Mode), against slow
+# or many clients: Slack sends a whole request at once and answers within seconds.
+REQUEST_TIMEOUT = 10  # seconds to send a whole request (headers and body); slower clients are cut off
+KEEP_ALIVE = 5  # seconds an idle keep-alive connection stays open
+MAX_CONNECTIONS = 200  # connections and requests at once; past it, new requests get 503
+MAX_HEADER_BYTES = 16 * 1024  # larger headers get 431 (or 400 from h11, when sent in pieces)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -59,6 +65,9 @@ class WebApp:
             return
         if scope["type"] != "http":
             return
+        if sum(len(name) + len(value) for name, value in scope.get("headers") or []) > MAX_HEADER_BYTES:
+            await _respond(send, 431, b"request headers too large")  # h11 bounds only headers sent in pieces
+            return
         method, path = scope["method"], scope["path"]
         if (method, path) == ("POST", "/slack/events") and self._verifier is not None:
             body = await _read_body(receive)
@@ -88,8 +97,11 @@ class WebApp:
     async def _slack(self, scope: dict[str, Any], body: bytes, send: Send) -> None:
         started = time.perf_counter()
         headers = _headers(scope)
-        if not self._verifier.is_valid_request(body, headers):
-            await _respond(send, 401, b"invalid or expired Slack signature")
+        refused = _unverified(self._verifier, body, headers)
+        if refused is not None:
+            status, why = refused
+            logger.warning("slack: refused a request (%s): %s", status, why)
+            await _respond(send, status, why.encode())
             return
         try:
             request = BoltRequest(
@@ -97,7 +109,8 @@ class WebApp:
                 query=scope.get("query_string", b"").decode("latin-1"),
                 headers=headers,
             )
-        except ValueError:  # signed, but not a payload Slack sends (bad JSON or encoding)
+        except ValueError:  # signed, but not a payload Slack sends (bad JSON)
+            logger.warning("slack: refused a request (400): malformed request body")
             await _respond(send, 400, b"malformed request body")
             return
         response = await asyncio.to_thread(self._bolt.dispatch, request)
@@ -122,6 +135,21 @@ class WebApp:
         return True, "ready"
 
 
+def _unverified(verifier: SignatureVerifier, body: bytes, headers: dict[str, str]) -> tuple[int, str] | None:
+    """None when the request is Slack-signed and fresh; else the status and why. Checked before
+    the verifier, which raises on a timestamp that is not a number or a body that is not UTF-8."""
+    stamp = headers.get("x-slack-request-timestamp", "").strip()
+    if not stamp.isascii() or not stamp.isdigit():
+        return 401, "invalid or expired Slack signature"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return 400, "request body is not UTF-8"
+    if not verifier.is_valid(text, stamp, headers.get("x-slack-signature")):
+        return 401, "invalid or expired Slack signature"
+    return None
+
+
 def _headers(scope: dict[str, Any]) -> dict[str, str]:
     return {
         name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers") or []
@@ -132,6 +160,8 @@ async def _read_body(receive: Receive) -> bytes | None:
     chunks, size = [], 0
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":  # gone, or cut off for being too slow
+            return None
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
@@ -162,6 +192,58 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
+def server_options() -> dict[str, Any]:
+    """uvicorn's settings that bound slow and numerous clients (see the limits above)."""
+    return {
+        "http": bounded_protocol(),
+        "limit_concurrency": MAX_CONNECTIONS,
+        "timeout_keep_alive": KEEP_ALIVE,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+    }
+
+
+def bounded_protocol() -> type:
+    """uvicorn's h11 protocol, with a deadline for receiving each request: uvicorn itself only
+    times out idle keep-alive connections, so a client sending its headers a byte at a time
+    (slow-loris) would hold a connection for ever."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class BoundedH11Protocol(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()  # the next request on this connection gets its own deadline
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(REQUEST_TIMEOUT, self._too_slow)
+
+        def _too_slow(self) -> None:
+            self._deadline = None
+            receiving = self.conn.their_state in (h11.IDLE, h11.SEND_BODY)
+            started = self.conn.their_state is h11.SEND_BODY or bool(self.conn.trailing_data[0])
+            if self.transport.is_closing() or not receiving:
+                return
+            if started:  # an idle keep-alive connection is uvicorn's to close; say so only for these
+                logger.info("http: a client took over %s s to send its request; connection closed",
+                            REQUEST_TIMEOUT)
+            self.transport.close()
+
+    return BoundedH11Protocol
+
+
 class BackgroundServer:
     """Serve an ASGI app with uvicorn from a background thread on 127.0.0.1 (the demo and tests;
     `tokenbot serve --http` runs uvicorn in the foreground instead)."""
@@ -176,7 +258,7 @@ class BackgroundServer:
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
         self._server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", **server_options())
         )
         self._thread: threading.Thread | None = None
 

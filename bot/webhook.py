@@ -11,8 +11,11 @@ Answers (JSON):
 - 401: signature or timestamp missing, malformed, wrong, or more than 5 minutes away;
 - 400: the body is not JSON, or a field is missing or bad, the type or workspace unknown
   (`{"ok": false, "field": ..., "error": ...}`); nothing is stored;
-- 200: stored (`"duplicate": false`, `"applied"` says whether the token was known), or the
-  same `id` again (`"duplicate": true`; nothing stored twice);
+- 200: stored (`"duplicate": false`; `"applied"` says whether Databricks confirmed it and the
+  token was known, else it waits for the next sync), or the same `id` again (`"duplicate": true`;
+  nothing stored twice);
+- 409: stored as `rejected`: Databricks' current answer for the token contradicts the event
+  (`{"ok": false, "rejected": true, "error": why}`); nothing else changed;
 - 500: tokenbot could not store it (logged); the sender should retry.
 
 With no secret configured the webhook is off: `make_webhook` returns None and the route answers 404.
@@ -56,10 +59,12 @@ def make_webhook(
     *,
     engine: Engine,
     settings: Settings,
+    gateway_for: events.GatewayFactory,
     now: Callable[[], datetime] = clock.now,
     wall: Callable[[], float] = time.time,
 ) -> Callable[[bytes, dict[str, str]], Answer] | None:
-    """The handler for `WebApp(webhook=...)`, or None when TOKENBOT_WEBHOOK_SECRET is not set."""
+    """The handler for `WebApp(webhook=...)`, or None when TOKENBOT_WEBHOOK_SECRET is not set.
+    `gateway_for` reads each event's token from Databricks before the event is believed."""
     if settings.webhook_secret is None or not settings.webhook_secret.get_secret_value():
         return None
     secret = settings.webhook_secret.get_secret_value()
@@ -75,17 +80,19 @@ def make_webhook(
         except (UnicodeDecodeError, ValueError) as error:
             return 400, {"ok": False, "field": "body", "error": f"body: not valid JSON ({error})"}
         try:
-            event = events.parse_event(data, workspaces=workspaces)
+            event = events.parse_event(data, workspaces=workspaces, now=now())
         except events.EventError as error:
             logger.info("webhook: malformed event: %s", error.message)
             return 400, {"ok": False, "field": error.field, "error": error.message}
         try:
             with session_scope(engine) as session:
-                ingested = events.ingest(session=session, event=event, source="webhook", now=now())
+                ingested = events.ingest(
+                    session=session, event=event, source="webhook", now=now(), gateway_for=gateway_for
+                )
         except Exception:
             logger.exception("webhook: event %s could not be stored", event.id)
             return 500, {"ok": False, "error": "tokenbot could not store the event; try again"}
-        return 200, ingested.as_dict()
+        return (409 if ingested.rejected else 200), ingested.as_dict()
 
     return handle
 

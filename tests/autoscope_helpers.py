@@ -39,6 +39,14 @@ def enforced(**fields: Any) -> dict[str, Any]:
     return event(**{"type": "autoscope.enforced", "scopes": ["sql"], **fields})
 
 
+def gateways(world):
+    """The gateway factory tokenbot builds from the world's settings (real SDK, sandbox servers)."""
+    from bot.databricks.gateway import gateway_factory
+
+    settings = world.settings
+    return gateway_factory(settings.workspaces, settings.databricks)
+
+
 def post_event(
     url: str,
     payload: dict[str, Any] | bytes,

@@ -21,7 +21,7 @@ from bot.domain.policy import DeadlineKind
 from bot.models import Event, Token
 from bot.services import report
 from bot.webhook import make_webhook, sign
-from tests.autoscope_helpers import SECRET, enforced, event, post_event
+from tests.autoscope_helpers import SECRET, enforced, event, gateways, post_event
 from tests.bot_server import running_bot
 from tests.world import observed_token
 
@@ -36,7 +36,7 @@ def hook(world, monkeypatch):
     prod = world.org["prod"]
     observed_token(prod, prod.add_user(user_name="owen@example.com"), "tok-observed", 20)
     world.sync()
-    webhook = make_webhook(engine=world.engine, settings=world.settings)
+    webhook = make_webhook(engine=world.engine, settings=world.settings, gateway_for=gateways(world))
     with running_bot(world.settings, world.engine, webhook=webhook) as server:
         world.url = server.base_url + "/events/autoscope"
         yield world
@@ -88,7 +88,8 @@ def test_a_later_reminder_corrects_the_date(hook):
 
 @pytest.mark.parametrize(
     "how",
-    ["no signature", "no timestamp", "wrong secret", "body changed after signing", "not v1", "garbage"],
+    ["no signature", "no timestamp", "wrong secret", "body changed after signing", "not v1", "garbage",
+     "timestamp not a number"],
 )
 def test_a_missing_or_wrong_signature_is_401_and_stores_nothing(hook, how):
     body = json.dumps(event()).encode()
@@ -100,6 +101,7 @@ def test_a_missing_or_wrong_signature_is_401_and_stores_nothing(hook, how):
         "body changed after signing": {"X-Tokenbot-Signature": sign(SECRET, stamp, body[:-1] + b" }")},
         "not v1": {"X-Tokenbot-Signature": sign(SECRET, stamp, body).replace("v1=", "v0=")},
         "garbage": {"X-Tokenbot-Signature": "v1=zz"},
+        "timestamp not a number": {"X-Tokenbot-Timestamp": "abc", "X-Tokenbot-Signature": sign(SECRET, "abc", body)},
     }[how]
 
     status, answer = post_event(hook.url, body, headers=headers, timestamp=float(stamp))
@@ -152,6 +154,7 @@ def test_ten_deliveries_of_one_id_at_once_store_it_once(hook):
 MALFORMED = [
     # (what, body, the field the answer names)
     ("not JSON", b"{not json", "body"),
+    ("not UTF-8", b'{"id": "\xff\xfe"}', "body"),
     ("not an object", b'["autoscope.reminder"]', "body"),
     ("no id", event(id=None), "id"),
     ("empty id", event(id="  "), "id"),
@@ -160,6 +163,7 @@ MALFORMED = [
     ("unknown type", event(type="autoscope.cancelled"), "type"),
     ("no workspace", event(workspace=None), "workspace"),
     ("no token_id", event(token_id=None), "token_id"),
+    ("a token_id that is a path", event(token_id="../../../preview/scim/v2/Users"), "token_id"),
     ("reminder without enforcement_at", event(enforcement_at=None), "enforcement_at"),
     ("enforcement_at not a time", event(enforcement_at="next tuesday"), "enforcement_at"),
     ("enforcement_at without a zone", event(enforcement_at="2030-01-15T00:00:00"), "enforcement_at"),
@@ -192,7 +196,7 @@ def test_an_unknown_workspace_is_400_and_names_the_configured_ones(hook):
 
 
 def test_without_a_secret_the_webhook_is_off(world):
-    assert make_webhook(engine=world.engine, settings=world.settings) is None
+    assert make_webhook(engine=world.engine, settings=world.settings, gateway_for=gateways(world)) is None
     with running_bot(world.settings, world.engine, webhook=None) as server:
         status, _ = post_event(server.base_url + "/events/autoscope", event())
     assert status == 404
@@ -200,21 +204,23 @@ def test_without_a_secret_the_webhook_is_off(world):
 
 
 def test_an_event_for_a_token_not_synced_yet_applies_when_the_sync_lists_it(hook):
+    prod = hook.org["prod"]
+    observed_token(prod, prod.add_user(user_name="nia@example.com"), "tok-new", 25)  # not synced yet
     status, answer = post_event(hook.url, event(id="evt-early", token_id="tok-new"))
     assert (status, answer["applied"]) == (200, False)
     [row] = stored(hook)
-    assert row.processed_at is None
+    assert (row.processed_at, row.status) == (None, "pending")
 
-    prod = hook.org["prod"]
-    observed_token(prod, prod.add_user(user_name="nia@example.com"), "tok-new", 25)
     hook.sync()
 
     assert token(hook, "tok-new").enforcement_at == ENFORCEMENT
-    assert stored(hook)[0].processed_at is not None
+    assert (stored(hook)[0].processed_at is not None, stored(hook)[0].status) == (True, "applied")
     assert enforcement_deadline(hook, "tok-new").due_at == ENFORCEMENT
 
 
-def test_an_enforced_event_records_the_narrowing(hook):
+def test_an_enforced_event_records_the_narrowing_databricks_shows(hook):
+    hook.org["prod"].set_autoscope(OBSERVED, "AUTOSCOPE_STATE_COMPLETED", scopes=["sql"])
+
     status, _ = post_event(hook.url, enforced(enforcement_at="2026-03-01T06:00:00Z", scopes=["sql"]))
 
     assert status == 200
@@ -222,6 +228,76 @@ def test_an_enforced_event_records_the_narrowing(hook):
     assert (narrowed.previous_scopes, narrowed.scopes) == (["all-apis"], ["sql"])
     assert narrowed.autoscope_state == "AUTOSCOPE_STATE_COMPLETED"
     assert narrowed.narrowed_at == datetime(2026, 3, 1, 6, tzinfo=UTC)
+    assert stored(hook)[0].status == "applied"
+    reads = [r for r in hook.org["prod"].requests if r.method == "GET" and r.path.endswith(f"/{OBSERVED}")]
+    assert reads, "the token was read from Databricks before the event was believed"
+
+
+FORGED = [
+    # (what, Databricks narrowed the token to, the event, words of the reason)
+    ("still observed", None, enforced(scopes=["sql"], previous_scopes=["sql", "jobs"]), "still observes"),
+    ("other scopes", ["sql"], enforced(scopes=["sql", "jobs"]), "with scopes sql, not jobs, sql"),
+    ("scopes set by hand", ("AUTOSCOPE_STATE_USER_SELECTED", ["sql"]), enforced(scopes=["sql"]),
+     "does not show token tok-observed in prod narrowed by auto-scoping (auto-scoping state"),
+    ("unknown token", None, enforced(token_id="tok-made-up"), "Databricks has no token tok-made-up in prod"),
+]
+
+
+@pytest.mark.parametrize(("what", "narrowed", "body", "reason"), FORGED, ids=[case[0] for case in FORGED])
+def test_an_enforced_event_databricks_contradicts_is_rejected_and_changes_nothing(
+    hook, what, narrowed, body, reason
+):
+    state, narrowed = narrowed if isinstance(narrowed, tuple) else ("AUTOSCOPE_STATE_COMPLETED", narrowed)
+    if narrowed:
+        hook.org["prod"].set_autoscope(OBSERVED, state, scopes=narrowed)
+    before = token(hook)
+
+    status, answer = post_event(hook.url, body)
+
+    assert status == 409, answer
+    assert answer["rejected"] is True and reason in answer["error"]
+    [row] = stored(hook)
+    assert (row.status, row.processed_at is not None) == ("rejected", True)
+    assert reason in row.reason
+    after = token(hook)
+    assert (after.scopes, after.previous_scopes, after.narrowed_at, after.autoscope_state) == (
+        before.scopes,
+        before.previous_scopes,
+        None,
+        before.autoscope_state,
+    )
+    hook.sync()  # a later sync records only what Databricks shows, never the event's claim
+    assert stored(hook)[0].status == "rejected"
+    assert token(hook).scopes == (narrowed or ["all-apis"])
+
+
+def test_a_reminder_for_a_token_databricks_no_longer_observes_is_rejected(hook):
+    hook.org["prod"].set_autoscope(OBSERVED, "AUTOSCOPE_STATE_USER_SELECTED", scopes=["sql"])
+
+    status, answer = post_event(hook.url, event())
+
+    assert status == 409 and "does not observe" in answer["error"]
+    assert token(hook).enforcement_at is None and stored(hook)[0].status == "rejected"
+
+
+def test_a_reminder_with_an_enforcement_date_in_the_past_is_refused(hook):
+    status, answer = post_event(hook.url, event(enforcement_at="2020-01-01T00:00:00Z"))
+
+    assert status == 400
+    assert answer["field"] == "enforcement_at" and "is in the past" in answer["error"]
+    assert stored(hook) == [] and token(hook).enforcement_at is None
+
+
+def test_an_event_databricks_cannot_confirm_now_waits_for_the_next_sync(hook):
+    prod = hook.org["prod"]
+    prod.fail("GET", f"/token-management/tokens/{OBSERVED}$", 500, times=1)
+
+    status, answer = post_event(hook.url, enforced(scopes=["sql"]))
+
+    assert (status, answer["applied"]) == (200, False) and "not checked" in answer["note"]
+    assert token(hook).narrowed_at is None and stored(hook)[0].status == "pending"
+    hook.sync()  # the listing still shows the token observed: the event is contradicted
+    assert stored(hook)[0].status == "rejected" and token(hook).narrowed_at is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,7 +313,7 @@ def test_import_reports_the_bad_lines_and_imports_the_good_ones(world, tmp_path)
         "{this is not json",
         "",
         json.dumps(event(id="evt-b", workspace="staging")),
-        json.dumps(event(id="evt-c", token_id="tok-later")),
+        json.dumps(event(id="evt-c", token_id="tok-unknown")),
         json.dumps(event(id="evt-d", enforcement_at=None)),
         json.dumps(event(id="evt-a")),  # the same id again
     ]
@@ -252,15 +328,18 @@ def test_import_reports_the_bad_lines_and_imports_the_good_ones(world, tmp_path)
     assert "line 4: workspace: 'staging' is not a configured workspace" in output
     assert "line 6: enforcement_at: is required" in output
     assert "line 7: evt-a is already stored (duplicate)" in output
-    assert "line 1:" not in output and "line 5:" not in output
-    assert "Imported 2 event(s) (1 applied to known tokens" in output
-    assert [(e.idempotency_key, e.source) for e in stored(world)] == [("evt-a", "file"), ("evt-c", "file")]
+    assert "line 5: rejected: Databricks has no token tok-unknown in prod" in output
+    assert "line 1:" not in output
+    assert "Imported 1 event(s) (1 applied to known tokens" in output and "1 rejected" in output
+    assert [(e.idempotency_key, e.status) for e in stored(world)] == [("evt-a", "applied"), ("evt-c", "rejected")]
     assert token(world).enforcement_at == ENFORCEMENT
 
 
 def test_a_clean_import_exits_0_and_a_second_import_stores_nothing_twice(world, tmp_path):
+    prod = world.org["prod"]
+    observed_token(prod, prod.add_user(user_name="nia@example.com"), "tok-not-synced", 20)
     path = tmp_path / "events.jsonl"
-    path.write_text(json.dumps(event(id="evt-x", token_id="tok-unknown")) + "\n")
+    path.write_text(json.dumps(event(id="evt-x", token_id="tok-not-synced")) + "\n")
     runner = CliRunner()
 
     first = runner.invoke(app, ["events", "import", str(path)])
@@ -278,3 +357,19 @@ def test_a_naive_time_is_never_stored(hook):
     assert row.received_at.tzinfo is not None
     assert token(hook).enforcement_at == ENFORCEMENT  # a bare date is midnight UTC
     assert clock.now() - row.received_at < timedelta(minutes=1)
+
+
+def test_import_output_carries_no_terminal_control_sequences(world, tmp_path):
+    path = tmp_path / "events.jsonl"
+    hostile = "tok\x1b[2J\x1b]8;;http://evil.example\x1b\\x"
+    lines = [event(id="evt-\x1b[31mred", token_id=hostile), event(id="evt-\x1b[31mred", token_id="tok-none")]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines * 2))
+
+    result = CliRunner().invoke(app, ["events", "import", str(path)])
+
+    assert result.exit_code == 1
+    output = result.stdout_bytes.decode() + result.stderr_bytes.decode()
+    assert "\x1b" not in output
+    assert "line 1: token_id: 'tok\\x1b[2J" in output and "is not a token id" in output
+    assert "line 2: rejected: Databricks has no token tok-none" in output
+    assert "line 4: evt-[31mred is already stored" in output

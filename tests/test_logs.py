@@ -51,3 +51,27 @@ def test_json_format_gives_one_object_per_line(logged):
 def test_ordinary_words_are_not_redacted(logged):
     output = logged("text")
     assert "databricks" in output and "configured secret is my-signing-secret" in output
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_control_characters_in_logged_values_cannot_forge_a_line(capsys, fmt):
+    forged = "evt-1\n2026-11-30 06:00:00 ERROR   bot.web: admin login\r\x1b[2J\u2028tail"
+    setup_logging("INFO", fmt)
+    try:
+        logging.getLogger("bot.webhook").info("event %s stored", forged)
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            logging.getLogger("bot.webhook").exception("event %s failed", forged)
+        output = capsys.readouterr().err
+    finally:
+        logging.getLogger().handlers.clear()
+
+    lines = output.splitlines()
+    assert "\x1b" not in output and "\r" not in output and "\u2028" not in output
+    assert not [line for line in lines if line.startswith("2026-11-30 06:00:00 ERROR")]
+    if fmt == "text":
+        assert lines[0].endswith(r"event evt-1\n2026-11-30 06:00:00 ERROR   bot.web: admin login\r\x1b[2J\u2028tail stored")
+        assert "Traceback (most recent call last):" in lines  # a traceback keeps its own lines
+    else:
+        assert [json.loads(line)["level"] for line in lines] == ["INFO", "ERROR"]

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from bot import clock, db
 from bot.models import Decision, Notification, Token
+from bot.services import decisions as decisions_service
 from bot.services import events
 from bot.services.narrowing import NarrowedMessage, NarrowedToken
 from bot.services.ports import Recipient
@@ -21,6 +22,7 @@ from tests.autoscope_helpers import (
     OWNER,
     QUARTERLY,
     enforced,
+    gateways,
     quarterly_job,
     quarterly_world,
     refresh_usage,
@@ -97,15 +99,19 @@ def test_a_sync_that_sees_the_narrowing_sends_the_owner_one_message(world):
     assert row.due_date == token(world).narrowed_at.date()
 
 
-def test_an_enforced_event_sends_one_message_and_the_later_sync_no_second(world):
+def ingest(world, body, source="webhook"):
     with db.session_scope(world.engine) as session:
-        event = events.parse_event(enforced(token_id=QUARTERLY), workspaces={"prod", "dev"})
-        assert events.ingest(session=session, event=event, source="webhook", now=clock.now()).applied
+        event = events.parse_event(body, workspaces={"prod", "dev"})
+        return events.ingest(session=session, event=event, source=source, now=clock.now(),
+                             gateway_for=gateways(world))
+
+
+def test_an_enforced_event_sends_one_message_and_the_later_sync_no_second(world):
+    databricks_narrows(world)
+    assert ingest(world, enforced(token_id=QUARTERLY)).applied  # before tokenbot's sync saw it
 
     world.remind()
-    world.sync()  # Databricks still lists the token as observed: the API lags the event
-    databricks_narrows(world)
-    world.sync()  # now it shows the narrowing the event already announced
+    world.sync()  # now the sync shows the narrowing the event already announced
     world.remind()
 
     [message] = narrowed_messages(world)
@@ -113,12 +119,22 @@ def test_an_enforced_event_sends_one_message_and_the_later_sync_no_second(world)
     assert len(world.slack.messages(OWNER)) == 1
 
 
+def test_a_forged_enforced_event_tells_nobody_and_restore_never_narrows_the_real_token(world):
+    """The reproduced attack: made-up scopes for a token still observed (all-apis)."""
+    forged = enforced(token_id=QUARTERLY, scopes=["sql"], previous_scopes=["jobs", "sql"])
+
+    outcome = ingest(world, forged)
+    world.remind()
+
+    assert outcome.rejected and "still observes" in outcome.rejected
+    assert narrowed_messages(world) == []
+    assert token(world).narrowed_at is None and token(world).scopes == ["all-apis"]
+    assert patches(world) == []
+
+
 def test_an_old_narrowing_sends_nothing(world):
-    with db.session_scope(world.engine) as session:
-        event = events.parse_event(
-            enforced(token_id=QUARTERLY, enforcement_at="2025-01-01T00:00:00Z"), workspaces={"prod"}
-        )
-        events.ingest(session=session, event=event, source="file", now=clock.now())
+    databricks_narrows(world)
+    ingest(world, enforced(token_id=QUARTERLY, enforcement_at="2025-01-01T00:00:00Z"), source="file")
 
     world.remind()
 
@@ -191,6 +207,56 @@ def test_restore_opens_preselected_with_the_lost_rare_scope_and_patches_once(nar
         what="the message to show the restore",
     )
     assert "token_restore_scopes" not in json.dumps(narrowed_messages(narrowed)[0]["blocks"])
+
+
+def restore_with_the_preselection(world):
+    click(world, "token_restore_scopes")
+    [modal] = wait_for(lambda: world.slack.views(OWNER, open_only=True), what="the modal")
+    chooser = next(b for b in modal["blocks"] if b.get("block_id") == "scopes")
+    preselected = [o["value"] for o in chooser["element"]["initial_options"]]
+    world.slack.submit(world.server.slack_url, OWNER, modal["id"], {"scopes": {"choose": preselected}})
+    [decision] = wait_for(lambda: decisions(world, "restore"), what="the restore recorded")
+    return decision
+
+
+def test_restore_never_takes_away_a_scope_the_token_has_in_databricks_now(narrowed):
+    # Someone gave the token dashboards in Databricks after tokenbot's last sync.
+    narrowed.org["prod"].set_autoscope(QUARTERLY, "AUTOSCOPE_STATE_USER_SELECTED", scopes=["sql", "dashboards"])
+
+    decision = restore_with_the_preselection(narrowed)
+
+    [patch] = patches(narrowed)
+    assert sorted(patch.json["token"]["scopes"]) == ["dashboards", "jobs", "sql"]
+    assert (decision.status, decision.parameters["before"]) == ("applied", ["dashboards", "sql"])
+
+
+def test_restore_of_a_token_with_full_access_in_databricks_patches_nothing(narrowed):
+    # An admin already gave all-apis back in Databricks; tokenbot's record still says sql.
+    narrowed.org["prod"].set_autoscope(QUARTERLY, "AUTOSCOPE_STATE_USER_SELECTED", scopes=["all-apis"])
+
+    decision = restore_with_the_preselection(narrowed)
+
+    assert patches(narrowed) == []
+    assert (decision.status, decision.parameters["refused"]) == ("refused", "stale")
+    assert narrowed.org["prod"].tokens()[0]["scopes"] == ["all-apis"]
+    told = wait_for(lambda: narrowed.slack.ephemerals(OWNER), what="the answer")
+    assert "full access (all-apis) in Databricks now" in told[-1]["text"]
+
+
+def test_confirm_on_scopes_that_changed_in_databricks_is_refused_and_patches_nothing(narrowed):
+    narrowed.org["prod"].set_autoscope(QUARTERLY, "AUTOSCOPE_STATE_USER_SELECTED", scopes=["all-apis"])
+    with db.session_scope(narrowed.engine) as session:
+        outcome = decisions_service.confirm_scopes(
+            session=session,
+            gateway_for=gateways(narrowed),
+            actor=decisions_service.Actor(OWNER),
+            token_pk=token(narrowed).id,
+            scopes=["sql"],  # chosen from the `sql` tokenbot showed
+        )
+
+    assert (outcome.status, outcome.parameters["refused"]) == ("refused", "stale")
+    assert "has scope all-apis in Databricks now, not scope sql" in outcome.message
+    assert patches(narrowed) == [] and token(narrowed).scopes == ["all-apis"]
 
 
 def test_looks_fine_is_recorded_and_keeps_only_restore(narrowed):

@@ -131,3 +131,52 @@ def test_report_before_any_sync_says_what_to_do(tmp_path, monkeypatch):
     db.migrate(engine)
     result = report()
     assert "run `tokenbot sync`" in result.output
+
+
+HOSTILE_COMMENTS = {
+    "t-cr-formula": "\r=1+1+cmd|' /C calc'!A0",
+    "t-formula": "=HYPERLINK(\"http://evil.example\",\"click\")",
+    "t-plus": "+1+1",
+    "t-minus": "-2+3",
+    "t-at": "@SUM(1+1)",
+    "t-tab": "\t=1+1",
+    "t-esc-formula": "\x1b=1+1",
+    "t-multiline": "line one\r\nline two\n=not a formula here",
+    "t-terminal": "\x1b[2J\x1b]8;;http://evil.example\x1b\\click me\x1b]8;;\x1b\\ \x07\x9b31m",
+}
+
+
+@pytest.fixture
+def hostile(synced):
+    prod = synced["prod"]
+    mallory = prod.add_user(user_name="mallory@example.com")
+    for token_id, comment in HOSTILE_COMMENTS.items():
+        prod.add_token(token_id=token_id, owner_id=mallory, comment=comment,
+                       created_at=clock.now() - timedelta(days=3), last_used_at=clock.now())
+    assert runner.invoke(app, ["sync"]).exit_code == 0
+    return synced
+
+
+def test_csv_rows_end_in_crlf_and_no_cell_is_a_formula(hostile):
+    raw = report("--format", "csv").stdout_bytes.decode()  # .stdout turns CRLF into LF
+
+    rows = list(csv.reader(io.StringIO(raw, newline="")))
+    header, body = rows[0], rows[1:]
+    assert len(body) == 3 + len(HOSTILE_COMMENTS)
+    assert raw.count("\r\n") == len(rows) + raw.count("line one\r\n")  # CRLF rows; one CRLF in a cell
+    assert "\x1b" not in raw and "\x07" not in raw and "\x9b" not in raw
+    comments = {row[header.index("token_id")]: row[header.index("comment")] for row in body}
+    for token_id in set(HOSTILE_COMMENTS) - {"t-multiline", "t-terminal"}:
+        assert comments[token_id].startswith("'"), comments[token_id]
+    assert comments["t-cr-formula"] == "'\r=1+1+cmd|' /C calc'!A0"
+    assert comments["t-multiline"] == "line one\r\nline two\n=not a formula here"  # kept, quoted
+    for row in body:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (row, cell)
+
+
+def test_the_table_shows_no_control_characters(hostile):
+    output = report().stdout_bytes.decode()
+
+    assert "\x1b" not in output and "\x07" not in output and "\x9b" not in output and "\r" not in output
+    assert "t-terminal" in output

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select as readiness
 import signal
 import socket
 import subprocess
@@ -297,3 +298,41 @@ def test_readiness_asks_slack_at_most_every_30_s_and_stays_up_when_slack_is_unre
         token="xoxb-x", base_url=f"http://127.0.0.1:{free_port()}/api/", timeout=1, retry_handlers=[]
     )
     assert SlackAuthCheck(nowhere)() == (True, "ready (Slack unreachable)")
+
+
+def test_slow_clients_are_cut_off_while_others_are_served(world, serve):
+    """Slow-loris: 50 connections trickle their headers a byte a second, a few send half a body,
+    one sends nothing. Each is closed within a bound, and ordinary requests succeed meanwhile."""
+    from bot.web import REQUEST_TIMEOUT
+
+    served = serve("--no-scheduler")
+    slow: list[socket.socket] = []
+    for number in range(50):
+        sock = socket.create_connection(("127.0.0.1", served.port), timeout=30)
+        if number % 10 == 0:  # whole headers, then half the body announced
+            sock.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"a" * 50)
+        else:
+            sock.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\n")
+        slow.append(sock)
+    slow.append(socket.create_connection(("127.0.0.1", served.port), timeout=30))  # says nothing
+    started = time.monotonic()
+    still_open, answered = set(slow), []
+
+    while still_open and time.monotonic() - started < REQUEST_TIMEOUT + 45:
+        answered.append(served.get("/healthz"))
+        readable, _, _ = readiness.select(list(still_open), [], [], 1.0)
+        for sock in list(still_open):
+            try:
+                if sock in readable and sock.recv(4096) == b"":
+                    still_open.discard(sock)  # the server closed it
+                elif sock is not slow[-1]:
+                    sock.sendall(b"X")  # one more byte
+            except OSError:  # reset, or a write to a closed connection
+                still_open.discard(sock)
+    seconds = time.monotonic() - started
+    for sock in slow:
+        sock.close()
+
+    assert not still_open, f"{len(still_open)} slow connections still open after {seconds:.0f} s"
+    assert answered and set(answered) == {(200, "ok")}, answered
+    assert served.get("/healthz") == (200, "ok")

@@ -694,6 +694,7 @@ class SlackSandbox:
         self._server = SandboxServer("slack", self._route, _fault_body)
         self._ids = itertools.count(1)
         self._last_ts_us = 0
+        self._last_sent: tuple[str, str, str, str] | None = None  # for resend_last
         self._users: dict[str, _User] = {}
         self._channels: dict[str, _Channel] = {}
         self._dm_by_user: dict[str, str] = {}
@@ -1092,6 +1093,23 @@ class SlackSandbox:
             "trigger_id": self._issue_trigger(user),
         }
 
+    def resend_last(
+        self, *, retry_num: int | None = None, replay: bool = False, url: str | None = None
+    ) -> DriverResponse:
+        """Send the last driven request again with the same body: Slack's own retry (`retry_num`,
+        signed anew), or an attacker's replay of the captured request (`replay`: the same
+        timestamp, so the same signature), to the same `url` unless another is given."""
+        assert self._last_sent is not None, "nothing was sent yet"
+        last_url, body, content_type, stamp = self._last_sent
+        return self._send(
+            url or last_url,
+            body,
+            content_type,
+            bad_signature=False,
+            timestamp=float(stamp) if replay else None,
+            retry_num=retry_num,
+        )
+
     def _send_payload(
         self,
         url: str,
@@ -1121,6 +1139,7 @@ class SlackSandbox:
         timeout: float = 30.0,
     ) -> DriverResponse:
         stamp = str(int(time.time() if timestamp is None else timestamp))
+        self._last_sent = (url, body, content_type, stamp)
         signature = sign(self.signing_secret, stamp, body)
         if bad_signature:
             signature = sign(self.signing_secret + "-wrong", stamp, body)

@@ -12,7 +12,8 @@ Rules every function follows:
 - Every attempt writes one `decision` row, refused ones included. Its status is `requested`
   (awaiting an admin), `applied`, `failed` (a Databricks error; the token row is unchanged),
   `refused` (parameters["refused"] says why: not_owner, not_admin, unknown_token, token_gone,
-  invalid, duplicate, no_change, not_extendable, stale_reference, denied_before), or, on a request an
+  invalid, duplicate, no_change, not_extendable, stale_reference, denied_before,
+  stale), or, on a request an
   admin resolved, `approved` / `denied`. Decisions about a deadline carry `deadline_kind`, `due_date`
   (ISO date) and `due_at`: those of the deadline tokenbot computes now. A reference to any other
   (moved since the message, or made up) is refused as `stale_reference`.
@@ -51,6 +52,9 @@ Choices made here:
   real options and records `refused` with reason `not_extendable`.
 - Restore sets the token's current scopes plus the chosen ones; the modal pre-selects the lost
   scopes (`previous_scopes` minus the current ones), so choosing all of them restores the previous set.
+- Confirm and Restore read the token from Databricks before the PATCH and never trust tokenbot's
+  copy alone: Restore adds to the live scopes (and refuses when the token has `all-apis` already);
+  Confirm is refused as `stale` when the live scopes are not the ones tokenbot showed the owner.
 - `assign_owner` works for users' tokens too (a wrong Slack match, a leaver): the owner is kept on
   the principal, so it applies to every token of that principal in the workspace.
 - The approval of a request is a new row with the request's action and `approved_by`; the request
@@ -344,8 +348,8 @@ def restore_scopes(
     return _change_scopes(session, gateway_for, subject, RESTORE, chosen, parameters, dry_run)
 
 
-def _target_scopes(action: str, token: Token, chosen: list[str]) -> list[str]:
-    return _normalise([*token.scopes, *chosen]) if action == RESTORE else chosen
+def _target_scopes(action: str, current: Iterable[str], chosen: list[str]) -> list[str]:
+    return _normalise([*current, *chosen]) if action == RESTORE else chosen
 
 
 def _change_scopes(
@@ -358,13 +362,31 @@ def _change_scopes(
     dry_run: bool,
     approved_by: str | None = None,
 ) -> Outcome:
+    """PATCH the scopes, computed from what Databricks says the token has now: Restore only adds
+    to the live scopes, and Confirm goes ahead only when the scopes the owner chose from (tokenbot's
+    record) are still the live ones, so no scope is removed that the owner did not choose to remove."""
     token = subject.token
-    before, after = _normalise(token.scopes), _target_scopes(action, token, chosen)
-    parameters = {**parameters, "before": before, "after": after}
+    shown = _normalise(token.scopes)
     privileged = sorted(PRIVILEGED_SCOPES.intersection(chosen))
     if privileged and not subject.actor.is_admin:
+        parameters = {**parameters, "before": shown, "after": _target_scopes(action, shown, chosen)}
         return _request_approval(session, subject, action, parameters, _privileged_reason(privileged))
-    if before == after and token.autoscope_state == AUTOSCOPE_USER_SELECTED:
+    try:
+        live = gateway_for(token.workspace).get_token(token.token_id)
+    except GatewayError as error:
+        decision = _start(session, subject, action, {**parameters, "before": shown}, approved_by=approved_by)
+        return _failed(decision, error, f"Could not read the current scopes of {_label(token)}")
+    if live is None:
+        message = f"{_sentence_label(token)} no longer exists in Databricks; nothing was changed."
+        return _refuse_subject(session, subject, action, parameters, "token_gone", message)
+    before, state = _normalise(live.scopes), live.autoscope_state
+    after = _target_scopes(action, before, chosen)
+    parameters = {**parameters, "before": before, "after": after}
+    stale = _stale_scopes(action, token, before)
+    if stale:
+        token.scopes, token.autoscope_state = before, state  # what Databricks says, for the next modal
+        return _refuse_subject(session, subject, action, {**parameters, "shown": shown}, "stale", stale)
+    if before == after and state == AUTOSCOPE_USER_SELECTED:
         message = f"{_sentence_label(token)} already has exactly these scopes; nothing to change."
         return _refuse_subject(session, subject, action, parameters, "no_change", message)
     decision = _start(session, subject, action, parameters, approved_by=approved_by)
@@ -408,6 +430,22 @@ def _patch_answer_lost(
         return _failed(decision, error, what, tail=tail)
     tail = "tokenbot could not read them back, so they may or may not have changed. Try again: it is safe."
     return _failed(decision, error, what, tail=tail)
+
+
+def _stale_scopes(action: str, token: Token, live: list[str]) -> str | None:
+    """Why the write must not go ahead on these live scopes, or None."""
+    if action == RESTORE and "all-apis" in live:
+        return (
+            f"{_sentence_label(token)} has full access (all-apis) in Databricks now; there is nothing to "
+            "restore, and nothing was changed."
+        )
+    if action == CONFIRM_SCOPES and live != _normalise(token.scopes):
+        return (
+            f"{_sentence_label(token)} has {_list(live)} in Databricks now, not {_list(token.scopes)} as "
+            "tokenbot showed; nothing was changed. Open Confirm scopes again to choose from its current "
+            "scopes."
+        )
+    return None
 
 
 def _privileged_reason(privileged: list[str]) -> str:

@@ -9,10 +9,11 @@ The shape is DESIGN.md section 5::
 - `id` (text, up to 200 characters) makes delivery idempotent: the `event` table's unique key.
   The same id again is reported as a duplicate and nothing is stored or applied twice.
 - `type` is `autoscope.reminder` or `autoscope.enforced`.
-- `workspace` must be one of the configured workspaces; `token_id` is text.
+- `workspace` must be one of the configured workspaces; `token_id` is text of letters, digits,
+  `.`, `_` and `-` (it is read from Databricks by that id).
 - `enforcement_at`: an ISO 8601 time with its offset (`Z` or `+00:00`), or a date (midnight UTC).
-  Required for `autoscope.reminder`; for `autoscope.enforced` it is when scopes were applied
-  (default: when the event arrived).
+  Required for `autoscope.reminder`, and not in the past there; for `autoscope.enforced` it is
+  when scopes were applied (default: when the event arrived).
 - `inferred_scopes` (optional), `scopes` (required for `autoscope.enforced`, not empty) and
   `previous_scopes` (optional) are lists of scope names. Other keys are kept in the stored
   payload and otherwise ignored.
@@ -32,15 +33,25 @@ What an event does to its token:
   already recorded this narrowing (same scopes, `narrowed_at` set) only `enforcement_at` is kept.
   The owner then gets the post-narrowing message (`bot/services/narrowing.py`).
 
-An event about a token tokenbot does not know yet is stored with `processed_at` empty and
-applied when a sync lists the token (`apply_pending`, called at the end of each workspace's
-sync): Databricks' reminder can come before tokenbot's first sync of a new token.
+Nothing an event claims is believed before Databricks agrees (DESIGN.md section 6, events):
+`ingest` reads the token from Databricks (`WorkspaceGateway.get_token`) first. An `enforced`
+event must match what Databricks lists now (the same scopes, no longer observed); a reminder
+needs a token Databricks still observes. An event Databricks contradicts, or about a token it
+does not have, is stored with status `rejected` and the reason, and changes nothing: nobody is
+told a token was narrowed on the word of an event alone. The scopes a narrowed token had come
+from tokenbot's own record when it has one, the event's `previous_scopes` only otherwise.
+
+An event that cannot be checked now (Databricks unreachable), or about a token tokenbot has not
+synced yet, is stored `pending` and checked at the end of its workspace's next sync against the
+listing just read (`apply_pending`): Databricks' reminder can come before tokenbot's first sync
+of a new token.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -49,7 +60,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from bot.domain.policy import AUTOSCOPE_COMPLETED
+from bot.databricks.records import GatewayError, TokenRecord, WorkspaceGateway
+from bot.domain.policy import AUTOSCOPE_COMPLETED, AUTOSCOPE_RUNNING
 from bot.models import Event, Token
 
 logger = logging.getLogger(__name__)
@@ -61,7 +73,12 @@ SOURCES = ("webhook", "file")
 OBSERVING_SCOPES = ("all-apis",)  # what a token has while Databricks observes it
 MAX_ID = 200
 MAX_TOKEN_ID = 100
+TOKEN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_SCOPES = 100
+# Event.status
+PENDING, APPLIED, REJECTED = "pending", "applied", "rejected"
+
+GatewayFactory = Callable[[str], WorkspaceGateway]
 
 
 class EventError(ValueError):
@@ -90,15 +107,20 @@ class AutoscopeEvent:
 class Ingested:
     id: str
     duplicate: bool  # already stored: nothing was stored or applied this time
-    applied: bool  # the token was known and now carries the event
+    applied: bool  # the token was known, Databricks confirmed the event, and the token carries it
     token_pk: int | None = None
+    rejected: str | None = None  # why Databricks contradicts the event (stored as rejected)
 
     def as_dict(self) -> dict[str, Any]:
+        if self.rejected is not None:
+            return {"ok": False, "id": self.id, "duplicate": False, "rejected": True, "error": self.rejected}
         answer: dict[str, Any] = {"ok": True, "id": self.id, "duplicate": self.duplicate}
         if not self.duplicate:
             answer["applied"] = self.applied
             if not self.applied:
-                answer["note"] = "the token is not known yet; the event applies when a sync lists it"
+                answer["note"] = (
+                    "not checked against Databricks yet; the event applies when a sync confirms it"
+                )
         return answer
 
 
@@ -106,8 +128,9 @@ class Ingested:
 # parsing
 
 
-def parse_event(data: Any, *, workspaces: Collection[str]) -> AutoscopeEvent:
-    """Validate one decoded JSON event; raise EventError naming the first bad field."""
+def parse_event(data: Any, *, workspaces: Collection[str], now: datetime | None = None) -> AutoscopeEvent:
+    """Validate one decoded JSON event; raise EventError naming the first bad field. With `now`,
+    a reminder whose enforcement date has passed is refused too."""
     if not isinstance(data, dict):
         raise EventError("body", f"must be a JSON object, not {_json_type(data)}")
     event_id = _text(data, "id", MAX_ID)
@@ -125,12 +148,20 @@ def parse_event(data: Any, *, workspaces: Collection[str]) -> AutoscopeEvent:
             "workspace", f"{_shown(workspace)} is not a configured workspace (configured: {known})"
         )
     token_id = _text(data, "token_id", MAX_TOKEN_ID)
+    if not TOKEN_ID.fullmatch(token_id):  # it goes into a Databricks URL path: no "/", "..", controls
+        raise EventError("token_id", f"{_shown(token_id)} is not a token id (letters, digits, . _ -)")
     enforcement_at = _time(data, "enforcement_at", required=kind == REMINDER)
     inferred = _scopes(data, "inferred_scopes", required=False)
     scopes = _scopes(data, "scopes", required=kind == ENFORCED)
     previous = _scopes(data, "previous_scopes", required=False)
     if kind == ENFORCED and not scopes:
         raise EventError("scopes", "must list the scopes the token has after enforcement")
+    if kind == REMINDER and now is not None and enforcement_at is not None and enforcement_at < now:
+        raise EventError(
+            "enforcement_at",
+            f"{enforcement_at:%Y-%m-%dT%H:%M:%SZ} is in the past: a reminder announces an enforcement "
+            "still to come (send autoscope.enforced for one that happened)",
+        )
     return AutoscopeEvent(
         id=event_id,
         type=kind,
@@ -226,12 +257,25 @@ def _shown(value: Any) -> str:
 # storing and applying
 
 
-def ingest(*, session: Session, event: AutoscopeEvent, source: str, now: datetime) -> Ingested:
-    """Store the event once (its id is the idempotency key) and apply it if the token is known."""
+def ingest(
+    *,
+    session: Session,
+    event: AutoscopeEvent,
+    source: str,
+    now: datetime,
+    gateway_for: GatewayFactory | None,
+) -> Ingested:
+    """Store the event once (its id is the idempotency key), check it against Databricks' own
+    answer for the token (`gateway_for`), and apply it if the token is known and the check holds.
+
+    An event Databricks contradicts is stored `rejected` with the reason and changes nothing. When
+    Databricks cannot be read now (or `gateway_for` is None) the event is stored `pending`: the next
+    sync of its workspace checks it against the listing it has just read (`apply_pending`)."""
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}")
     if _stored(session, event.id):
         return Ingested(id=event.id, duplicate=True, applied=False)
+    read, live = _read_live(gateway_for, event)  # before the insert: no write lock held meanwhile
     row = Event(
         idempotency_key=event.id,
         source=source,
@@ -240,6 +284,7 @@ def ingest(*, session: Session, event: AutoscopeEvent, source: str, now: datetim
         token_id=event.token_id,
         payload=dict(event.payload),
         received_at=now,
+        status=PENDING,
     )
     try:
         with session.begin_nested():  # two deliveries at once: the unique key lets one through
@@ -247,25 +292,34 @@ def ingest(*, session: Session, event: AutoscopeEvent, source: str, now: datetim
             session.flush()
     except IntegrityError:
         return Ingested(id=event.id, duplicate=True, applied=False)
-    token = _token(session, event.workspace, event.token_id)
-    if token is None:
-        logger.info(
-            "event %s: token %s in %s is not known yet; kept for later",
-            event.id,
-            event.token_id,
-            event.workspace,
-        )
+    if not read:
         return Ingested(id=event.id, duplicate=False, applied=False)
+    token = _token(session, event.workspace, event.token_id)
+    problem = contradiction(event, live)
+    if problem is None and token is None:
+        # Databricks has it, tokenbot has not synced it yet: the sync applies it (checked again).
+        where = f"{event.token_id} in {event.workspace}"
+        logger.info("event %s: token %s is not synced yet; kept for later", event.id, where)
+        return Ingested(id=event.id, duplicate=False, applied=False)
+    if problem is not None:
+        _reject(row, problem, now)
+        session.flush()
+        return Ingested(id=event.id, duplicate=False, applied=False, rejected=problem)
     _apply(token, event, row, now)
     session.flush()
     logger.info(
-        "event %s (%s) applied to token %s in %s", event.id, event.type, event.token_id, event.workspace
+        "event %s (%s) confirmed by Databricks and applied to token %s in %s",
+        event.id,
+        event.type,
+        event.token_id,
+        event.workspace,
     )
     return Ingested(id=event.id, duplicate=False, applied=True, token_pk=token.id)
 
 
 def apply_pending(*, session: Session, workspace: str, now: datetime) -> int:
-    """Apply the stored events of tokens that were not known when the events came; returns how many."""
+    """After a good sync of `workspace`: check the events still pending against the tokens as
+    Databricks has just listed them, and apply (or reject) them; returns how many were applied."""
     rows = list(
         session.execute(
             select(Event)
@@ -275,20 +329,67 @@ def apply_pending(*, session: Session, workspace: str, now: datetime) -> int:
     )
     applied = 0
     for row in rows:
-        token = _token(session, row.workspace, row.token_id)
-        if token is None:
-            continue
         try:
             event = parse_event(row.payload, workspaces={row.workspace})
         except EventError as error:  # stored by an older version with other rules
             logger.warning("event %s cannot be applied any more: %s", row.idempotency_key, error.message)
-            row.processed_at = now
+            _reject(row, f"malformed: {error.message}", now)
+            continue
+        token = _token(session, row.workspace, row.token_id)
+        listed = token if token is not None and token.gone_at is None else None
+        problem = contradiction(event, listed)
+        if problem is not None:
+            _reject(row, problem, now)
             continue
         _apply(token, event, row, now)
         applied += 1
     if rows:
         session.flush()
     return applied
+
+
+def contradiction(event: AutoscopeEvent, live: Token | TokenRecord | None) -> str | None:
+    """Why Databricks' current answer for the token (`live`; None: it has no such token)
+    contradicts the event, or None when it agrees."""
+    where = f"token {event.token_id} in {event.workspace}"
+    if live is None:
+        return f"Databricks has no {where}"
+    state, scopes = live.autoscope_state, sorted(live.scopes or ())
+    if event.type == ENFORCED:
+        if state == AUTOSCOPE_RUNNING:
+            return f"Databricks still observes {where} (auto-scoping has not narrowed it)"
+        if state != AUTOSCOPE_COMPLETED:
+            return f"Databricks does not show {where} narrowed by auto-scoping (auto-scoping state {state})"
+        if scopes != sorted(event.scopes or ()):
+            return f"Databricks lists {where} with scopes {_names(scopes)}, not {_names(event.scopes or ())}"
+    elif state is not None and state != AUTOSCOPE_RUNNING:
+        return f"Databricks does not observe {where} any more (auto-scoping state {state})"
+    return None
+
+
+def _read_live(gateway_for: GatewayFactory | None, event: AutoscopeEvent) -> tuple[bool, TokenRecord | None]:
+    """(read, the token as Databricks serves it now); read is False when it could not be asked."""
+    if gateway_for is None:
+        return False, None
+    try:
+        return True, gateway_for(event.workspace).get_token(event.token_id)
+    except GatewayError as error:
+        logger.warning(
+            "event %s: cannot check it against Databricks now (%s); the next sync of %s does",
+            event.id,
+            error.message,
+            event.workspace,
+        )
+        return False, None
+
+
+def _reject(row: Event, reason: str, now: datetime) -> None:
+    row.status, row.reason, row.processed_at = REJECTED, reason[:500], now
+    logger.warning("event %s rejected: %s", row.idempotency_key, reason)
+
+
+def _names(scopes: Sequence[str]) -> str:
+    return ", ".join(scopes) or "none"
 
 
 def _stored(session: Session, event_id: str) -> bool:
@@ -311,7 +412,7 @@ def _apply(token: Token, event: AutoscopeEvent, row: Event, now: datetime) -> No
             token.inferred_scopes = list(event.inferred_scopes)
     else:
         _apply_enforced(token, event, row, now)
-    row.processed_at = now
+    row.processed_at, row.status = now, APPLIED
 
 
 def _apply_enforced(token: Token, event: AutoscopeEvent, row: Event, now: datetime) -> None:
@@ -327,10 +428,10 @@ def _apply_enforced(token: Token, event: AutoscopeEvent, row: Event, now: dateti
     if already:
         return  # a sync saw this narrowing first
     before = sorted(token.scopes or ())
-    if event.previous_scopes:
-        previous = list(event.previous_scopes)
-    elif before and before != scopes:
+    if before and before != scopes:  # tokenbot's own record beats the event's claim
         previous = before
+    elif event.previous_scopes:
+        previous = list(event.previous_scopes)
     else:
         previous = list(OBSERVING_SCOPES)
     token.previous_scopes = previous

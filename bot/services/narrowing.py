@@ -2,11 +2,13 @@
 
 A sync (`Token.narrowed_at`, set when the listing shows the scopes shrank or the state went
 RUNNING -> COMPLETED) or an `autoscope.enforced` event (bot/services/events.py) marks a token
-narrowed. `notify_narrowed` then tells its owner once: what the token had, what it has now, and
-the `rare_api` scopes it lost (used in the audit log within the lookback, not in the observation
-window; bot/services/usage.py), with two buttons: Restore scopes (the existing restore decision,
-its modal pre-selected by `scopes_to_restore`) and Looks fine (`looks_fine`: an `accept` of the
-auto-scoping deadline dated the narrowing day, so it is recorded like any decision).
+narrowed; either way on Databricks' own word: the listing, or the token read from Databricks
+before the event is believed. `notify_narrowed` then tells its owner once: what the token had,
+what it has now, and the `rare_api` scopes it lost (used in the audit log within the lookback,
+not in the observation window; bot/services/usage.py), with two buttons: Restore scopes (the
+existing restore decision, its modal pre-selected by `scopes_to_restore`; it adds to the scopes
+Databricks lists at that moment, never to tokenbot's copy) and Looks fine (`looks_fine`: an
+`accept` of the auto-scoping deadline dated the narrowing day, so it is recorded like any decision).
 
 Delivery goes through the notification table, as reminders do (render, then deliver): one row
 per token with step `narrowed`, deadline kind `autoscope_enforcement`, due date the narrowing

@@ -1,9 +1,12 @@
 """`/tokens`: ack at once, then route the first word to its subcommand's handler.
 
 Anything that cannot be done (an unknown subcommand, an admin's subcommand asked by someone
-else, wrong arguments) gets one line plus the usage, and changes nothing. Answers are ephemeral,
-at the command's `response_url`. The pager buttons of long answers come back here too: their
-value is the page and the command, run again for whoever clicks, with the same checks.
+else, wrong arguments) gets one line plus the usage, and changes nothing. A subcommand with
+effects (`EFFECTS`) runs once per Slack request: a retry (`X-Slack-Retry-Num`) or a replay of
+the same request, by its `trigger_id`, gets a short note and does nothing (bot/services/once.py).
+Answers are ephemeral, at the command's `response_url`. The pager buttons of long answers come
+back here too: their value is the page and the command, run again for whoever clicks, with the
+same checks.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from dataclasses import dataclass
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.db import session_scope
+from bot.services import once
 from bot.slack import command_blocks
 from bot.slack.command_blocks import Answer, Usage, echo
 from bot.slack.context import Deps
@@ -32,6 +37,18 @@ class Route:
 
 Routes = Mapping[str, Route]
 Reply = Callable[[Answer], None]
+# Subcommands that change something (post, upload, sync, decide): once per Slack request.
+EFFECTS = frozenset(
+    {
+        Subcommand.DIGEST,
+        Subcommand.EXPORT,
+        Subcommand.SYNC,
+        Subcommand.REVOKE,
+        Subcommand.EXTEND,
+        Subcommand.OWNER,
+        Subcommand.ENFORCEMENT,  # resume re-arms the breaker: a decision
+    }
+)
 
 
 def handler(deps: Deps, routes: Routes):
@@ -46,6 +63,7 @@ def handler(deps: Deps, routes: Routes):
             text=slack_unescape(command.get("text") or ""),
             page=1,
             reply=_replier(respond, client, command["user_id"], command.get("channel_id"), replace=False),
+            request_key=command.get("trigger_id"),
         )
 
     return handle
@@ -72,6 +90,7 @@ def page_handler(deps: Deps, routes: Routes):
                 (body.get("container") or {}).get("channel_id"),
                 replace=True,
             ),
+            request_key=body.get("trigger_id"),
         )
 
     return handle
@@ -87,6 +106,7 @@ def run(
     text: str,
     page: int,
     reply: Reply,
+    request_key: str | None = None,
 ) -> None:
     words = text.split(maxsplit=1)
     name = words[0].lower() if words else Subcommand.HELP
@@ -97,6 +117,10 @@ def run(
         return
     if route.usage.admin and not deps.is_admin(user_id):
         reply(command_blocks.refusal(f"Only tokenbot admins can use `{COMMAND} {name}`.", [route.usage]))
+        return
+    if name in EFFECTS and not _first_time(deps, request_key, name, user_id):
+        logger.info("%s %s by %s: a retry or replay of a request already run", COMMAND, name, user_id)
+        reply(command_blocks.plain(f"This `{COMMAND} {name}` was already received and run once."))
         return
     request = CommandRequest(
         deps=deps,
@@ -117,6 +141,14 @@ def run(
     except Exception:
         logger.exception("%s %s by %s failed", COMMAND, name, user_id)
         reply(command_blocks.failure())
+
+
+def _first_time(deps: Deps, request_key: str | None, name: str, user_id: str) -> bool:
+    if not request_key:  # Slack always sends a trigger_id; without one there is nothing to key on
+        return True
+    with session_scope(deps.engine) as session:
+        key, kind = f"command:{request_key}", f"command:{name}"
+        return once.claim(session=session, key=key, kind=kind, user_id=user_id, now=deps.now())
 
 
 def _replier(respond, client: WebClient, user_id: str, channel_id: str | None, *, replace: bool) -> Reply:
