@@ -216,7 +216,8 @@ def test_a_patch_that_never_arrived_is_read_back_and_reported_not_done(world):
 
 def test_a_patch_nobody_can_check_says_so(world):
     world.prod.fail("PATCH", r"/tokens/t-alice$", apply_then_drop=True, times=ALWAYS)
-    world.prod.fail("GET", r"/tokens/t-alice$", drop=True, times=ALWAYS)
+    # the read before the PATCH works; the read back after it does not
+    world.prod.fail("GET", r"/tokens/t-alice$", drop=True, times=ALWAYS, after=1)
 
     outcome = confirm(world, ["sql"])
 

@@ -1181,8 +1181,10 @@ class DatabricksSandbox:
     # faults (see SandboxServer.fail; status 0 with a delay adds latency only) ------------------------
     def fail(self, method: str, path_regex: str, status: int = 0, times: int = 1,
              retry_after: float | None = None, delay: float = 0, drop: bool = False,
-             body: Any = None, *, apply_then_drop: bool = False, answer_late_by: float = 0) -> None:
-        """Inject a fault into the next `times` matching requests.
+             body: Any = None, *, apply_then_drop: bool = False, answer_late_by: float = 0,
+             after: int = 0) -> None:
+        """Inject a fault into the next `times` matching requests (after the next `after` of them,
+        answered normally: a read that works, then fails).
 
         `apply_then_drop` / `answer_late_by=seconds`: the request is applied (the token created or
         deleted, the scopes or the secret written) and then its answer is lost: the connection is
@@ -1197,7 +1199,7 @@ class DatabricksSandbox:
                 self._lost_answers.append(
                     LostAnswer(method.upper(), re.compile(path_regex), times, float(answer_late_by)))
             return
-        self._server.fail(method, path_regex, status, times, retry_after, delay, drop, body)
+        self._server.fail(method, path_regex, status, times, retry_after, delay, drop, body, after)
 
     def clear_faults(self) -> None:
         self._server.clear_faults()

@@ -79,6 +79,7 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     body: Any = None
+    after: int = 0  # matching requests answered normally before the fault starts
 
     def matches(self, request: Request) -> bool:
         return self.method in ("*", request.method) and bool(self.path.search(request.path))
@@ -206,8 +207,11 @@ class SandboxServer:
         delay: float = 0.0,
         drop: bool = False,
         body: Any = None,
+        after: int = 0,
     ) -> None:
-        fault = Fault(method.upper(), re.compile(path_regex), status, times, retry_after, delay, drop, body)
+        fault = Fault(
+            method.upper(), re.compile(path_regex), status, times, retry_after, delay, drop, body, after
+        )
         with self._lock:
             self._faults.append(fault)
 
@@ -231,6 +235,9 @@ class SandboxServer:
         with self._lock:
             for fault in self._faults:
                 if fault.matches(request):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return None
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
