@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -85,7 +85,7 @@ class Token(SQLModel, table=True):
     token_id: str = Field(max_length=100)
     owner_id: str | None = Field(default=None, max_length=100)
     created_by: str | None = Field(default=None, max_length=320)
-    comment: str = Field(default="", max_length=2000)
+    comment: str = Field(default="", sa_type=Text)  # Databricks sets no short limit on comments
     created_at: datetime | None = _when()
     expires_at: datetime | None = _when(index=True)
     last_used_on: datetime | None = _when()

@@ -316,3 +316,14 @@ def test_sync_without_migrations_says_to_upgrade(tmp_path, monkeypatch):
         result = sync()
     assert result.exit_code == 2
     assert "tokenbot db upgrade" in result.output
+
+
+def test_a_token_with_a_very_long_comment_is_synced_whole(org):
+    long_comment = "nightly export for the finance team; " * 100  # 3,700 characters
+    org["prod"].add_token(token_id="t-long", owner_id=org["prod"].add_user(user_name="carol@example.com"),
+                          comment=long_comment)
+
+    result = sync("--workspace", "prod")
+
+    assert result.exit_code == 0, result.output
+    assert tokens(org, "prod")["t-long"].comment == long_comment

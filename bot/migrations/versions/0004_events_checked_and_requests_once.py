@@ -1,6 +1,6 @@
 """event: status and reason (checked against Databricks); slackrequest: Slack requests run once
 
-Revision ID: 0004_trust_events_hygiene
+Revision ID: 0004
 Revises: 0003
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 
 import bot.models
 
-revision = "0004_trust_events_hygiene"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
