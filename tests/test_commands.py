@@ -38,16 +38,16 @@ from tests.slack_helpers import DIGEST_CHANNEL
 ADMIN_ONLY = ("upcoming", "revoke", "extend", "owner", "risky", "stale", "sync", "digest", "export")
 
 
-def _serve(world):
-    manager = running_bot(world.settings, world.engine)
+def _serve(world, mode="http"):
+    manager = running_bot(world.settings, world.engine, mode)
     world.server = manager.__enter__()
     return manager
 
 
 @pytest.fixture
-def bot(tmp_path, monkeypatch, database_url):
+def bot(tmp_path, monkeypatch, database_url, slack_mode):
     world, stack = build_world(tmp_path, monkeypatch, database_url)
-    server = _serve(world)
+    server = _serve(world, slack_mode)
     yield Typist(world)
     server.__exit__(None, None, None)
     world.engine.dispose()
@@ -56,10 +56,10 @@ def bot(tmp_path, monkeypatch, database_url):
 
 
 @pytest.fixture
-def crowded(tmp_path, monkeypatch, database_url):
+def crowded(tmp_path, monkeypatch, database_url, slack_mode):
     """Owen has 24 more tokens: his list needs more than one page."""
     world, stack = build_world(tmp_path, monkeypatch, database_url, extra_owner_tokens=24)
-    server = _serve(world)
+    server = _serve(world, slack_mode)
     yield Typist(world)
     server.__exit__(None, None, None)
     world.engine.dispose()
@@ -115,7 +115,7 @@ def test_admin_subcommands_are_refused_to_others_with_their_usage(bot, subcomman
 
 
 def test_the_command_is_acknowledged_at_once_and_answered_ephemerally(bot):
-    response = bot.slack.command(bot.url, OWNER, "mine")
+    response = bot.slack.command(bot.url, OWNER, "mine", mode=bot.mode)
 
     assert response.status == 200 and response.elapsed < 1.0
     wait_for(lambda: bot.slack.response_url_posts(), what="the answer")
@@ -148,7 +148,13 @@ def test_the_buttons_of_mine_decide_like_a_reminders(bot):
     reference = block["block_id"].removeprefix("token:")
 
     bot.slack.click(
-        bot.url, OWNER, shown["channel"], shown["ts"], "token_accept", block_id=f"actions:{reference}"
+        bot.url,
+        OWNER,
+        shown["channel"],
+        shown["ts"],
+        "token_accept",
+        block_id=f"actions:{reference}",
+        mode=bot.mode,
     )
 
     wait_for(lambda: decisions(bot.world, "accept"), what="the accept decision")
@@ -177,7 +183,9 @@ def test_a_long_answer_is_paged_and_the_pager_replaces_it_in_place(crowded):
     assert "Page 1 of" in everything(body)
     first = crowded.ephemeral(OWNER)
 
-    crowded.slack.click(crowded.url, OWNER, first["channel"], first["ts"], "tokens_next_page")
+    crowded.slack.click(
+        crowded.url, OWNER, first["channel"], first["ts"], "tokens_next_page", mode=crowded.mode
+    )
 
     wait_for(lambda: "Page 2 of" in json.dumps(crowded.slack.ephemerals(OWNER)[-1]["blocks"]), what="page 2")
     second = crowded.slack.ephemerals(OWNER)[-1]
@@ -283,7 +291,7 @@ def test_revoke_asks_for_confirmation_and_the_button_revokes(bot):
     assert decisions(bot.world) == [] and databricks_mutations(bot.world) == []  # nothing yet
     shown = bot.ephemeral(ADMIN)
 
-    bot.slack.click(bot.url, ADMIN, shown["channel"], shown["ts"], "token_revoke")
+    bot.slack.click(bot.url, ADMIN, shown["channel"], shown["ts"], "token_revoke", mode=bot.mode)
 
     wait_for(lambda: decisions(bot.world, "revoke"), what="the revoke")
     [revoked] = decisions(bot.world, "revoke")
