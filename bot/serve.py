@@ -177,12 +177,14 @@ def _serve_socket_mode(settings, engine, bolt, host: str, port: int, stopping: _
     try:
         handler.connect()
     except SlackApiError as error:
+        handler.close()  # its threads would otherwise hold the exit up
         code = error.response.get("error") or f"HTTP {error.response.status_code}"
         raise ServeError(
             f"Slack refused to open a Socket Mode connection ({code}): check SLACK_APP_TOKEN (an app-level "
             "token with connections:write) and that Socket Mode is on in the app's settings"
         ) from None
     except Exception as error:
+        handler.close()
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ServeError(f"cannot open the Socket Mode connection: {first_line}") from None
     if not handler.client.is_connected():
