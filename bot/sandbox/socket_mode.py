@@ -336,22 +336,24 @@ class SocketModeServer:
             if delivery.ack is not None:
                 return
             connection = self._newest()
-            if connection is not None:
-                envelope_id = await self._send_envelope(delivery, connection, attempt)
-                if envelope_id is not None:
-                    deadline = time.monotonic() + self.ack_timeout
-                    while delivery.ack is None and time.monotonic() < deadline:
-                        await asyncio.sleep(0.01)
-                    if delivery.ack is not None:
-                        return
+            sent = connection is not None and await self._send_envelope(delivery, connection, attempt)
+            if sent:
+                deadline = time.monotonic() + self.ack_timeout
+                while delivery.ack is None and time.monotonic() < deadline:
+                    await asyncio.sleep(0.01)
+                if delivery.ack is not None:
+                    return
             delivery.late = True
             if delivery.kind != EVENTS_API:
+                if not sent:  # the connection went away under it: Slack could not dispatch it
+                    delivery.failure = "the Socket Mode connection closed before the envelope was sent"
+                    delivery.answered.set()
                 return  # not retried: the ack may still come, and is recorded as late
         if delivery.ack is None and delivery.attempts == 0:
             delivery.failure = "no Socket Mode connection was open for any attempt"
             delivery.answered.set()
 
-    async def _send_envelope(self, delivery: _Delivery, connection: _Connection, attempt: int) -> str | None:
+    async def _send_envelope(self, delivery: _Delivery, connection: _Connection, attempt: int) -> bool:
         envelope_id = str(uuid.uuid4())
         envelope: dict[str, Any] = {
             "envelope_id": envelope_id,
@@ -384,9 +386,9 @@ class SocketModeServer:
         except ConnectionClosed:
             with self._lock:
                 self._pending.pop(envelope_id, None)
-            return None
+            return False
         delivery.attempts += 1
-        return envelope_id
+        return True
 
     async def _send_then_close(self, connection: _Connection, message: str, close_after: float) -> None:
         try:
@@ -397,8 +399,8 @@ class SocketModeServer:
             pass
 
     def _newest(self) -> _Connection | None:
-        """Where the next envelope goes: the newest open connection not told to disconnect
-        (Slack picks any open connection; the newest keeps tests deterministic)."""
+        """Where the next envelope goes: the newest open connection, preferring those not told to
+        disconnect (Slack picks any open connection; the newest keeps tests deterministic)."""
         with self._lock:
-            open_ones = [c for c in self._connections.values() if c.closed_at is None and not c.closing]
-        return max(open_ones, key=lambda c: c.id) if open_ones else None
+            open_ones = [c for c in self._connections.values() if c.closed_at is None]
+        return max(open_ones, key=lambda c: (not c.closing, c.id)) if open_ones else None
