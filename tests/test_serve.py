@@ -300,6 +300,17 @@ def test_socket_mode_without_a_connection_exits_2_and_says_why(world, serve):
     assert "(not_allowed_token_type): check SLACK_APP_TOKEN" in " ".join(wrong_kind.logs().split())
 
 
+def test_socket_mode_exits_2_when_the_websocket_itself_cannot_connect(world, serve):
+    world.slack.socket.blocked = True  # Slack hands out a URL, but a proxy refuses the WebSocket
+
+    blocked = serve(http=False, wait=False)
+
+    assert blocked.process.wait(timeout=60) == 2
+    logs = " ".join(blocked.logs().split())
+    assert "the WebSocket connection to it failed" in logs and "scheduled job" not in logs
+    assert "connected to Slack in Socket Mode" not in logs
+
+
 def test_a_second_serve_on_the_same_sqlite_file_refuses_to_start_its_scheduler(world, serve, database_url):
     if not database_url.startswith("sqlite"):
         pytest.skip("PostgreSQL replicas share the scheduler through the lease instead")

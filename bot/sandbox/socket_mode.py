@@ -128,6 +128,7 @@ class SocketModeServer:
         self._pending: dict[str, _Delivery] = {}
         self.envelopes: list[Envelope] = []
         self.refused: list[str] = []  # why handshakes were refused
+        self.blocked = False  # every handshake refused, as by a proxy that lets no WebSocket through
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -265,6 +266,9 @@ class SocketModeServer:
     def _check_ticket(
         self, websocket: ServerConnection, request: HandshakeRequest
     ) -> HandshakeResponse | None:
+        if self.blocked:
+            self.refused.append("blocked")
+            return websocket.respond(HTTPStatus.FORBIDDEN, "WebSocket connections are not allowed\n")
         split = urlsplit(request.path)
         ticket = (parse_qs(split.query).get("ticket") or [""])[0]
         with self._lock:
