@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot import db
 from bot.models import Exemption
 from bot.slack.ids import Subcommand
-from tests.bot_server import running_bot, wait_for
+from tests.bot_server import http_only, running_bot, wait_for
 from tests.command_helpers import (
     ADMIN,
     EVE,
@@ -510,6 +510,7 @@ def watched(bot):
         logger.removeHandler(errors)
 
 
+@http_only  # about reading any text, which is the same whichever way it came
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=texts, user=st.sampled_from([EVE, OWNER, ADMIN]))
 @example(text="stale ²", user=ADMIN)
