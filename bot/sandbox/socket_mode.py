@@ -172,7 +172,8 @@ class SocketModeServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self._loop.close()
+        if self._thread is None or not self._thread.is_alive():
+            self._loop.close()
         self._loop = self._server = None
 
     def __enter__(self) -> SocketModeServer:
