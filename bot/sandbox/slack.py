@@ -687,7 +687,8 @@ class SlackSandbox:
         self.bot_token = bot_token
         self.signing_secret = signing_secret
         self.app_token = app_token  # app-level, scope connections:write: only for apps.connections.open
-        self.socket = SocketModeServer(app_id=APP_ID, ack_timeout=ack_timeout)  # started on first use
+        # Socket Mode (acks due within `ack_timeout`, Slack's 3 s); started by the first apps.connections.open
+        self.socket = SocketModeServer(app_id=APP_ID, ack_timeout=ack_timeout)
         self._socket_started = False
         self.scopes = list(scopes)
         self.trigger_ttl = trigger_ttl  # Slack's is 3 s; off by default because tests run slowly
