@@ -89,6 +89,7 @@ class _Connection:
     id: int
     websocket: ServerConnection
     opened_at: float
+    greeted: asyncio.Event = field(default_factory=asyncio.Event)  # hello sent: envelopes may follow
     closing: bool = False  # told to disconnect: new envelopes go to another connection
     closed_at: float | None = None
 
@@ -140,7 +141,12 @@ class SocketModeServer:
 
         async def listen() -> Server:
             return await serve(
-                self._handle, "127.0.0.1", 0, process_request=self._check_ticket, close_timeout=2
+                self._handle,
+                "127.0.0.1",
+                0,
+                process_request=self._check_ticket,
+                process_response=self._register,
+                close_timeout=2,
             )
 
         def run() -> None:
@@ -281,10 +287,19 @@ class SocketModeServer:
             return websocket.respond(HTTPStatus.UNAUTHORIZED, "invalid ticket\n")
         return None
 
+    def _register(
+        self, websocket: ServerConnection, request: HandshakeRequest, response: HandshakeResponse
+    ) -> None:
+        """Slack counts a connection from its accepted handshake, so the app may be sent envelopes as
+        soon as its `connect()` returns (each waits for the hello, which always comes first)."""
+        if response.status_code == HTTPStatus.SWITCHING_PROTOCOLS:
+            with self._lock:
+                connection = _Connection(next(self._connection_ids), websocket, time.monotonic())
+                self._connections[connection.id] = connection
+
     async def _handle(self, websocket: ServerConnection) -> None:
         with self._lock:
-            connection = _Connection(next(self._connection_ids), websocket, time.monotonic())
-            self._connections[connection.id] = connection
+            connection = next(c for c in self._connections.values() if c.websocket is websocket)
             count = sum(1 for c in self._connections.values() if c.closed_at is None)
         try:
             if count > MAX_CONNECTIONS:
@@ -293,6 +308,7 @@ class SocketModeServer:
                 await websocket.close()
                 return
             await websocket.send(json.dumps(self._hello(count)))
+            connection.greeted.set()
             async for message in websocket:
                 self._receive(message)
         except ConnectionClosed:
@@ -387,8 +403,9 @@ class SocketModeServer:
                 )
             )
         try:
+            await asyncio.wait_for(connection.greeted.wait(), timeout=30)
             await connection.websocket.send(json.dumps(envelope))
-        except ConnectionClosed:
+        except (ConnectionClosed, TimeoutError):
             with self._lock:
                 self._pending.pop(envelope_id, None)
             return False
