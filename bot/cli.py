@@ -732,8 +732,10 @@ def digest_command(
 @app.command()
 def serve(
     http: bool = typer.Option(False, "--http", help="Take Slack's requests over HTTP, not Socket Mode."),
-    port: int = typer.Option(3000, "--port", min=1, max=65535, help="HTTP mode: the port to listen on."),
-    host: str = typer.Option("0.0.0.0", "--host", help="HTTP mode: the address to listen on."),  # noqa: S104
+    port: int = typer.Option(
+        3000, "--port", min=1, max=65535, help="The port to listen on (Socket Mode: health and metrics only)."
+    ),
+    host: str = typer.Option("0.0.0.0", "--host", help="The address to listen on."),  # noqa: S104
     no_scheduler: bool = typer.Option(
         False, "--no-scheduler", help="Answer Slack only: no scheduled sync, reminders, digest, enforcement."
     ),
@@ -787,14 +789,17 @@ def serve(
 def demo(
     keep: bool = typer.Option(False, "--keep", help="Leave the sandboxes and the bot running afterwards, and "
                               "print their URLs and how to drive them."),
+    http: bool = typer.Option(False, "--http", help="Run the bot in HTTP mode (signed requests to its port) "
+                              "instead of Socket Mode."),
 ) -> None:
     """The whole story against local sandboxes (two Databricks workspaces, a Slack workspace, the
-    bot in HTTP mode): no credentials needed. Exit 0 only if every step did what it should."""
+    bot in Socket Mode, or in HTTP mode with --http): no credentials needed. Exit 0 only if every step
+    did what it should."""
     from bot.logs import setup_logging as _setup
     from bot.sandbox.demo import run_demo
 
     _setup("WARNING", "text")
     # A transcript is easier to read a little wider than 80 columns when it goes to a file.
     console = out if out.is_terminal else terminal.CleanConsole(width=120)
-    if not run_demo(console, keep=keep):
+    if not run_demo(console, keep=keep, http=http):
         raise typer.Exit(EXIT_PARTIAL)

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from types import FrameType
 
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 STOP_BUDGET = 9.0  # seconds from SIGTERM to exit; orchestrators usually allow 10 before SIGKILL
 HTTP_GRACE = 4  # seconds uvicorn gives the requests in hand
 READINESS_TIMEOUT = 3  # seconds /readyz waits for Slack's auth.test
+SOCKET_PING = 5  # seconds between Socket Mode pings; a connection silent for 4 of them is replaced
 
 
 class ServeError(Exception):
@@ -172,46 +173,64 @@ def _serve_http(
 def _serve_socket_mode(
     settings, engine, bolt, host: str, port: int, stopping: _Stopping, admin_problem=None
 ) -> None:
+    # slack_sdk's built-in client (no extra dependency): it reconnects by itself after Slack's
+    # `disconnect` message, a closed or reset socket, or missed pongs (every `ping_interval` s).
     from slack_bolt.adapter.socket_mode import SocketModeHandler
     from slack_sdk.errors import SlackApiError
 
-    handler = SocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+    handler = SocketModeHandler(bolt, settings.slack_app_token.get_secret_value(), ping_interval=SOCKET_PING)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda s, _f: stopping.request(s))
     try:
         handler.connect()
     except SlackApiError as error:
+        handler.close()  # its threads would otherwise hold the exit up
         code = error.response.get("error") or f"HTTP {error.response.status_code}"
         raise ServeError(
             f"Slack refused to open a Socket Mode connection ({code}): check SLACK_APP_TOKEN (an app-level "
             "token with connections:write) and that Socket Mode is on in the app's settings"
         ) from None
     except Exception as error:
+        handler.close()
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ServeError(f"cannot open the Socket Mode connection: {first_line}") from None
+    if not handler.client.is_connected():
+        # The client logs a failed WebSocket handshake and returns as if connected.
+        handler.close()
+        raise ServeError(
+            "Slack gave a Socket Mode URL but the WebSocket connection to it failed: check that the "
+            "network (or a proxy) lets WebSocket connections to Slack through"
+        )
     logger.info("tokenbot connected to Slack in Socket Mode")
     stopping.start_jobs()
     try:
-        with _health_server(settings, engine, bolt, host, port, admin_problem):
+        connected, problem = handler.client.is_connected, admin_problem
+        with _health_server(settings, engine, bolt, host, port, connected=connected, admin_problem=problem):
             while not stopping.requested.wait(1.0):
                 pass
     finally:
         handler.close()
 
 
-def _health_server(settings, engine, bolt, host: str, port: int, admin_problem=None):
+def _health_server(
+    settings, engine, bolt, host: str, port: int, *, connected: Callable[[], bool], admin_problem=None
+):
     """In Socket Mode too, /healthz, /readyz and /metrics answer on the port (the container's
-    HEALTHCHECK and a scraper need them); /slack/events is not served there."""
+    HEALTHCHECK and a scraper need them); /slack/events is not served there. Not ready while the
+    Socket Mode connection is down (Slack's requests cannot reach this replica)."""
     from bot.slack.client import make_client
     from bot.slack.health import SlackAuthCheck
     from bot.web import BackgroundServer, WebApp
 
     probe = make_client(settings, rate_limit_retries=0)
     probe.timeout, probe.retry_handlers = READINESS_TIMEOUT, []
-    server = BackgroundServer(
-        WebApp(bolt, engine, None, readiness=SlackAuthCheck(probe, admin_problem=admin_problem)),
-        host=host,
-        port=port,
-    )
+    auth = SlackAuthCheck(probe, admin_problem=admin_problem)
+
+    def readiness() -> tuple[bool, str]:
+        if not connected():
+            return False, "not ready: the Socket Mode connection to Slack is down (reconnecting)"
+        return auth()
+
+    server = BackgroundServer(WebApp(bolt, engine, None, readiness=readiness), host=host, port=port)
     logger.info("health, readiness and metrics on http://%s:%s", host, server.port)
     return server

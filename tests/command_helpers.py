@@ -84,10 +84,11 @@ def build_world(
 
 
 @contextmanager
-def served(tmp_path, monkeypatch, database_url, **options) -> Iterator[Any]:
-    """`build_world(**options)` with the bot serving it (`world.server`), torn down after."""
+def served(tmp_path, monkeypatch, database_url, mode: str = "http", **options) -> Iterator[Any]:
+    """`build_world(**options)` with the bot serving it (`world.server`) in `mode` ("http" or
+    "socket"), torn down after."""
     world, stack = build_world(tmp_path, monkeypatch, database_url, **options)
-    server = running_bot(world.settings, world.engine)
+    server = running_bot(world.settings, world.engine, mode)
     world.server = server.__enter__()
     try:
         yield world
@@ -109,13 +110,17 @@ class Typist:
         return self.world.slack
 
     @property
-    def url(self) -> str:
+    def url(self) -> str | None:
         return self.world.server.slack_url
+
+    @property
+    def mode(self) -> str:
+        return self.world.server.mode
 
     def ask(self, text: str, user: str = ADMIN, answers: int = 1) -> list[dict[str, Any]]:
         """The bodies of the `answers` posts the bot makes to this command's response_url."""
         before = len(self.slack.response_url_posts())
-        response = self.slack.command(self.url, user, text)
+        response = self.slack.command(self.url, user, text, mode=self.mode)
         assert response.status == 200, response.body
         wait_for(
             lambda: len(self.slack.response_url_posts()) >= before + answers,

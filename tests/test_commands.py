@@ -18,7 +18,7 @@ from bot import clock, db
 from bot.models import Exemption
 from bot.slack.command_blocks import DigestNow
 from bot.slack.ids import Subcommand
-from tests.bot_server import wait_for
+from tests.bot_server import http_only, wait_for
 from tests.command_helpers import (
     ADMIN,
     EVE,
@@ -41,22 +41,22 @@ ADMIN_ONLY = ("upcoming", "revoke", "extend", "owner", "whois", "risky", "stale"
 
 
 @pytest.fixture
-def bot(tmp_path, monkeypatch, database_url):
-    with served(tmp_path, monkeypatch, database_url) as world:
+def bot(tmp_path, monkeypatch, database_url, slack_mode):
+    with served(tmp_path, monkeypatch, database_url, slack_mode) as world:
         yield Typist(world)
 
 
 @pytest.fixture
-def crowded(tmp_path, monkeypatch, database_url):
+def crowded(tmp_path, monkeypatch, database_url, slack_mode):
     """Owen has 24 more tokens: his list needs more than one page."""
-    with served(tmp_path, monkeypatch, database_url, extra_owner_tokens=24) as world:
+    with served(tmp_path, monkeypatch, database_url, slack_mode, extra_owner_tokens=24) as world:
         yield Typist(world)
 
 
 @pytest.fixture
-def fresh(tmp_path, monkeypatch, database_url):
+def fresh(tmp_path, monkeypatch, database_url, slack_mode):
     """Right after `tokenbot db upgrade` and the first sync: no reminder run has looked anyone up."""
-    with served(tmp_path, monkeypatch, database_url, remind=False) as world:
+    with served(tmp_path, monkeypatch, database_url, slack_mode, remind=False) as world:
         yield Typist(world)
 
 
@@ -116,7 +116,7 @@ def test_admin_subcommands_are_refused_to_others_with_their_usage(bot, subcomman
 
 
 def test_the_command_is_acknowledged_at_once_and_answered_ephemerally(bot):
-    response = bot.slack.command(bot.url, OWNER, "mine")
+    response = bot.slack.command(bot.url, OWNER, "mine", mode=bot.mode)
 
     assert response.status == 200 and response.elapsed < 1.0
     wait_for(lambda: bot.slack.response_url_posts(), what="the answer")
@@ -150,7 +150,13 @@ def test_the_buttons_of_mine_decide_like_a_reminders(bot):
     reference = block["block_id"].removeprefix("token:")
 
     bot.slack.click(
-        bot.url, OWNER, shown["channel"], shown["ts"], "token_accept", block_id=f"actions:{reference}"
+        bot.url,
+        OWNER,
+        shown["channel"],
+        shown["ts"],
+        "token_accept",
+        block_id=f"actions:{reference}",
+        mode=bot.mode,
     )
 
     wait_for(lambda: decisions(bot.world, "accept"), what="the accept decision")
@@ -200,7 +206,9 @@ def test_a_long_answer_is_paged_and_the_pager_replaces_it_in_place(crowded):
     assert "Page 1 of" in everything(body)
     first = crowded.ephemeral(OWNER)
 
-    crowded.slack.click(crowded.url, OWNER, first["channel"], first["ts"], "tokens_next_page")
+    crowded.slack.click(
+        crowded.url, OWNER, first["channel"], first["ts"], "tokens_next_page", mode=crowded.mode
+    )
 
     wait_for(lambda: "Page 2 of" in json.dumps(crowded.slack.ephemerals(OWNER)[-1]["blocks"]), what="page 2")
     second = crowded.slack.ephemerals(OWNER)[-1]
@@ -306,7 +314,7 @@ def test_revoke_asks_for_confirmation_and_the_button_revokes(bot):
     assert decisions(bot.world) == [] and databricks_mutations(bot.world) == []  # nothing yet
     shown = bot.ephemeral(ADMIN)
 
-    bot.slack.click(bot.url, ADMIN, shown["channel"], shown["ts"], "token_revoke")
+    bot.slack.click(bot.url, ADMIN, shown["channel"], shown["ts"], "token_revoke", mode=bot.mode)
 
     wait_for(lambda: decisions(bot.world, "revoke"), what="the revoke")
     [revoked] = decisions(bot.world, "revoke")
@@ -602,6 +610,7 @@ def watched(bot):
         logger.removeHandler(errors)
 
 
+@http_only  # about reading any text, which is the same whichever way it came
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=texts, user=st.sampled_from([EVE, OWNER, ADMIN]))
 @example(text="stale ²", user=ADMIN)

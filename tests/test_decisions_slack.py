@@ -1,5 +1,5 @@
-"""Decisions end to end through HTTP: the Slack sandbox's driver clicks and submits (really
-signed), the bolt app behind uvicorn acks, the decisions service calls the Databricks sandbox,
+"""Decisions end to end, in both of Slack's modes: the Slack sandbox's driver clicks and submits
+(really signed HTTP requests to the bolt app behind uvicorn, or envelopes over Socket Mode), the app acks, the decisions service calls the Databricks sandbox,
 and the reminder is updated in place."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from bot.models import Decision, Exemption, Token
 from bot.sandbox.slack import sign
 from bot.services import report
 from bot.slack import references
-from tests.bot_server import running_bot, wait_for
+from tests.bot_server import http_only, running_bot, wait_for
 from tests.slack_helpers import ADMIN_CHANNEL, ADMIN_USER
 from tests.world import make_world, observed_token
 
@@ -38,7 +38,7 @@ def world(tmp_path, monkeypatch, database_url):
 
 
 @pytest.fixture
-def bot(world):
+def bot(world, slack_mode):
     world.slack.add_user(id=OWNER, email="owen@example.com", name="Owen", tz="Europe/Berlin")
     world.slack.add_user(id="U0EVE", email="eve@example.com", name="Eve")
     prod = world.org["prod"]
@@ -54,7 +54,7 @@ def bot(world):
     )
     world.sync()
     world.remind()
-    with running_bot(world.settings, world.engine) as server:
+    with running_bot(world.settings, world.engine, slack_mode) as server:
         world.server = server
         yield world
 
@@ -75,6 +75,7 @@ def click(world, action_id, token_id, user=OWNER, **kwargs):
         action_id,
         block_id=f"actions:{reference}",
         **kwargs,
+        mode=world.server.mode,
     )
 
 
@@ -131,6 +132,7 @@ def test_someone_else_is_refused_and_nothing_is_called(bot):
     assert "Only the token's owner or an admin" in told[-1]["text"]
 
 
+@http_only
 def test_forged_requests_are_rejected_and_change_nothing(bot):
     assert click(bot, "token_revoke", "tok-idle", bad_signature=True).status == 401
     assert click(bot, "token_revoke", "tok-idle", timestamp=time.time() - 3600).status == 401
@@ -176,7 +178,9 @@ def test_a_databricks_outage_fails_clearly_and_retry_applies_it(bot):
     bot.org["prod"].clear_faults()
 
     retry = ephemeral[-1]
-    bot.slack.click(bot.server.slack_url, OWNER, retry["channel"], retry["ts"], "decision_retry")
+    bot.slack.click(
+        bot.server.slack_url, OWNER, retry["channel"], retry["ts"], "decision_retry", mode=bot.server.mode
+    )
 
     wait_for(
         lambda: [d for d in decisions(bot, "revoke") if d.status == "applied"], what="the retried revoke"
@@ -202,7 +206,11 @@ def test_confirm_scopes_opens_a_preselected_modal_and_patches_on_submit(bot):
     assert [o["value"] for o in select_block["element"]["initial_options"]] == ["sql"]
 
     response = bot.slack.submit(
-        bot.server.slack_url, OWNER, modal["id"], {"scopes": {"choose": ["sql", "jobs"]}}
+        bot.server.slack_url,
+        OWNER,
+        modal["id"],
+        {"scopes": {"choose": ["sql", "jobs"]}},
+        mode=bot.server.mode,
     )
 
     assert response.status == 200
@@ -217,7 +225,9 @@ def test_an_empty_scope_choice_is_a_field_error_in_the_modal(bot):
     click(bot, "token_confirm_scopes", "tok-observed")
     modal = wait_for(lambda: bot.slack.views(OWNER, open_only=True))[-1]
 
-    response = bot.slack.submit(bot.server.slack_url, OWNER, modal["id"], {"scopes": {"choose": []}})
+    response = bot.slack.submit(
+        bot.server.slack_url, OWNER, modal["id"], {"scopes": {"choose": []}}, mode=bot.server.mode
+    )
 
     assert response.json()["response_action"] == "errors"
     assert "scopes" in response.json()["errors"]
@@ -228,12 +238,18 @@ def test_privileged_scopes_wait_for_an_admin_who_approves(bot):
     click(bot, "token_confirm_scopes", "tok-observed")
     modal = wait_for(lambda: bot.slack.views(OWNER, open_only=True))[-1]
     bot.slack.submit(
-        bot.server.slack_url, OWNER, modal["id"], {"scopes": {"choose": ["sql", "authentication"]}}
+        bot.server.slack_url,
+        OWNER,
+        modal["id"],
+        {"scopes": {"choose": ["sql", "authentication"]}},
+        mode=bot.server.mode,
     )
 
     request = wait_for(lambda: bot.slack.messages(ADMIN_CHANNEL), what="the approval request")[-1]
     assert "Approval needed" in request["text"] and databricks_calls(bot, "PATCH") == []
-    bot.slack.click(bot.server.slack_url, ADMIN_USER, ADMIN_CHANNEL, request["ts"], "decision_approve")
+    bot.slack.click(
+        bot.server.slack_url, ADMIN_USER, ADMIN_CHANNEL, request["ts"], "decision_approve", mode=bot.server.mode
+    )
 
     wait_for(lambda: databricks_calls(bot, "PATCH"), what="the approved PATCH")
     wait_for(
@@ -253,6 +269,7 @@ def test_extend_creates_an_exemption_for_tokenbots_policy(bot):
         message["ts"],
         "token_extend",
         block_id=f"actions:{idle_ref}",
+        mode=bot.server.mode,
     )
     modal = wait_for(lambda: bot.slack.views(OWNER, open_only=True))[-1]
 
@@ -261,6 +278,7 @@ def test_extend_creates_an_exemption_for_tokenbots_policy(bot):
         OWNER,
         modal["id"],
         {"days": {"days": "10"}, "reason": {"reason": "quarter close"}},
+        mode=bot.server.mode,
     )
 
     wait_for(lambda: decisions(bot, "extend"), what="the extension")
@@ -298,6 +316,7 @@ def test_not_mine_goes_to_the_admins_who_pick_the_owner(bot):
         "token_assign_owner",
         value="U0REAL",
         block_id=picker["block_id"],
+        mode=bot.server.mode,
     )
 
     wait_for(lambda: decisions(bot, "assign_owner"), what="the assignment")

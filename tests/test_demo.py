@@ -1,6 +1,6 @@
-"""`tokenbot demo` does every step of its story, and nothing secret leaks while it does: every
-log line (at DEBUG), every Slack call and every database table is searched for every token value
-and secret the demo knows."""
+"""`tokenbot demo` does every step of its story, in Socket Mode (the default) and in HTTP mode, and
+nothing secret leaks while it does: every log line (at DEBUG), every Slack call and every database
+table is searched for every token value and secret the demo knows."""
 
 from __future__ import annotations
 
@@ -25,11 +25,14 @@ def restored_environment():
     os.environ.update(saved)
 
 
-def test_the_demo_does_every_step(tmp_path, restored_environment):
+@pytest.mark.parametrize("http", [False, True], ids=["socket", "http"])
+def test_the_demo_does_every_step(tmp_path, restored_environment, http):
     transcript = io.StringIO()
-    assert run_demo(Console(file=transcript, width=120))
+    assert run_demo(Console(file=transcript, width=120), http=http)
     output = transcript.getvalue()
     assert "All 12 of 12 steps did what they should" in output
+    assert ("really signed HTTP requests" in output) == http
+    assert ("HTTP 401, nothing recorded" if http else "HTTP 404, nothing recorded") in output
     digest_panel = output[output.index("#platform-digest") : output.index("chart saved to")]
     assert "TOKENBOT DIGEST" in digest_panel and "[file] Deadlines per day" in digest_panel
     assert "owners got one message each" in output and "{1}" not in output
@@ -44,7 +47,7 @@ def test_no_token_value_or_secret_reaches_logs_slack_or_the_database(tmp_path, c
             assert demo.run()
             secrets = set(demo.settings.secrets())
             secrets |= {demo.prod.admin_token, demo.analytics.admin_token, demo.slack.bot_token,
-                        demo.slack.signing_secret}
+                        demo.slack.signing_secret, demo.slack.app_token}
             secrets |= {str(value) for value in demo.prod.secrets().values()}  # the rotated token's value
             slack_calls = json.dumps([call["args"] for call in demo.slack.calls()], default=str)
             slack_calls += json.dumps(demo.slack.response_url_posts(), default=str)

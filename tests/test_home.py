@@ -22,14 +22,14 @@ from tests.command_helpers import (
 
 
 @pytest.fixture
-def bot(tmp_path, monkeypatch, database_url):
-    with served(tmp_path, monkeypatch, database_url) as world:
+def bot(tmp_path, monkeypatch, database_url, slack_mode):
+    with served(tmp_path, monkeypatch, database_url, slack_mode) as world:
         yield world
 
 
 def open_home(world, user, *, after=None):
     """Open the Home tab and wait for the bot to (re)publish it; `after` is the version seen before."""
-    response = world.slack.home_opened(world.server.slack_url, user)
+    response = world.slack.home_opened(world.server.slack_url, user, mode=world.server.mode)
     assert response.status == 200
     return wait_for_home(world, user, after)
 
@@ -113,7 +113,7 @@ def test_a_button_on_the_home_tab_decides_and_the_tab_is_redrawn(bot):
     block_id = element_block(home, "token_accept", "tok-idle")
 
     response = bot.slack.click_view(
-        bot.server.slack_url, OWNER, home["id"], "token_accept", block_id=block_id
+        bot.server.slack_url, OWNER, home["id"], "token_accept", block_id=block_id, mode=bot.server.mode
     )
 
     assert response.status == 200
@@ -131,7 +131,7 @@ def test_revoke_from_the_home_tab_removes_the_token_from_it(bot):
     home = open_home(bot, OWNER)
     block_id = element_block(home, "token_revoke", "tok-idle")
 
-    bot.slack.click_view(bot.server.slack_url, OWNER, home["id"], "token_revoke", block_id=block_id)
+    bot.slack.click_view(bot.server.slack_url, OWNER, home["id"], "token_revoke", block_id=block_id, mode=bot.server.mode)
 
     wait_for(lambda: token(bot, "tok-idle").gone_reason == "revoked", what="the revoke")
     redrawn = wait_for_home(bot, OWNER, after=home, containing="Revoked")
@@ -143,7 +143,7 @@ def test_an_admin_picks_the_owner_from_the_home_tab(bot):
     [picker] = [b["block_id"] for b in home["blocks"] if b.get("block_id", "").startswith("assign:")]
 
     bot.slack.click_view(
-        bot.server.slack_url, ADMIN, home["id"], "token_assign_owner", value=REAL, block_id=picker
+        bot.server.slack_url, ADMIN, home["id"], "token_assign_owner", value=REAL, block_id=picker, mode=bot.server.mode
     )
 
     wait_for(lambda: principal_of(bot, SP_TOKEN).owner_slack_id == REAL, what="the owner")
@@ -154,7 +154,7 @@ def test_an_admin_picks_the_owner_from_the_home_tab(bot):
 def test_a_token_handed_back_waits_on_the_admins_home(bot):
     home = open_home(bot, OWNER)
     block_id = element_block(home, "token_not_mine", "shared-pro")
-    bot.slack.click_view(bot.server.slack_url, OWNER, home["id"], "token_not_mine", block_id=block_id)
+    bot.slack.click_view(bot.server.slack_url, OWNER, home["id"], "token_not_mine", block_id=block_id, mode=bot.server.mode)
     wait_for(lambda: decisions(bot, "not_mine"), what="the hand-back")
 
     admin_home = open_home(bot, ADMIN)

@@ -1,6 +1,8 @@
-"""`tokenbot serve --http` as it runs in production: a subprocess (`python -m bot serve --http`)
-pointed at the Databricks and Slack sandboxes by its environment, answering health, readiness,
-metrics and a really signed click, stopping on SIGTERM; two of them sharing PostgreSQL run each
+"""`tokenbot serve` as it runs in production: a subprocess (`python -m bot serve [--http]`)
+pointed at the Databricks and Slack sandboxes by its environment. Over HTTP it answers health,
+readiness, metrics and a really signed click; in Socket Mode it connects to the Slack sandbox's
+WebSocket, answers commands, clicks, modals and the Home tab over it, and reconnects after Slack's
+refresh and a dropped socket. Both stop on SIGTERM; two of them sharing PostgreSQL run each
 reminder job once between them; two on one SQLite file do not both run a scheduler."""
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy import select
 from bot import db
 from bot.models import Decision
 from tests.bot_server import wait_for
+from tests.slack_helpers import ADMIN_USER
 from tests.world import observed_token
 
 OWNER, OTHER = "U0OWEN", "U0OLGA"
@@ -53,7 +56,7 @@ class Served:
     def wait_ready(self) -> Served:
         wait_for(
             lambda: self.get("/healthz")[0] == 200 or self.process.poll() is not None,
-            timeout=20,
+            timeout=60,  # a loaded machine imports slowly
             what="serve to start",
         )
         assert self.process.poll() is None, self.logs()
@@ -84,13 +87,17 @@ def serve(tmp_path):
     """Start `python -m bot serve --http ...` in the test's environment; stopped at the end."""
     started: list[Served] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True, http: bool = True) -> Served:
+    def start(
+        *args: str, env: dict[str, str | None] | None = None, wait: bool = True, http: bool = True
+    ) -> Served:
+        """`env`: variables to set, or to remove (None)."""
         port = free_port()
         log = tmp_path / f"serve-{port}.log"
-        mode = ["--http", "--port", str(port), "--host", "127.0.0.1"] if http else []
+        mode = ["--http"] if http else []
+        environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent), **(env or {})}
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", *mode, *args],
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent), **(env or {})},
+            [sys.executable, "-m", "bot", "serve", *mode, "--port", str(port), "--host", "127.0.0.1", *args],
+            env={name: value for name, value in environment.items() if value is not None},
             stdout=subprocess.DEVNULL,
             stderr=log.open("w"),
             cwd=tmp_path,
@@ -177,6 +184,68 @@ def test_serve_http_answers_health_readiness_metrics_and_a_click_then_stops_on_s
     assert "Traceback" not in served.logs()
 
 
+def test_serve_in_socket_mode_answers_slack_over_the_socket_and_survives_reconnects(world, serve):
+    reminded(world, OWNER, "owen@example.com", "tok-served")
+    world.sync()
+    world.remind()
+    [message] = world.slack.messages(OWNER)
+    reference = reference_in(message, "tok-served")
+    slack, socket = world.slack, world.slack.socket
+    served = serve(http=False)
+    wait_for(lambda: served.get("/readyz") == (200, "ready"), timeout=30, what="readiness")
+    assert socket.open_connections() == 1
+
+    def answered(text: str) -> dict:
+        before = len(slack.response_url_posts())
+        assert slack.command(None, ADMIN_USER, text, mode="socket").status == 200
+        return wait_for(lambda: slack.response_url_posts()[before:], timeout=30, what=f"/tokens {text}")[0]["body"]
+
+    assert "/tokens" in answered("help")["text"]
+    # A modal submission with a field error: the errors come back in the ack, the modal stays open.
+    slack.click(None, OWNER, message["channel"], message["ts"], "token_confirm_scopes",
+                block_id=f"actions:{reference}", mode="socket")
+    modal = wait_for(lambda: slack.views(OWNER, open_only=True), timeout=30, what="the modal")[-1]
+    refused = slack.submit(None, OWNER, modal["id"], {"scopes": {"choose": []}}, mode="socket")
+    assert refused.json()["response_action"] == "errors" and "scopes" in refused.json()["errors"]
+    assert slack.views(OWNER, open_only=True)[-1]["id"] == modal["id"]
+    # The App Home.
+    slack.home_opened(None, OWNER, mode="socket")
+    wait_for(lambda: [v for v in slack.views(OWNER) if v["type"] == "home"], timeout=30, what="the Home tab")
+
+    # Slack refreshes the link: the bot opens a new connection and carries on over it.
+    assert socket.disconnect("refresh_requested", close_after=1.0) == 1
+    wait_for(lambda: socket.connections_opened() == 2, timeout=30, what="the new connection")
+    # The socket drops while Slack's API is unreachable: not ready until it is back and reconnected.
+    slack.down()
+    socket.drop()
+    wait_for(lambda: served.get("/readyz")[0] == 503, timeout=30, what="not ready")
+    assert "Socket Mode connection to Slack is down" in served.get("/readyz")[1]
+    assert served.get("/healthz") == (200, "ok")
+    slack.up()
+    wait_for(lambda: served.get("/readyz") == (200, "ready"), timeout=30, what="ready again")
+
+    # Revoke from /tokens, confirmed with its button, over the new connection.
+    answer = answered("revoke tok-served nobody uses it")
+    assert "nobody uses it" in json.dumps(answer)
+    shown = slack.ephemerals(ADMIN_USER)[-1]
+    slack.click(None, ADMIN_USER, shown["channel"], shown["ts"], "token_revoke", mode="socket")
+    with db.session_scope(world.engine) as session:
+        wait_for(
+            lambda: session.execute(select(Decision.status).where(Decision.action == "revoke")).scalars().all()
+            == ["applied"],
+            timeout=30,
+            what="the revoke",
+        )
+    assert "tok-served" not in {t["token_id"] for t in world.org["prod"].tokens()}
+
+    code, seconds = served.stop()
+
+    assert (code, seconds < 10) == (0, True), served.logs()
+    wait_for(lambda: socket.open_connections() == 0, timeout=10, what="the socket closed")
+    logs = served.logs()
+    assert "connected to Slack in Socket Mode" in logs and "Traceback" not in logs
+
+
 def test_readiness_fails_and_says_why_when_slack_refuses_the_bot_token(world, serve):
     refused = serve("--no-scheduler", env={"SLACK_BOT_TOKEN": "xoxb-wrong"}, wait=False)
     served = serve("--no-scheduler")
@@ -187,16 +256,16 @@ def test_readiness_fails_and_says_why_when_slack_refuses_the_bot_token(world, se
     assert (status, body) == (503, "not ready: Slack refuses the bot token (invalid_auth)")
     assert served.get("/healthz") == (200, "ok")  # alive, just not ready
     wait_for(lambda: "Slack refuses the bot token (invalid_auth)" in served.logs(), what="the log line")
-    assert refused.process.wait(timeout=20) == 2  # and a token refused at start-up stops it at once
+    assert refused.process.wait(timeout=60) == 2  # and a token refused at start-up stops it at once
     assert "Slack refused SLACK_BOT_TOKEN" in refused.logs() and "Traceback" not in refused.logs()
 
 
 def test_serve_refuses_an_unmigrated_database_and_missing_credentials(world, serve, tmp_path):
     fresh = serve(env={"TOKENBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}, wait=False)
     unsigned = serve(env={"SLACK_SIGNING_SECRET": ""}, wait=False)
-    assert fresh.process.wait(timeout=20) == 2
+    assert fresh.process.wait(timeout=60) == 2
     assert "run `tokenbot db upgrade` first" in fresh.logs()
-    assert unsigned.process.wait(timeout=20) == 2
+    assert unsigned.process.wait(timeout=60) == 2
     assert "SLACK_SIGNING_SECRET is not set" in unsigned.logs()
 
 
@@ -215,18 +284,32 @@ def test_sigterm_during_a_job_lets_it_finish_then_exits_0(world, serve):
 
 
 def test_socket_mode_without_a_connection_exits_2_and_says_why(world, serve):
-    missing = serve(http=False, wait=False)
-    # The sandbox has no Socket Mode (apps.connections.open): Slack's own refusal looks the same.
-    refused = serve(http=False, env={"SLACK_APP_TOKEN": "xapp-1-sandbox"}, wait=False)
+    missing = serve(http=False, env={"SLACK_APP_TOKEN": None}, wait=False)
+    refused = serve(http=False, env={"SLACK_APP_TOKEN": "xapp-1-A0OTHER-1-revoked"}, wait=False)
+    # (no scheduler: the one above holds the SQLite file's scheduler lock while it starts)
+    wrong_kind = serve("--no-scheduler", http=False, env={"SLACK_APP_TOKEN": world.slack.bot_token}, wait=False)
 
-    assert missing.process.wait(timeout=20) == 2
+    assert missing.process.wait(timeout=60) == 2
     assert "SLACK_APP_TOKEN is not set: Socket Mode needs the app-level token" in " ".join(
         missing.logs().split()
     )
-    assert refused.process.wait(timeout=20) == 2
+    assert refused.process.wait(timeout=60) == 2
     logs = " ".join(refused.logs().split())
-    assert "Slack refused to open a Socket Mode connection (unknown_method): check SLACK_APP_TOKEN" in logs
+    assert "Slack refused to open a Socket Mode connection (invalid_auth): check SLACK_APP_TOKEN" in logs
     assert "Traceback" not in logs and "scheduled job" not in logs  # no job started without a connection
+    assert wrong_kind.process.wait(timeout=60) == 2
+    assert "(not_allowed_token_type): check SLACK_APP_TOKEN" in " ".join(wrong_kind.logs().split())
+
+
+def test_socket_mode_exits_2_when_the_websocket_itself_cannot_connect(world, serve):
+    world.slack.socket.blocked = True  # Slack hands out a URL, but a proxy refuses the WebSocket
+
+    blocked = serve(http=False, wait=False)
+
+    assert blocked.process.wait(timeout=60) == 2
+    logs = " ".join(blocked.logs().split())
+    assert "the WebSocket connection to it failed" in logs and "scheduled job" not in logs
+    assert "connected to Slack in Socket Mode" not in logs
 
 
 def test_a_second_serve_on_the_same_sqlite_file_refuses_to_start_its_scheduler(world, serve, database_url):
@@ -237,7 +320,7 @@ def test_a_second_serve_on_the_same_sqlite_file_refuses_to_start_its_scheduler(w
     second = serve(wait=False)
     answering = serve("--no-scheduler", wait=False)  # a replica that only answers Slack is fine
 
-    assert second.process.wait(timeout=20) == 2
+    assert second.process.wait(timeout=60) == 2
     logs = " ".join(second.logs().split())
     assert f"(pid {first.process.pid}) already runs the scheduler on the SQLite database" in logs
     assert "--no-scheduler" in logs and "PostgreSQL" in logs

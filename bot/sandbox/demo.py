@@ -1,10 +1,12 @@
 """`tokenbot demo`: the whole story against local sandboxes, with no Slack workspace and no
 Databricks account.
 
-Two Databricks workspaces and a Slack workspace run on 127.0.0.1; the bot runs in HTTP mode on a
-real port, in this process; a temporary SQLite database holds its records. The story drives the
-bot the way Slack would (really signed requests from the Slack sandbox's driver) and runs the
-scheduled jobs by hand, then checks each step against what it should have done.
+Two Databricks workspaces and a Slack workspace run on 127.0.0.1; the bot runs in this process,
+in Socket Mode by default (it opens a WebSocket to the Slack sandbox, as `tokenbot serve` does) or
+in HTTP mode on a real port (`--http`); a temporary SQLite database holds its records. The story
+drives the bot the way Slack would (envelopes over the socket, or really signed HTTP requests, from
+the Slack sandbox's driver) and runs the scheduled jobs by hand, then checks each step against what
+it should have done.
 """
 
 from __future__ import annotations
@@ -56,9 +58,10 @@ class Verdict:
 class Demo:
     """Sandboxes, seed, bot; then the story, step by step."""
 
-    def __init__(self, console: Console, workdir: Path) -> None:
+    def __init__(self, console: Console, workdir: Path, *, http: bool = False) -> None:
         self.console = console
         self.workdir = workdir
+        self.mode = "http" if http else "socket"
         self.verdicts: list[Verdict] = []
         self._stack = ExitStack()
 
@@ -79,8 +82,13 @@ class Demo:
         db.migrate(self.engine)
         self.client = make_client(self.settings)
         self.deps = make_deps(self.settings, self.engine, self.client)
-        bolt = build_app(self.settings, self.deps, self.client)
-        web = WebApp(bolt, self.engine, self.settings.slack_signing_secret.get_secret_value())
+        socket_mode = self.mode == "socket"
+        bolt = build_app(self.settings, self.deps, self.client, socket_mode=socket_mode)
+        if socket_mode:  # the bot connects out to Slack; its port serves only health, readiness, metrics
+            self._connect(bolt)
+            web = WebApp(bolt, self.engine, None)
+        else:
+            web = WebApp(bolt, self.engine, self.settings.slack_signing_secret.get_secret_value())
         self.server = self._stack.enter_context(BackgroundServer(web))
         self.jobs = JobContext(
             settings=self.settings, engine=self.engine, client=self.client, gateway_for=self.deps.gateway_for
@@ -88,8 +96,22 @@ class Demo:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.engine.dispose()
         self._stack.close()
+        self.engine.dispose()
+
+    def _connect(self, bolt) -> None:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        handler = SocketModeHandler(bolt, self.settings.slack_app_token.get_secret_value())
+        handler.connect()
+        self._stack.callback(handler.close)
+        if not handler.client.is_connected():
+            raise RuntimeError("the bot could not open its Socket Mode connection to the Slack sandbox")
+
+    @property
+    def slack_url(self) -> str | None:
+        """Where the driver sends Slack's requests: the bot's endpoint in HTTP mode, none in Socket Mode."""
+        return self.server.url + "/slack/events" if self.mode == "http" else None
 
     def _configure(self) -> Settings:
         config = self.workdir / "tokenbot.toml"
@@ -131,9 +153,10 @@ key = "{SECRET_KEY}"
             DEMO_ANALYTICS_TOKEN=self.analytics.admin_token,
             SLACK_BOT_TOKEN=self.slack.bot_token,
             SLACK_SIGNING_SECRET=self.slack.signing_secret,
+            SLACK_APP_TOKEN=self.slack.app_token,
             TOKENBOT_SLACK_API_URL=self.slack.url,
         )
-        for name in ("TOKENBOT_DRY_RUN", "SLACK_APP_TOKEN", "DATABRICKS_HOST"):
+        for name in ("TOKENBOT_DRY_RUN", "DATABRICKS_HOST"):
             os.environ.pop(name, None)
         return load_settings()
 
@@ -243,7 +266,7 @@ key = "{SECRET_KEY}"
             f"  the modal pre-selects {preselected} (jobs: seen once in the audit log, 80 days ago)"
         )
         self.slack.submit(
-            self.server.url + "/slack/events", "U0PRIYA", modal["id"], {"scopes": {"choose": ["sql", "jobs"]}}
+            self.slack_url, "U0PRIYA", modal["id"], {"scopes": {"choose": ["sql", "jobs"]}}, mode=self.mode
         )
         patch = self._wait(lambda: [r for r in self.prod.requests if r.method == "PATCH"], "the PATCH")[-1]
         scopes = sorted(patch.json["token"]["scopes"])
@@ -268,7 +291,7 @@ key = "{SECRET_KEY}"
     def admin_extends(self) -> Verdict:
         token_id = self.seeded.token("policy_extend")
         response = self.slack.command(
-            self.server.url + "/slack/events", ADMIN, f"extend {token_id[:10]} 14 quarter close needs it"
+            self.slack_url, ADMIN, f"extend {token_id[:10]} 14 quarter close needs it", mode=self.mode
         )
         answer = self._wait(lambda: self.slack.response_url_posts(), "the answer")[-1]["body"]
         self.console.print(f"  /tokens extend → {escape(answer.get('text', ''))}")
@@ -286,10 +309,11 @@ key = "{SECRET_KEY}"
         self._click(ADMIN, message, "token_extend", reference)
         modal = self._wait(lambda: self.slack.views(ADMIN, open_only=True), "the Extend modal")[-1]
         self.slack.submit(
-            self.server.url + "/slack/events",
+            self.slack_url,
             ADMIN,
             modal["id"],
             {"days": {"days": "30"}, "reason": {"reason": "nightly etl must not stop"}},
+            mode=self.mode,
         )
         secret = self._wait(lambda: self.prod.secrets().get((SECRET_SCOPE, SECRET_KEY)), "the secret")
         rotations_job(self.jobs)  # grace period 0 in the demo: the old token goes at once
@@ -345,6 +369,8 @@ key = "{SECRET_KEY}"
     def forged_request(self) -> Verdict:
         message, reference = self._reminder_for("U0SAM", "expiring")
         before = len(self._decisions())
+        # In Socket Mode the bot has no Slack endpoint at all (it connected out to Slack with its
+        # app-level token): a forged request sent to its port has nowhere to go.
         response = self.slack.click(
             self.server.url + "/slack/events",
             "U0SAM",
@@ -356,19 +382,20 @@ key = "{SECRET_KEY}"
         )
         time.sleep(0.3)
         after = len(self._decisions())
-        self.console.print(f"  a click with a bad signature: HTTP {response.status}")
+        refused = 401 if self.mode == "http" else 404
+        self.console.print(f"  a click with a bad signature, sent to the bot's port: HTTP {response.status}")
         return Verdict(
             "",
-            "HTTP 401, nothing recorded",
+            f"HTTP {refused}, nothing recorded",
             f"HTTP {response.status}, decisions {before} → {after}",
-            response.status == 401 and before == after,
+            response.status == refused and before == after,
         )
 
     def tokens_upcoming(self) -> Verdict:
         from bot.slack.blocks import as_text
 
         before = len(self.slack.response_url_posts())
-        self.slack.command(self.server.url + "/slack/events", ADMIN, "upcoming")
+        self.slack.command(self.slack_url, ADMIN, "upcoming", mode=self.mode)
         answer = self._wait(lambda: self.slack.response_url_posts()[before:], "the answer")[-1]["body"]
         self.console.print(
             Panel(escape(as_text(answer.get("blocks") or [])), title="/tokens upcoming", expand=False)
@@ -460,12 +487,13 @@ key = "{SECRET_KEY}"
 
     def _click(self, user: str, message: dict[str, Any], action: str, reference: str) -> None:
         response = self.slack.click(
-            self.server.url + "/slack/events",
+            self.slack_url,
             user,
             message["channel"],
             message["ts"],
             action,
             block_id=f"actions:{reference}",
+            mode=self.mode,
         )
         if response.status != 200:
             raise RuntimeError(f"the bot answered HTTP {response.status}")
@@ -501,8 +529,9 @@ key = "{SECRET_KEY}"
         return found
 
     def urls(self) -> dict[str, str]:
+        slack_side = self.slack_url or f"Socket Mode, connected to ws://127.0.0.1:{self.slack.socket.port}"
         return {
-            "bot (Slack requests)": self.server.url + "/slack/events",
+            "bot (Slack requests)": slack_side,
             "bot health": self.server.url + "/healthz",
             "Slack Web API": self.slack.url,
             "Databricks prod": self.prod.url,
@@ -532,16 +561,22 @@ def delivered(counts: dict[str, int]) -> str:
     return "owners got " + ", ".join(f"{name}: {n}" for name, n in sorted(counts.items()))
 
 
-def run_demo(console: Console, keep: bool = False) -> bool:
-    """The demo end to end; True when every step did what it should."""
+def run_demo(console: Console, keep: bool = False, *, http: bool = False) -> bool:
+    """The demo end to end (Socket Mode, or HTTP mode with `http`); True when every step did what it
+    should."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tokenbot-demo-") as tmp:
         workdir = Path(tmp) if not keep else Path(tempfile.mkdtemp(prefix="tokenbot-demo-"))
-        with Demo(console, workdir) as demo:
+        with Demo(console, workdir, http=http) as demo:
+            how = (
+                "Slack's requests are really signed HTTP requests to the bot (HTTP mode)"
+                if http
+                else "the bot takes Slack's requests over a Socket Mode WebSocket, as `tokenbot serve` does"
+            )
             console.print(
                 Panel.fit(
                     "Two Databricks workspaces (prod, analytics), a Slack workspace and tokenbot, all on "
-                    "127.0.0.1.\n40 tokens, 12 people, 2 service principals. Every request is really signed; "
+                    f"127.0.0.1.\n40 tokens, 12 people, 2 service principals. {how[0].upper() + how[1:]}; "
                     "every API call is real.",
                     title="tokenbot demo",
                 )

@@ -10,6 +10,9 @@ What it serves (see ../shared/APIS.md for the shapes):
 * `/upload/<file_id>`: the upload URL handed out by `files.getUploadURLExternal`.
 * `/response/<id>`: the `response_url` given with every driven command and click; posts to it
   replace, delete or add messages the way Slack does.
+* `apps.connections.open` (with the app-level `xapp-` token) and the Socket Mode WebSocket it hands
+  out (bot.sandbox.socket_mode). The driver sends commands, clicks, submissions and events either as
+  signed HTTP requests (`mode="http"`) or as Socket Mode envelopes (`mode="socket"`).
 
 State is in memory behind one lock; every request is recorded by the shared `SandboxServer`.
 """
@@ -38,6 +41,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.sandbox import slack_limits
 from bot.sandbox.server import Fault, Request, Response, SandboxServer
 from bot.sandbox.slack_limits import MANIFEST_SCOPES
+from bot.sandbox.socket_mode import ACK_TIMEOUT, EVENTS_API, INTERACTIVE, SLASH_COMMANDS, SocketModeServer
 
 __all__ = ["DEFAULT_SCOPES", "DriverResponse", "SlackSandbox", "sign", "validate_blocks", "validate_view"]
 
@@ -48,6 +52,7 @@ BOT_ID = "B0SANDBOX"
 BOT_USER_ID = "U0SANDBOT"
 BOT_NAME = "tokenbot"
 VERIFICATION_TOKEN = "sandbox-verification-token"  # the legacy `token` field of payloads
+APP_TOKEN = "xapp-1-A0SANDBOX-1-sandbox"  # noqa: S105 - the sandbox app's app-level token
 
 DEFAULT_SCOPES = MANIFEST_SCOPES  # what manifest.yml asks for, so a missing scope fails as in Slack
 
@@ -646,6 +651,8 @@ class DriverResponse:
     elapsed: float  # seconds from sending to the HTTP response
     headers: dict[str, str]
     slack_errors: list[str] = field(default_factory=list)  # Slack's complaints about a view in the answer
+    mode: str = "http"
+    late: bool = False  # Socket Mode: acked after Slack's 3 s (the user saw an error; an event was resent)
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body.strip() else None
@@ -673,14 +680,20 @@ class SlackSandbox:
         bot_token: str = "xoxb-sandbox",  # noqa: S107 - a sandbox credential
         signing_secret: str = "sandbox-signing-secret",  # noqa: S107
         *,
+        app_token: str = APP_TOKEN,
         scopes: Iterable[str] = DEFAULT_SCOPES,
         trigger_ttl: float | None = slack_limits.TRIGGER_TTL_SECONDS,
         response_url_uses: int = slack_limits.RESPONSE_URL_USES,
         response_url_ttl: float = slack_limits.RESPONSE_URL_TTL_SECONDS,
+        ack_timeout: float = ACK_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bot_token = bot_token
         self.signing_secret = signing_secret
+        self.app_token = app_token  # app-level, scope connections:write: only for apps.connections.open
+        # Socket Mode (acks due within `ack_timeout`, Slack's 3 s); started by the first apps.connections.open
+        self.socket = SocketModeServer(app_id=APP_ID, ack_timeout=ack_timeout)
+        self._socket_started = False
         self.scopes = list(scopes)
         self.trigger_ttl = trigger_ttl  # Slack's is 3 s (None: never expires)
         self.response_url_uses = response_url_uses
@@ -722,6 +735,8 @@ class SlackSandbox:
 
     def stop(self) -> None:
         self._server.stop()
+        if self._socket_started:
+            self.socket.stop()
 
     def __enter__(self) -> SlackSandbox:
         return self.start()
@@ -897,17 +912,21 @@ class SlackSandbox:
     # driver: Slack -> bot -------------------------------------------------------------------------
     def command(
         self,
-        url: str,
+        url: str | None,
         user: str,
         text: str,
         command: str = "/tokens",
         *,
         channel: str | None = None,
+        mode: str = "http",
         bad_signature: bool = False,
         timestamp: float | None = None,
         retry_num: int | None = None,
     ) -> DriverResponse:
-        """A slash command typed by `user` (in the bot's DM unless `channel` is given)."""
+        """A slash command typed by `user` (in the bot's DM unless `channel` is given).
+
+        Every driver method sends to `url` as a signed HTTP request (`mode="http"`), or over the
+        app's open Socket Mode connection (`mode="socket"`; `url` is then unused)."""
         with self._lock:
             channel_id = channel or self._open_dm(user)
             known = self._channels.get(channel_id)
@@ -926,18 +945,11 @@ class SlackSandbox:
                 "response_url": self._new_response_url(_ResponseTarget("command", user, channel_id)),
                 "trigger_id": self._issue_trigger(user),
             }
-        return self._send(
-            url,
-            urlencode(form),
-            "application/x-www-form-urlencoded",
-            bad_signature=bad_signature,
-            timestamp=timestamp,
-            retry_num=retry_num,
-        )
+        return self._drive(url, mode, SLASH_COMMANDS, form, bad_signature, timestamp, retry_num)
 
     def click(
         self,
-        url: str,
+        url: str | None,
         user: str,
         channel: str,
         ts: str,
@@ -945,6 +957,7 @@ class SlackSandbox:
         value: Any = None,
         block_id: str | None = None,
         *,
+        mode: str = "http",
         bad_signature: bool = False,
         timestamp: float | None = None,
         retry_num: int | None = None,
@@ -974,17 +987,18 @@ class SlackSandbox:
                 "response_url": self._new_response_url(target),
                 "actions": [_action(element, found_block_id, value, self._new_ts())],
             }
-        return self._send_payload(url, payload, bad_signature, timestamp, retry_num)
+        return self._drive(url, mode, INTERACTIVE, payload, bad_signature, timestamp, retry_num)
 
     def click_view(
         self,
-        url: str,
+        url: str | None,
         user: str,
         view_id: str,
         action_id: str,
         value: Any = None,
         block_id: str | None = None,
         *,
+        mode: str = "http",
         bad_signature: bool = False,
         timestamp: float | None = None,
         retry_num: int | None = None,
@@ -998,15 +1012,16 @@ class SlackSandbox:
                 "view": copy.deepcopy(record.view),
                 "actions": [_action(element, found_block_id, value, self._new_ts())],
             }
-        return self._send_payload(url, payload, bad_signature, timestamp, retry_num)
+        return self._drive(url, mode, INTERACTIVE, payload, bad_signature, timestamp, retry_num)
 
     def submit(
         self,
-        url: str,
+        url: str | None,
         user: str,
         view_id: str,
         values: dict[str, dict[str, Any]],
         *,
+        mode: str = "http",
         bad_signature: bool = False,
         timestamp: float | None = None,
         retry_num: int | None = None,
@@ -1019,16 +1034,19 @@ class SlackSandbox:
             view = copy.deepcopy(record.view)
             view["state"] = {"values": _view_state(view["blocks"], values)}
             payload = self._interaction("view_submission", user) | {"view": view, "response_urls": []}
-        response = self._send_payload(url, payload, bad_signature, timestamp, retry_num)
-        if response.status == 200:
+        response = self._drive(
+            url, mode, INTERACTIVE, payload, bad_signature, timestamp, retry_num, answers=True
+        )
+        if response.status == 200 and not response.late:  # too late, Slack keeps the modal and says so
             self._apply_response_action(view_id, response)
         return response
 
     def home_opened(
         self,
-        url: str,
+        url: str | None,
         user: str,
         *,
+        mode: str = "http",
         bad_signature: bool = False,
         timestamp: float | None = None,
         retry_num: int | None = None,
@@ -1066,14 +1084,7 @@ class SlackSandbox:
                 ],
                 "is_ext_shared_channel": False,
             }
-        return self._send(
-            url,
-            json.dumps(envelope),
-            "application/json",
-            bad_signature=bad_signature,
-            timestamp=timestamp,
-            retry_num=retry_num,
-        )
+        return self._drive(url, mode, EVENTS_API, envelope, bad_signature, timestamp, retry_num)
 
     # driver internals ------------------------------------------------------------------------------
     def _interaction(self, kind: str, user: str) -> dict[str, Any]:
@@ -1110,21 +1121,47 @@ class SlackSandbox:
             retry_num=retry_num,
         )
 
-    def _send_payload(
+    def _drive(
         self,
-        url: str,
+        url: str | None,
+        mode: str,
+        kind: str,
         payload: dict[str, Any],
         bad_signature: bool,
         timestamp: float | None,
         retry_num: int | None,
+        *,
+        answers: bool = False,
     ) -> DriverResponse:
+        """Send `payload` the way Slack sends a request of `kind` in `mode`."""
+        if mode == "socket":
+            if bad_signature or timestamp is not None:
+                raise ValueError("Socket Mode is not signed: bad_signature and timestamp are for HTTP")
+            # Slack's envelope carries the same payload as HTTP's body: the slash command's form
+            # fields as an object, an interaction's `payload`, the event callback.
+            ack = self.socket.deliver(
+                kind,
+                payload,
+                # slack_commands and view_submission answer with a payload; clicks and events do not
+                accepts_response_payload=kind == SLASH_COMMANDS or answers,
+                retry_attempt=retry_num,
+                retry_reason="timeout" if retry_num else None,
+            )
+            body = json.dumps(ack.payload) if ack.payload else ""
+            return DriverResponse(200, body, ack.elapsed, {}, mode=mode, late=ack.late)
+        if mode != "http":
+            raise ValueError(f"mode must be 'http' or 'socket', not {mode!r}")
+        if url is None:
+            raise ValueError("HTTP mode needs the bot's URL")
+        form = "application/x-www-form-urlencoded"
+        if kind == SLASH_COMMANDS:
+            body, content_type = urlencode(payload), form
+        elif kind == INTERACTIVE:
+            body, content_type = urlencode({"payload": json.dumps(payload)}), form
+        else:
+            body, content_type = json.dumps(payload), "application/json"
         return self._send(
-            url,
-            urlencode({"payload": json.dumps(payload)}),
-            "application/x-www-form-urlencoded",
-            bad_signature=bad_signature,
-            timestamp=timestamp,
-            retry_num=retry_num,
+            url, body, content_type, bad_signature=bad_signature, timestamp=timestamp, retry_num=retry_num
         )
 
     def _send(
@@ -1220,6 +1257,11 @@ class SlackSandbox:
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else args.get("token")
         if not token:
             return Response(200, {"ok": False, "error": "not_authed"}, headers)
+        if name == "apps.connections.open":  # the one method of the app-level token
+            headers["x-oauth-scopes"] = "connections:write"
+            return Response(200, method.handler(self, args | {"token": token}), headers)
+        if token == self.app_token:  # an app-level token only opens connections
+            return Response(200, {"ok": False, "error": "not_allowed_token_type"}, headers)
         if token != self.bot_token:
             return Response(200, {"ok": False, "error": "invalid_auth"}, headers)
         with self._lock:
@@ -1253,6 +1295,20 @@ class SlackSandbox:
             return wait
         per_minute = self._per_minute or TIER_PER_MINUTE[int(tier)] * self._scale
         return self._buckets.take(name, per_minute, per_minute / 60)
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Socket Mode's URL, for the app-level token only (`connections:write`); a bot or user
+        token is `not_allowed_token_type`, as Slack answers (docs of apps.connections.open)."""
+        token = str(args["token"])
+        if token == self.app_token:
+            with self._lock:
+                if not self._socket_started:
+                    self.socket.start()
+                    self._socket_started = True
+            return {"ok": True, "url": self.socket.new_url()}
+        if token == self.bot_token or token.startswith(("xoxb-", "xoxp-")):
+            return {"ok": False, "error": "not_allowed_token_type"}
+        return {"ok": False, "error": "invalid_auth"}
 
     # Web API handlers (table at the bottom) ---------------------------------------------------------
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -2065,6 +2121,7 @@ def _view_state(blocks: list[Any], values: dict[str, dict[str, Any]]) -> dict[st
 
 _METHODS: dict[str, _Method] = {
     "auth.test": _Method(SlackSandbox._auth_test, 4),
+    "apps.connections.open": _Method(SlackSandbox._apps_connections_open, 1, ("connections:write",)),
     "chat.postMessage": _Method(SlackSandbox._chat_post_message, POST_MESSAGE, ("chat:write",)),
     "chat.update": _Method(SlackSandbox._chat_update, 3, ("chat:write",)),
     "chat.delete": _Method(SlackSandbox._chat_delete, 3, ("chat:write",)),
