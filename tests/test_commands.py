@@ -643,7 +643,7 @@ def test_an_answer_the_response_url_refuses_comes_as_an_ephemeral_message(bot, l
     else:
         bot.slack.response_url_ttl = -1.0
 
-    response = bot.slack.command(bot.url, OWNER, "mine")
+    response = bot.slack.command(bot.url, OWNER, "mine", mode=bot.mode)
 
     assert response.status == 200
     answer = wait_for(

@@ -373,7 +373,7 @@ def extend_clicked(world, shown, value, days="30"):
     opened = len(world.slack.views(OWNER, open_only=True))
     world.slack.click(
         world.server.slack_url, OWNER, shown["channel"], shown["ts"], "token_extend", value=value,
-        block_id=f"actions:{_reference(shown, 'tok-idle')}", as_shown=shown,
+        block_id=f"actions:{_reference(shown, 'tok-idle')}", as_shown=shown, mode=world.server.mode,
     )
     found = wait_for(
         lambda: len(decisions(world, "extend")) > before or len(world.slack.views(OWNER, open_only=True)) > opened,
@@ -382,7 +382,8 @@ def extend_clicked(world, shown, value, days="30"):
     if len(decisions(world, "extend")) == before and found:
         modal = world.slack.views(OWNER, open_only=True)[-1]
         world.slack.submit(
-            world.server.slack_url, OWNER, modal["id"], {"days": {"days": days}, "reason": {"reason": "busy"}}
+            world.server.slack_url, OWNER, modal["id"], {"days": {"days": days}, "reason": {"reason": "busy"}},
+            mode=world.server.mode,
         )
         wait_for(lambda: len(decisions(world, "extend")) > before, what="the extension")
     return decisions(world, "extend")[-1]
@@ -406,7 +407,9 @@ def test_four_extend_clicks_in_a_row_stop_at_the_total_limit_and_ask_the_admins(
     )[-1]
     asked_until = (original + timedelta(days=90)).date().isoformat()
     assert f"until {asked_until} (the policy's own deadline: {original.date().isoformat()})" in request["text"]
-    bot.slack.click(bot.server.slack_url, ADMIN_USER, ADMIN_CHANNEL, request["ts"], "decision_deny")
+    bot.slack.click(
+        bot.server.slack_url, ADMIN_USER, ADMIN_CHANNEL, request["ts"], "decision_deny", mode=bot.server.mode
+    )
     wait_for(lambda: decisions(bot, "extend")[2].status == "denied", what="the denial")
     assert org_deadline(bot, "tok-idle")[1] == original + timedelta(days=60)
 
@@ -435,6 +438,7 @@ def test_any_button_naming_a_deadline_tokenbot_does_not_compute_is_refused(bot, 
     bot.slack.click(
         bot.server.slack_url, OWNER, message["channel"], message["ts"], action_id,
         value=f"t{pk}:autoscope_enforcement:2030-01-01", block_id=f"actions:{_reference(message, 'tok-observed')}",
+        mode=bot.server.mode,
     )
 
     [refused] = wait_for(lambda: decisions(bot, action), what="the refusal")
