@@ -73,7 +73,7 @@ def socket_mode_bot(settings: Settings, deps: Deps, client) -> Iterator[object]:
         handler.close()
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "the condition") -> object:
+def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "the condition") -> object:
     """Poll until `condition()` is truthy: the bot finishes its work after answering Slack."""
     deadline = time.monotonic() + timeout
     while True:

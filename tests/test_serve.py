@@ -273,7 +273,7 @@ def test_sigterm_during_a_job_lets_it_finish_then_exits_0(world, serve):
     prod = world.org["prod"]
     prod.fail("GET", r"/api/2\.0/token-management/tokens$", 0, delay=1.5)  # a slow listing, once
     served = serve("--job-interval", "sync=1")
-    wait_for(lambda: any("token-management/tokens" in r.path for r in prod.requests), what="the sync")
+    wait_for(lambda: any("token-management/tokens" in r.path for r in prod.requests), timeout=60, what="the sync")
 
     code, seconds = served.stop()
 
