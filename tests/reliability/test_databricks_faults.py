@@ -18,7 +18,18 @@ runner = CliRunner()
 
 @pytest.fixture
 def org(tmp_path, monkeypatch, database_url):
-    with sandbox_org(tmp_path, monkeypatch, database_url, retry_timeout_seconds=2) as org:
+    """Retries give up after 2 s, so a storm fails the sync quickly."""
+    yield from _seeded_org(tmp_path, monkeypatch, database_url, retry_timeout_seconds=2)
+
+
+@pytest.fixture
+def patient_org(tmp_path, monkeypatch, database_url):
+    """Retries go on for 30 s: room for Retry-After, the SDK's jitter and a busy machine."""
+    yield from _seeded_org(tmp_path, monkeypatch, database_url, retry_timeout_seconds=30)
+
+
+def _seeded_org(tmp_path, monkeypatch, database_url, retry_timeout_seconds):
+    with sandbox_org(tmp_path, monkeypatch, database_url, retry_timeout_seconds=retry_timeout_seconds) as org:
         engine = db.make_engine(database_url)
         db.migrate(engine)
         org.engine = engine
@@ -68,7 +79,8 @@ def test_a_failing_workspace_keeps_its_tokens_and_recovers(org, fault, words):
     assert state(org) == ({"prod": "ok", "dev": "ok"}, 10)
 
 
-def test_a_brief_503_is_ridden_over(org):
+def test_a_brief_503_is_ridden_over(patient_org):
+    org = patient_org
     org["prod"].fail("GET", LIST, 503, times=1, retry_after=1)
     result = runner.invoke(app, ["sync"])
     assert result.exit_code == 0, result.output
