@@ -15,10 +15,9 @@ from bot import clock, db
 from bot.models import Decision, Notification, Token
 from bot.services import decisions, enforcement, inventory
 from bot.slack.app import make_deps
-from bot.slack.client import SlackClock, make_client
-from bot.slack.messenger import SlackMessenger
-from bot.slack.notices import SlackEnforcementNotifier
+from bot.slack.client import make_client
 from tests.bot_server import running_bot, wait_for
+from tests.enforcement_helpers import run_enforcement
 from tests.slack_helpers import ADMIN_CHANNEL, ADMIN_USER
 from tests.world import make_world
 
@@ -82,19 +81,7 @@ def world_factory(tmp_path, monkeypatch, database_url):
 
 
 def enforce(world, *, dry_run: bool = False, now=None) -> enforcement.EnforcementSummary:
-    settings = world.settings
-    client = make_client(settings)
-    return enforcement.run(
-        engine=world.engine,
-        gateway_for=make_deps(settings, world.engine, client).gateway_for,
-        policy=settings.policy,
-        notifier=SlackEnforcementNotifier(client),
-        sender=SlackMessenger(client),
-        admin_channel=settings.slack.admin_channel,
-        now=now or clock.now() + LATER,
-        slack_clock=SlackClock(client),
-        dry_run=dry_run,
-    )
+    return run_enforcement(world, now=now or clock.now() + LATER, dry_run=dry_run)
 
 
 def live(sandbox) -> set[str]:

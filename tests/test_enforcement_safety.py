@@ -16,10 +16,8 @@ from bot import clock, db
 from bot.databricks.gateway import gateway_factory
 from bot.models import Decision, Token
 from bot.services import breaker, decisions, enforcement
-from bot.slack.app import make_deps
 from bot.slack.client import SlackClock, make_client
-from bot.slack.messenger import SlackMessenger
-from bot.slack.notices import SlackEnforcementNotifier
+from tests.enforcement_helpers import run_enforcement
 from tests.slack_helpers import ADMIN_CHANNEL, ADMIN_USER
 from tests.world import make_world
 
@@ -71,19 +69,7 @@ def add_tokens(world, count: int, *, idle_days: int, prefix: str = "t", created_
 
 
 def enforce(world, *, now=None, preview: bool = False) -> enforcement.EnforcementSummary:
-    settings = world.settings
-    client = make_client(settings)
-    return enforcement.run(
-        engine=world.engine,
-        gateway_for=make_deps(settings, world.engine, client).gateway_for,
-        policy=settings.policy,
-        notifier=SlackEnforcementNotifier(client),
-        sender=SlackMessenger(client),
-        admin_channel=settings.slack.admin_channel,
-        now=now or clock.now(),
-        slack_clock=SlackClock(client),
-        preview=preview,
-    )
+    return run_enforcement(world, now=now or clock.now(), preview=preview)
 
 
 def deletes(world) -> list[str]:
