@@ -16,6 +16,8 @@ Jobs are plain functions of a `JobContext`, registered here with an explicit id,
 The lease, per run (`JobLease`):
 - PostgreSQL: `pg_try_advisory_lock` on a dedicated connection for the length of the run, released
   after (a crash drops the connection, and the lock with it): two replicas never run one job at once.
+  Advisory locks are per database, so the key names the schema too: two deployments in separate
+  schemas of one database never wait for each other.
 - Both databases: the job's `jobrun` row is claimed with one conditional UPDATE, which succeeds only
   if nobody started the job within the last half period. Interval triggers are aligned to a fixed
   epoch, so every replica fires at the same instants; the first to claim runs, the others skip. So a
@@ -262,9 +264,9 @@ def rotations_job(context: JobContext) -> None:
 # the lease
 
 
-def lock_key(job: str) -> int:
-    """A stable signed 64-bit key for `pg_try_advisory_lock`, one per job."""
-    digest_ = hashlib.blake2b(f"tokenbot:{job}".encode(), digest_size=8).digest()
+def lock_key(job: str, schema: str) -> int:
+    """A stable signed 64-bit key for `pg_try_advisory_lock`, one per job and schema."""
+    digest_ = hashlib.blake2b(f"tokenbot:{schema}:{job}".encode(), digest_size=8).digest()
     return int.from_bytes(digest_, "big", signed=True)
 
 
@@ -273,6 +275,7 @@ class Held:
     job: str
     started_at: datetime
     connection: Connection | None  # PostgreSQL: the connection holding the advisory lock
+    key: int | None = None  # ... and the lock's key
 
 
 class JobLease:
@@ -286,11 +289,12 @@ class JobLease:
 
     def acquire(self, job: str, min_gap: timedelta) -> Held | str:
         """The lease for one run, or why this replica skips it."""
-        connection = None
+        connection = key = None
         if self._postgres:
             connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             try:
-                locked = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": lock_key(job)})
+                key = lock_key(job, connection.execute(text("SELECT current_schema()")).scalar() or "")
+                locked = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
                 if not locked.scalar():
                     connection.close()
                     return "another replica is running it"
@@ -301,13 +305,13 @@ class JobLease:
         try:
             last = self._claim(job, min_gap, now)
         except Exception:
-            self._unlock(job, connection)
+            self._unlock(job, connection, key)
             raise
         if last is not None:
-            self._unlock(job, connection)
+            self._unlock(job, connection, key)
             started_at, runner = last
             return f"{runner or 'another replica'} started it at {started_at:%H:%M:%S} UTC"
-        return Held(job, now, connection)
+        return Held(job, now, connection, key)
 
     def release(self, held: Held, status: str, error: str | None = None) -> None:
         try:
@@ -322,7 +326,7 @@ class JobLease:
                     .values(finished_at=self._now(), status=status, error=(error or None) and error[:2000])
                 )
         finally:
-            self._unlock(held.job, held.connection)
+            self._unlock(held.job, held.connection, held.key)
 
     def _claim(self, job: str, min_gap: timedelta, now: datetime) -> tuple[datetime, str | None] | None:
         """None when this replica claimed the run; else when and by whom it was started."""
@@ -348,11 +352,11 @@ class JobLease:
             row = session.execute(select(JobRun.started_at, JobRun.runner).where(JobRun.job == job)).one()
             return row.started_at, row.runner
 
-    def _unlock(self, job: str, connection: Connection | None) -> None:
+    def _unlock(self, job: str, connection: Connection | None, key: int | None) -> None:
         if connection is None:
             return
         try:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key(job)})
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
             connection.close()
         except Exception:
             logger.exception("job %s: releasing its advisory lock failed; dropping the connection", job)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bot import clock, db, metrics
 from bot.models import JobRun
@@ -146,7 +146,35 @@ def test_on_postgresql_a_run_that_outlasts_its_period_is_not_started_twice(engin
 
     assert beta.acquire("sync", timedelta(seconds=1)) == "another replica is running it"
     alpha.release(held, "ok")
-    assert not isinstance(beta.acquire("sync", timedelta(seconds=1)), str)
+    after = beta.acquire("sync", timedelta(seconds=1))
+    assert not isinstance(after, str)
+    beta.release(after, "ok")  # a lock left held would stop every later sync in this database
+
+
+def test_on_postgresql_deployments_in_other_schemas_do_not_share_a_lease(engine, request):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("advisory locks are PostgreSQL's")
+    other_url = request.getfixturevalue("database_url").replace("search_path%3D", "search_path%3Dx", 1)
+    # (a second schema of the same database: another tokenbot deployment, or another test)
+    admin = db.make_engine(engine.url.set(query={}).render_as_string(hide_password=False))
+    schema = other_url.rsplit("search_path%3D", 1)[1]
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        connection.commit()
+    other = db.make_engine(other_url)
+    try:
+        db.migrate(other)
+        here = JobLease(engine, "here:1").acquire("sync", timedelta(0))
+        there = JobLease(other, "there:1").acquire("sync", timedelta(0))
+        assert not isinstance(here, str) and not isinstance(there, str), there
+        JobLease(engine, "here:1").release(here, "ok")
+        JobLease(other, "there:1").release(there, "ok")
+    finally:
+        other.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            connection.commit()
+        admin.dispose()
 
 
 def test_a_second_scheduler_on_the_same_sqlite_file_is_refused(tmp_path):
