@@ -12,7 +12,7 @@ import pytest
 from bot.domain.policy import DeadlineKind
 from bot.models import Workspace
 from bot.sandbox.slack import validate_blocks, validate_view
-from bot.sandbox.slack_limits import MESSAGE_BLOCK_TEXT_LIMIT, block_text_size
+from bot.sandbox.slack.limits import MESSAGE_BLOCK_TEXT_LIMIT, block_text_size
 from bot.services.ports import ReminderItem
 from bot.slack import command_blocks, home
 from bot.slack.command_blocks import Page

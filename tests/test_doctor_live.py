@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.config import load_settings
 from bot.doctor import live_checks, manifest_scopes
-from bot.sandbox.slack_limits import MANIFEST_SCOPES
+from bot.sandbox.slack.limits import MANIFEST_SCOPES
 from bot.slack.client import make_client
 from bot.slack.health import doctor_checks
 from tests.slack_helpers import ADMIN_CHANNEL, DIGEST_CHANNEL

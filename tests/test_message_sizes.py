@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from bot import clock
 from bot.cli import app
-from bot.sandbox.slack_limits import (
+from bot.sandbox.slack.limits import (
     MESSAGE_BLOCK_TEXT_LIMIT,
     VIEW_BLOCK_TEXT_LIMIT,
     block_text_size,

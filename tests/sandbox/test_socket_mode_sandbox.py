@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from bot.sandbox.slack import DriverResponse, SlackSandbox
-from bot.sandbox.socket_mode import NoConnectionError
+from bot.sandbox.slack.socket_mode import NoConnectionError
 from tests.bot_server import wait_for
 
 ALICE = "U0ALICE"

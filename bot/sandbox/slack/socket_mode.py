@@ -21,7 +21,7 @@ implementation" page):
 * Pings and pongs are the `websockets` library's own: it answers the client's pings and pings it.
 
 The server runs the `websockets` asyncio server on its own event loop in a background thread; the
-driver (bot.sandbox.slack) calls it from ordinary threads.
+driver (driver.py) calls it from ordinary threads.
 """
 
 from __future__ import annotations
