@@ -27,14 +27,8 @@ from databricks.sdk.service.iam import AutoscopeState
 from databricks.sdk.service.settings import TokenInfo
 from databricks.sdk.service.sql import StatementParameterListItem, StatementState
 
-from bot.sandbox.databricks import (
-    ADMIN_USER_ID,
-    DatabricksSandbox,
-    SqlError,
-    SqlParser,
-    normalise_audit_row,
-    run_query,
-)
+from bot.sandbox.databricks import ADMIN_USER_ID, DatabricksSandbox
+from bot.sandbox.databricks.sql import SqlError, SqlParser, normalise_audit_row, run_query
 
 ALICE, BOB, ETL_SP = "1001", "1002", "2001"
 ETL_APP = "8b1c6f0e-etl0-4c1a-9d2e-000000000001"
