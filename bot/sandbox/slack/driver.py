@@ -255,7 +255,6 @@ class SlackDriver(SlackWorkspace):
         )
 
     # internals -------------------------------------------------------------------------------------
-    # driver internals ------------------------------------------------------------------------------
     def _interaction(self, kind: str, user: str) -> dict[str, Any]:
         return {
             "type": kind,

@@ -168,7 +168,6 @@ class SlackSandbox(SlackDriver, WebApi):
         return calls
 
     # HTTP routing ----------------------------------------------------------------------------------
-    # HTTP routing ----------------------------------------------------------------------------------
     def _route(self, request: Request) -> Response:
         path = request.path
         if path.startswith("/api/"):
@@ -217,7 +216,6 @@ class SlackSandbox(SlackDriver, WebApi):
                 body = error.body()
         return Response(200, body, headers)
 
-    # uploads and response_url ----------------------------------------------------------------------
     # uploads and response_url ----------------------------------------------------------------------
     def _receive_upload(self, file_id: str, body: bytes) -> Response:
         with self._lock:

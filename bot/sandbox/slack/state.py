@@ -134,7 +134,6 @@ class SlackWorkspace:
         raise NotImplementedError
 
     # builders --------------------------------------------------------------------------------------
-    # builders --------------------------------------------------------------------------------------
     def add_user(
         self,
         *,
@@ -218,7 +217,6 @@ class SlackWorkspace:
         with self._lock:
             return self._open_dm(user)
 
-    # state helpers (called with the lock held) ------------------------------------------------------
     # state helpers (called with the lock held) ------------------------------------------------------
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}0SBX{next(self._ids):06d}"
