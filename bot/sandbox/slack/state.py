@@ -339,13 +339,7 @@ class SlackWorkspace:
             "id": view_id,
             "team_id": self.team_id,
             "type": view["type"],
-            "title": view.get("title"),
-            "submit": view.get("submit"),
-            "close": view.get("close"),
-            "blocks": with_ids(view.get("blocks", [])),
-            "private_metadata": view.get("private_metadata", ""),
-            "callback_id": view.get("callback_id", ""),
-            "external_id": view.get("external_id", ""),
+            **_view_content(view),
             "state": {"values": {}},
             "hash": self._new_hash(),
             "clear_on_close": bool(view.get("clear_on_close")),
@@ -360,16 +354,7 @@ class SlackWorkspace:
         return copy.deepcopy(stored)
 
     def _replace_view(self, record: ViewRecord, view: dict[str, Any]) -> dict[str, Any]:
-        record.view |= {
-            "title": view.get("title"),
-            "submit": view.get("submit"),
-            "close": view.get("close"),
-            "blocks": with_ids(view.get("blocks", [])),
-            "private_metadata": view.get("private_metadata", ""),
-            "callback_id": view.get("callback_id", ""),
-            "external_id": view.get("external_id", ""),
-            "hash": self._new_hash(),
-        }
+        record.view |= _view_content(view) | {"hash": self._new_hash()}
         return copy.deepcopy(record.view)
 
     def _new_hash(self) -> str:
@@ -391,3 +376,17 @@ def public_message(message: dict[str, Any]) -> dict[str, Any]:
 def _ts_key(ts: str) -> tuple[int, int]:
     seconds, _, micros = ts.partition(".")
     return int(seconds), int(micros or 0)
+
+
+def _view_content(view: dict[str, Any]) -> dict[str, Any]:
+    """What a view's owner gives it (views.open/push/update/publish), as Slack stores it; the rest
+    (id, hash, stack, app) is Slack's own."""
+    return {
+        "title": view.get("title"),
+        "submit": view.get("submit"),
+        "close": view.get("close"),
+        "blocks": with_ids(view.get("blocks", [])),
+        "private_metadata": view.get("private_metadata", ""),
+        "callback_id": view.get("callback_id", ""),
+        "external_id": view.get("external_id", ""),
+    }
