@@ -49,7 +49,6 @@ INLINE_LIMIT_MESSAGE = (
 OAUTH_TOKEN_LIFETIME = 3600  # seconds: Databricks' OAuth access tokens live one hour (OAuth M2M docs)
 
 SCIM_LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
-SCIM_ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 SCIM_USER_SCHEMAS = [
     "urn:ietf:params:scim:schemas:core:2.0:User",
     "urn:ietf:params:scim:schemas:extension:workspace:2.0:User",
