@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.databricks.records import GatewayError, WorkspaceGateway
-from bot.services import lost_answers
+from bot.services.decisions import lost_answers
 
 # the step that failed
 READ_SECRET, CREATE, WRITE_SECRET = "read_secret", "create", "write_secret"
