@@ -28,9 +28,7 @@ from bot.services.decisions.model import (
     GatewayFactory,
     Outcome,
     deadline_parameters,
-    parse_time,
 )
-from bot.services.decisions.wording import label, sentence_label, when, who
 
 # =============================================================================================
 # revoke
@@ -78,19 +76,17 @@ def revoke(
         )
     except GatewayError as error:
         if not error.outcome_unknown:
-            return ledger.failed(decision, error, f"Could not revoke {label(token)}")
+            return ledger.failed(decision, error, wording.could_not_revoke(token))
         return _revoke_answer_lost(decision, error, gateway_for(token.workspace), token)
     if decision.parameters.get("dry_run"):
-        return ledger.applied(
-            decision, f"Dry run: {label(token)} would have been revoked; nothing was changed."
-        )
+        return ledger.applied(decision, wording.revoke_dry_run(token))
     _mark_gone(token)
     if not deleted:
         ledger.finish(decision, APPLIED, already_gone=True)
         # A 404 says the token is gone, not who revoked it: the SDK retries a DELETE whose answer
         # was lost, and the retry finds the token the first attempt revoked.
         return ledger.outcome(decision, wording.revoked_not_found(token))
-    return ledger.applied(decision, f"Revoked {label(token)}.")
+    return ledger.applied(decision, wording.revoked(token))
 
 
 def _revoke_answer_lost(
@@ -101,13 +97,9 @@ def _revoke_answer_lost(
     ledger.merge(decision, answer_lost=True, verified=verified is not None)
     if verified:
         _mark_gone(token)
-        return ledger.applied(
-            decision,
-            f"Revoked {label(token)}. Databricks' answer was lost on the way; tokenbot checked "
-            "that the token no longer exists.",
-        )
+        return ledger.applied(decision, wording.revoked_checked(token))
     tail = wording.revoke_unchecked(verified)
-    return ledger.failed(decision, error, f"Could not revoke {label(token)}", tail=tail)
+    return ledger.failed(decision, error, wording.could_not_revoke(token), tail=tail)
 
 
 def _mark_gone(token: Token) -> None:
@@ -134,7 +126,7 @@ def accept(*, session: Session, actor: Actor, token_pk: int, deadline: DeadlineR
         ACCEPT,
         parameters,
         ledger.accept_key(token.id, deadline),
-        lambda earlier: f"Already accepted by {who(earlier.actor_slack_id)} on {when(earlier.updated_at)}.",
+        wording.accepted_already,
     )
     if isinstance(claimed, Outcome):
         return claimed
@@ -149,8 +141,7 @@ def snooze(*, session: Session, actor: Actor, token_pk: int, deadline: DeadlineR
     if isinstance(subject, Outcome):
         return subject
     if deadline.due_at <= now:
-        message = "The deadline has passed; there is nothing to snooze."
-        return ledger.refuse_subject(session, subject, SNOOZE, parameters, "invalid", message)
+        return ledger.refuse_subject(session, subject, SNOOZE, parameters, "invalid", wording.DEADLINE_PASSED)
     until = min(now + SNOOZE_FOR, deadline.due_at)
     parameters["until"] = until.isoformat()
     claimed = ledger.claim_once(
@@ -159,12 +150,11 @@ def snooze(*, session: Session, actor: Actor, token_pk: int, deadline: DeadlineR
         SNOOZE,
         parameters,
         ledger.snooze_key(subject.token.id, deadline, now.date().isoformat()),
-        lambda earlier: f"Already snoozed until {when(parse_time(earlier.parameters['until']))}.",
+        wording.snoozed_already,
     )
     if isinstance(claimed, Outcome):
         return claimed
-    later = "tomorrow" if until == now + SNOOZE_FOR else f"at {when(until)}, when it is due"
-    return ledger.applied(claimed, f"Snoozed: the next reminder about {label(subject.token)} comes {later}.")
+    return ledger.applied(claimed, wording.snoozed(subject.token, until, tomorrow=until == now + SNOOZE_FOR))
 
 
 # =============================================================================================
@@ -180,7 +170,7 @@ def not_mine(
     subject = ledger.authorize(session, actor, NOT_MINE, token_pk, parameters, live=True, deadline=deadline)
     if isinstance(subject, Outcome):
         return subject
-    return requests.ask(session, subject, NOT_MINE, parameters, "they will find the token's owner")
+    return requests.ask(session, subject, NOT_MINE, parameters, wording.OWNER_WANTED)
 
 
 def assign_owner(*, session: Session, actor: Actor, token_pk: int, owner_slack_id: str) -> Outcome:
@@ -192,14 +182,14 @@ def assign_owner(*, session: Session, actor: Actor, token_pk: int, owner_slack_i
         return subject
     token = subject.token
     if not SLACK_USER_ID.match(owner_slack_id or ""):
-        message = f"{owner_slack_id!r} is not a Slack user id (such as U012ABC)."
+        message = wording.not_a_user_id(owner_slack_id)
         return ledger.refuse_subject(session, subject, ASSIGN_OWNER, parameters, "invalid", message)
     principal = subject.owner or _new_principal(session, token)
     if principal is None:
-        message = f"{sentence_label(token)} has no owner in Databricks to assign."
+        message = wording.no_owner(token)
         return ledger.refuse_subject(session, subject, ASSIGN_OWNER, parameters, "invalid", message)
     if principal.owner_slack_id == owner_slack_id:
-        message = f"{who(owner_slack_id)} already owns {label(token)}."
+        message = wording.owns_already(owner_slack_id, token)
         return ledger.refuse_subject(session, subject, ASSIGN_OWNER, parameters, "no_change", message)
     parameters.update(principal_id=principal.principal_id, previous_owner_slack_id=principal.owner_slack_id)
     principal.owner_slack_id = owner_slack_id

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from bot.models import Decision
-from bot.services.decisions import extension, ledger, requests, scopes
+from bot.services.decisions import extension, ledger, requests, scopes, wording
 from bot.services.decisions.model import (
     ADMIN,
     APPLIED,
@@ -25,7 +25,6 @@ from bot.services.decisions.model import (
     Outcome,
     Subject,
 )
-from bot.services.decisions.wording import label, who
 
 
 def approve(
@@ -38,7 +37,7 @@ def approve(
         return found
     subject, request = found
     if request.action == NOT_MINE:
-        message = "Pick the token's owner instead: approving a Not mine request needs a name."
+        message = wording.PICK_OWNER
         return ledger.refuse_subject(
             session, subject, APPROVE, {"request_id": request.id}, "invalid", message
         )
@@ -77,9 +76,7 @@ def deny(*, session: Session, actor: Actor, decision_id: int, reason: str = "") 
     decision = ledger.start(session, subject, request.action, parameters)
     ledger.finish(decision, DENIED)
     requests.resolve(request, DENIED, actor)
-    return ledger.outcome(
-        decision, f"Denied {who(request.actor_slack_id)}'s request about {label(subject.token)}."
-    )
+    return ledger.outcome(decision, wording.denied(request.actor_slack_id, subject.token))
 
 
 def _open_request(
@@ -90,11 +87,11 @@ def _open_request(
     token_pk = request.token_pk if request is not None else None
     parameters = {"request_id": decision_id}
     if not actor.is_admin:
-        message = "Only an admin can approve or deny requests."
+        message = wording.ADMINS_DECIDE_REQUESTS
         role = ledger.role_of(actor, None)
         return ledger.refuse(session, actor, role, attempt, token_pk, parameters, "not_admin", message)
     if request is None or token_pk is None or request.action not in APPROVABLE | {NOT_MINE}:
-        message = "There is no such request."
+        message = wording.NO_SUCH_REQUEST
         return ledger.refuse(session, actor, ADMIN, attempt, token_pk, parameters, "invalid", message)
     subject = ledger.authorize(session, actor, attempt, token_pk, parameters, live=attempt == APPROVE)
     if isinstance(subject, Outcome):
@@ -102,6 +99,6 @@ def _open_request(
     request = ledger.lock(session, Decision, decision_id)
     if request.status != REQUESTED:
         decided_by = request.parameters.get("decided_by") or request.approved_by
-        message = f"This request was already {request.status} by {who(decided_by or '?')}."
+        message = wording.decided_already(request.status, decided_by or "?")
         return ledger.duplicate(session, subject, attempt, parameters, request, message)
     return subject, request

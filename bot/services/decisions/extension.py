@@ -37,7 +37,6 @@ from bot.services.decisions.model import (
     deadline_parameters,
     parse_time,
 )
-from bot.services.decisions.wording import label, when
 
 if TYPE_CHECKING:
     from bot.config import SecretBinding
@@ -114,9 +113,7 @@ def _exempt(
 ) -> Outcome:
     limit = policy.max_extension_days
     if not 1 <= days <= EXTENSION_LIMIT_DAYS:
-        message = (
-            f"Choose between 1 and {EXTENSION_LIMIT_DAYS} days (up to {limit} without an admin's approval)."
-        )
+        message = wording.days_out_of_range(EXTENSION_LIMIT_DAYS, limit)
         return ledger.refuse_subject(session, subject, EXTEND, parameters, "invalid", message)
     until = max(clock.now(), deadline.due_at) + timedelta(days=days)
     parameters["until"] = until.isoformat()
@@ -131,7 +128,7 @@ def _exempt(
     parameters["original_due_at"] = original.due_at.isoformat()
     if not subject.actor.is_admin:
         if days > limit:
-            why = f"more than {limit} days needs an admin's approval"
+            why = wording.over_limit(limit)
             return requests.ask(session, subject, EXTEND, parameters, why)
         if until > cap:
             why = wording.beyond_total(policy, original.due_at, cap)
@@ -172,9 +169,7 @@ def grant_exemption(
     session.add(exemption)
     session.flush()
     ledger.finish(claimed, APPLIED, exemption_id=exemption.id)
-    return ledger.outcome(
-        claimed, f"Extended: tokenbot's policy leaves {label(token)} alone until {when(until)}."
-    )
+    return ledger.outcome(claimed, wording.extended(token, until))
 
 
 def _binding_for(subject: Subject, bindings: Sequence[SecretBinding]) -> SecretBinding | None:
@@ -200,6 +195,6 @@ def _not_extendable(
     service_principal = subject.owner is not None and subject.owner.kind == "service_principal"
     message = wording.not_extendable(subject.token, deadline, policy, service_principal)
     if message is None:
-        message = f"There is no deadline of kind {deadline.kind!r} to extend."
+        message = wording.no_such_deadline(deadline.kind)
         return ledger.refuse_subject(session, subject, EXTEND, parameters, "invalid", message)
     return ledger.refuse_subject(session, subject, EXTEND, parameters, "not_extendable", message)

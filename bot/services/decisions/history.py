@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from bot.domain.policy import Policy
 from bot.models import Decision
-from bot.services.decisions import actions, extension, ledger, scopes
+from bot.services.decisions import actions, extension, ledger, scopes, wording
 from bot.services.decisions.model import (
     APPLIED,
     CONFIRM_SCOPES,
@@ -48,8 +48,7 @@ def retry(
     attempt by `actor`, checked and recorded like any other."""
     failed = session.get(Decision, decision_id)
     if failed is None or failed.status != FAILED or failed.token_pk is None:
-        message = "There is no failed decision to retry here; nothing was done."
-        return _refuse_retry(session, actor, None, decision_id, message)
+        return _refuse_retry(session, actor, None, decision_id, wording.NOTHING_TO_RETRY)
     parameters = failed.parameters or {}
     deadline = _deadline_from(parameters)
     common = {"session": session, "actor": actor, "token_pk": failed.token_pk}
@@ -84,8 +83,7 @@ def retry(
             secret_bindings=secret_bindings,
             dry_run=dry_run,
         )
-    message = "This decision cannot be retried from here; decide again from the reminder."
-    return _refuse_retry(session, actor, failed.token_pk, decision_id, message)
+    return _refuse_retry(session, actor, failed.token_pk, decision_id, wording.NOT_RETRYABLE)
 
 
 def _refuse_retry(

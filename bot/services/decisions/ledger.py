@@ -96,7 +96,7 @@ def authorize(
     """The locked token and the actor's role, or a recorded refusal (a stale `deadline` included)."""
     token = lock(session, Token, token_pk)
     if token is None:
-        message = "tokenbot does not know this token; nothing was done."
+        message = wording.NOT_KNOWN
         parameters = {**parameters, "token_pk": token_pk}
         return refuse(
             session, actor, role_of(actor, None), action, None, parameters, "unknown_token", message
@@ -104,15 +104,13 @@ def authorize(
     owner = owner_of(session, token)
     role = role_of(actor, owner)
     if admin_only and role not in (ADMIN, TOKENBOT_ROLE):
-        return refuse(
-            session, actor, role, action, token.id, parameters, "not_admin", "Only an admin can do that."
-        )
+        return refuse(session, actor, role, action, token.id, parameters, "not_admin", wording.ADMINS_ONLY)
     if role == OTHER:
-        message = "Only the token's owner or an admin can do that."
+        message = wording.OWNER_OR_ADMIN_ONLY
         return refuse(session, actor, role, action, token.id, parameters, "not_owner", message)
     subject = Subject(token=token, owner=owner, actor=actor, role=role)
     if live and token.gone_at is not None:
-        message = f"{wording.gone(token)} Nothing to do."
+        message = wording.nothing_to_do(token)
         return refuse_subject(session, subject, action, parameters, "token_gone", message)
     if deadline is not None and deadline.stale:
         return stale(session, subject, action, parameters, deadline)
@@ -315,8 +313,7 @@ def applied(decision: Decision, message: str) -> Outcome:
 def failed(decision: Decision, error: GatewayError, what: str, tail: str = "") -> Outcome:
     finish(decision, FAILED, error=error.message, error_kind=error.kind)
     release(decision, "failed")  # Retry may claim again
-    tail = tail or "Nothing was changed; you can try again."
-    return outcome(decision, f"{what}: {error.message}. {tail}")
+    return outcome(decision, wording.failed(what, error.message, tail))
 
 
 def refuse(

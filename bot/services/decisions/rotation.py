@@ -33,7 +33,6 @@ from bot.services.decisions.model import (
     Subject,
     parse_time,
 )
-from bot.services.decisions.wording import label
 
 if TYPE_CHECKING:
     from bot.config import SecretBinding
@@ -97,11 +96,7 @@ def rotate(
         ),
     )
     if rotated is None:
-        return ledger.applied(
-            decision,
-            f"Dry run: a new token for {owner.application_id} would have been written to "
-            f"{where}; nothing was changed.",
-        )
+        return ledger.applied(decision, wording.rotate_dry_run(owner.application_id, where))
     return _rotation_outcome(decision, rotated, token, where, policy, note)
 
 
@@ -151,12 +146,12 @@ def _rotation_outcome(
         return ledger.outcome(decision, note + wording.rotation_unknown(token, rotated, where, error.message))
     ledger.merge(decision, new_token_revoked=rotated.new_token_revoked)
     if rotated.failed_step == rotation_steps.READ_SECRET:
-        what = f"{note}Could not read secret {where} before rotating {label(token)}"
+        what = note + wording.could_not_read_secret(token, where)
         return ledger.failed(decision, error, what)
     if rotated.failed_step == rotation_steps.CREATE:
-        what = f"{note}Could not create a new token for {label(token)}"
+        what = note + wording.could_not_create(token)
         return ledger.failed(decision, error, what, tail=wording.create_failed(rotated))
-    what = f"{note}Could not write the new token to secret {where}"
+    what = note + wording.could_not_write_secret(where)
     return ledger.failed(decision, error, what, tail=wording.secret_not_written(token, rotated))
 
 

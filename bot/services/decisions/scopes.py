@@ -29,7 +29,6 @@ from bot.services.decisions.model import (
     Subject,
     deadline_parameters,
 )
-from bot.services.decisions.wording import label, scope_list, sentence_label
 
 
 def confirm_scopes(
@@ -76,7 +75,7 @@ def restore_scopes(
         return subject
     token = subject.token
     if token.narrowed_at is None:
-        message = f"{sentence_label(token)} was not narrowed by auto-scoping; use Confirm scopes instead."
+        message = wording.not_narrowed(token)
         return ledger.refuse_subject(session, subject, RESTORE, parameters, "invalid", message)
     problem = _scope_problem(chosen)
     if problem:
@@ -110,9 +109,9 @@ def change_scopes(
         decision = ledger.start(
             session, subject, action, {**parameters, "before": shown}, approved_by=approved_by
         )
-        return ledger.failed(decision, error, f"Could not read the current scopes of {label(token)}")
+        return ledger.failed(decision, error, wording.could_not_read_scopes(token))
     if live is None:
-        message = f"{sentence_label(token)} no longer exists in Databricks; nothing was changed."
+        message = wording.not_in_databricks(token)
         return ledger.refuse_subject(session, subject, action, parameters, "token_gone", message)
     before, state = normalise(live.scopes), live.autoscope_state
     after = _target_scopes(action, before, chosen)
@@ -122,7 +121,7 @@ def change_scopes(
         token.scopes, token.autoscope_state = before, state  # what Databricks says, for the next modal
         return ledger.refuse_subject(session, subject, action, {**parameters, "shown": shown}, "stale", stale)
     if before == after and state == AUTOSCOPE_USER_SELECTED:
-        message = f"{sentence_label(token)} already has exactly these scopes; nothing to change."
+        message = wording.scopes_unchanged(token)
         return ledger.refuse_subject(session, subject, action, parameters, "no_change", message)
     decision = ledger.start(session, subject, action, parameters, approved_by=approved_by)
     checked = False
@@ -136,9 +135,7 @@ def change_scopes(
             return failure
         checked = True
     if decision.parameters.get("dry_run"):
-        return ledger.applied(
-            decision, f"Dry run: {label(token)} would now have {scope_list(after)}; nothing was changed."
-        )
+        return ledger.applied(decision, wording.scopes_dry_run(token, after))
     token.scopes = after
     token.autoscope_state = AUTOSCOPE_USER_SELECTED
     return ledger.applied(decision, wording.scopes_set(token, after, checked))
@@ -157,7 +154,7 @@ def _patch_answer_lost(
 ) -> Outcome | None:
     """A failed PATCH: None when its answer was lost but reading the scopes back shows it was
     applied; else the failed outcome, saying what tokenbot found."""
-    what = f"Could not set the scopes of {label(token)}"
+    what = wording.could_not_set_scopes(token)
     if not error.outcome_unknown:
         return ledger.failed(decision, error, what)
     verified = lost_answers.scopes_set(gateway, token.token_id, after)
@@ -178,7 +175,7 @@ def _stale_scopes(action: str, token: Token, live: list[str]) -> str | None:
 
 def _scope_problem(chosen: list[str]) -> str | None:
     if not chosen:
-        return "Choose at least one scope."
+        return wording.NO_SCOPE
     unknown = [scope for scope in chosen if not is_known(scope)]
     if unknown:
         return wording.unknown_scopes(unknown)

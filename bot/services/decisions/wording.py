@@ -8,15 +8,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from bot import mentions
 from bot.domain.policy import DEADLINE_LABELS, DeadlineKind, Policy
+from bot.mentions import who
 from bot.models import Decision, Principal, Token
 from bot.services.decisions.model import DeadlineRef, parse_time
 
 if TYPE_CHECKING:
     from bot.services.decisions import rotation_steps
-
-who = mentions.who
 
 
 def label(token: Token) -> str:
@@ -42,7 +40,8 @@ def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "an unknown time"
 
 
-def until(token: Token) -> str:
+def works_until(token: Token) -> str:
+    """Until when an old token still works, for a sentence saying it does."""
     return f" until it expires on {when(token.expires_at)}" if token.expires_at else ""
 
 
@@ -55,6 +54,14 @@ def kind_words(kind: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # refusals any action may give
+
+NOT_KNOWN = "tokenbot does not know this token; nothing was done."
+ADMINS_ONLY = "Only an admin can do that."
+OWNER_OR_ADMIN_ONLY = "Only the token's owner or an admin can do that."
+
+
+def nothing_to_do(token: Token) -> str:
+    return f"{gone(token)} Nothing to do."
 
 
 def stale_reference(token: Token, deadline: DeadlineRef) -> str:
@@ -75,8 +82,32 @@ def gone(token: Token) -> str:
     return f"{sentence_label(token)} was already gone (revoked by Databricks or someone else)."
 
 
+def failed(what: str, error: str, tail: str = "") -> str:
+    """A Databricks call failed: what could not be done, Databricks' words, and what now."""
+    return f"{what}: {error}. {tail or 'Nothing was changed; you can try again.'}"
+
+
 # ---------------------------------------------------------------------------------------------
 # revoke
+
+
+def revoked(token: Token) -> str:
+    return f"Revoked {label(token)}."
+
+
+def revoked_checked(token: Token) -> str:
+    return (
+        f"Revoked {label(token)}. Databricks' answer was lost on the way; tokenbot checked "
+        "that the token no longer exists."
+    )
+
+
+def revoke_dry_run(token: Token) -> str:
+    return f"Dry run: {label(token)} would have been revoked; nothing was changed."
+
+
+def could_not_revoke(token: Token) -> str:
+    return f"Could not revoke {label(token)}"
 
 
 def revoked_already(token: Token, earlier: Decision) -> str:
@@ -106,6 +137,32 @@ def revoke_unchecked(verified: bool | None) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # scopes
+
+NO_SCOPE = "Choose at least one scope."
+
+
+def not_narrowed(token: Token) -> str:
+    return f"{sentence_label(token)} was not narrowed by auto-scoping; use Confirm scopes instead."
+
+
+def not_in_databricks(token: Token) -> str:
+    return f"{sentence_label(token)} no longer exists in Databricks; nothing was changed."
+
+
+def scopes_unchanged(token: Token) -> str:
+    return f"{sentence_label(token)} already has exactly these scopes; nothing to change."
+
+
+def scopes_dry_run(token: Token, after: list[str]) -> str:
+    return f"Dry run: {label(token)} would now have {scope_list(after)}; nothing was changed."
+
+
+def could_not_read_scopes(token: Token) -> str:
+    return f"Could not read the current scopes of {label(token)}"
+
+
+def could_not_set_scopes(token: Token) -> str:
+    return f"Could not set the scopes of {label(token)}"
 
 
 def scopes_set(token: Token, after: list[str], checked: bool) -> str:
@@ -154,12 +211,43 @@ def unknown_scopes(unknown: list[str]) -> str:
 # accept, snooze, owners
 
 
+def accepted_already(earlier: Decision) -> str:
+    return f"Already accepted by {who(earlier.actor_slack_id)} on {when(earlier.updated_at)}."
+
+
 def accepted(token: Token, deadline: DeadlineRef) -> str:
     day = deadline.due_date.isoformat()
     if deadline.kind == DeadlineKind.AUTOSCOPE_ENFORCEMENT:
         inferred = scope_list(token.inferred_scopes) if token.inferred_scopes else "the scopes it observed"
         return f"Accepted: on {day} Databricks narrows {label(token)} to {inferred}. No more reminders."
     return f"Noted: no more reminders about what happens to {label(token)} on {day}."
+
+
+DEADLINE_PASSED = "The deadline has passed; there is nothing to snooze."
+
+
+def snoozed_already(earlier: Decision) -> str:
+    return f"Already snoozed until {when(parse_time(earlier.parameters['until']))}."
+
+
+def snoozed(token: Token, until: datetime, tomorrow: bool) -> str:
+    later = "tomorrow" if tomorrow else f"at {when(until)}, when it is due"
+    return f"Snoozed: the next reminder about {label(token)} comes {later}."
+
+
+OWNER_WANTED = "they will find the token's owner"  # why a Not mine goes to the admins
+
+
+def not_a_user_id(text: str) -> str:
+    return f"{text!r} is not a Slack user id (such as U012ABC)."
+
+
+def no_owner(token: Token) -> str:
+    return f"{sentence_label(token)} has no owner in Databricks to assign."
+
+
+def owns_already(slack_id: str, token: Token) -> str:
+    return f"{who(slack_id)} already owns {label(token)}."
 
 
 def assigned(token: Token, principal: Principal, owner_slack_id: str, others: int) -> str:
@@ -172,6 +260,22 @@ def assigned(token: Token, principal: Principal, owner_slack_id: str, others: in
 
 # ---------------------------------------------------------------------------------------------
 # extend
+
+
+def days_out_of_range(most: int, limit: int) -> str:
+    return f"Choose between 1 and {most} days (up to {limit} without an admin's approval)."
+
+
+def over_limit(limit: int) -> str:
+    return f"more than {limit} days needs an admin's approval"
+
+
+def extended(token: Token, until: datetime) -> str:
+    return f"Extended: tokenbot's policy leaves {label(token)} alone until {when(until)}."
+
+
+def no_such_deadline(kind: str) -> str:
+    return f"There is no deadline of kind {kind!r} to extend."
 
 
 def extended_already(earlier: Decision) -> str:
@@ -223,6 +327,24 @@ def not_extendable(
 # rotation
 
 
+def rotate_dry_run(application_id: str, where: str) -> str:
+    return (
+        f"Dry run: a new token for {application_id} would have been written to {where}; nothing was changed."
+    )
+
+
+def could_not_read_secret(token: Token, where: str) -> str:
+    return f"Could not read secret {where} before rotating {label(token)}"
+
+
+def could_not_create(token: Token) -> str:
+    return f"Could not create a new token for {label(token)}"
+
+
+def could_not_write_secret(where: str) -> str:
+    return f"Could not write the new token to secret {where}"
+
+
 def rotated_already(token: Token, earlier: Decision, where: str) -> str:
     return (
         f"{sentence_label(token)} was already rotated by {who(earlier.actor_slack_id)} on "
@@ -269,7 +391,7 @@ def rotation_unknown(token: Token, rotation: rotation_steps.Rotated, where: str,
     return (
         f"Writing the new token {rotation.new_token_id} to secret {where} got no answer "
         f"({error}), and tokenbot could not read the secret to check. The new token is "
-        f"kept, in case the secret holds it; the old {label(token)} still works{until(token)} "
+        f"kept, in case the secret holds it; the old {label(token)} still works{works_until(token)} "
         "and is not revoked until the new one is known to be in the secret. Retry to check again: "
         "tokenbot then keeps the rotation if the secret was written, or revokes the new token and "
         f"rotates again if not.{swept(rotation)}"
@@ -285,7 +407,7 @@ def secret_not_written(token: Token, rotation: rotation_steps.Rotated) -> str:
     if rotation.answer_lost:
         cleanup = (
             "Databricks' answer was lost on the way; tokenbot checked: the secret was not changed, "
-            f"and the old token still works{until(token)}. {cleanup}"
+            f"and the old token still works{works_until(token)}. {cleanup}"
         )
     return cleanup + swept(rotation)
 
@@ -343,3 +465,23 @@ def denied_before(token: Token, denied: Decision) -> str:
 
 def sent_to_admins(token: Token, why: str) -> str:
     return f"Sent to the admins: {why}. Nothing changes for {label(token)} until an admin decides."
+
+
+ADMINS_DECIDE_REQUESTS = "Only an admin can approve or deny requests."
+NO_SUCH_REQUEST = "There is no such request."
+PICK_OWNER = "Pick the token's owner instead: approving a Not mine request needs a name."
+
+
+def decided_already(status: str, decided_by: str) -> str:
+    return f"This request was already {status} by {who(decided_by)}."
+
+
+def denied(requester: str, token: Token) -> str:
+    return f"Denied {who(requester)}'s request about {label(token)}."
+
+
+# ---------------------------------------------------------------------------------------------
+# retry
+
+NOTHING_TO_RETRY = "There is no failed decision to retry here; nothing was done."
+NOT_RETRYABLE = "This decision cannot be retried from here; decide again from the reminder."
