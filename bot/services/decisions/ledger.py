@@ -235,16 +235,11 @@ def _claim(
 ) -> Decision | None:
     """Insert the decision holding `key`; None when another transaction holds the key (behind the
     token lock, only a caller that skipped the lock)."""
-    decision = _new_decision(subject.actor, subject.role, action, subject.token.id, parameters, REQUESTED)
-    decision.idempotency_key, decision.approved_by = key, approved_by
     try:
         with session.begin_nested():  # the IntegrityError must not break the caller's transaction
-            session.add(decision)
-            session.flush()
+            return start(session, subject, action, parameters, approved_by, key=key)
     except IntegrityError:
         return None
-    _log(decision)
-    return decision
 
 
 # =============================================================================================
@@ -257,10 +252,13 @@ def start(
     action: str,
     parameters: dict[str, Any],
     approved_by: str | None = None,
+    *,
+    key: str | None = None,
 ) -> Decision:
-    """Insert the decision (`requested` until finished) before anything is called."""
+    """Insert the decision (`requested` until finished) before anything is called, holding the
+    idempotency `key` if one is given."""
     decision = _new_decision(subject.actor, subject.role, action, subject.token.id, parameters, REQUESTED)
-    decision.approved_by = approved_by
+    decision.idempotency_key, decision.approved_by = key, approved_by
     session.add(decision)
     session.flush()
     _log(decision)
