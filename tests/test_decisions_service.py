@@ -594,7 +594,7 @@ def test_rotation_puts_the_new_value_only_into_the_bound_secret(world, caplog):
     [new] = [t for t in world.prod.tokens() if t["token_id"] == new_id]
     assert new["owner_id"] == int(ETL_ID)
     assert "t-etl" in {t["token_id"] for t in world.prod.tokens()}  # the old one lives until the grace ends
-    revoke_after = decisions._parse_time(outcome.parameters["revoke_old_after"])
+    revoke_after = datetime.fromisoformat(outcome.parameters["revoke_old_after"])
     assert timedelta(hours=23) < revoke_after - clock.now() <= timedelta(hours=24)
     # The value went nowhere else: not the database, not a log record, not the outcome.
     assert value.startswith("dapi") and value not in world.stored_text()
@@ -607,7 +607,7 @@ def test_rotation_puts_the_new_value_only_into_the_bound_secret(world, caplog):
 
 def test_the_old_token_is_revoked_once_after_the_grace_period(world):
     rotation = extend(world, OPS, "t-etl", DeadlineKind.EXPIRY)
-    grace_end = decisions._parse_time(rotation.parameters["revoke_old_after"])
+    grace_end = datetime.fromisoformat(rotation.parameters["revoke_old_after"])
 
     early = world.decide(decisions.complete_rotations, now=grace_end - timedelta(minutes=1))
     done = world.decide(decisions.complete_rotations, now=grace_end)

@@ -11,14 +11,15 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from bot import clock
 from bot.config import SecretBinding
 from bot.domain.policy import DeadlineKind
-from bot.services import decisions, lost_answers
+from bot.services import decisions
+from bot.services.decisions import lost_answers
 from tests.decisions_helpers import (
     ADMIN,
     ALICE,
@@ -307,7 +308,7 @@ def test_a_secret_write_whose_answer_is_lost_is_checked_and_the_rotation_kept(wo
     assert rotate(world, ADMIN).parameters["refused"] == "duplicate"  # no second rotation
     assert len(creates(world)) == 1
     # The old token goes after the grace period, as for any rotation.
-    grace_end = decisions._parse_time(outcome.parameters["revoke_old_after"])
+    grace_end = datetime.fromisoformat(outcome.parameters["revoke_old_after"])
     [revoked] = world.decide(decisions.complete_rotations, now=grace_end)
     assert revoked.status == "applied" and etl_tokens(world) == {new_id}
 
@@ -395,7 +396,7 @@ def test_the_rotations_job_settles_an_unchecked_secret_write_that_landed(world):
     record = world.decisions(id=unknown.decision_id)[0]
     assert checked == [] and (record.status, record.parameters["outcome"]) == ("applied", "verified")
     assert etl_tokens(world) == {"t-etl", new_id}  # the old token lives until the grace period ends
-    grace_end = decisions._parse_time(record.parameters["revoke_old_after"])
+    grace_end = datetime.fromisoformat(record.parameters["revoke_old_after"])
     [revoked] = world.decide(decisions.complete_rotations, now=grace_end)
     assert revoked.status == "applied" and etl_tokens(world) == {new_id} and stored_token_id(world) == new_id
     assert len(creates(world)) == 1

@@ -24,6 +24,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, DeadlineKind, Finding
+from bot.mentions import SLACK_USER_ID
 from bot.services.ports import ReminderItem, ReminderMessage
 from bot.slack import fit
 from bot.slack.budget import MESSAGE_BLOCKS, Budget
@@ -76,7 +77,7 @@ def escape(text: str) -> str:
     return _MARKUP.sub(lambda found: ZERO_WIDTH_SPACE + found.group() + ZERO_WIDTH_SPACE, fenced)
 
 
-_ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
+_ESCAPED_MENTION = re.compile(rf"&lt;@({SLACK_USER_ID})&gt;")
 
 
 def safe_text(text: str) -> str:

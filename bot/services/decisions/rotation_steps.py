@@ -1,7 +1,7 @@
-"""The Databricks side of a rotation (`decisions.extend` on a bound service principal's expiry):
+"""The Databricks side of a rotation (`extension.extend` on a bound service principal's expiry):
 create the new token, marked with the rotation's decision id, write its value to the bound secret,
 and check every step whose answer was lost (`lost_answers`) so the decision records what is true.
-No records and no words here: `decisions` turns a `Rotated` into both.
+No records and no words here: `rotation` and `wording` turn a `Rotated` into both.
 
 The value exists only in this module's memory, between the create call and the secret write.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.databricks.records import GatewayError, WorkspaceGateway
-from bot.services import lost_answers
+from bot.services.decisions import lost_answers
 
 # the step that failed
 READ_SECRET, CREATE, WRITE_SECRET = "read_secret", "create", "write_secret"

@@ -1,0 +1,387 @@
+"""The ledger of decisions: who may decide about a token, the lock that makes decisions on one
+token run one at a time, the idempotency keys that let a thing happen once, and the `decision`
+rows every attempt writes (refused ones included).
+
+Decisions on one token run one at a time: each call first locks the token row until the caller's
+transaction ends (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite, which has no row locks, a no-op
+UPDATE takes the database's write lock). Under that lock a call sees what the one before it did, so
+a double click, a Slack retry, 20 parallel clicks or two admins at once give one Databricks call
+and one applied decision; the others are `refused` as duplicates, naming who did it. Behind the
+lock, the unique `decision.idempotency_key` holds one claim per thing that may happen once (the
+`*_key` functions below). The claim is inserted in a SAVEPOINT before Databricks is called; a
+failure renames it (`<key>:failed:<id>`) so Retry can claim again, and resolving a request
+releases its key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from bot import clock
+from bot.databricks.records import GatewayError
+from bot.models import Decision, Principal, Token
+from bot.services.decisions import wording
+from bot.services.decisions.model import (
+    ADMIN,
+    APPLIED,
+    FAILED,
+    OTHER,
+    OWNER,
+    REFUSED,
+    REQUESTED,
+    STALE_REFERENCE,
+    TOKENBOT,
+    TOKENBOT_ROLE,
+    Actor,
+    DeadlineRef,
+    Outcome,
+    Subject,
+)
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+M = TypeVar("M", Token, Decision)
+
+
+# =============================================================================================
+# idempotency keys: one claim per thing that may happen once
+
+
+def revoke_key(token_pk: int, dry_run: bool) -> str:
+    return f"revoke:{token_pk}" + (":dry-run" if dry_run else "")
+
+
+def rotate_key(token_pk: int, dry_run: bool) -> str:
+    return f"rotate:{token_pk}" + (":dry-run" if dry_run else "")
+
+
+def accept_key(token_pk: int, deadline: DeadlineRef) -> str:
+    return f"accept:{token_pk}:{deadline.kind}:{deadline.due_date.isoformat()}"
+
+
+def extend_key(token_pk: int, kind: str, due_date: str) -> str:
+    return f"extend:{token_pk}:{kind}:{due_date}"
+
+
+def snooze_key(token_pk: int, deadline: DeadlineRef, day: str) -> str:
+    return f"snooze:{token_pk}:{deadline.kind}:{deadline.due_date.isoformat()}:{day}"
+
+
+def request_key(token_pk: int, action: str) -> str:
+    """An open request to the admins about this token and action."""
+    return f"request:{token_pk}:{action}"
+
+
+# =============================================================================================
+# authorization
+
+
+def authorize(
+    session: Session,
+    actor: Actor,
+    action: str,
+    token_pk: int,
+    parameters: dict[str, Any],
+    *,
+    live: bool = False,
+    admin_only: bool = False,
+    deadline: DeadlineRef | None = None,
+) -> Subject | Outcome:
+    """The locked token and the actor's role, or a recorded refusal (a stale `deadline` included)."""
+    token = lock(session, Token, token_pk)
+    if token is None:
+        message = wording.NOT_KNOWN
+        parameters = {**parameters, "token_pk": token_pk}
+        return refuse(
+            session, actor, role_of(actor, None), action, None, parameters, "unknown_token", message
+        )
+    owner = owner_of(session, token)
+    role = role_of(actor, owner)
+    if admin_only and role not in (ADMIN, TOKENBOT_ROLE):
+        return refuse(session, actor, role, action, token.id, parameters, "not_admin", wording.ADMINS_ONLY)
+    if role == OTHER:
+        message = wording.OWNER_OR_ADMIN_ONLY
+        return refuse(session, actor, role, action, token.id, parameters, "not_owner", message)
+    subject = Subject(token=token, owner=owner, actor=actor, role=role)
+    if live and token.gone_at is not None:
+        message = wording.nothing_to_do(token)
+        return refuse_subject(session, subject, action, parameters, "token_gone", message)
+    if deadline is not None and deadline.stale:
+        return stale(session, subject, action, parameters, deadline)
+    return subject
+
+
+def stale(
+    session: Session, subject: Subject, action: str, parameters: dict[str, Any], deadline: DeadlineRef
+) -> Outcome:
+    """Refused: the deadline referred to is not one tokenbot computes for the token now."""
+    message = wording.stale_reference(subject.token, deadline)
+    return refuse_subject(session, subject, action, parameters, STALE_REFERENCE, message)
+
+
+def may_decide(*, session: Session, actor: Actor, token_pk: int) -> bool:
+    """Read-only: whether the actor is the token's owner or an admin (to open a modal or not;
+    the decision itself checks again, under the lock)."""
+    token = session.get(Token, token_pk)
+    return token is not None and role_of(actor, owner_of(session, token)) != OTHER
+
+
+def owner_of(session: Session, token: Token) -> Principal | None:
+    if not token.owner_id:
+        return None
+    return session.execute(
+        select(Principal).where(
+            Principal.workspace == token.workspace, Principal.principal_id == token.owner_id
+        )
+    ).scalar_one_or_none()
+
+
+def role_of(actor: Actor, owner: Principal | None) -> str:
+    if actor == TOKENBOT:
+        return TOKENBOT_ROLE
+    if actor.is_admin:
+        return ADMIN
+    if owner is not None and actor.slack_id in {owner.slack_user_id, owner.owner_slack_id} - {None}:
+        return OWNER
+    return OTHER
+
+
+# =============================================================================================
+# locks and claims
+
+
+def lock(session: Session, model: type[M], pk: int) -> M | None:
+    """The row, fresh, locked until the caller's transaction ends.
+
+    PostgreSQL locks the row (SELECT ... FOR UPDATE). SQLite has no row locks: a no-op UPDATE takes
+    its database write lock instead, which also opens the transaction before any SAVEPOINT (pysqlite
+    opens one only before a write, and a SAVEPOINT outside one would commit on release)."""
+    query = select(model).where(model.id == pk).execution_options(populate_existing=True)
+    if session.get_bind().dialect.name == "sqlite":
+        no_op = update(model).where(model.id == pk).values(id=model.id)
+        session.execute(no_op.execution_options(synchronize_session=False))
+    else:
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
+def holder(session: Session, key: str) -> Decision | None:
+    """The decision holding an idempotency key, if any."""
+    query = select(Decision).where(Decision.idempotency_key == key).execution_options(populate_existing=True)
+    return session.execute(query).scalar_one_or_none()
+
+
+def release(decision: Decision, why: str) -> None:
+    """Free the key for a later attempt, keeping a trace of what held it."""
+    if decision.idempotency_key:
+        decision.idempotency_key = f"{decision.idempotency_key}:{why}:{decision.id}"[:200]
+        decision.updated_at = clock.now()
+
+
+def refuse_repeat(
+    session: Session,
+    subject: Subject,
+    action: str,
+    parameters: dict[str, Any],
+    key: str,
+    repeated: Callable[[Decision], str],
+) -> Outcome | None:
+    """A refused duplicate when a decision holds `key` already (`repeated` says what it did); None
+    when nobody does."""
+    earlier = holder(session, key)
+    if earlier is None:
+        return None
+    return duplicate(session, subject, action, parameters, earlier, repeated(earlier))
+
+
+def claim_once(
+    session: Session,
+    subject: Subject,
+    action: str,
+    parameters: dict[str, Any],
+    key: str,
+    repeated: Callable[[Decision], str],
+    *,
+    recorded: dict[str, Any] | None = None,
+    approved_by: str | None = None,
+) -> Decision | Outcome:
+    """The decision now holding `key` (recording `recorded`, else `parameters`), inserted before
+    anything is called; or the refusal: a duplicate of the decision that holds the key already, or
+    busy when another transaction claimed it meanwhile."""
+    refused = refuse_repeat(session, subject, action, parameters, key, repeated)
+    if refused is not None:
+        return refused
+    decision = _claim(
+        session, subject, action, parameters if recorded is None else recorded, key, approved_by
+    )
+    if decision is None:
+        return refuse_subject(session, subject, action, parameters, "duplicate", wording.busy(subject.token))
+    return decision
+
+
+def _claim(
+    session: Session,
+    subject: Subject,
+    action: str,
+    parameters: dict[str, Any],
+    key: str,
+    approved_by: str | None,
+) -> Decision | None:
+    """Insert the decision holding `key`; None when another transaction holds the key (behind the
+    token lock, only a caller that skipped the lock)."""
+    try:
+        with session.begin_nested():  # the IntegrityError must not break the caller's transaction
+            return start(session, subject, action, parameters, approved_by, key=key)
+    except IntegrityError:
+        return None
+
+
+# =============================================================================================
+# records
+
+
+def start(
+    session: Session,
+    subject: Subject,
+    action: str,
+    parameters: dict[str, Any],
+    approved_by: str | None = None,
+    *,
+    key: str | None = None,
+) -> Decision:
+    """Insert the decision (`requested` until finished) before anything is called, holding the
+    idempotency `key` if one is given."""
+    decision = _new_decision(subject.actor, subject.role, action, subject.token.id, parameters, REQUESTED)
+    decision.idempotency_key, decision.approved_by = key, approved_by
+    session.add(decision)
+    session.flush()
+    _log(decision)
+    return decision
+
+
+def _new_decision(
+    actor: Actor, role: str, action: str, token_pk: int | None, parameters: dict[str, Any], status: str
+) -> Decision:
+    now = clock.now()
+    return Decision(
+        token_pk=token_pk,
+        action=action,
+        actor_slack_id=actor.slack_id,
+        actor_role=role,
+        parameters=dict(parameters),
+        status=status,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def finish(decision: Decision, status: str, error: str | None = None, **parameters: Any) -> None:
+    decision.status = status
+    decision.error = error[:2000] if error else None
+    decision.updated_at = clock.now()
+    if parameters:
+        merge(decision, **parameters)
+    _log(decision)
+
+
+def merge(decision: Decision, **parameters: Any) -> None:
+    # A new dict: the JSON column does not see changes made inside the old one.
+    decision.parameters = {**decision.parameters, **parameters}
+
+
+def databricks(decision: Decision, dry_run: bool, call: Callable[[], T]) -> T | None:
+    """The one place dry run is honoured: every mutating Databricks call goes through here."""
+    if dry_run:
+        merge(decision, dry_run=True)
+        return None
+    return call()
+
+
+def applied(decision: Decision, message: str) -> Outcome:
+    finish(decision, APPLIED)
+    return outcome(decision, message)
+
+
+def failed(decision: Decision, error: GatewayError, what: str, tail: str = "") -> Outcome:
+    finish(decision, FAILED, error=error.message, error_kind=error.kind)
+    release(decision, "failed")  # Retry may claim again
+    return outcome(decision, wording.failed(what, error.message, tail))
+
+
+def refuse(
+    session: Session,
+    actor: Actor,
+    role: str,
+    action: str,
+    token_pk: int | None,
+    parameters: dict[str, Any],
+    why: str,
+    message: str,
+    duplicate_of: int | None = None,
+) -> Outcome:
+    extra: dict[str, Any] = {"refused": why}
+    if duplicate_of is not None:
+        extra["duplicate_of"] = duplicate_of
+    decision = _new_decision(actor, role, action, token_pk, {**parameters, **extra}, REFUSED)
+    session.add(decision)
+    session.flush()
+    _log(decision)
+    return outcome(decision, message, duplicate_of)
+
+
+def refuse_subject(
+    session: Session,
+    subject: Subject,
+    action: str,
+    parameters: dict[str, Any],
+    why: str,
+    message: str,
+    earlier: Decision | None = None,  # the decision this one repeats, if any
+) -> Outcome:
+    actor, role, token_pk = subject.actor, subject.role, subject.token.id
+    earlier_id = earlier.id if earlier is not None else None
+    return refuse(session, actor, role, action, token_pk, parameters, why, message, earlier_id)
+
+
+def duplicate(
+    session: Session,
+    subject: Subject,
+    action: str,
+    parameters: dict[str, Any],
+    earlier: Decision,
+    message: str,
+) -> Outcome:
+    return refuse_subject(session, subject, action, parameters, "duplicate", message, earlier)
+
+
+def outcome(decision: Decision, message: str, duplicate_of: int | None = None) -> Outcome:
+    return Outcome(
+        status=decision.status,
+        message=message,
+        action=decision.action,
+        decision_id=decision.id,
+        token_pk=decision.token_pk,
+        actor_slack_id=decision.actor_slack_id,
+        decided_at=decision.updated_at,
+        parameters=dict(decision.parameters),
+        error=decision.error,
+        duplicate_of=duplicate_of,
+    )
+
+
+def _log(decision: Decision) -> None:
+    logger.info(
+        "decision %s: %s %s on token %s by %s (%s)",
+        decision.id,
+        decision.action,
+        decision.status,
+        decision.token_pk,
+        decision.actor_slack_id,
+        decision.actor_role,
+    )
