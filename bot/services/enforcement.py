@@ -43,35 +43,37 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot import clock
 from bot.db import session_scope
 from bot.domain.policy import Deadline, DeadlineKind, Policy
-from bot.models import Decision, Notification, Workspace
-from bot.services import breaker, clocks, decisions, digest, report
+from bot.models import Decision, Notification, NotificationStatus, Step, Workspace, WorkspaceStatus
+from bot.services import breaker, clocks, decisions, digest, outbox, report
 from bot.services.inventory import GatewayFactory
 from bot.services.ports import (
     Delivery,
     DeliveryError,
+    EnforcementNotifier,
     Recipient,
     ReminderItem,
     ReminderMessage,
     ReminderSender,
+    TimeSource,
 )
 from bot.services.report import TokenView
 
 logger = logging.getLogger(__name__)
 
-OVERDUE_STEP = "overdue"
+OVERDUE_STEP = Step.OVERDUE
 OVERDUE_NOTE = "past tokenbot's policy deadline with no decision; enforcement is off"
 SYNCS_OF_GRACE = 3  # a workspace's last good sync may be this many sync intervals old
 
@@ -97,7 +99,9 @@ class Result(StrEnum):
     HELD = "held"
     ESCALATED = "escalated"  # enforcement off: told to the admins channel
     WOULD_ESCALATE = "would_escalate"  # enforcement off, preview (or already told)
-HOLD_ENDED_STEP = "hold_ended"
+
+
+HOLD_ENDED_STEP = Step.HOLD_ENDED
 HOLD_ENDED_NOTE = "a request to the admins held enforcement back with no answer in time; enforcement goes on"
 
 
@@ -224,20 +228,6 @@ class EnforcementSummary:
         return values
 
 
-class EnforcementNotifier(Protocol):
-    def owner_revoked(self, owner_slack_id: str, items: Sequence[Enforced]) -> Delivery:
-        """Tell an owner which of their tokens were revoked, and by which rule."""
-        ...
-
-    def admins_report(self, channel: str, report: EnforcementReport) -> Delivery:
-        """Tell the admins channel what a run did (revoked, failed)."""
-        ...
-
-    def admins_held(self, channel: str, report: HeldReport) -> Delivery:
-        """Tell the admins channel that a guard stopped the run, why, and what it held back."""
-        ...
-
-
 # ---------------------------------------------------------------------------------------------
 # the run
 
@@ -251,7 +241,7 @@ def run(
     sender: ReminderSender,
     admin_channel: str | None,
     now: datetime,
-    slack_clock: clocks.TimeSource | None,
+    slack_clock: TimeSource | None,
     dry_run: bool = False,
     preview: bool = False,
 ) -> EnforcementSummary:
@@ -341,7 +331,9 @@ def _freshly_synced(session: Session, policy: Policy) -> set[str]:
     """Workspaces whose last sync succeeded, recently enough that a missed sync job is noticed."""
     since = clock.now() - SYNCS_OF_GRACE * timedelta(minutes=policy.sync_interval_minutes)
     rows = session.execute(
-        select(Workspace.name).where(Workspace.status == "ok", Workspace.last_success_at >= since)
+        select(Workspace.name).where(
+            Workspace.status == WorkspaceStatus.OK, Workspace.last_success_at >= since
+        )
     )
     return set(rows.scalars())
 
@@ -396,7 +388,7 @@ def _enforce(
     admin_channel: str | None,
     candidates: list[Overdue],
     now: datetime,
-    slack_clock: clocks.TimeSource | None,
+    slack_clock: TimeSource | None,
     summary: EnforcementSummary,
 ) -> None:
     workspaces = sorted({item.view.workspace for item in candidates})
@@ -570,36 +562,29 @@ def _escalate(
         rows = _record_escalations(session, candidates, admin_channel, claim, now, step, note)
     if not rows:
         return
-    items = tuple(
-        ReminderItem(
-            reference=f"n{row.id}", view=item.view, deadline=item.deadline, step=step, note=row.note
+    about = {row.id: item for row, item in rows}
+
+    def render(session: Session, claimed: list[Notification]) -> tuple[ReminderMessage, list[Notification]]:
+        # What the admins hear about is what this run found overdue: nothing to evaluate again.
+        items = tuple(
+            ReminderItem.of(about[row.id].view, about[row.id].deadline, step, row.note, row.id)
+            for row in claimed
         )
-        for row, item in rows
+        return ReminderMessage(Recipient(admin_channel, admins_channel=True), items, now, escalation=True), []
+
+    # A failure forgets the rows: the next enforcement run writes and sends them again.
+    sent = outbox.send_claimed(
+        engine,
+        [row for row, _ in rows],
+        render=render,
+        send=sender.send,
+        now=now,
+        skipped_because="",
+        on_failure=outbox.FailureRule.FORGET,
     )
-    message = ReminderMessage(Recipient(admin_channel, admins_channel=True), items, now, escalation=True)
-    ids = [row.id for row, _ in rows]
-    try:
-        delivery = sender.send(message)
-    except DeliveryError as error:
-        # Forget the rows: the next run tries again.
-        logger.warning("enforcement: could not escalate to %s: %s", admin_channel, error.message)
+    if sent.error is not None:
         summary.notify_failed += 1
-        with session_scope(engine) as session:
-            session.execute(delete(Notification).where(Notification.id.in_(ids)))
         return
-    with session_scope(engine) as session:
-        session.execute(
-            update(Notification)
-            .where(Notification.id.in_(ids))
-            .values(
-                status="sent",
-                claimed_by=None,
-                channel=delivery.channel,
-                message_ts=delivery.ts,
-                sent_at=now,
-                attempts=Notification.attempts + 1,
-            )
-        )
     summary.escalated = len(rows)
     escalated = {item.view.pk for _, item in rows}
     for item in candidates:
@@ -633,10 +618,12 @@ def _record_escalations(
             token_pk=item.view.pk,
             deadline_kind=str(item.deadline.kind),
             due_date=item.deadline.due_at.date(),
+            due_at=item.deadline.due_at,
             step=step,
             recipient=admin_channel,
             note=note,
-            status="sending",  # claimed: the reminder runs leave it alone while this run sends it
+            # claimed: the reminder runs leave it alone while this run sends it
+            status=NotificationStatus.SENDING,
             claimed_by=claim,
             claimed_at=now,
             created_at=now,
