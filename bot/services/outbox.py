@@ -93,6 +93,13 @@ def release_stale_claims(session: Session, now: datetime, which: ColumnElement[b
         )
 
 
+def count_unsent(engine: Engine) -> int:
+    """Rows of any kind not sent yet (pending, or claimed by a run that is sending them)."""
+    unsent = (NotificationStatus.PENDING, NotificationStatus.SENDING)
+    with session_scope(engine) as session:
+        return len(session.execute(select(Notification.id).where(Notification.status.in_(unsent))).all())
+
+
 def waiting_recipients(session: Session, which: ColumnElement[bool]) -> list[str]:
     """Who has pending rows of this kind, in order."""
     return sorted(

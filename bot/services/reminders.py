@@ -1,8 +1,8 @@
 """Reminder runs: decide who must hear about which deadline, record it, then deliver.
 
 Render, then deliver (STYLE.md 4). A run first plans and writes `notification` rows as `pending`
-and commits; then it claims the pending rows of one recipient, sends one message listing all of
-them, and marks them `sent` with the message's ts. So:
+and commits; then (bot/services/outbox.py) it claims the pending rows of one recipient, sends one
+message listing all of them, and marks them `sent` with the message's ts. So:
 - a second run finds the rows and sends nothing again (the unique key of DESIGN.md section 3 holds
   even for two runs at once);
 - a crash after planning leaves `pending` rows that the next run sends once;
@@ -30,7 +30,6 @@ from bot.models import (
     DecisionAction,
     DecisionStatus,
     Notification,
-    NotificationStatus,
     Principal,
     Step,
 )
@@ -168,20 +167,7 @@ class _Work:
     due: list[tuple[TokenView, Deadline, int]]
     decided: _Decided
     already: set[tuple[int, str, date, str, str]]
-    directory: Directory | None = None  # set to _Unreachable once Slack stopped answering lookups
-
-
-class _Unreachable:
-    """A directory that fails at once: Slack did not answer a lookup in this run."""
-
-    def __init__(self, error: Exception) -> None:
-        self._error = error
-
-    def lookup_email(self, email: str):
-        raise self._error
-
-    def user_info(self, user_id: str):
-        raise self._error
+    directory: Directory | None = None  # set to recipients.Unreachable once Slack stopped answering lookups
 
 
 def plan(
@@ -255,7 +241,9 @@ def _plan_group(
                 now=now,
             )
         except Exception as error:  # Slack unreachable for this lookup: try again next run
-            work.directory = _Unreachable(error)  # and don't wait out the retries for every other owner
+            work.directory = recipients.Unreachable(
+                error
+            )  # and don't wait out the retries for every other owner
             logger.warning(
                 "cannot look up the owner of %s in Slack (%s); it waits for the next run",
                 view.token_id,
@@ -428,7 +416,7 @@ def deliver_pending(
         waiting = outbox.waiting_recipients(session, REMINDERS)
     _count(summary, delivery.deliver_all(waiting, DELIVERY_WORKERS))
     if delivery.stopped.is_set():
-        summary.left_pending += _count_pending(engine)
+        summary.left_pending += outbox.count_unsent(engine)
 
 
 def _dispatcher(
@@ -495,12 +483,6 @@ def _message_for(
     return ReminderMessage(
         target, tuple(items), now, escalation=any(i.step == Step.ESCALATION for i in items)
     ), skipped
-
-
-def _count_pending(engine: Engine) -> int:
-    unsent = (NotificationStatus.PENDING, NotificationStatus.SENDING)
-    with session_scope(engine) as session:
-        return len(session.execute(select(Notification.id).where(Notification.status.in_(unsent))).all())
 
 
 def _messages_from_plan(planned: list[Planned], now: datetime) -> list[ReminderMessage]:
