@@ -70,6 +70,14 @@ class ActorRole(StrEnum):
     TOKENBOT = "tokenbot"
 
 
+class EventStatus(StrEnum):
+    """`Event.status` of an auto-scoping event (bot/services/events.py)."""
+
+    PENDING = "pending"  # waits for Databricks' confirmation
+    APPLIED = "applied"
+    REJECTED = "rejected"  # Databricks contradicts it
+
+
 class WorkspaceStatus(StrEnum):
     """`Workspace.status`: how its last sync went."""
 

@@ -18,6 +18,7 @@ from bot.enums import (
     ActorRole,
     DecisionAction,
     DecisionStatus,
+    EventStatus,
     NotificationStatus,
     Step,
     WorkspaceStatus,
@@ -27,6 +28,7 @@ __all__ = [  # the stored values, re-exported next to the tables that store them
     "ActorRole",
     "DecisionAction",
     "DecisionStatus",
+    "EventStatus",
     "NotificationStatus",
     "Step",
     "WorkspaceStatus",
@@ -188,8 +190,7 @@ class Event(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     received_at: datetime | None = _when()
     processed_at: datetime | None = _when()
-    # pending (waits for Databricks' confirmation) / applied / rejected (Databricks contradicts it)
-    status: str | None = Field(default=None, max_length=20)
+    status: str | None = Field(default=None, max_length=20)  # EventStatus
     reason: str | None = Field(default=None, max_length=500)  # why it was rejected
 
 
