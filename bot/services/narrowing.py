@@ -10,14 +10,15 @@ existing restore decision, its modal pre-selected by `scopes_to_restore`; it add
 Databricks lists at that moment, never to tokenbot's copy) and Looks fine (`looks_fine`: an
 `accept` of the auto-scoping deadline dated the narrowing day, so it is recorded like any decision).
 
-Delivery goes through the notification table and bot/services/outbox.py, as reminders do (render,
-then deliver): one row per token with step `narrowed`, deadline kind `autoscope_enforcement`, due date the narrowing
-day and the recipient from bot/services/recipients.py; a second run finds the row and sends
-nothing. An owner with several narrowed tokens gets one message listing them (up to
-`MAX_PER_MESSAGE` each). No quiet hours: what the message is about has already happened, and
-a job may be failing. Narrowings older than `NOTIFY_WITHIN` (history seen on a first sync,
-old events from a file) get no message, nor does a token that was settled meanwhile (restored,
-scopes confirmed, accepted, revoked) or that had a narrowing message within `ONE_PER`.
+Delivery goes through the notification table and bot/services/outbox.py, as reminders do
+(render, then deliver): one row per token with step `narrowed`, deadline kind
+`autoscope_enforcement`, due date (and `due_at`) the narrowing day and the recipient from
+bot/services/recipients.py; a second run finds the row and sends nothing. An owner with
+several narrowed tokens gets one message listing them (up to `MAX_PER_MESSAGE` each). No quiet
+hours: what the message is about has already happened, and a job may be failing. Narrowings
+older than `NOTIFY_WITHIN` (history seen on a first sync, old events from a file) get no
+message, nor does a token that was settled meanwhile (restored, scopes confirmed, accepted,
+revoked) or that had a narrowing message within `ONE_PER`.
 
 `notify_narrowed` is called at the end of each reminder run (bot/services/reminders.py).
 """
