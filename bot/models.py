@@ -14,6 +14,26 @@ from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from bot.enums import (
+    ActorRole,
+    DecisionAction,
+    DecisionStatus,
+    EventStatus,
+    NotificationStatus,
+    Step,
+    WorkspaceStatus,
+)
+
+__all__ = [  # the stored values, re-exported next to the tables that store them
+    "ActorRole",
+    "DecisionAction",
+    "DecisionStatus",
+    "EventStatus",
+    "NotificationStatus",
+    "Step",
+    "WorkspaceStatus",
+]
+
 
 class UTCDateTime(TypeDecorator):
     """Aware UTC datetimes in and out; SQLite forgets time zones, PostgreSQL converts them."""
@@ -47,7 +67,7 @@ def _scopes() -> Any:
 class Workspace(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=100)
     host: str = Field(max_length=500)
-    status: str = Field(default="never", max_length=20)  # never / ok / stale
+    status: str = Field(default=WorkspaceStatus.NEVER, max_length=20)  # WorkspaceStatus
     last_sync_at: datetime | None = _when()
     last_success_at: datetime | None = _when()
     last_error: str | None = Field(default=None, max_length=2000)
@@ -113,13 +133,14 @@ class Notification(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     token_pk: int = Field(foreign_key="token.id")
-    deadline_kind: str = Field(max_length=40)
+    deadline_kind: str = Field(max_length=40)  # a DeadlineKind value
     due_date: date
-    step: str = Field(max_length=30)  # "14", "7", ... days before, or "escalation", "narrowed"
+    due_at: datetime | None = _when()  # the deadline's exact time; NULL on rows written before 0006
+    step: str = Field(max_length=30)  # "14", "7", ... days before, or a `Step`
     recipient: str = Field(max_length=30)  # Slack user or channel id
     channel: str | None = Field(default=None, max_length=30)
     message_ts: str | None = Field(default=None, max_length=40)
-    status: str = Field(default="pending", max_length=20)  # pending / sending / sent / failed / skipped
+    status: str = Field(default=NotificationStatus.PENDING, max_length=20)  # NotificationStatus
     note: str | None = Field(default=None, max_length=300)  # why the admins channel gets it
     claimed_by: str | None = Field(default=None, max_length=40)  # the run sending it now
     claimed_at: datetime | None = _when()
@@ -134,11 +155,11 @@ class Decision(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     token_pk: int | None = Field(default=None, foreign_key="token.id", index=True)
-    action: str = Field(max_length=30)
+    action: str = Field(max_length=30)  # DecisionAction
     actor_slack_id: str = Field(max_length=30)
-    actor_role: str = Field(max_length=20)  # owner / admin / tokenbot / other
+    actor_role: str = Field(max_length=20)  # ActorRole
     parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: str = Field(max_length=20, index=True)  # requested/approved/applied/failed/denied/refused
+    status: str = Field(max_length=20, index=True)  # DecisionStatus
     error: str | None = Field(default=None, max_length=2000)
     approved_by: str | None = Field(default=None, max_length=30)
     idempotency_key: str | None = Field(
@@ -169,8 +190,7 @@ class Event(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     received_at: datetime | None = _when()
     processed_at: datetime | None = _when()
-    # pending (waits for Databricks' confirmation) / applied / rejected (Databricks contradicts it)
-    status: str | None = Field(default=None, max_length=20)
+    status: str | None = Field(default=None, max_length=20)  # EventStatus
     reason: str | None = Field(default=None, max_length=500)  # why it was rejected
 
 

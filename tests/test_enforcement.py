@@ -156,6 +156,22 @@ def test_with_enforcement_off_overdue_tokens_are_escalated_once_and_nothing_is_r
         assert sorted(steps) == [("overdue", "sent")] * 5
 
 
+def test_an_escalation_slack_refused_is_forgotten_and_sent_by_the_next_run(world_factory):
+    world = world_factory(enforce=False)
+    admin_before = len(world.slack.messages(ADMIN_CHANNEL))
+    world.slack.fail("chat.postMessage", error="channel_not_found")
+
+    first = enforce(world)
+
+    assert (first.escalated, first.notify_failed) == (0, 1)
+    with db.session_scope(world.engine) as session:
+        assert session.execute(select(Notification.id).where(Notification.step == "overdue")).all() == []
+    assert world.slack.messages(ADMIN_CHANNEL)[admin_before:] == []
+    second = enforce(world)
+    assert (second.escalated, second.notify_failed) == (5, 0)  # written and sent again
+    assert len(world.slack.messages(ADMIN_CHANNEL)[admin_before:]) == 1
+
+
 def test_an_admin_can_revoke_from_the_overdue_escalation(world_factory):
     world = world_factory(enforce=False)
     enforce(world)

@@ -41,7 +41,19 @@ def test_one_owner_with_three_tokens_in_two_workspaces_gets_one_message(world):
     assert "CET" in text  # dates in Alice's own time zone
     assert message["text"].startswith("3 of your Databricks tokens will change soon")
     assert {n.status for n in world.notifications()} == {"sent"}
+    # Each row keeps its deadline's full time, and the buttons name the row.
+    assert all(n.due_at is not None and n.due_at.date() == n.due_date for n in world.notifications())
+    assert {f"n{n.id}" for n in world.notifications()} <= set(_button_values(message))
     assert world.remind().sent_messages == 0  # a second run sends nothing again
+
+
+def _button_values(message) -> list[str]:
+    return [
+        element.get("value")
+        for block in message["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
 
 
 def test_an_owner_with_80_tokens_gets_a_valid_message_under_50_blocks(world):

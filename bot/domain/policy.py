@@ -289,6 +289,16 @@ class Evaluation:
     def finding_codes(self) -> tuple[Finding, ...]:
         return tuple(finding.code for finding in self.findings)
 
+    def deadline(self, kind: str, due: date | datetime) -> Deadline | None:
+        """The deadline of this kind (a DeadlineKind value) due on the day of `due`, as computed
+        now; None when there is none (it moved to another day, or never was). The day, not the
+        moment, names a deadline: a message and its buttons are about "the expiry on 3 March"."""
+        day = due.date() if isinstance(due, datetime) else due
+        for deadline in self.deadlines:
+            if deadline.kind == kind and deadline.due_at.date() == day:
+                return deadline
+        return None
+
     def due_within(self, now: datetime, days: int) -> tuple[Deadline, ...]:
         """Deadlines due within `days` days of `now`, overdue ones included."""
         horizon = now + timedelta(days=days)

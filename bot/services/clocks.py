@@ -11,23 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from bot import clock
 from bot.databricks.records import GatewayError
 from bot.services.inventory import GatewayFactory
+from bot.services.ports import TimeSource
 
 logger = logging.getLogger(__name__)
 
 TOLERANCE = timedelta(minutes=5)
-
-
-class TimeSource(Protocol):
-    """A service whose answers carry its clock (the HTTP `Date` header)."""
-
-    name: str
-
-    def server_time(self) -> datetime: ...
 
 
 class DatabricksClock:

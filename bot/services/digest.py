@@ -28,7 +28,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Engine, func, select
@@ -36,15 +35,24 @@ from sqlmodel import Session
 
 from bot.db import session_scope
 from bot.domain.policy import FINDING_SEVERITY, DeadlineKind, Finding, Policy
-from bot.models import Decision, DigestPost, Exemption, Notification, Token, Workspace
+from bot.models import (
+    Decision,
+    DigestPost,
+    Exemption,
+    Notification,
+    NotificationStatus,
+    Step,
+    Token,
+    Workspace,
+    WorkspaceStatus,
+)
 from bot.services import decisions, report
-from bot.services.ports import Delivery
+from bot.services.ports import DigestPoster
 from bot.services.report import TokenView
 
 HORIZON_DAYS = 14
 CHART_DAYS = 30
 FIRST_DIGEST_LOOKBACK = timedelta(days=7)
-ESCALATION = "escalation"  # the notification step reminders give to an escalation
 RISKY_FINDINGS = frozenset(
     {
         Finding.PRIVILEGED_SCOPE,
@@ -290,8 +298,8 @@ def _unanswered(session: Session, by_pk: dict[int, TokenView], now: datetime) ->
     rows = session.execute(
         select(Notification.token_pk, Notification.deadline_kind, Notification.due_date, Notification.sent_at)
         .where(
-            Notification.step == ESCALATION,
-            Notification.status == "sent",
+            Notification.step == Step.ESCALATION,
+            Notification.status == NotificationStatus.SENT,
             Notification.due_date >= now.date(),
         )
         .order_by(Notification.due_date, Notification.id)
@@ -299,16 +307,9 @@ def _unanswered(session: Session, by_pk: dict[int, TokenView], now: datetime) ->
     found: dict[tuple[int, str, date], Unanswered] = {}
     for token_pk, kind, due_date, sent_at in rows:
         view = by_pk.get(token_pk)
-        deadline = next(
-            (
-                d
-                for d in (view.evaluation.deadlines if view else ())
-                if str(d.kind) == kind and d.due_at.date() == due_date and d.due_at > now
-            ),
-            None,
-        )
+        deadline = view.evaluation.deadline(kind, due_date) if view else None
         key = (token_pk, kind, due_date)
-        if deadline is None or key in found:
+        if deadline is None or deadline.due_at <= now or key in found:
             continue
         if decisions.stops_reminders(
             session=session, token_pk=token_pk, deadline_kind=kind, due_date=due_date, now=now
@@ -416,7 +417,7 @@ def _new_risky(session: Session, by_pk: dict[int, TokenView], since: datetime) -
 def _failing_workspaces(session: Session) -> tuple[FailingWorkspace, ...]:
     rows = session.execute(
         select(Workspace.name, Workspace.status, Workspace.last_success_at, Workspace.last_error)
-        .where(Workspace.status != "ok")
+        .where(Workspace.status != WorkspaceStatus.OK)
         .order_by(Workspace.name)
     ).all()
     return tuple(FailingWorkspace(*row) for row in rows)
@@ -445,12 +446,6 @@ def record_posted(*, session: Session, digest: Digest, channel: str, message_ts:
     session.add(row)
     session.flush()
     return row
-
-
-class DigestPoster(Protocol):
-    def post(self, channel: str, digest: Digest, *, chart: bool) -> Delivery:
-        """Post the digest (and its chart when asked and there is something to draw)."""
-        ...
 
 
 def run(

@@ -10,18 +10,10 @@ when its `org_policy` deadline (already moved by any active exemption) is at or 
   channel once (a `notification` row of step "overdue", so the next run does not repeat it), with
   the decision buttons of a reminder. The digest lists these tokens as overdue.
 
-Guards (DESIGN.md section 6), each tested, each giving a held-back token its reason code:
+Guards (DESIGN.md section 6), each tested, each giving a held-back token its reason code: those
+read from the database (`stale_sync`, `hold`, `recent_use`, `dry_run_recorded`) are
+bot/services/overdue.py's; then, before revoking:
 
-- `stale_sync`: its workspace's last sync was not clean (`stale` after a failed sync, `held` after a
-  suspicious listing), or its last good sync is older than three sync intervals (by the local clock,
-  which the clock check vouches for): its deadlines come from old data.
-- `hold`: an open request to the admins (an extension awaiting approval, "not mine" awaiting an
-  owner) waits for that answer, for at most `policy.request_hold_days` after the oldest open
-  request was made: a request nobody answers cannot shield a token for ever. When that hold ends,
-  the admins channel is told once per token and deadline (a `notification` of step "hold_ended"),
-  and enforcement goes on. An owner's Accept is consent, not an objection.
-- `recent_use`: used within `policy.enforce_min_idle_days`, whatever the rule says (the database
-  keeps the best known last use: a listing that dropped the field does not erase it).
 - `clock_skew`: before revoking anything, the local clock is compared with the `Date` header of a
   fresh answer from Slack and from each workspace concerned; more than five minutes apart (or a
   clock that cannot be read) and nothing is revoked, and the admins channel is told. A clock a year
@@ -30,7 +22,6 @@ Guards (DESIGN.md section 6), each tested, each giving a held-back token its rea
   `policy.max_revocations_per_day` within 24 hours, trips the breaker (`bot/services/breaker.py`):
   nothing is revoked, the admins channel gets the list, and enforcement stays off until an admin
   resumes it (`/tokens enforcement resume`).
-- `dry_run_recorded`: in dry run, a token already recorded as revoked in dry run (once is enough).
 
 Dry run (`TOKENBOT_DRY_RUN`) records dry-run decisions and calls no mutating Databricks API;
 `preview` (`tokenbot enforce --dry-run`) writes and sends nothing at all and only says what would
@@ -41,50 +32,34 @@ out after the revocations are committed.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import clock
 from bot.db import session_scope
-from bot.domain.policy import Deadline, DeadlineKind, Policy
-from bot.models import Decision, Notification, Workspace
-from bot.services import breaker, clocks, decisions, digest, report
+from bot.domain.policy import Policy
+from bot.models import Step
+from bot.services import breaker, clocks, decisions, digest, escalations, overdue
 from bot.services.inventory import GatewayFactory
+from bot.services.overdue import HeldReason, Overdue
 from bot.services.ports import (
     Delivery,
     DeliveryError,
-    Recipient,
-    ReminderItem,
-    ReminderMessage,
+    EnforcementNotifier,
     ReminderSender,
+    TimeSource,
 )
-from bot.services.report import TokenView
 
 logger = logging.getLogger(__name__)
 
-OVERDUE_STEP = "overdue"
+OVERDUE_STEP = Step.OVERDUE
 OVERDUE_NOTE = "past tokenbot's policy deadline with no decision; enforcement is off"
-SYNCS_OF_GRACE = 3  # a workspace's last good sync may be this many sync intervals old
-
-
-class HeldReason(StrEnum):
-    """Why an overdue token was not revoked this run."""
-
-    STALE_SYNC = "stale_sync"
-    HOLD = "hold"
-    RECENT_USE = "recent_use"
-    CLOCK_SKEW = "clock_skew"
-    BREAKER = "breaker"
-    DRY_RUN_RECORDED = "dry_run_recorded"
 
 
 class Result(StrEnum):
@@ -97,18 +72,10 @@ class Result(StrEnum):
     HELD = "held"
     ESCALATED = "escalated"  # enforcement off: told to the admins channel
     WOULD_ESCALATE = "would_escalate"  # enforcement off, preview (or already told)
-HOLD_ENDED_STEP = "hold_ended"
+
+
+HOLD_ENDED_STEP = Step.HOLD_ENDED
 HOLD_ENDED_NOTE = "a request to the admins held enforcement back with no answer in time; enforcement goes on"
-
-
-@dataclass(frozen=True, slots=True)
-class Overdue:
-    view: TokenView
-    deadline: Deadline
-
-    @property
-    def rule(self) -> str:
-        return f"{self.deadline.action} ({self.deadline.reason})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,20 +191,6 @@ class EnforcementSummary:
         return values
 
 
-class EnforcementNotifier(Protocol):
-    def owner_revoked(self, owner_slack_id: str, items: Sequence[Enforced]) -> Delivery:
-        """Tell an owner which of their tokens were revoked, and by which rule."""
-        ...
-
-    def admins_report(self, channel: str, report: EnforcementReport) -> Delivery:
-        """Tell the admins channel what a run did (revoked, failed)."""
-        ...
-
-    def admins_held(self, channel: str, report: HeldReport) -> Delivery:
-        """Tell the admins channel that a guard stopped the run, why, and what it held back."""
-        ...
-
-
 # ---------------------------------------------------------------------------------------------
 # the run
 
@@ -251,7 +204,7 @@ def run(
     sender: ReminderSender,
     admin_channel: str | None,
     now: datetime,
-    slack_clock: clocks.TimeSource | None,
+    slack_clock: TimeSource | None,
     dry_run: bool = False,
     preview: bool = False,
 ) -> EnforcementSummary:
@@ -296,92 +249,15 @@ def overdue_tokens(
     """Overdue org_policy deadlines the guards let through, most overdue first; the others are
     noted in `summary` with their reason. `revoking` adds the guards only revocation needs."""
     summary = summary or EnforcementSummary()
-    found = [
-        Overdue(view, deadline)
-        for view in report.token_views(session=session, policy=policy, now=now)
-        for deadline in view.evaluation.deadlines
-        if deadline.kind is DeadlineKind.ORG_POLICY and deadline.is_overdue(now)
-    ]
-    summary.overdue = len(found)
-    if not found:
-        return []
-    found.sort(key=lambda item: (item.deadline.due_at, item.view.workspace, item.view.token_id))
-    clean = _freshly_synced(session, policy)
-    held, ended = _held_back(session, {item.view.pk for item in found}, dry_run, policy, now)
-    summary.hold_ended = [item for item in found if item.view.pk in ended]
-    idle_since = now - timedelta(days=policy.enforce_min_idle_days)
-    unclean: dict[str, int] = defaultdict(int)
-    chosen = []
-    for item in found:
-        reason = None
-        if item.view.workspace not in clean:
-            reason = HeldReason.STALE_SYNC
-            unclean[item.view.workspace] += 1
-        elif item.view.pk in held:
-            reason = held[item.view.pk]
-        elif revoking and _used_since(item.view, idle_since):
-            reason = HeldReason.RECENT_USE
-        if reason is None:
-            chosen.append(item)
-        else:
-            summary.note(item, Result.HELD, reason)
-    for workspace, count in sorted(unclean.items()):
-        logger.warning(
-            "enforcement: %s overdue token(s) in %s left alone: its last sync failed or is too old",
-            count,
-            workspace,
-        )
-    summary.skipped_stale = sum(unclean.values())
+    found = overdue.find(session=session, policy=policy, now=now, dry_run=dry_run, revoking=revoking)
+    summary.overdue = found.overdue
+    summary.hold_ended = found.hold_ended
+    for item, reason in found.held:
+        summary.note(item, Result.HELD, reason)
+    summary.skipped_stale = sum(1 for _, reason in found.held if reason is HeldReason.STALE_SYNC)
     summary.waiting = sum(1 for item in summary.tokens if item.reason is HeldReason.HOLD)
     summary.recently_used = sum(1 for item in summary.tokens if item.reason is HeldReason.RECENT_USE)
-    return chosen
-
-
-def _freshly_synced(session: Session, policy: Policy) -> set[str]:
-    """Workspaces whose last sync succeeded, recently enough that a missed sync job is noticed."""
-    since = clock.now() - SYNCS_OF_GRACE * timedelta(minutes=policy.sync_interval_minutes)
-    rows = session.execute(
-        select(Workspace.name).where(Workspace.status == "ok", Workspace.last_success_at >= since)
-    )
-    return set(rows.scalars())
-
-
-def _used_since(view: TokenView, since: datetime) -> bool:
-    """`last_used_on` is the midnight that starts the day of last use: the use may be up to a day later."""
-    return view.last_used_on is not None and view.last_used_on + timedelta(days=1) > since
-
-
-def _held_back(
-    session: Session, pks: set[int], dry_run: bool, policy: Policy, now: datetime
-) -> tuple[dict[int, HeldReason], set[int]]:
-    """(held, hold ended): tokens whose oldest open request to the admins was made less than
-    `policy.request_hold_days` ago (a newer request, of another kind, does not start the hold
-    again), in dry run also those already revoked in dry run (recording the same dry-run revocation
-    every hour would only add noise); and tokens whose hold has run out."""
-    if not pks:
-        return {}, set()
-    rows = session.execute(
-        select(
-            Decision.token_pk, Decision.action, Decision.status, Decision.parameters, Decision.created_at
-        ).where(
-            Decision.token_pk.in_(list(pks)),
-            Decision.status.in_((decisions.REQUESTED, decisions.APPLIED)),
-        )
-    )
-    held: dict[int, HeldReason] = {}
-    oldest_request: dict[int, datetime] = {}
-    hold_since = now - timedelta(days=policy.request_hold_days)
-    for token_pk, action, status, parameters, created_at in rows:
-        if status == decisions.REQUESTED and action != decisions.REVOKE:
-            # An open request (a revoke is `requested` only while it runs); one of unknown age holds nothing.
-            made = created_at or hold_since
-            oldest_request[token_pk] = min(made, oldest_request.get(token_pk, made))
-        elif dry_run and action == decisions.REVOKE and (parameters or {}).get("dry_run"):
-            held.setdefault(token_pk, HeldReason.DRY_RUN_RECORDED)
-    ended = {pk for pk, made in oldest_request.items() if made <= hold_since}
-    for pk in set(oldest_request) - ended:
-        held[pk] = HeldReason.HOLD
-    return held, ended - set(held)
+    return found.chosen
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,7 +272,7 @@ def _enforce(
     admin_channel: str | None,
     candidates: list[Overdue],
     now: datetime,
-    slack_clock: clocks.TimeSource | None,
+    slack_clock: TimeSource | None,
     summary: EnforcementSummary,
 ) -> None:
     workspaces = sorted({item.view.workspace for item in candidates})
@@ -545,7 +421,7 @@ def _deliver(send: Callable[[], Delivery], whom: str, summary: EnforcementSummar
 
 
 # ---------------------------------------------------------------------------------------------
-# enforce = false: escalate once
+# enforce = false: escalate once (bot/services/escalations.py)
 
 
 def _escalate(
@@ -565,87 +441,12 @@ def _escalate(
             len(candidates),
         )
         return
-    claim = f"enforcement-{uuid.uuid4().hex[:12]}"
-    with session_scope(engine) as session:
-        rows = _record_escalations(session, candidates, admin_channel, claim, now, step, note)
-    if not rows:
-        return
-    items = tuple(
-        ReminderItem(
-            reference=f"n{row.id}", view=item.view, deadline=item.deadline, step=step, note=row.note
-        )
-        for row, item in rows
-    )
-    message = ReminderMessage(Recipient(admin_channel, admins_channel=True), items, now, escalation=True)
-    ids = [row.id for row, _ in rows]
-    try:
-        delivery = sender.send(message)
-    except DeliveryError as error:
-        # Forget the rows: the next run tries again.
-        logger.warning("enforcement: could not escalate to %s: %s", admin_channel, error.message)
+    told = escalations.tell_admins(engine, sender, admin_channel, candidates, now, step, note)
+    if told is None:
         summary.notify_failed += 1
-        with session_scope(engine) as session:
-            session.execute(delete(Notification).where(Notification.id.in_(ids)))
         return
-    with session_scope(engine) as session:
-        session.execute(
-            update(Notification)
-            .where(Notification.id.in_(ids))
-            .values(
-                status="sent",
-                claimed_by=None,
-                channel=delivery.channel,
-                message_ts=delivery.ts,
-                sent_at=now,
-                attempts=Notification.attempts + 1,
-            )
-        )
-    summary.escalated = len(rows)
-    escalated = {item.view.pk for _, item in rows}
+    if not told:
+        return
+    summary.escalated = len(told)
     for item in candidates:
-        summary.note(item, Result.ESCALATED if item.view.pk in escalated else Result.WOULD_ESCALATE)
-
-
-def _record_escalations(
-    session: Session,
-    candidates: list[Overdue],
-    admin_channel: str,
-    claim: str,
-    now: datetime,
-    step: str = OVERDUE_STEP,
-    note: str = OVERDUE_NOTE,
-) -> list[tuple[Notification, Overdue]]:
-    """One notification of `step` per token and deadline; those told before are skipped."""
-    before = set(
-        session.execute(
-            select(Notification.token_pk, Notification.deadline_kind, Notification.due_date).where(
-                Notification.token_pk.in_([item.view.pk for item in candidates]),
-                Notification.step == step,
-                Notification.recipient == admin_channel,
-            )
-        ).all()
-    )
-    written = []
-    for item in candidates:
-        if (item.view.pk, str(item.deadline.kind), item.deadline.due_at.date()) in before:
-            continue
-        row = Notification(
-            token_pk=item.view.pk,
-            deadline_kind=str(item.deadline.kind),
-            due_date=item.deadline.due_at.date(),
-            step=step,
-            recipient=admin_channel,
-            note=note,
-            status="sending",  # claimed: the reminder runs leave it alone while this run sends it
-            claimed_by=claim,
-            claimed_at=now,
-            created_at=now,
-        )
-        try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
-        except IntegrityError:
-            continue  # another run escalated it just now
-        written.append((row, item))
-    return written
+        summary.note(item, Result.ESCALATED if item.view.pk in told else Result.WOULD_ESCALATE)

@@ -62,7 +62,7 @@ from sqlmodel import Session
 
 from bot.databricks.records import GatewayError, TokenRecord, WorkspaceGateway
 from bot.domain.policy import AUTOSCOPE_COMPLETED, AUTOSCOPE_RUNNING
-from bot.models import Event, Token
+from bot.models import Event, EventStatus, Token
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +75,6 @@ MAX_ID = 200
 MAX_TOKEN_ID = 100
 TOKEN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_SCOPES = 100
-# Event.status
-PENDING, APPLIED, REJECTED = "pending", "applied", "rejected"
 
 GatewayFactory = Callable[[str], WorkspaceGateway]
 
@@ -284,7 +282,7 @@ def ingest(
         token_id=event.token_id,
         payload=dict(event.payload),
         received_at=now,
-        status=PENDING,
+        status=EventStatus.PENDING,
     )
     try:
         with session.begin_nested():  # two deliveries at once: the unique key lets one through
@@ -384,7 +382,7 @@ def _read_live(gateway_for: GatewayFactory | None, event: AutoscopeEvent) -> tup
 
 
 def _reject(row: Event, reason: str, now: datetime) -> None:
-    row.status, row.reason, row.processed_at = REJECTED, reason[:500], now
+    row.status, row.reason, row.processed_at = EventStatus.REJECTED, reason[:500], now
     logger.warning("event %s rejected: %s", row.idempotency_key, reason)
 
 
@@ -412,7 +410,7 @@ def _apply(token: Token, event: AutoscopeEvent, row: Event, now: datetime) -> No
             token.inferred_scopes = list(event.inferred_scopes)
     else:
         _apply_enforced(token, event, row, now)
-    row.processed_at, row.status = now, APPLIED
+    row.processed_at, row.status = now, EventStatus.APPLIED
 
 
 def _apply_enforced(token: Token, event: AutoscopeEvent, row: Event, now: datetime) -> None:

@@ -22,14 +22,12 @@ from sqlmodel import Session
 from bot import clock
 from bot.databricks.records import GatewayError, Inventory, PrincipalRecord, TokenRecord, WorkspaceGateway
 from bot.db import session_scope
-from bot.domain.policy import Policy
-from bot.models import Principal, Token, Workspace
+from bot.domain.policy import AUTOSCOPE_COMPLETED, AUTOSCOPE_RUNNING, Policy
+from bot.models import Principal, Token, Workspace, WorkspaceStatus
 from bot.services import events
 
 logger = logging.getLogger(__name__)
 
-RUNNING = "AUTOSCOPE_STATE_RUNNING"
-COMPLETED = "AUTOSCOPE_STATE_COMPLETED"
 PRINCIPAL_REFRESH = timedelta(days=1)
 WRITE_BATCH = 1000
 
@@ -154,7 +152,7 @@ def _fresh_principals(session: Session, workspace: str, now: datetime) -> frozen
 
 def mark_stale(*, session: Session, workspace: str, error: str) -> SyncResult:
     row = session.get(Workspace, workspace)
-    row.status = "stale"
+    row.status = WorkspaceStatus.STALE
     row.last_error = error[:2000]
     row.last_sync_at = clock.now()
     session.flush()
@@ -244,7 +242,7 @@ def apply_inventory(
         update(Token).where(Token.workspace == workspace, Token.gone_at.is_(None)).values(last_seen_at=now)
     )
     row = session.get(Workspace, workspace)
-    row.status, row.last_error = "ok", None
+    row.status, row.last_error = WorkspaceStatus.OK, None
     row.last_sync_at = row.last_success_at = now
     row.max_token_lifetime_days = inventory.max_token_lifetime_days
     row.token_count = len(inventory.tokens)
@@ -305,7 +303,7 @@ def _best_last_use(known: datetime | None, listed: datetime | None) -> datetime 
 
 def _hold(session: Session, workspace: str, why: str, now: datetime) -> SyncResult:
     row = session.get(Workspace, workspace)
-    row.status = "held"
+    row.status = WorkspaceStatus.HELD
     row.last_error = f"{why}. If it is real, run `tokenbot sync --accept-shrink {workspace}`"
     row.last_sync_at = now
     session.flush()
@@ -335,18 +333,18 @@ def _differs(old: Any, new: Any) -> bool:
 
 def _narrowed(old: Any, record: TokenRecord) -> bool:
     """Auto-scoping enforced: observed -> completed, or the scopes shrank to a strict subset."""
-    if old.autoscope_state == RUNNING and record.autoscope_state == COMPLETED:
+    if old.autoscope_state == AUTOSCOPE_RUNNING and record.autoscope_state == AUTOSCOPE_COMPLETED:
         return True
     old_scopes, new_scopes = set(old.scopes or ()), set(record.scopes)
     # No scopes means full access in Databricks, so narrowing from none to some counts too.
     if not old_scopes:
-        return bool(new_scopes) and record.autoscope_state == COMPLETED
+        return bool(new_scopes) and record.autoscope_state == AUTOSCOPE_COMPLETED
     return bool(new_scopes) and new_scopes < old_scopes
 
 
 def _observation_start(record: TokenRecord, known: datetime | None, policy: Policy) -> datetime | None:
     """When the 30-day watch began: kept once set; else the later of creation and the rollout date."""
-    if known is not None or record.autoscope_state != RUNNING:
+    if known is not None or record.autoscope_state != AUTOSCOPE_RUNNING:
         return known
     start = record.created_at
     if policy.autoscope_rollout_date is not None:

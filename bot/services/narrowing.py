@@ -10,14 +10,15 @@ existing restore decision, its modal pre-selected by `scopes_to_restore`; it add
 Databricks lists at that moment, never to tokenbot's copy) and Looks fine (`looks_fine`: an
 `accept` of the auto-scoping deadline dated the narrowing day, so it is recorded like any decision).
 
-Delivery goes through the notification table, as reminders do (render, then deliver): one row
-per token with step `narrowed`, deadline kind `autoscope_enforcement`, due date the narrowing
-day and the recipient from bot/services/recipients.py; a second run finds the row and sends
-nothing. An owner with several narrowed tokens gets one message listing them (up to
-`MAX_PER_MESSAGE` each). No quiet hours: what the message is about has already happened, and
-a job may be failing. Narrowings older than `NOTIFY_WITHIN` (history seen on a first sync,
-old events from a file) get no message, nor does a token that was settled meanwhile (restored,
-scopes confirmed, accepted, revoked) or that had a narrowing message within `ONE_PER`.
+Delivery goes through the notification table and bot/services/outbox.py, as reminders do
+(render, then deliver): one row per token with step `narrowed`, deadline kind
+`autoscope_enforcement`, due date (and `due_at`) the narrowing day and the recipient from
+bot/services/recipients.py; a second run finds the row and sends nothing. An owner with
+several narrowed tokens gets one message listing them (up to `MAX_PER_MESSAGE` each). No quiet
+hours: what the message is about has already happened, and a job may be failing. Narrowings
+older than `NOTIFY_WITHIN` (history seen on a first sync, old events from a file) get no
+message, nor does a token that was settled meanwhile (restored, scopes confirmed, accepted,
+revoked) or that had a narrowing message within `ONE_PER`.
 
 `notify_narrowed` is called at the end of each reminder run (bot/services/reminders.py).
 """
@@ -30,27 +31,25 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from bot.db import session_scope
 from bot.domain.policy import DeadlineKind, Policy
 from bot.domain.scopes import PRIVILEGED_SCOPES
-from bot.models import Decision, Notification, Principal, Token
-from bot.services import decisions, notifications, recipients, usage
+from bot.models import Decision, Notification, Principal, Step, Token
+from bot.services import decisions, notifications, outbox, recipients, usage
 from bot.services.decisions import Actor, DeadlineRef, Outcome
-from bot.services.ports import Delivery, DeliveryError, Directory, Recipient
+from bot.services.ports import Directory, NarrowedSender, Recipient
 
 logger = logging.getLogger(__name__)
 
-NARROWED = "narrowed"  # Notification.step
+NARROWED = Step.NARROWED  # Notification.step
 KIND = str(DeadlineKind.AUTOSCOPE_ENFORCEMENT)  # Notification.deadline_kind
 NOTIFY_WITHIN = timedelta(days=7)
 ONE_PER = timedelta(days=30)
 MAX_PER_MESSAGE = 12
-STALE_CLAIM = timedelta(minutes=10)
 SETTLING = frozenset({decisions.RESTORE, decisions.CONFIRM_SCOPES, decisions.REVOKE, decisions.ROTATE})
 LIVE_STATUSES = (decisions.APPLIED, decisions.REQUESTED, decisions.APPROVED)
 
@@ -59,7 +58,6 @@ LIVE_STATUSES = (decisions.APPLIED, decisions.REQUESTED, decisions.APPROVED)
 class NarrowedToken:
     """One narrowed token as its message shows it."""
 
-    reference: str  # what its buttons carry: "n<notification id>"
     token_pk: int
     workspace: str
     token_id: str
@@ -73,6 +71,9 @@ class NarrowedToken:
     unmapped_services: tuple[str, ...] = ()  # called, but no known scope covers them
     lookback_days: int = 180
     note: str | None = None  # why the admins channel gets it
+    notification_id: int | None = None  # the row it is sent for; None in a preview
+    # Opaque: what its buttons carry. Only the Slack layer makes it (bot/slack/references.py).
+    reference: str = ""
 
     @property
     def lost(self) -> tuple[str, ...]:
@@ -85,14 +86,6 @@ class NarrowedMessage:
     recipient: Recipient
     tokens: tuple[NarrowedToken, ...]
     now: datetime
-
-
-class NarrowedSender(Protocol):
-    """`bot.slack.messenger.SlackMessenger` implements it."""
-
-    def send_narrowed(self, message: NarrowedMessage) -> Delivery: ...
-
-    def preview_narrowed(self, message: NarrowedMessage) -> str: ...
 
 
 @dataclass
@@ -133,7 +126,7 @@ def notify_narrowed(
                         session=session,
                         policy=policy,
                         token=token,
-                        reference=f"dry-run-{token.id}",
+                        notification_id=None,
                         note=recipient.reason,
                         now=now,
                     )
@@ -247,6 +240,7 @@ def _record(session: Session, planned: list[tuple[Token, Recipient]], now: datet
             token_pk=token.id,
             deadline_kind=KIND,
             due_date=token.narrowed_at.date(),
+            due_at=token.narrowed_at,
             step=NARROWED,
             recipient=recipient.slack_id,
             note=recipient.reason,
@@ -259,110 +253,38 @@ def _record(session: Session, planned: list[tuple[Token, Recipient]], now: datet
     return written
 
 
+NARROWED_ROWS = Notification.step == NARROWED
+
+
 def _deliver(
     engine: Engine, policy: Policy, sender: NarrowedSender, now: datetime, summary: NarrowingSummary
 ) -> None:
+    """Up to MAX_PER_MESSAGE tokens a message, one recipient after the other (bot/services/outbox.py)."""
     run_id = uuid.uuid4().hex
     with session_scope(engine) as session:
-        session.execute(
-            update(Notification)
-            .where(
-                Notification.step == NARROWED,
-                Notification.status == "sending",
-                Notification.claimed_at < now - STALE_CLAIM,
-            )
-            .values(status="pending", claimed_by=None)
+        outbox.release_stale_claims(session, now, NARROWED_ROWS)
+        waiting = outbox.waiting_recipients(session, NARROWED_ROWS)
+
+    def render(session: Session, rows: list[Notification]):
+        return message_for(session=session, policy=policy, rows=rows, now=now)
+
+    def deliver(recipient: str) -> outbox.Sent:
+        return outbox.deliver_to(
+            engine,
+            recipient,
+            run_id=run_id,
+            now=now,
+            which=NARROWED_ROWS,
+            render=render,
+            send=sender.send_narrowed,
+            skipped_because="no longer narrowed, gone, or already settled",
+            batch=MAX_PER_MESSAGE,
         )
-        waiting = sorted(
-            session.execute(
-                select(Notification.recipient)
-                .where(Notification.step == NARROWED, Notification.status == "pending")
-                .distinct()
-            ).scalars()
-        )
-    for recipient in waiting:
-        while True:
-            with session_scope(engine) as session:
-                rows = _claim(session, recipient, run_id, now)
-            if not rows:
-                break
-            try:
-                _send(engine, policy, sender, rows, recipient, now, summary)
-            except DeliveryError as error:  # a rate limit that outlasted the client's retries
-                logger.warning("narrowed messages: Slack rate limit; the rest waits: %s", error.message)
-                return
 
-
-def _claim(session: Session, recipient: str, run_id: str, now: datetime) -> list[Notification]:
-    ids = list(
-        session.execute(
-            select(Notification.id)
-            .where(
-                Notification.step == NARROWED,
-                Notification.recipient == recipient,
-                Notification.status == "pending",
-            )
-            .order_by(Notification.id)
-            .limit(MAX_PER_MESSAGE)
-        ).scalars()
-    )
-    if not ids:
-        return []
-    session.execute(
-        update(Notification)
-        .where(Notification.id.in_(ids), Notification.status == "pending")
-        .values(status="sending", claimed_by=run_id, claimed_at=now)
-    )
-    return list(
-        session.execute(
-            select(Notification)
-            .where(Notification.id.in_(ids), Notification.claimed_by == run_id)
-            .order_by(Notification.id)
-        ).scalars()
-    )
-
-
-def _send(
-    engine: Engine,
-    policy: Policy,
-    sender: NarrowedSender,
-    rows: list[Notification],
-    recipient: str,
-    now: datetime,
-    summary: NarrowingSummary,
-) -> None:
-    with session_scope(engine) as session:
-        message, skipped = message_for(session=session, policy=policy, rows=rows, now=now)
-        if skipped:
-            notifications.finish(
-                session, skipped, "skipped", error="no longer narrowed, gone, or already settled"
-            )
-    if message is None:
-        return
-    live = [row for row in rows if row.id not in {s.id for s in skipped}]
-    try:
-        delivery = sender.send_narrowed(message)
-    except DeliveryError as error:
-        with session_scope(engine) as session:
-            notifications.record_failure(session, live, error, now)
-        summary.failed += len(live)
-        if error.kind == "ratelimited":
-            raise
-        return
-    except Exception as error:  # a bug in rendering must not stop the other recipients
-        logger.exception("narrowed message to %s failed", recipient)
-        with session_scope(engine) as session:
-            notifications.record_failure(
-                session, live, DeliveryError("other", f"{type(error).__name__}: {error}"), now
-            )
-        summary.failed += len(live)
-        return
-    with session_scope(engine) as session:
-        notifications.finish(
-            session, live, "sent", channel=delivery.channel, message_ts=delivery.ts, sent_at=now
-        )
-    summary.sent_messages += 1
-    summary.sent_notifications += len(live)
+    sent = outbox.Dispatcher(deliver, name="narrowed messages").deliver_all(waiting, workers=1)
+    summary.sent_messages += sent.messages
+    summary.sent_notifications += sent.notifications
+    summary.failed += sent.failed
 
 
 def message_for(
@@ -377,7 +299,7 @@ def message_for(
             continue
         tokens.append(
             notice(
-                session=session, policy=policy, token=token, reference=f"n{row.id}", note=row.note, now=now
+                session=session, policy=policy, token=token, notification_id=row.id, note=row.note, now=now
             )
         )
     if not tokens:
@@ -392,7 +314,13 @@ def message_for(
 
 
 def notice(
-    *, session: Session, policy: Policy, token: Token, reference: str, note: str | None, now: datetime
+    *,
+    session: Session,
+    policy: Policy,
+    token: Token,
+    notification_id: int | None,
+    note: str | None,
+    now: datetime,
 ) -> NarrowedToken:
     rare = usage.rare_scopes_of(session=session, policy=policy, now=now, token=token)
     current = set(token.scopes or ())
@@ -402,7 +330,7 @@ def notice(
         )
     ).scalar_one_or_none()
     return NarrowedToken(
-        reference=reference,
+        notification_id=notification_id,
         token_pk=token.id,
         workspace=token.workspace,
         token_id=token.token_id,

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from bot.models import Notification
+from bot.models import Notification, NotificationStatus
 from bot.services import recipients
 from bot.services.ports import DeliveryError
 
@@ -82,7 +82,7 @@ def record_failure(session: Session, rows: list[Notification], error: DeliveryEr
         recipients.forget_slack_user(
             session=session, slack_id=rows[0].recipient, reason=error.message, now=now
         )
-        finish(session, rows, status="failed", error=error.message[:2000])
+        finish(session, rows, status=NotificationStatus.FAILED, error=error.message[:2000])
         return
     ids = [r.id for r in rows]
     # Back to pending for the next run, unless it has failed too often.
@@ -90,11 +90,14 @@ def record_failure(session: Session, rows: list[Notification], error: DeliveryEr
         update(Notification)
         .where(Notification.id.in_(ids))
         .values(
-            status="pending", claimed_by=None, attempts=Notification.attempts + 1, error=error.message[:2000]
+            status=NotificationStatus.PENDING,
+            claimed_by=None,
+            attempts=Notification.attempts + 1,
+            error=error.message[:2000],
         )
     )
     session.execute(
         update(Notification)
         .where(Notification.id.in_(ids), Notification.attempts >= MAX_ATTEMPTS)
-        .values(status="failed")
+        .values(status=NotificationStatus.FAILED)
     )

@@ -1,15 +1,22 @@
-"""What services need from the outside world, as interfaces and plain data: Slack lookups and
-message delivery. `bot/slack/` implements them; tests may too, at the network edge only."""
+"""What services need from the outside world, as interfaces and plain data: Slack lookups,
+message delivery, clocks. Every port of the services is declared here; `bot/slack/` (and
+bot/services/clocks.py for Databricks' clock) implements them; tests may too, at the network
+edge only."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.domain.policy import Deadline
 from bot.services.report import TokenView
+
+if TYPE_CHECKING:  # the messages these ports carry are the services' own data
+    from bot.services.digest import Digest
+    from bot.services.enforcement import Enforced, EnforcementReport, HeldReport
+    from bot.services.narrowing import NarrowedMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +54,21 @@ class Recipient:
 
 @dataclass(frozen=True, slots=True)
 class ReminderItem:
-    reference: str  # opaque: what the buttons carry ("n<notification id>"); see bot/slack/references.py
+    # Opaque: what the buttons carry. Only the Slack layer makes it (bot/slack/references.py):
+    # services leave it empty and give the `notification_id` the item was sent for.
+    reference: str
     view: TokenView
     deadline: Deadline
-    step: str  # "14", "7", ... days before, or "escalation"
+    step: str  # "14", "7", ... days before, or a `bot.enums.Step`
     note: str | None = None  # e.g. why the admins channel got it
+    notification_id: int | None = None  # None in a preview, or outside a reminder (/tokens)
+
+    @classmethod
+    def of(
+        cls, view: TokenView, deadline: Deadline, step: str, note: str | None, notification_id: int | None
+    ) -> ReminderItem:
+        """An item as a service makes it: no reference yet."""
+        return cls("", view, deadline, step, note, notification_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +102,44 @@ class ReminderSender(Protocol):
     def preview(self, message: ReminderMessage) -> str:
         """The message as readable text (for `tokenbot remind --dry-run`)."""
         ...
+
+
+class NarrowedSender(Protocol):
+    """The message after auto-scoping narrowed tokens (bot/services/narrowing.py)."""
+
+    def send_narrowed(self, message: NarrowedMessage) -> Delivery: ...
+
+    def preview_narrowed(self, message: NarrowedMessage) -> str: ...
+
+
+class EnforcementNotifier(Protocol):
+    """What the enforcement job tells (bot/services/enforcement.py)."""
+
+    def owner_revoked(self, owner_slack_id: str, items: Sequence[Enforced]) -> Delivery:
+        """Tell an owner which of their tokens were revoked, and by which rule."""
+        ...
+
+    def admins_report(self, channel: str, report: EnforcementReport) -> Delivery:
+        """Tell the admins channel what a run did (revoked, failed)."""
+        ...
+
+    def admins_held(self, channel: str, report: HeldReport) -> Delivery:
+        """Tell the admins channel that a guard stopped the run, why, and what it held back."""
+        ...
+
+
+class DigestPoster(Protocol):
+    def post(self, channel: str, digest: Digest, *, chart: bool) -> Delivery:
+        """Post the digest (and its chart when asked and there is something to draw)."""
+        ...
+
+
+class TimeSource(Protocol):
+    """A service whose answers carry its clock (the HTTP `Date` header)."""
+
+    name: str
+
+    def server_time(self) -> datetime: ...
 
 
 @dataclass

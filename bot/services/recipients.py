@@ -291,3 +291,16 @@ def tz_of(*, session: Session, slack_id: str) -> str:
         .limit(1)
     ).scalar()
     return tz or "UTC"
+
+
+class Unreachable:
+    """A directory that fails at once: Slack did not answer a lookup in this run."""
+
+    def __init__(self, error: Exception) -> None:
+        self._error = error
+
+    def lookup_email(self, email: str):
+        raise self._error
+
+    def user_info(self, user_id: str):
+        raise self._error

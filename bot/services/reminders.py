@@ -1,8 +1,8 @@
 """Reminder runs: decide who must hear about which deadline, record it, then deliver.
 
 Render, then deliver (STYLE.md 4). A run first plans and writes `notification` rows as `pending`
-and commits; then it claims the pending rows of one recipient, sends one message listing all of
-them, and marks them `sent` with the message's ts. So:
+and commits; then (bot/services/outbox.py) it claims the pending rows of one recipient, sends one
+message listing all of them, and marks them `sent` with the message's ts. So:
 - a second run finds the rows and sends nothing again (the unique key of DESIGN.md section 3 holds
   even for two runs at once);
 - a crash after planning leaves `pending` rows that the next run sends once;
@@ -14,24 +14,28 @@ them, and marks them `sent` with the message's ts. So:
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from bot.db import session_scope
 from bot.domain.ladder import current_step, escalation_due, held_for_quiet_hours
 from bot.domain.policy import Deadline, Policy
-from bot.models import Decision, Notification, Principal
-from bot.services import narrowing, notifications, recipients, report
+from bot.models import (
+    Decision,
+    DecisionAction,
+    DecisionStatus,
+    Notification,
+    Principal,
+    Step,
+)
+from bot.services import narrowing, notifications, outbox, recipients, report
 from bot.services.decisions import SETTLING_ACTIONS
 from bot.services.ports import (
-    DeliveryError,
     Directory,
     Recipient,
     ReminderItem,
@@ -43,15 +47,12 @@ from bot.services.report import TokenView
 
 logger = logging.getLogger(__name__)
 
-ESCALATION = "escalation"
-STALE_CLAIM = timedelta(minutes=10)
-
 
 @dataclass(frozen=True, slots=True)
 class Planned:
     view: TokenView
     deadline: Deadline
-    step: str
+    step: str  # days before the deadline, or Step.ESCALATION
     recipient: Recipient
     note: str | None = None
 
@@ -108,7 +109,7 @@ def run(
                 select(Principal.owner_slack_id).where(Principal.owner_slack_id.is_not(None))
             ).scalars()
         )
-    delivery = _Delivery(engine, policy, sender, admin_channel, now, summary, time_budget)
+    delivery = _dispatcher(engine, policy, sender, admin_channel, now, time_budget)
     with ThreadPoolExecutor(max_workers=DELIVERY_WORKERS, thread_name_prefix="remind") as pool:
         early = []
         for chunk in _owner_chunks(work.due, PLAN_CHUNK):
@@ -122,7 +123,7 @@ def run(
             }
             early += [pool.submit(delivery.deliver, recipient) for recipient in sorted(ready)]
         for future in early:
-            delivery.count(future.result())
+            _count(summary, future.result())
     deliver_pending(
         engine=engine,
         policy=policy,
@@ -139,7 +140,7 @@ def run(
 
 def _narrowed(engine, policy, directory, sender, admin_channel, now, summary, dry_run) -> list[str]:
     """The one message after auto-scoping narrowed a token (bot/services/narrowing.py); its
-    notification rows (step "narrowed") are delivered there, not by `deliver_pending`."""
+    notification rows (Step.NARROWED) are delivered there, not by `deliver_pending`."""
     done = narrowing.notify_narrowed(
         engine=engine,
         policy=policy,
@@ -166,20 +167,7 @@ class _Work:
     due: list[tuple[TokenView, Deadline, int]]
     decided: _Decided
     already: set[tuple[int, str, date, str, str]]
-    directory: Directory | None = None  # set to _Unreachable once Slack stopped answering lookups
-
-
-class _Unreachable:
-    """A directory that fails at once: Slack did not answer a lookup in this run."""
-
-    def __init__(self, error: Exception) -> None:
-        self._error = error
-
-    def lookup_email(self, email: str):
-        raise self._error
-
-    def user_info(self, user_id: str):
-        raise self._error
+    directory: Directory | None = None  # set to recipients.Unreachable once Slack stopped answering lookups
 
 
 def plan(
@@ -253,7 +241,9 @@ def _plan_group(
                 now=now,
             )
         except Exception as error:  # Slack unreachable for this lookup: try again next run
-            work.directory = _Unreachable(error)  # and don't wait out the retries for every other owner
+            work.directory = recipients.Unreachable(
+                error
+            )  # and don't wait out the retries for every other owner
             logger.warning(
                 "cannot look up the owner of %s in Slack (%s); it waits for the next run",
                 view.token_id,
@@ -282,7 +272,7 @@ def _plan_group(
                 Planned(
                     view,
                     deadline,
-                    ESCALATION,
+                    Step.ESCALATION,
                     Recipient(admin_channel, admins_channel=True),
                     f"{owner} has not decided yet",
                 )
@@ -292,7 +282,7 @@ def _plan_group(
                 already.add(candidate.key)
                 planned.append(candidate)
     summary.planned += len(planned)
-    summary.escalations += sum(1 for p in planned if p.step == ESCALATION)
+    summary.escalations += sum(1 for p in planned if p.step == Step.ESCALATION)
     session.flush()  # recipient lookups cached on principal rows
     return planned
 
@@ -314,6 +304,9 @@ class _Decided:
     snoozed: dict[tuple[int, str, date], datetime]  # snoozed until
 
 
+_LIVE = (DecisionStatus.APPLIED, DecisionStatus.REQUESTED, DecisionStatus.APPROVED)
+
+
 def _decided(session: Session, pks: set[int]) -> _Decided:
     """What owners and admins already decided for these tokens' deadlines."""
     decided = _Decided(set(), set(), {})
@@ -322,20 +315,20 @@ def _decided(session: Session, pks: set[int]) -> _Decided:
     rows = session.execute(
         select(
             Decision.token_pk, Decision.action, Decision.status, Decision.parameters, Decision.created_at
-        ).where(Decision.token_pk.in_(list(pks)), Decision.status.in_(("applied", "requested", "approved")))
+        ).where(Decision.token_pk.in_(list(pks)), Decision.status.in_(_LIVE))
     )
     for token_pk, action, status, parameters, created_at in rows:
         parameters = parameters or {}
         if parameters.get("dry_run"):
             continue  # nothing happened in Databricks: the deadline still stands
         key = _deadline_key(token_pk, parameters)
-        if action == "not_mine":
+        if action == DecisionAction.NOT_MINE:
             handed_back[token_pk] = max(created_at, handed_back.get(token_pk, created_at))
-        elif action == "assign_owner" and status == "applied":
+        elif action == DecisionAction.ASSIGN_OWNER and status == DecisionStatus.APPLIED:
             assigned[token_pk] = max(created_at, assigned.get(token_pk, created_at))
-        elif action == "revoke" and status in ("applied", "approved"):
+        elif action == DecisionAction.REVOKE and status in (DecisionStatus.APPLIED, DecisionStatus.APPROVED):
             decided.silenced.add(token_pk)
-        elif action == "snooze" and key and parameters.get("until"):
+        elif action == DecisionAction.SNOOZE and key and parameters.get("until"):
             until = datetime.fromisoformat(parameters["until"])
             decided.snoozed[key] = max(until, decided.snoozed.get(key, until))
         elif action in SETTLING_ACTIONS and key:
@@ -381,6 +374,7 @@ def record_pending(*, session: Session, planned: list[Planned], now: datetime) -
             token_pk=token_pk,
             deadline_kind=kind,
             due_date=due_date,
+            due_at=item.deadline.due_at,
             step=step,
             recipient=recipient,
             note=item.note,
@@ -394,10 +388,11 @@ def record_pending(*, session: Session, planned: list[Planned], now: datetime) -
 
 
 # ---------------------------------------------------------------------------------------------
-# delivery
+# delivery (bot/services/outbox.py)
 
 
 DELIVERY_WORKERS = 4  # messages to different owners go out side by side; each has its own DM channel
+REMINDERS = Notification.step != Step.NARROWED  # the narrowed message is bot/services/narrowing.py's
 
 
 def deliver_pending(
@@ -409,173 +404,51 @@ def deliver_pending(
     now: datetime,
     summary: RunSummary,
     time_budget: float | None = None,
-    delivery: _Delivery | None = None,
+    delivery: outbox.Dispatcher | None = None,
 ) -> None:
     """Send every pending notification: one message per recipient, each committed as it goes.
 
     A rate limit that outlasts the client's retries, or the end of `time_budget`, stops the run;
     what is not sent stays pending for the next one."""
-    delivery = delivery or _Delivery(engine, policy, sender, admin_channel, now, summary, time_budget)
+    delivery = delivery or _dispatcher(engine, policy, sender, admin_channel, now, time_budget)
     with session_scope(engine) as session:
-        _release_stale_claims(session, now)
-        waiting = sorted(
-            session.execute(
-                select(Notification.recipient)
-                .where(Notification.status == "pending", Notification.step != narrowing.NARROWED)
-                .distinct()
-            ).scalars()
-        )
-    with ThreadPoolExecutor(max_workers=DELIVERY_WORKERS, thread_name_prefix="remind") as pool:
-        for sent in pool.map(delivery.deliver, waiting):
-            delivery.count(sent)
+        outbox.release_stale_claims(session, now)
+        waiting = outbox.waiting_recipients(session, REMINDERS)
+    _count(summary, delivery.deliver_all(waiting, DELIVERY_WORKERS))
     if delivery.stopped.is_set():
-        summary.left_pending += _count_pending(engine)
+        summary.left_pending += outbox.count_unsent(engine)
 
 
-@dataclass
-class _Sent:
-    messages: int = 0
-    notifications: int = 0
-    failed: int = 0
-
-
-class _Delivery:
-    """Delivers to one recipient at a time from worker threads; stops everyone on a lasting
-    rate limit or at the end of the time budget."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        policy: Policy,
-        sender: ReminderSender,
-        admin_channel: str | None,
-        now: datetime,
-        summary: RunSummary,
-        time_budget: float | None,
-    ) -> None:
-        self.engine, self.policy, self.sender, self.admin_channel = engine, policy, sender, admin_channel
-        self.now, self.summary, self.time_budget = now, summary, time_budget
-        self.started = time.monotonic()
-        self.stopped = threading.Event()
-        self._attempted: set[str] = set()  # once per recipient per run, even after a failure
-        self._lock = threading.Lock()
-
-    def deliver(self, recipient: str) -> _Sent:
-        with self._lock:
-            if self.stopped.is_set() or recipient in self._attempted:
-                return _Sent()
-            self._attempted.add(recipient)
-        if self.time_budget is not None and time.monotonic() - self.started > self.time_budget:
-            self.stopped.set()
-            logger.warning("reminder run out of time: the rest stays pending for the next run")
-            return _Sent()
-        try:
-            return _deliver_to(
-                self.engine,
-                self.policy,
-                self.sender,
-                self.admin_channel,
-                recipient,
-                notifications.claim_id(),
-                self.now,
-            )
-        except DeliveryError as error:  # only a rate limit that outlasted the retries gets here
-            self.stopped.set()
-            logger.warning("Slack rate limit outlasted the run; the rest stays pending: %s", error.message)
-            return _Sent(failed=error.failed)
-
-    def count(self, sent: _Sent) -> None:
-        self.summary.sent_messages += sent.messages
-        self.summary.sent_notifications += sent.notifications
-        self.summary.failed += sent.failed
-
-
-def _deliver_to(
+def _dispatcher(
     engine: Engine,
     policy: Policy,
     sender: ReminderSender,
     admin_channel: str | None,
-    recipient: str,
-    run_id: str,
     now: datetime,
-) -> _Sent:
-    with session_scope(engine) as session:
-        rows = _claim(session, recipient, run_id, now)
-    if not rows:
-        return _Sent()  # another run took them
-    with session_scope(engine) as session:
-        message, skipped = _message_for(session, policy, rows, recipient, admin_channel, now)
-        if skipped:
-            notifications.finish(
-                session, skipped, status="skipped", error="no longer due (decided, gone or moved)"
-            )
-    if message is None:
-        return _Sent()
-    live = [row for row in rows if row.id not in {s.id for s in skipped}]
-    try:
-        delivery = sender.send(message)
-    except DeliveryError as error:
-        with session_scope(engine) as session:
-            notifications.record_failure(session, live, error, now)
-        if error.kind == "ratelimited":
-            error.failed = len(live)
-            raise
-        return _Sent(failed=len(live))
-    except Exception as error:  # a bug in rendering must not stop the other recipients
-        logger.exception("reminder to %s failed", recipient)
-        with session_scope(engine) as session:
-            notifications.record_failure(
-                session, live, DeliveryError("other", f"{type(error).__name__}: {error}"), now
-            )
-        return _Sent(failed=len(live))
-    with session_scope(engine) as session:
-        notifications.finish(
-            session, live, status="sent", channel=delivery.channel, message_ts=delivery.ts, sent_at=now
-        )
-    return _Sent(messages=1, notifications=len(live))
+    time_budget: float | None,
+) -> outbox.Dispatcher:
+    def render(session: Session, rows: list[Notification]):
+        return _message_for(session, policy, rows, rows[0].recipient, admin_channel, now)
 
-
-def _release_stale_claims(session: Session, now: datetime) -> None:
-    """Rows a crashed run was sending go back to pending: at once when that run was a process on
-    this host that no longer exists, else after STALE_CLAIM (another replica may still be at it)."""
-    session.execute(
-        update(Notification)
-        .where(Notification.status == "sending", Notification.claimed_at < now - STALE_CLAIM)
-        .values(status="pending", claimed_by=None)
-    )
-    claimants = session.execute(
-        select(Notification.claimed_by).where(Notification.status == "sending").distinct()
-    ).scalars()
-    dead = [claimant for claimant in claimants if claimant and notifications.claimant_is_dead_here(claimant)]
-    if dead:
-        session.execute(
-            update(Notification)
-            .where(Notification.status == "sending", Notification.claimed_by.in_(dead))
-            .values(status="pending", claimed_by=None)
+    def deliver(recipient: str) -> outbox.Sent:
+        return outbox.deliver_to(
+            engine,
+            recipient,
+            run_id=notifications.claim_id(),
+            now=now,
+            which=REMINDERS,
+            render=render,
+            send=sender.send,
+            skipped_because="no longer due (decided, gone or moved)",
         )
 
+    return outbox.Dispatcher(deliver, name="remind", time_budget=time_budget)
 
-def _claim(session: Session, recipient: str, run_id: str, now: datetime) -> list[Notification]:
-    session.execute(
-        update(Notification)
-        .where(
-            Notification.recipient == recipient,
-            Notification.status == "pending",
-            Notification.step != narrowing.NARROWED,
-        )
-        .values(status="sending", claimed_by=run_id, claimed_at=now)
-    )
-    return list(
-        session.execute(
-            select(Notification)
-            .where(
-                Notification.claimed_by == run_id,
-                Notification.recipient == recipient,
-                Notification.status == "sending",
-            )
-            .order_by(Notification.id)
-        ).scalars()
-    )
+
+def _count(summary: RunSummary, sent: outbox.Sent) -> None:
+    summary.sent_messages += sent.messages
+    summary.sent_notifications += sent.notifications
+    summary.failed += sent.failed
 
 
 def _message_for(
@@ -595,13 +468,11 @@ def _message_for(
     items, skipped = [], []
     for row in rows:
         view = views.get(row.token_pk)
-        deadline = _matching_deadline(view, row) if view else None
+        deadline = view.evaluation.deadline(row.deadline_kind, row.due_date) if view else None
         if deadline is None:
             skipped.append(row)
             continue
-        items.append(
-            ReminderItem(reference=f"n{row.id}", view=view, deadline=deadline, step=row.step, note=row.note)
-        )
+        items.append(ReminderItem.of(view, deadline, row.step, row.note, row.id))
     if not items:
         return None, skipped
     is_channel = recipient == admin_channel
@@ -610,24 +481,8 @@ def _message_for(
     )
     items.sort(key=lambda item: (item.deadline.due_at, item.view.workspace, item.view.token_id))
     return ReminderMessage(
-        target, tuple(items), now, escalation=any(i.step == ESCALATION for i in items)
+        target, tuple(items), now, escalation=any(i.step == Step.ESCALATION for i in items)
     ), skipped
-
-
-def _matching_deadline(view: TokenView, row: Notification) -> Deadline | None:
-    for deadline in view.evaluation.deadlines:
-        if str(deadline.kind) == row.deadline_kind and deadline.due_at.date() == row.due_date:
-            return deadline
-    return None
-
-
-def _count_pending(engine: Engine) -> int:
-    with session_scope(engine) as session:
-        return len(
-            session.execute(
-                select(Notification.id).where(Notification.status.in_(("pending", "sending")))
-            ).all()
-        )
 
 
 def _messages_from_plan(planned: list[Planned], now: datetime) -> list[ReminderMessage]:
@@ -638,13 +493,7 @@ def _messages_from_plan(planned: list[Planned], now: datetime) -> list[ReminderM
     messages = []
     for items in by_recipient.values():
         items.sort(key=lambda p: (p.deadline.due_at, p.view.workspace, p.view.token_id))
-        reminder_items = tuple(
-            ReminderItem(reference=f"dry-run-{i}", view=p.view, deadline=p.deadline, step=p.step, note=p.note)
-            for i, p in enumerate(items)
-        )
-        messages.append(
-            ReminderMessage(
-                items[0].recipient, reminder_items, now, escalation=any(p.step == ESCALATION for p in items)
-            )
-        )
+        reminder_items = tuple(ReminderItem.of(p.view, p.deadline, p.step, p.note, None) for p in items)
+        escalation = any(p.step == Step.ESCALATION for p in items)
+        messages.append(ReminderMessage(items[0].recipient, reminder_items, now, escalation=escalation))
     return messages

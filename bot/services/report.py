@@ -109,7 +109,10 @@ def token_views(
     if workspace:
         query = query.where(Token.workspace == workspace)
     if token_pks is not None:
-        query = query.where(Token.id.in_(list(token_pks)))
+        token_pks = list(token_pks)
+        query = query.where(Token.id.in_(token_pks))
+        # The usage of one workspace is all a click's few tokens need (the index is per workspace).
+        workspace = workspace or _only_workspace(session, token_pks)
     exemptions = _active_exemptions(session, now)  # an ORM query: it flushes the session first
     used = usage.load_index(session=session, policy=policy, now=now, workspace=workspace)
     decoder = _Decoder()
@@ -128,6 +131,14 @@ def token_views(
             in {(v.owner or "").lower(), (v.owner_id or "").lower(), (v.owner_slack_id or "").lower()}
         ]
     return views
+
+
+def _only_workspace(session: Session, token_pks: list[int]) -> str | None:
+    """The one workspace these tokens are in, or None when they are in several."""
+    if not token_pks or len(token_pks) > 900:
+        return None
+    found = session.execute(select(Token.workspace).where(Token.id.in_(token_pks)).distinct()).scalars().all()
+    return found[0] if len(found) == 1 else None
 
 
 def _add_rare_scopes(views: list[TokenView], used: usage.UsageIndex, policy: Policy, now: datetime) -> None:

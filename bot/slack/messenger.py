@@ -14,6 +14,7 @@ from bot.services.narrowing import NarrowedMessage
 from bot.services.ports import Delivery, DeliveryError, ReminderMessage
 from bot.slack import blocks
 from bot.slack.narrowing_blocks import narrowed_message
+from bot.slack.references import referenced, referenced_narrowed
 
 logger = logging.getLogger(__name__)
 
@@ -28,22 +29,22 @@ class SlackMessenger:
         self._client = client
 
     def send(self, message: ReminderMessage) -> Delivery:
-        text, built = blocks.reminder_message(message)
+        text, built = blocks.reminder_message(referenced(message))
         return self.post(message.recipient.slack_id, text, [b.to_dict() for b in built])
 
     def preview(self, message: ReminderMessage) -> str:
-        _, built = blocks.reminder_message(message)
+        _, built = blocks.reminder_message(referenced(message))
         target = message.recipient.slack_id
         who = f"admins channel {target}" if message.recipient.admins_channel else f"DM to {target}"
         return f"=== {who} ({message.recipient.tz}) ===\n" + blocks.as_text(built)
 
     # after auto-scoping narrowed a token (bot/services/narrowing.py)
     def send_narrowed(self, message: NarrowedMessage) -> Delivery:
-        text, built = narrowed_message(message)
+        text, built = narrowed_message(referenced_narrowed(message))
         return self.post(message.recipient.slack_id, text, [b.to_dict() for b in built])
 
     def preview_narrowed(self, message: NarrowedMessage) -> str:
-        _, built = narrowed_message(message)
+        _, built = narrowed_message(referenced_narrowed(message))
         target = message.recipient.slack_id
         who = f"admins channel {target}" if message.recipient.admins_channel else f"DM to {target}"
         return f"=== {who} ({message.recipient.tz}) ===\n" + blocks.as_text(built)

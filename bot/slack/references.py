@@ -5,19 +5,24 @@ A button never says which token or whose: it carries `n<id>` (a reminder's notif
 awaiting approval). Every click resolves it against the database, and the decisions service
 checks who may act; nothing in a payload is trusted. A deadline named by a button counts only if
 tokenbot computes that deadline for the token now.
+
+Services never make a reference: they give the notification id of each item they send, and
+`referenced` / `referenced_narrowed` turn it into the button's `n<id>` here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from sqlmodel import Session
 
 from bot.domain.policy import Policy
-from bot.models import Notification, Token
-from bot.services import narrowing, report
+from bot.models import Notification, Step, Token
+from bot.services import report
 from bot.services.decisions import DeadlineRef
+from bot.services.narrowing import NarrowedMessage
+from bot.services.ports import ReminderMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,31 @@ class Resolved:
 
 def for_notification(notification_id: int) -> str:
     return f"n{notification_id}"
+
+
+def _for_item(reference: str, notification_id: int | None, index: int) -> str:
+    """An item's reference: the one it has, its notification's, or (a preview's) a placeholder."""
+    if reference:
+        return reference
+    return for_notification(notification_id) if notification_id is not None else f"dry-run-{index}"
+
+
+def referenced(message: ReminderMessage) -> ReminderMessage:
+    """The reminder with each item's buttons naming its notification."""
+    items = tuple(
+        replace(item, reference=_for_item(item.reference, item.notification_id, index))
+        for index, item in enumerate(message.items)
+    )
+    return replace(message, items=items)
+
+
+def referenced_narrowed(message: NarrowedMessage) -> NarrowedMessage:
+    """The message after a narrowing with each token's buttons naming its notification."""
+    tokens = tuple(
+        replace(token, reference=_for_item(token.reference, token.notification_id, index))
+        for index, token in enumerate(message.tokens)
+    )
+    return replace(message, tokens=tokens)
 
 
 def for_token(token_pk: int, deadline_kind: str | None = None, due_date: date | None = None) -> str:
@@ -55,7 +85,7 @@ def resolve(session: Session, value: str | None, policy: Policy, now: datetime) 
         row = session.get(Notification, int(value[1:]))
         if row is None:
             return None
-        if row.step == narrowing.NARROWED:
+        if row.step == Step.NARROWED:
             return Resolved(row.token_pk, _narrowing_day(session, row), row.id)
         return Resolved(
             row.token_pk,
@@ -84,9 +114,9 @@ def _deadline(
     for the token now (the deadline moved since the message, or the button was made up) comes back
     `stale`, and the decision is refused."""
     for view in report.token_views(session=session, policy=policy, now=now, token_pks=[token_pk]):
-        for deadline in view.evaluation.deadlines:
-            if str(deadline.kind) == kind and deadline.due_at.date() == due_date:
-                return DeadlineRef.of(deadline)
+        deadline = view.evaluation.deadline(kind, due_date)
+        if deadline is not None:
+            return DeadlineRef.of(deadline)
     return DeadlineRef(
         kind=kind, due_at=datetime.combine(due_date, datetime.min.time(), tzinfo=UTC), stale=True
     )

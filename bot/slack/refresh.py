@@ -1,4 +1,5 @@
-"""Updating a reminder in place after a decision (`chat.update`).
+"""Updating a message in place after a decision (`chat.update`): a reminder, or the message
+after auto-scoping narrowed tokens (Restore scopes, Looks fine, or anything that settles it).
 
 The message is rebuilt from the database, not from the click's payload: the notifications that
 share its channel and ts say which tokens it lists, and the decisions say what happened to each.
@@ -17,11 +18,13 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from bot.domain.policy import Policy
+from bot.enums import ESCALATION_STEPS, Step
 from bot.models import Decision, Notification
-from bot.services import decisions, report
+from bot.services import decisions, narrowing, report
 from bot.services.ports import Recipient, ReminderItem, ReminderMessage
 from bot.slack import blocks
-from bot.slack.references import for_notification
+from bot.slack.narrowing_blocks import looks_fine_annotation, narrowed_message
+from bot.slack.references import for_notification, referenced_narrowed
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +55,7 @@ def refresh_reminder(
     )
     if not rows:
         return False
-    if rows[0].step == "narrowed":  # the message after auto-scoping narrowed a token
-        from bot.slack.narrowing import refresh_narrowed
-
+    if rows[0].step == Step.NARROWED:  # the message after auto-scoping narrowed a token
         return refresh_narrowed(client, session, policy, rows, now)
     views = {
         v.pk: v
@@ -66,18 +67,7 @@ def refresh_reminder(
     items, notes = [], {}
     for row in rows:
         view = views.get(row.token_pk)
-        deadline = (
-            next(
-                (
-                    d
-                    for d in view.evaluation.deadlines
-                    if str(d.kind) == row.deadline_kind and d.due_at.date() == row.due_date
-                ),
-                None,
-            )
-            if view
-            else None
-        )
+        deadline = view.evaluation.deadline(row.deadline_kind, row.due_date) if view else None
         reference = for_notification(row.id)
         decision = _about(latest.get(row.token_pk, ()), row)
         if view is None or deadline is None:
@@ -87,9 +77,7 @@ def refresh_reminder(
             if view is None or not view.evaluation.deadlines:
                 continue
             deadline = view.evaluation.deadlines[0]
-        items.append(
-            ReminderItem(reference=reference, view=view, deadline=deadline, step=row.step, note=row.note)
-        )
+        items.append(ReminderItem(reference, view, deadline, row.step, row.note, row.id))
         if decision is not None:
             notes[reference] = annotation(decision)
     if not items:
@@ -97,7 +85,7 @@ def refresh_reminder(
     recipient = Recipient(
         rows[0].recipient, tz="UTC", admins_channel=rows[0].recipient.startswith(("C", "G"))
     )
-    escalation = any(i.step in ("escalation", "overdue", "hold_ended") for i in items)
+    escalation = any(i.step in ESCALATION_STEPS for i in items)
     message = ReminderMessage(recipient, tuple(items), now, escalation=escalation)
     text, built = blocks.reminder_message(message, decided=notes)
     try:
@@ -136,7 +124,7 @@ def _about(candidates: Sequence[Decision], row: Notification) -> Decision | None
 
 def annotation(decision: Decision) -> blocks.Annotation:
     verb = VERBS.get(decision.action, decision.action.replace("_", " ").capitalize())
-    who = f"<@{decision.actor_slack_id}>" if decision.actor_slack_id != "tokenbot" else "tokenbot"
+    who = _who(decision)
     when = decision.updated_at or decision.created_at
     stamp = f"{when:%d %b %H:%M} UTC" if when else ""
     dry = " (dry run: nothing changed in Databricks)" if (decision.parameters or {}).get("dry_run") else ""
@@ -158,3 +146,70 @@ def _gone_view(session: Session, policy: Policy, row: Notification, now: datetim
         session=session, policy=policy, now=now, token_pks=[row.token_pk], include_gone=True
     )
     return views[0] if views else None
+
+
+# ---------------------------------------------------------------------------------------------
+# the message after a narrowing
+
+
+def refresh_narrowed(
+    client: WebClient, session: Session, policy: Policy, rows: Sequence[Notification], now: datetime
+) -> bool:
+    """Re-render the narrowed message these rows (one channel and ts) were sent in."""
+    message, _ = narrowing.message_for(session=session, policy=policy, rows=list(rows), now=now)
+    if message is None:
+        return False
+    message = referenced_narrowed(message)
+    notes: dict[str, blocks.Annotation] = {}
+    for row in rows:
+        decision = _about_narrowing(session, row)
+        if decision is None:
+            continue
+        if decision.action == decisions.ACCEPT and decision.status == decisions.APPLIED:
+            when = decision.updated_at or decision.created_at
+            notes[for_notification(row.id)] = looks_fine_annotation(_who(decision), f"{when:%d %b %H:%M} UTC")
+        else:
+            notes[for_notification(row.id)] = annotation(decision)
+    text, built = narrowed_message(message, decided=notes)
+    channel, ts = rows[0].channel, rows[0].message_ts
+    try:
+        client.chat_update(channel=channel, ts=ts, text=text, blocks=[b.to_dict() for b in built])
+    except SlackApiError as error:
+        logger.error(
+            "could not update the narrowed message %s/%s: %s", channel, ts, error.response.get("error")
+        )
+        return False
+    return True
+
+
+def _about_narrowing(session: Session, row: Notification) -> Decision | None:
+    """The newest decision since the message that settles or concerns its token's narrowing."""
+    candidates = session.execute(
+        select(Decision)
+        .where(
+            Decision.token_pk == row.token_pk,
+            Decision.status != decisions.REFUSED,
+            Decision.action.in_(narrowing.SETTLING | {decisions.ACCEPT}),
+        )
+        .order_by(Decision.id.desc())
+    ).scalars()
+    for decision in candidates:
+        parameters = decision.parameters or {}
+        if decision.action != decisions.ACCEPT:
+            if row.created_at is None or decision.created_at is None or decision.created_at >= row.created_at:
+                return decision
+            continue
+        if (
+            parameters.get("deadline_kind") == narrowing.KIND
+            and str(parameters.get("due_date", ""))[:10] == row.due_date.isoformat()
+        ):
+            return decision
+    return None
+
+
+def _who(decision: Decision) -> str:
+    return (
+        "tokenbot"
+        if decision.actor_slack_id == decisions.TOKENBOT.slack_id
+        else f"<@{decision.actor_slack_id}>"
+    )

@@ -430,6 +430,17 @@ def test_due_within_keeps_overdue_and_near_deadlines():
     ]
 
 
+def test_a_deadline_is_named_by_its_kind_and_day():
+    evaluation = evaluate(make_token(), Policy(), NOW)  # expiry 2026-12-30 09:30
+
+    expiry = evaluation.deadline("expiry", date(2026, 12, 30))
+
+    assert expiry is not None and expiry.due_at == at(2026, 12, 30, 9, 30)
+    assert evaluation.deadline(DeadlineKind.EXPIRY, at(2026, 12, 30, 23, 59)) == expiry  # any time that day
+    assert evaluation.deadline("expiry", date(2026, 12, 29)) is None  # moved, or never was
+    assert evaluation.deadline("org_policy", date(2026, 12, 30)) is None  # another kind
+
+
 def test_evaluate_never_reads_the_clock():
     token = make_token(
         autoscope_state=AUTOSCOPE_RUNNING, exemptions=(exempt(DeadlineKind.ORG_POLICY, at(2027, 1, 1)),)
