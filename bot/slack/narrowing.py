@@ -17,7 +17,7 @@ from bot.domain.policy import Policy
 from bot.models import Decision, Notification
 from bot.services import decisions, narrowing
 from bot.slack import blocks
-from bot.slack.narrowing_blocks import looks_fine_annotation, narrowed_message
+from bot.slack.blocks.narrowing import looks_fine_annotation, narrowed_message
 
 logger = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -23,20 +24,18 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.domain.policy import DEADLINE_LABELS, DeadlineKind
-from bot.models import Workspace
-from bot.services.ports import ReminderItem
-from bot.services.report import TokenView
-from bot.slack.blocks import Annotation, escape, local_time, token_blocks
-from bot.slack.budget import VIEW_BLOCKS, Budget
-from bot.slack.command_blocks import (
-    HistoryEntry,
-    comment_text,
-    decision_line,
-    line_sections,
-    token_ref,
-)
-from bot.slack.fit import clip, context, header, section
+from bot.slack.blocks.answers import line_sections
+from bot.slack.blocks.budget import VIEW_BLOCKS, Budget
+from bot.slack.blocks.commands import HistoryEntry, comment_text, decision_line, token_ref
+from bot.slack.blocks.fit import clip, context, header, section
+from bot.slack.blocks.reminders import Annotation, token_blocks
+from bot.slack.blocks.text import escape, local_time
 from bot.slack.ids import Action
+
+if TYPE_CHECKING:
+    from bot.models import Workspace
+    from bot.services.ports import ReminderItem
+    from bot.services.report import TokenView
 
 HOME_BLOCKS = VIEW_BLOCKS  # Slack's limit for a Home tab
 HORIZON_DAYS = 14
