@@ -1,8 +1,9 @@
 """Button handlers: the only place an action id meets its function.
 
 Most buttons are one decision on the token the button names (`common.apply` resolves the button,
-runs the decision, tells the clicker and redraws); Approve and Deny decide on a request awaiting
-an admin (`common.resolve_request`); the rest open a modal or do more (`HANDLERS`).
+runs the decision, tells the clicker and redraws); three open the decision's modal for the owner
+or an admin and refuse anyone else (`common.open_modal`); Approve and Deny decide on a request
+awaiting an admin (`common.resolve_request`); Retry and the owner picker do more (`HANDLERS`).
 """
 
 from functools import partial
@@ -25,7 +26,7 @@ from bot.slack.listeners.actions import (
     revoke,
     snooze,
 )
-from bot.slack.listeners.common import Click, apply, resolve_request
+from bot.slack.listeners.common import Click, apply, open_modal, resolve_request
 from bot.slack.listeners.lazy import acknowledge, later
 
 DECISIONS = {
@@ -35,14 +36,16 @@ DECISIONS = {
     Action.NOT_MINE: not_mine.decide,
     Action.LOOKS_FINE: looks_fine.decide,
 }
+MODALS = {
+    Action.CONFIRM_SCOPES: confirm_scopes,
+    Action.EXTEND: extend,
+    Action.RESTORE_SCOPES: restore_scopes,
+}
 REQUESTS = {
     Action.APPROVE: approve.decide,
     Action.DENY: deny.decide,
 }
 HANDLERS = {
-    Action.CONFIRM_SCOPES: confirm_scopes.handle,
-    Action.EXTEND: extend.handle,
-    Action.RESTORE_SCOPES: restore_scopes.handle,
     Action.RETRY: retry.handle,
     Action.ASSIGN_OWNER: assign_owner.handle,
 }
@@ -51,6 +54,8 @@ HANDLERS = {
 def register(app: App, deps: Deps) -> None:
     for action_id, decide in DECISIONS.items():
         app.action(action_id)(ack=acknowledge, lazy=[later(deps, partial(_decide, decide))])
+    for action_id, form in MODALS.items():
+        app.action(action_id)(ack=acknowledge, lazy=[later(deps, partial(_open, form))])
     for action_id, decide in REQUESTS.items():
         app.action(action_id)(ack=acknowledge, lazy=[later(deps, partial(_resolve, decide))])
     for action_id, handle in HANDLERS.items():
@@ -60,6 +65,17 @@ def register(app: App, deps: Deps) -> None:
 def _decide(decide, deps: Deps, body, client) -> None:
     click = Click.of(body)
     apply(deps, client, click, lambda session, ref, actor: decide(deps, click, session, ref, actor))
+
+
+def _open(form, deps: Deps, body, client) -> None:
+    click = Click.of(body)
+    open_modal(
+        deps,
+        client,
+        click,
+        build=lambda view, ref: form.build(deps, click, view, ref),
+        refuse=lambda session, ref, actor: form.refuse(deps, session, ref, actor),
+    )
 
 
 def _resolve(decide, deps: Deps, body, client) -> None:

@@ -1,30 +1,27 @@
 """Restore scopes: after auto-scoping narrowed a token, pre-select the scopes it lost."""
 
-from typing import Any
-
-from slack_sdk import WebClient
+from slack_sdk.models.views import View
+from sqlmodel import Session
 
 from bot.db import session_scope
 from bot.services import decisions, queries
+from bot.services.decisions import Actor, Outcome
+from bot.services.report import TokenView
 from bot.slack.blocks import modals
 from bot.slack.context import Deps
-from bot.slack.listeners.common import Click, open_modal
+from bot.slack.listeners.common import Click
+from bot.slack.references import Resolved
 
 
-def handle(deps: Deps, body: dict[str, Any], client: WebClient) -> None:
-    click = Click.of(body)
-    open_modal(
-        deps,
-        client,
-        click,
-        build=lambda view, ref: modals.restore_scopes(
-            view,
-            lost_scopes(view.pk, deps),
-            modals.metadata(click.value, click.channel, click.message_ts),
-        ),
-        refuse=lambda session, ref, actor: decisions.restore_scopes(
-            session=session, gateway_for=deps.gateway_for, actor=actor, token_pk=ref.token_pk, scopes=[]
-        ),
+def build(deps: Deps, click: Click, view: TokenView, ref: Resolved) -> View:
+    return modals.restore_scopes(
+        view, lost_scopes(view.pk, deps), modals.metadata(click.value, click.channel, click.message_ts)
+    )
+
+
+def refuse(deps: Deps, session: Session, ref: Resolved, actor: Actor) -> Outcome:
+    return decisions.restore_scopes(
+        session=session, gateway_for=deps.gateway_for, actor=actor, token_pk=ref.token_pk, scopes=[]
     )
 
 

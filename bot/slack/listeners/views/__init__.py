@@ -1,7 +1,8 @@
 """Modal submission handlers: the only place a callback id meets its function.
 
 The ack checks the input (`errors`), answering bad input with `response_action="errors"` so the
-modal stays open; only a valid submission is handled afterwards.
+modal stays open; a valid submission is then one decision on the token the modal was opened for
+(`common.apply`, with the modal's own `decide`).
 """
 
 from typing import Any
@@ -11,6 +12,7 @@ from slack_sdk import WebClient
 
 from bot.slack.context import Deps
 from bot.slack.ids import View
+from bot.slack.listeners.common import Click, apply
 from bot.slack.listeners.views import confirm_scopes, extend, restore_scopes
 
 FORMS = {
@@ -39,6 +41,11 @@ def _checked(form):
 def _submitted(deps: Deps, form):
     def work(body: dict[str, Any], client: WebClient) -> None:
         if not form.errors(body):  # bolt runs the lazy listener after any ack, errors too
-            form.handle(deps, body, client)
+            apply(
+                deps,
+                client,
+                Click.of_submission(body),
+                lambda session, ref, actor: form.decide(deps, body, session, ref, actor),
+            )
 
     return work

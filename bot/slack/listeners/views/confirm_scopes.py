@@ -2,39 +2,29 @@
 
 from typing import Any
 
-from slack_sdk import WebClient
+from sqlmodel import Session
 
 from bot.services import decisions
-from bot.slack.blocks import modals
+from bot.services.decisions import Actor, Outcome
 from bot.slack.context import Deps
 from bot.slack.ids import Block
-from bot.slack.listeners.common import Click, apply
-from bot.slack.listeners.views.values import selected
-
-
-def _scopes(body: dict[str, Any]) -> list[str]:
-    return selected(body, Block.SCOPES, modals.SCOPE_ACTION)
+from bot.slack.listeners.views.values import chosen_scopes
+from bot.slack.references import Resolved
 
 
 def errors(body: dict[str, Any]) -> dict[str, str]:
-    if not _scopes(body):
-        return {Block.SCOPES: "Choose at least one scope: a token with no scopes has full access."}
-    return {}
+    if chosen_scopes(body):
+        return {}
+    return {Block.SCOPES: "Choose at least one scope: a token with no scopes has full access."}
 
 
-def handle(deps: Deps, body: dict[str, Any], client: WebClient) -> None:
-    scopes = _scopes(body)
-    apply(
-        deps,
-        client,
-        Click.of_submission(body),
-        lambda session, ref, actor: decisions.confirm_scopes(
-            session=session,
-            gateway_for=deps.gateway_for,
-            actor=actor,
-            token_pk=ref.token_pk,
-            scopes=scopes,
-            dry_run=deps.settings.dry_run,
-            deadline=ref.deadline,
-        ),
+def decide(deps: Deps, body: dict[str, Any], session: Session, ref: Resolved, actor: Actor) -> Outcome:
+    return decisions.confirm_scopes(
+        session=session,
+        gateway_for=deps.gateway_for,
+        actor=actor,
+        token_pk=ref.token_pk,
+        scopes=chosen_scopes(body),
+        dry_run=deps.settings.dry_run,
+        deadline=ref.deadline,
     )

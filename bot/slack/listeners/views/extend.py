@@ -2,14 +2,16 @@
 
 from typing import Any
 
-from slack_sdk import WebClient
+from sqlmodel import Session
 
 from bot.services import decisions
+from bot.services.decisions import Actor, Outcome
 from bot.slack.blocks import modals
 from bot.slack.context import Deps
 from bot.slack.ids import Block
-from bot.slack.listeners.common import UNKNOWN_DEADLINE, Click, apply
+from bot.slack.listeners.common import UNKNOWN_DEADLINE
 from bot.slack.listeners.views.values import text
+from bot.slack.references import Resolved
 
 MAX_DAYS = 365
 
@@ -28,22 +30,17 @@ def errors(body: dict[str, Any]) -> dict[str, str]:
     return found
 
 
-def handle(deps: Deps, body: dict[str, Any], client: WebClient) -> None:
+def decide(deps: Deps, body: dict[str, Any], session: Session, ref: Resolved, actor: Actor) -> Outcome:
     days_text, reason = _days_and_reason(body)
-    apply(
-        deps,
-        client,
-        Click.of_submission(body),
-        lambda session, ref, actor: decisions.extend(
-            session=session,
-            gateway_for=deps.gateway_for,
-            actor=actor,
-            token_pk=ref.token_pk,
-            deadline=ref.deadline or UNKNOWN_DEADLINE,
-            days=int(days_text),
-            reason=reason,
-            policy=deps.settings.policy,
-            secret_bindings=deps.settings.secret_bindings,
-            dry_run=deps.settings.dry_run,
-        ),
+    return decisions.extend(
+        session=session,
+        gateway_for=deps.gateway_for,
+        actor=actor,
+        token_pk=ref.token_pk,
+        deadline=ref.deadline or UNKNOWN_DEADLINE,
+        days=int(days_text),
+        reason=reason,
+        policy=deps.settings.policy,
+        secret_bindings=deps.settings.secret_bindings,
+        dry_run=deps.settings.dry_run,
     )
