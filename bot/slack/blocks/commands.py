@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ConfirmObject
@@ -46,18 +46,29 @@ from bot.slack.ids import COMMAND, Action
 
 if TYPE_CHECKING:
     from bot.config import SlackConfig
-    from bot.models import Decision
     from bot.services.ports import ReminderItem, SlackUser
     from bot.services.report import TokenView
 
 COMMENT_CHARS = 60
 
 
+class DecisionFacts(Protocol):
+    """What a history line shows of a decision (a `bot.models.Decision` row has it all)."""
+
+    action: str
+    status: str
+    actor_slack_id: str
+    parameters: dict[str, Any]
+    error: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """A decision with the token it was about, for histories and the App Home."""
 
-    decision: Decision
+    decision: DecisionFacts
     workspace: str | None
     token_id: str | None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -33,7 +33,6 @@ from bot.slack.blocks.text import escape, local_time
 from bot.slack.ids import Action
 
 if TYPE_CHECKING:
-    from bot.models import Workspace
     from bot.services.ports import ReminderItem
     from bot.services.report import TokenView
 
@@ -42,6 +41,17 @@ HORIZON_DAYS = 14
 SHOWN_WORKSPACES = 20  # two sections of ten
 SHOWN_WAITING = 8
 SHOWN_DECISIONS = 10
+
+
+class WorkspaceFacts(Protocol):
+    """What the admins' Home shows of a workspace (a `bot.models.Workspace` row has it all)."""
+
+    name: str
+    status: str  # never / ok / stale
+    token_count: int | None
+    last_sync_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +67,7 @@ class WaitingToken:
 class AdminOverview:
     due_counts: Mapping[DeadlineKind, int]  # deadlines in the next HORIZON_DAYS days, overdue ones included
     overdue: int
-    workspaces: Sequence[Workspace]
+    workspaces: Sequence[WorkspaceFacts]
     waiting: Sequence[WaitingToken]
     horizon_days: int = HORIZON_DAYS
 
@@ -151,7 +161,7 @@ def admin_blocks(overview: AdminOverview, tz: str) -> list[Block]:
     return blocks
 
 
-def _workspace_line(workspace: Workspace, tz: str) -> str:
+def _workspace_line(workspace: WorkspaceFacts, tz: str) -> str:
     name = f"*{escape(workspace.name)}*"
     tokens = f" · {workspace.token_count} tokens" if workspace.token_count is not None else ""
     if workspace.status == "ok":

@@ -1,6 +1,6 @@
 """Pure Block Kit builder of the message sent after auto-scoping narrowed a token
 (bot/services/narrowing.py): what it had, what it has now, the rarely used scopes it lost, and
-the Restore scopes / Looks fine buttons. Tested without Slack, like bot/slack/blocks.py."""
+the Restore scopes / Looks fine buttons. Tested without Slack, like the reminders (`reminders.py`)."""
 
 from __future__ import annotations
 
