@@ -9,7 +9,14 @@ it can never mention `<!channel>` or anyone else. One module per surface: `remin
 The names most callers need are here: `from bot.slack import blocks; blocks.escape(...)`.
 """
 
-from bot.slack.blocks.outcomes import approval_request, outcome_blocks, owner_wanted, resolved, token_line
+from bot.slack.blocks.outcomes import (
+    approval_request,
+    outcome_blocks,
+    owner_wanted,
+    request_wording,
+    resolved,
+    token_line,
+)
 from bot.slack.blocks.reminders import Annotation, reminder_message, token_blocks
 from bot.slack.blocks.text import (
     ZERO_WIDTH_SPACE,
@@ -40,6 +47,7 @@ __all__ = [
     "owner_wanted",
     "relative",
     "reminder_message",
+    "request_wording",
     "resolved",
     "safe_text",
     "scopes_text",

@@ -3,12 +3,24 @@ requests, and those requests once an admin has acted."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, UserSelectElement
 
+from bot.services import decisions
 from bot.slack.blocks.fit import clip, context, section
 from bot.slack.blocks.reminders import COMMENT_CHARS
 from bot.slack.blocks.text import code, escape, safe_text, short_id
 from bot.slack.ids import Action
+
+if TYPE_CHECKING:
+    from bot.services.decisions import Outcome
+
+REQUEST_VERBS = {
+    decisions.CONFIRM_SCOPES: "set the scopes",
+    decisions.RESTORE: "add back the scopes",
+    decisions.EXTEND: "extend tokenbot's deadline",
+}
 
 
 def outcome_blocks(message: str, retry_reference: str | None = None) -> list[Block]:
@@ -62,4 +74,30 @@ def resolved(original_text: str, outcome_text: str) -> list[Block]:
 def token_line(view_workspace: str, token_id: str, comment: str) -> str:
     return f"{code(short_id(token_id))} in *{escape(view_workspace)}*" + (
         f" · {escape(clip(comment, COMMENT_CHARS))}" if comment else ""
+    )
+
+
+def request_wording(outcome: Outcome) -> str:
+    """What the admins are asked (or told, for "Not mine"): who, what, by how much, and why."""
+    who = f"<@{outcome.actor_slack_id}>"
+    parameters = outcome.parameters
+    verb = REQUEST_VERBS.get(outcome.action, outcome.action.replace("_", " "))
+    if outcome.action == decisions.NOT_MINE:
+        return f"{who} says this token is not theirs."
+    detail = ""
+    if parameters.get("scopes"):
+        detail = " to " + ", ".join(code(s) for s in parameters["scopes"])
+    if outcome.action == decisions.EXTEND and parameters.get("days"):
+        detail = f" by {parameters['days']} days"
+        if parameters.get("until") and parameters.get("original_due_at"):
+            # What the admins weigh: the end asked for against where the policy put the deadline.
+            detail += (
+                f", until {str(parameters['until'])[:10]} "
+                f"(the policy's own deadline: {str(parameters['original_due_at'])[:10]})"
+            )
+    reason = parameters.get("reason")
+    return (
+        f"{who} asks: {verb}{detail}"
+        + (f" (\u201c{escape(str(reason))}\u201d)" if reason else "")
+        + "."
     )

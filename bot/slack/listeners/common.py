@@ -24,11 +24,6 @@ from bot.slack.surfaces.home import publish as publish_home
 
 logger = logging.getLogger(__name__)
 
-REQUEST_VERBS = {
-    decisions.CONFIRM_SCOPES: "set the scopes",
-    decisions.RESTORE: "add back the scopes",
-    decisions.EXTEND: "extend tokenbot's deadline",
-}
 UNKNOWN_DEADLINE = DeadlineRef(kind="unknown", due_at=references.EPOCH)
 SOMETHING_WENT_WRONG = "Something went wrong on tokenbot's side; nothing was changed. The error is logged."
 
@@ -181,7 +176,7 @@ def ask_admins(deps: Deps, client: WebClient, outcome: Outcome) -> None:
         return
     view = views[0]
     line = blocks.token_line(view.workspace, view.token_id, view.comment)
-    request = request_text(outcome)
+    request = blocks.request_wording(outcome)
     if outcome.action == decisions.NOT_MINE:
         text, built = blocks.owner_wanted(request, line, references.for_token(outcome.token_pk))
     else:
@@ -192,31 +187,6 @@ def ask_admins(deps: Deps, client: WebClient, outcome: Outcome) -> None:
         logger.error(
             "could not ask the admins about decision %s: %s", outcome.decision_id, error.response.get("error")
         )
-
-
-def request_text(outcome: Outcome) -> str:
-    who = f"<@{outcome.actor_slack_id}>"
-    parameters = outcome.parameters
-    verb = REQUEST_VERBS.get(outcome.action, outcome.action.replace("_", " "))
-    if outcome.action == decisions.NOT_MINE:
-        return f"{who} says this token is not theirs."
-    detail = ""
-    if parameters.get("scopes"):
-        detail = " to " + ", ".join(blocks.code(s) for s in parameters["scopes"])
-    if outcome.action == decisions.EXTEND and parameters.get("days"):
-        detail = f" by {parameters['days']} days"
-        if parameters.get("until") and parameters.get("original_due_at"):
-            # What the admins weigh: the end asked for against where the policy put the deadline.
-            detail += (
-                f", until {str(parameters['until'])[:10]} "
-                f"(the policy's own deadline: {str(parameters['original_due_at'])[:10]})"
-            )
-    reason = parameters.get("reason")
-    return (
-        f"{who} asks: {verb}{detail}"
-        + (f" (\u201c{blocks.escape(str(reason))}\u201d)" if reason else "")
-        + "."
-    )
 
 
 def resolve_request(
