@@ -21,7 +21,7 @@ from bot.models import Decision, Notification
 from bot.services import decisions, report
 from bot.services.ports import Recipient, ReminderItem, ReminderMessage
 from bot.slack import blocks
-from bot.slack.blocks.verbs import VERBS
+from bot.slack.blocks.history import VERBS
 from bot.slack.references import for_notification
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ConfirmObject
@@ -29,6 +29,7 @@ from bot.slack.blocks.answers import (
     plural,
 )
 from bot.slack.blocks.fit import clip
+from bot.slack.blocks.history import HistoryEntry, decision_line
 from bot.slack.blocks.reminders import AUTOSCOPE_STATE_WORDS, Annotation, token_blocks
 from bot.slack.blocks.text import (
     code,
@@ -41,7 +42,6 @@ from bot.slack.blocks.text import (
     short_id,
     zone,
 )
-from bot.slack.blocks.verbs import VERBS
 from bot.slack.ids import COMMAND, Action
 
 if TYPE_CHECKING:
@@ -50,27 +50,6 @@ if TYPE_CHECKING:
     from bot.services.report import TokenView
 
 COMMENT_CHARS = 60
-
-
-class DecisionFacts(Protocol):
-    """What a history line shows of a decision (a `bot.models.Decision` row has it all)."""
-
-    action: str
-    status: str
-    actor_slack_id: str
-    parameters: dict[str, Any]
-    error: str | None
-    created_at: datetime | None
-    updated_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """A decision with the token it was about, for histories and the App Home."""
-
-    decision: DecisionFacts
-    workspace: str | None
-    token_id: str | None
 
 
 def token_ref(view: TokenView) -> str:
@@ -257,46 +236,6 @@ def show(
 
 def _autoscope_words(state: str | None) -> str:
     return AUTOSCOPE_STATE_WORDS.get(state or "", state or "not reported")
-
-
-STATUS_WORDS = {
-    "requested": "waiting for an admin",
-    "approved": "approved",
-    "applied": "done",
-    "failed": "failed",
-    "denied": "denied",
-    "refused": "refused",
-}
-
-
-def decision_line(entry: HistoryEntry, tz: str, with_token: bool = True) -> str:
-    """• 7 Dec 2026 14:03 · Revoked · done · by @ada (admin): "reason"."""
-    decision = entry.decision
-    parameters = decision.parameters or {}
-    when = decision.updated_at or decision.created_at
-    stamp = f"{local_day(when, tz)} {when.astimezone(zone(tz)):%H:%M}" if when else "?"
-    verb = VERBS.get(decision.action, decision.action.replace("_", " ").capitalize())
-    who = "tokenbot" if decision.actor_slack_id == "tokenbot" else person(decision.actor_slack_id)
-    parts = [stamp, verb]
-    if with_token and entry.token_id:
-        parts.append(f"{code(short_id(entry.token_id))} in *{escape(entry.workspace or '?')}*")
-    parts.append(f"{STATUS_WORDS.get(decision.status, escape(decision.status))} · by {who}")
-    details = []
-    if parameters.get("days"):
-        details.append(f"{escape(str(parameters['days']))} days")
-    if parameters.get("scopes") and isinstance(parameters["scopes"], list):
-        details.append(scopes_text(str(s) for s in parameters["scopes"]))
-    if parameters.get("owner_slack_id"):
-        details.append(f"owner {person(str(parameters['owner_slack_id']))}")
-    if parameters.get("reason"):
-        details.append(f"“{escape(clip(str(parameters['reason']), 80))}”")
-    if parameters.get("refused"):
-        details.append(f"({escape(str(parameters['refused']).replace('_', ' '))})")
-    if parameters.get("dry_run"):
-        details.append("(dry run)")
-    if decision.error:
-        details.append(f"error: {escape(clip(decision.error, 80))}")
-    return "• " + " · ".join(parts) + (": " + ", ".join(details) if details else "")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,8 +26,9 @@ from slack_sdk.models.views import View
 from bot.domain.policy import DEADLINE_LABELS, DeadlineKind
 from bot.slack.blocks.answers import line_sections
 from bot.slack.blocks.budget import VIEW_BLOCKS, Budget
-from bot.slack.blocks.commands import HistoryEntry, comment_text, decision_line, token_ref
+from bot.slack.blocks.commands import comment_text, token_ref
 from bot.slack.blocks.fit import clip, context, header, section
+from bot.slack.blocks.history import HistoryEntry, decision_line
 from bot.slack.blocks.reminders import Annotation, token_blocks
 from bot.slack.blocks.text import escape, local_time
 from bot.slack.ids import Action
