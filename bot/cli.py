@@ -688,7 +688,7 @@ def digest_command(
     """Post the channel digest now (to slack.digest_channel): deadlines of the next 14 days,
     unanswered escalations, decisions and new risky tokens since the last digest, failing syncs."""
     from bot.services import digest
-    from bot.slack import digest_blocks
+    from bot.slack.blocks import digest as digest_blocks
 
     settings = load_or_exit()
     engine = open_database(settings)

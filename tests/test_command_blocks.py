@@ -14,8 +14,8 @@ from bot.models import Workspace
 from bot.sandbox.slack import validate_blocks, validate_view
 from bot.sandbox.slack.limits import MESSAGE_BLOCK_TEXT_LIMIT, block_text_size
 from bot.services.ports import ReminderItem
-from bot.slack import command_blocks, home
-from bot.slack.command_blocks import Page
+from bot.slack.blocks import answers, commands, home
+from bot.slack.blocks.answers import Page
 from tests.test_blocks import NOW, view
 
 HOSTILE = "<!channel> <@U999> <https://evil|click> & co"
@@ -40,7 +40,7 @@ def every_page(build):
         ]
         if not values:
             return pages
-        number, command = command_blocks.parse_pager_value(values[0])
+        number, command = answers.parse_pager_value(values[0])
         assert command == "risky"
 
 
@@ -48,12 +48,12 @@ def every_page(build):
 def test_a_long_list_comes_in_valid_pages_that_cover_every_token_once(count):
     views = [view(index, comment=f"tmp {index}") for index in range(count)]
 
-    pages = every_page(lambda page: command_blocks.risky(views, page))
+    pages = every_page(lambda page: commands.risky(views, page))
 
     seen = []
     for answer in pages:
         built = answer.payload()["blocks"]
-        assert len(built) <= command_blocks.PAGE_BLOCKS
+        assert len(built) <= answers.PAGE_BLOCKS
         assert validate_blocks(built) == []
         assert block_text_size(built) <= MESSAGE_BLOCK_TEXT_LIMIT
         seen += [int(n) for n in re.findall(r"tmp (\d+)", json.dumps(built))]
@@ -63,7 +63,7 @@ def test_a_long_list_comes_in_valid_pages_that_cover_every_token_once(count):
 
 def test_a_page_past_the_end_shows_the_last_one():
     views = [view(index) for index in range(400)]
-    answer = command_blocks.risky(views, Page(99, "risky"))
+    answer = commands.risky(views, Page(99, "risky"))
     [(number, total)] = re.findall(r"Page (\d+) of (\d+)", dumped(answer))
     assert number == total != "1"
 
@@ -72,10 +72,10 @@ def test_mine_pages_keep_each_token_with_its_buttons():
     views = [view(index, days_left=1 + index % 9) for index in range(30)]
     items = [ReminderItem(f"t{v.pk}", v, v.evaluation.deadlines[0], "command") for v in views]
 
-    answer = command_blocks.mine(items, {}, [], "UTC", NOW, Page(1, "mine"))
+    answer = commands.mine(items, {}, [], "UTC", NOW, Page(1, "mine"))
 
     built = answer.payload()["blocks"]
-    assert len(built) <= command_blocks.PAGE_BLOCKS and validate_blocks(built) == []
+    assert len(built) <= answers.PAGE_BLOCKS and validate_blocks(built) == []
     sections = {
         b["block_id"].removeprefix("token:") for b in built if b.get("block_id", "").startswith("token:")
     }
@@ -88,19 +88,19 @@ def test_mine_pages_keep_each_token_with_its_buttons():
 def test_user_text_never_becomes_markup():
     hostile = view(1, comment=HOSTILE)
     deadline = hostile.evaluation.deadlines[0]
-    answers = [
-        command_blocks.risky([hostile], Page(1, "risky")),
-        command_blocks.stale([hostile], 1, NOW + timedelta(days=400), Page(1, "stale 1")),
-        command_blocks.upcoming([(deadline, hostile)], 14, "prod", "UTC", NOW, Page(1, "upcoming 14 prod")),
-        command_blocks.show(hostile, [], None, "UTC", NOW, Page(1, "show prod/x")),
-        command_blocks.revoke_confirmation(hostile, HOSTILE, "t1"),
-        command_blocks.refusal(f"{command_blocks.echo(HOSTILE)} is not a token id.", []),
-        command_blocks.outcome(f"<@U0ADA> now owns token x ({HOSTILE})"),
+    built = [
+        commands.risky([hostile], Page(1, "risky")),
+        commands.stale([hostile], 1, NOW + timedelta(days=400), Page(1, "stale 1")),
+        commands.upcoming([(deadline, hostile)], 14, "prod", "UTC", NOW, Page(1, "upcoming 14 prod")),
+        commands.show(hostile, [], None, "UTC", NOW, Page(1, "show prod/x")),
+        commands.revoke_confirmation(hostile, HOSTILE, "t1"),
+        answers.refusal(f"{answers.echo(HOSTILE)} is not a token id.", []),
+        commands.outcome(f"<@U0ADA> now owns token x ({HOSTILE})"),
     ]
-    for answer in answers:
+    for answer in built:
         rendered = answer.text + dumped(answer)
         assert "<!channel>" not in rendered and "<https://evil" not in rendered, rendered
-    assert "<@U0ADA>" in dumped(answers[-1])  # a service's own mention stays one
+    assert "<@U0ADA>" in dumped(built[-1])  # a service's own mention stays one
 
 
 def test_the_admins_home_with_everything_at_once_stays_within_100_blocks():
@@ -126,4 +126,4 @@ def test_the_admins_home_with_everything_at_once_stays_within_100_blocks():
 
 @pytest.mark.parametrize("value", [None, "", "x risky", "²2 risky", "999999 risky", "-1 risky"])
 def test_a_malformed_pager_value_is_page_one_of_nothing(value):
-    assert command_blocks.parse_pager_value(value) == (1, "")
+    assert answers.parse_pager_value(value) == (1, "")

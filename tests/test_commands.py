@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from bot import clock, db
 from bot.models import Exemption
-from bot.slack.command_blocks import DigestNow
+from bot.slack.blocks.commands import DigestNow
 from bot.slack.ids import Subcommand
 from tests.bot_server import http_only, wait_for
 from tests.command_helpers import (

@@ -17,7 +17,7 @@ from bot.services import events
 from bot.services.narrowing import NarrowedMessage, NarrowedToken
 from bot.services.ports import Recipient
 from bot.slack import blocks
-from bot.slack.narrowing_blocks import narrowed_message
+from bot.slack.blocks.narrowing import narrowed_message
 from tests.autoscope_helpers import (
     OWNER,
     QUARTERLY,

@@ -11,9 +11,10 @@ import pytest
 
 from bot.sandbox.slack import validate_blocks
 from bot.services.ports import Recipient, ReminderItem, ReminderMessage
-from bot.slack import blocks, command_blocks, home, modals
-from bot.slack.command_blocks import Page
-from bot.slack.fit import fit
+from bot.slack import blocks
+from bot.slack.blocks import commands, home, modals
+from bot.slack.blocks.answers import Page
+from bot.slack.blocks.fit import fit
 from tests.bot_server import running_bot, wait_for
 from tests.test_blocks import NOW, view
 from tests.world import observed_token
@@ -115,10 +116,10 @@ def builders():
     yield "confirm scopes", modals.confirm_scopes(views[0], ["sql"], "{}").to_dict()["blocks"]
     yield "restore scopes", modals.restore_scopes(views[0], ["sql"], "{}").to_dict()["blocks"]
     page = Page(1, "x")
-    yield "mine", command_blocks.mine(items, {}, views, "UTC", NOW, page).blocks
-    yield "show", command_blocks.show(views[0], [], None, "UTC", NOW, page).blocks
+    yield "mine", commands.mine(items, {}, views, "UTC", NOW, page).blocks
+    yield "show", commands.show(views[0], [], None, "UTC", NOW, page).blocks
     rows = [(v.evaluation.deadlines[0], v) for v in views]
-    yield "upcoming", command_blocks.upcoming(rows, 14, None, "UTC", NOW, page).blocks
+    yield "upcoming", commands.upcoming(rows, 14, None, "UTC", NOW, page).blocks
     yield "home", home.home_view(home.HomeData("UTC", NOW, items, undated=views)).to_dict()["blocks"]
 
 

@@ -20,7 +20,7 @@ from bot.config import Settings
 from bot.services.decisions import Actor
 from bot.services.inventory import GatewayFactory, SyncResult
 from bot.services.ports import SlackUser
-from bot.slack.command_blocks import DigestNow
+from bot.slack.blocks.commands import DigestNow
 from bot.slack.directory import Identities
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from bot import metrics
 from bot.services.narrowing import NarrowedMessage
 from bot.services.ports import Delivery, DeliveryError, ReminderMessage
 from bot.slack import blocks
-from bot.slack.narrowing_blocks import narrowed_message
+from bot.slack.blocks.narrowing import narrowed_message
 from bot.slack.references import referenced, referenced_narrowed
 
 logger = logging.getLogger(__name__)

@@ -17,8 +17,9 @@ from bot.services import digest
 from bot.services.digest import Digest
 from bot.services.enforcement import Enforced, EnforcementReport, HeldReport
 from bot.services.ports import Delivery, DeliveryError
-from bot.slack import digest_blocks, enforcement_blocks
-from bot.slack.command_blocks import DigestNow
+from bot.slack.blocks import digest as digest_blocks
+from bot.slack.blocks import enforcement as enforcement_blocks
+from bot.slack.blocks.commands import DigestNow
 from bot.slack.messenger import SlackMessenger
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class SlackDigestPoster:
         return digest_blocks.as_text(built)
 
     def _upload_chart(self, channel: str, digest: Digest) -> None:
-        from bot.slack.chart import deadline_chart  # matplotlib: loaded when a chart is drawn
+        from bot.slack.blocks.chart import deadline_chart  # matplotlib: loaded when a chart is drawn
 
         try:
             png = deadline_chart(digest.chart, CHART_TITLE)

@@ -23,23 +23,13 @@ from bot.models import Decision, Notification
 from bot.services import decisions, narrowing, report
 from bot.services.ports import Recipient, ReminderItem, ReminderMessage
 from bot.slack import blocks
-from bot.slack.narrowing_blocks import looks_fine_annotation, narrowed_message
+from bot.slack.blocks.history import VERBS
+from bot.slack.blocks.narrowing import looks_fine_annotation, narrowed_message
 from bot.slack.references import for_notification, referenced_narrowed
 
 logger = logging.getLogger(__name__)
 
 TOKEN_WIDE = {decisions.REVOKE, decisions.NOT_MINE, decisions.ASSIGN_OWNER, decisions.ROTATE}
-VERBS = {
-    decisions.REVOKE: "Revoked",
-    decisions.ACCEPT: "Accepted",
-    decisions.CONFIRM_SCOPES: "Scopes confirmed",
-    decisions.RESTORE: "Scopes restored",
-    decisions.EXTEND: "Extended",
-    decisions.ROTATE: "Rotated into its secret",
-    decisions.SNOOZE: "Snoozed",
-    decisions.NOT_MINE: "Handed to the admins",
-    decisions.ASSIGN_OWNER: "Owner assigned",
-}
 
 
 def refresh_reminder(

@@ -11,27 +11,21 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select
 from sqlmodel import Session
 
 from bot import metrics
 from bot.db import session_scope
-from bot.models import Notification
-from bot.services import decisions, report
+from bot.services import decisions, queries, report
 from bot.services.decisions import Actor, DeadlineRef, Outcome
 from bot.slack import blocks, references
 from bot.slack.context import Deps
-from bot.slack.listeners.events.app_home_opened import publish as publish_home
 from bot.slack.refresh import refresh_reminder
+from bot.slack.surfaces.home import publish as publish_home
 
 logger = logging.getLogger(__name__)
 
-REQUEST_VERBS = {
-    decisions.CONFIRM_SCOPES: "set the scopes",
-    decisions.RESTORE: "add back the scopes",
-    decisions.EXTEND: "extend tokenbot's deadline",
-}
 UNKNOWN_DEADLINE = DeadlineRef(kind="unknown", due_at=references.EPOCH)
+SOMETHING_WENT_WRONG = "Something went wrong on tokenbot's side; nothing was changed. The error is logged."
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +35,7 @@ class Click:
     channel: str | None  # None when clicked in the App Home
     message_ts: str | None
     trigger_id: str | None
+    block_id: str = ""  # the clicked button's block (carries a typed reason, or whose pick it is)
 
     @classmethod
     def of(cls, body: dict[str, Any]) -> Click:
@@ -52,6 +47,7 @@ class Click:
             channel=container.get("channel_id") or (body.get("channel") or {}).get("id"),
             message_ts=container.get("message_ts"),
             trigger_id=body.get("trigger_id"),
+            block_id=action.get("block_id") or "",
         )
 
     @classmethod
@@ -79,35 +75,57 @@ Decide = Callable[[Session, references.Resolved, Actor], Outcome]
 
 def apply(deps: Deps, client: WebClient, click: Click, decide: Decide) -> Outcome | None:
     """Resolve the button, run one decision in one transaction, then tell and update."""
-    try:
-        deps.identify(client, click.user_id)  # someone clicking before tokenbot matched them
-        with deps.one_decision_at_a_time(), session_scope(deps.engine) as session:
-            resolved = references.resolve(session, click.value, deps.settings.policy, deps.now())
-            # An unknown or forged reference still goes through the service, which records the refusal.
-            resolved = resolved or references.Resolved(token_pk=0, deadline=UNKNOWN_DEADLINE)
-            outcome = decide(session, resolved, deps.actor(click.user_id))
-    except Exception:
-        logger.exception("decision on %r by %s failed", click.value, click.user_id)
-        tell(
-            client,
-            click,
-            "Something went wrong on tokenbot's side; nothing was changed. The error is logged.",
-        )
-        return None
-    after(deps, client, click, outcome)
+
+    def on_the_reference(session: Session) -> Outcome:
+        resolved = references.resolve(session, click.value, deps.settings.policy, deps.now())
+        # An unknown or forged reference still goes through the service, which records the refusal.
+        resolved = resolved or references.Resolved(token_pk=0, deadline=UNKNOWN_DEADLINE)
+        return decide(session, resolved, deps.actor(click.user_id))
+
+    outcome = run_decision(deps, client, click, "decision on", on_the_reference, identify=True)
+    if outcome is not None:
+        after(deps, client, click, outcome)
     return outcome
 
 
+def run_decision(
+    deps: Deps,
+    client: WebClient,
+    click: Click,
+    what: str,
+    decide: Callable[[Session], Outcome],
+    *,
+    identify: bool = False,
+) -> Outcome | None:
+    """One decision in one transaction, one at a time where the database needs it. A failure is
+    logged, and the clicker told that nothing changed: None then. `identify` first matches someone
+    clicking before tokenbot matched them."""
+    try:
+        if identify:
+            deps.identify(client, click.user_id)
+        with deps.one_decision_at_a_time(), session_scope(deps.engine) as session:
+            return decide(session)
+    except Exception:
+        logger.exception("%s %r by %s failed", what, click.value, click.user_id)
+        tell(client, click, SOMETHING_WENT_WRONG)
+        return None
+
+
 def after(deps: Deps, client: WebClient, click: Click, outcome: Outcome) -> None:
-    metrics.DECISIONS.labels(outcome.action, outcome.status).inc()
-    retry = references.for_decision(outcome.decision_id) if outcome.retryable else None
-    tell(client, click, outcome.message, retry)
+    answer(client, click, outcome)
     if outcome.status == decisions.REQUESTED and outcome.duplicate_of is None:
         ask_admins(deps, client, outcome)
     if outcome.token_pk:
         refresh_token_messages(deps, client, outcome.token_pk)
     if click.channel is None:  # clicked in the App Home (or a modal opened there): redraw it
         publish_home(deps, client, click.user_id)
+
+
+def answer(client: WebClient, click: Click, outcome: Outcome) -> None:
+    """Count the decision and tell the clicker its outcome (with Retry when it may work again)."""
+    metrics.DECISIONS.labels(outcome.action, outcome.status).inc()
+    retry = references.for_decision(outcome.decision_id) if outcome.retryable else None
+    tell(client, click, outcome.message, retry)
 
 
 def tell(client: WebClient, click: Click, message: str, retry_reference: str | None = None) -> None:
@@ -136,12 +154,7 @@ def tell(client: WebClient, click: Click, message: str, retry_reference: str | N
 def refresh_token_messages(deps: Deps, client: WebClient, token_pk: int) -> None:
     """Every reminder that lists this token shows what was decided."""
     with session_scope(deps.engine) as session:
-        places = session.execute(
-            select(Notification.channel, Notification.message_ts)
-            .where(Notification.token_pk == token_pk, Notification.message_ts.is_not(None))
-            .distinct()
-        ).all()
-        for channel, ts in places:
+        for channel, ts in queries.message_places(session=session, token_pk=token_pk):
             refresh_reminder(client, session, deps.settings.policy, channel, ts, deps.now())
 
 
@@ -163,7 +176,7 @@ def ask_admins(deps: Deps, client: WebClient, outcome: Outcome) -> None:
         return
     view = views[0]
     line = blocks.token_line(view.workspace, view.token_id, view.comment)
-    request = request_text(outcome)
+    request = blocks.request_wording(outcome)
     if outcome.action == decisions.NOT_MINE:
         text, built = blocks.owner_wanted(request, line, references.for_token(outcome.token_pk))
     else:
@@ -176,31 +189,6 @@ def ask_admins(deps: Deps, client: WebClient, outcome: Outcome) -> None:
         )
 
 
-def request_text(outcome: Outcome) -> str:
-    who = f"<@{outcome.actor_slack_id}>"
-    parameters = outcome.parameters
-    verb = REQUEST_VERBS.get(outcome.action, outcome.action.replace("_", " "))
-    if outcome.action == decisions.NOT_MINE:
-        return f"{who} says this token is not theirs."
-    detail = ""
-    if parameters.get("scopes"):
-        detail = " to " + ", ".join(blocks.code(s) for s in parameters["scopes"])
-    if outcome.action == decisions.EXTEND and parameters.get("days"):
-        detail = f" by {parameters['days']} days"
-        if parameters.get("until") and parameters.get("original_due_at"):
-            # What the admins weigh: the end asked for against where the policy put the deadline.
-            detail += (
-                f", until {str(parameters['until'])[:10]} "
-                f"(the policy's own deadline: {str(parameters['original_due_at'])[:10]})"
-            )
-    reason = parameters.get("reason")
-    return (
-        f"{who} asks: {verb}{detail}"
-        + (f" (\u201c{blocks.escape(str(reason))}\u201d)" if reason else "")
-        + "."
-    )
-
-
 def resolve_request(
     deps: Deps,
     client: WebClient,
@@ -209,24 +197,16 @@ def resolve_request(
     decide: Callable[[Session, int, Actor], Outcome],
 ) -> Outcome | None:
     """Approve or Deny on an approval message: decide, tell both people, close the message."""
-    try:
-        with deps.one_decision_at_a_time(), session_scope(deps.engine) as session:
-            outcome = decide(session, references.decision_id(click.value) or 0, deps.actor(click.user_id))
-    except Exception:
-        logger.exception("approval %r by %s failed", click.value, click.user_id)
-        tell(
-            client,
-            click,
-            "Something went wrong on tokenbot's side; nothing was changed. The error is logged.",
-        )
-        return None
-    metrics.DECISIONS.labels(outcome.action, outcome.status).inc()
-    tell(
+    outcome = run_decision(
+        deps,
         client,
         click,
-        outcome.message,
-        references.for_decision(outcome.decision_id) if outcome.retryable else None,
+        "approval",
+        lambda session: decide(session, references.decision_id(click.value) or 0, deps.actor(click.user_id)),
     )
+    if outcome is None:
+        return None
+    answer(client, click, outcome)
     if outcome.status in (decisions.APPLIED, decisions.DENIED) and outcome.duplicate_of is None:
         close_request(client, body, outcome.message)
         requester = outcome.parameters.get("requested_by")

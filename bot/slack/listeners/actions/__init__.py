@@ -1,10 +1,17 @@
-"""Button handlers: the only place an action id meets its function."""
+"""Button handlers: the only place an action id meets its function.
+
+Most buttons are one decision on the token the button names (`common.apply` resolves the button,
+runs the decision, tells the clicker and redraws); three open the decision's modal for the owner
+or an admin and refuse anyone else (`common.open_modal`); Approve and Deny decide on a request
+awaiting an admin (`common.resolve_request`); Retry and the owner picker do more (`HANDLERS`).
+"""
+
+from functools import partial
 
 from slack_bolt import App
 
 from bot.slack.context import Deps
 from bot.slack.ids import Action
-from bot.slack.listeners.acked import acked_first
 from bot.slack.listeners.actions import (
     accept,
     approve,
@@ -19,18 +26,58 @@ from bot.slack.listeners.actions import (
     revoke,
     snooze,
 )
+from bot.slack.listeners.common import Click, apply, open_modal, resolve_request
+from bot.slack.listeners.lazy import acknowledge, later
+
+DECISIONS = {
+    Action.ACCEPT: accept.decide,
+    Action.REVOKE: revoke.decide,
+    Action.SNOOZE: snooze.decide,
+    Action.NOT_MINE: not_mine.decide,
+    Action.LOOKS_FINE: looks_fine.decide,
+}
+MODALS = {
+    Action.CONFIRM_SCOPES: confirm_scopes,
+    Action.EXTEND: extend,
+    Action.RESTORE_SCOPES: restore_scopes,
+}
+REQUESTS = {
+    Action.APPROVE: approve.decide,
+    Action.DENY: deny.decide,
+}
+HANDLERS = {
+    Action.RETRY: retry.handle,
+    Action.ASSIGN_OWNER: assign_owner.handle,
+}
 
 
 def register(app: App, deps: Deps) -> None:
-    app.action(Action.CONFIRM_SCOPES)(**acked_first(confirm_scopes.handler(deps)))
-    app.action(Action.ACCEPT)(**acked_first(accept.handler(deps)))
-    app.action(Action.EXTEND)(**acked_first(extend.handler(deps)))
-    app.action(Action.REVOKE)(**acked_first(revoke.handler(deps)))
-    app.action(Action.SNOOZE)(**acked_first(snooze.handler(deps)))
-    app.action(Action.NOT_MINE)(**acked_first(not_mine.handler(deps)))
-    app.action(Action.RESTORE_SCOPES)(**acked_first(restore_scopes.handler(deps)))
-    app.action(Action.LOOKS_FINE)(**acked_first(looks_fine.handler(deps)))
-    app.action(Action.RETRY)(**acked_first(retry.handler(deps)))
-    app.action(Action.APPROVE)(**acked_first(approve.handler(deps)))
-    app.action(Action.DENY)(**acked_first(deny.handler(deps)))
-    app.action(Action.ASSIGN_OWNER)(**acked_first(assign_owner.handler(deps)))
+    for action_id, decide in DECISIONS.items():
+        app.action(action_id)(ack=acknowledge, lazy=[later(deps, partial(_decide, decide))])
+    for action_id, form in MODALS.items():
+        app.action(action_id)(ack=acknowledge, lazy=[later(deps, partial(_open, form))])
+    for action_id, decide in REQUESTS.items():
+        app.action(action_id)(ack=acknowledge, lazy=[later(deps, partial(_resolve, decide))])
+    for action_id, handle in HANDLERS.items():
+        app.action(action_id)(ack=acknowledge, lazy=[later(deps, handle)])
+
+
+def _decide(decide, deps: Deps, body, client) -> None:
+    click = Click.of(body)
+    apply(deps, client, click, lambda session, ref, actor: decide(deps, click, session, ref, actor))
+
+
+def _open(form, deps: Deps, body, client) -> None:
+    click = Click.of(body)
+    open_modal(
+        deps,
+        client,
+        click,
+        build=lambda view, ref: form.build(deps, click, view, ref),
+        refuse=lambda session, ref, actor: form.refuse(deps, session, ref, actor),
+    )
+
+
+def _resolve(decide, deps: Deps, body, client) -> None:
+    click = Click.of(body)
+    resolve_request(deps, client, click, body, lambda session, pk, actor: decide(deps, session, pk, actor))

@@ -1,38 +1,37 @@
 """Extend: a modal for the number of days and the reason (or, where no API can lengthen the
 token, the service's honest explanation)."""
 
+from slack_sdk.models.views import View
+from sqlmodel import Session
+
 from bot.domain.policy import DeadlineKind
 from bot.services import decisions
-from bot.slack import modals
+from bot.services.decisions import Actor, Outcome
+from bot.services.report import TokenView
+from bot.slack.blocks import modals
 from bot.slack.context import Deps
-from bot.slack.listeners.common import UNKNOWN_DEADLINE, Click, open_modal
+from bot.slack.listeners.common import UNKNOWN_DEADLINE, Click
+from bot.slack.references import Resolved
 
 
-def handler(deps: Deps):
-    def handle(ack, body, client):
-        ack()
-        click = Click.of(body)
-        open_modal(
-            deps,
-            client,
-            click,
-            build=lambda view, ref: modals.extend(
-                view,
-                DeadlineKind(ref.deadline.kind) if ref.deadline else DeadlineKind.ORG_POLICY,
-                modals.due_label(view, DeadlineKind(ref.deadline.kind), "UTC") if ref.deadline else "soon",
-                deps.settings.policy.max_extension_days,
-                modals.metadata(click.value, click.channel, click.message_ts),
-            ),
-            refuse=lambda session, ref, actor: decisions.extend(
-                session=session,
-                gateway_for=deps.gateway_for,
-                actor=actor,
-                token_pk=ref.token_pk,
-                deadline=ref.deadline or UNKNOWN_DEADLINE,
-                days=0,
-                reason="",
-                policy=deps.settings.policy,
-            ),
-        )
+def build(deps: Deps, click: Click, view: TokenView, ref: Resolved) -> View:
+    return modals.extend(
+        view,
+        DeadlineKind(ref.deadline.kind) if ref.deadline else DeadlineKind.ORG_POLICY,
+        modals.due_label(view, DeadlineKind(ref.deadline.kind), "UTC") if ref.deadline else "soon",
+        deps.settings.policy.max_extension_days,
+        modals.metadata(click.value, click.channel, click.message_ts),
+    )
 
-    return handle
+
+def refuse(deps: Deps, session: Session, ref: Resolved, actor: Actor) -> Outcome:
+    return decisions.extend(
+        session=session,
+        gateway_for=deps.gateway_for,
+        actor=actor,
+        token_pk=ref.token_pk,
+        deadline=ref.deadline or UNKNOWN_DEADLINE,
+        days=0,
+        reason="",
+        policy=deps.settings.policy,
+    )

@@ -1,20 +1,14 @@
 """Snooze: the next reminder for this deadline comes tomorrow, never after the deadline."""
 
+from sqlmodel import Session
+
 from bot.services import decisions
+from bot.services.decisions import Actor, Outcome
 from bot.slack.context import Deps
-from bot.slack.listeners.common import UNKNOWN_DEADLINE, Click, apply
+from bot.slack.listeners.common import UNKNOWN_DEADLINE, Click
+from bot.slack.references import Resolved
 
 
-def handler(deps: Deps):
-    def handle(ack, body, client):
-        ack()
-        apply(
-            deps,
-            client,
-            Click.of(body),
-            lambda session, ref, actor: decisions.snooze(
-                session=session, actor=actor, token_pk=ref.token_pk, deadline=ref.deadline or UNKNOWN_DEADLINE
-            ),
-        )
-
-    return handle
+def decide(deps: Deps, click: Click, session: Session, ref: Resolved, actor: Actor) -> Outcome:
+    deadline = ref.deadline or UNKNOWN_DEADLINE
+    return decisions.snooze(session=session, actor=actor, token_pk=ref.token_pk, deadline=deadline)

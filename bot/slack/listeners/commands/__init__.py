@@ -8,7 +8,6 @@ from slack_bolt import App
 
 from bot.slack.context import Deps
 from bot.slack.ids import COMMAND, Action
-from bot.slack.listeners.acked import acked_first
 from bot.slack.listeners.commands import (
     digest,
     dispatch,
@@ -27,6 +26,7 @@ from bot.slack.listeners.commands import (
     upcoming,
     whois,
 )
+from bot.slack.listeners.lazy import acknowledge
 
 # In the order the help lists them.
 SUBCOMMANDS = (
@@ -37,6 +37,6 @@ SUBCOMMANDS = (
 
 def register(app: App, deps: Deps) -> None:
     routes = {module.USAGE.name: dispatch.Route(module.USAGE, module.handler(deps)) for module in SUBCOMMANDS}
-    app.command(COMMAND)(**acked_first(dispatch.handler(deps, routes)))
-    app.action(Action.NEXT_PAGE)(**acked_first(dispatch.page_handler(deps, routes)))
-    app.action(Action.PREVIOUS_PAGE)(**acked_first(dispatch.page_handler(deps, routes)))
+    app.command(COMMAND)(ack=acknowledge, lazy=[dispatch.handler(deps, routes)])
+    app.action(Action.NEXT_PAGE)(ack=acknowledge, lazy=[dispatch.page_handler(deps, routes)])
+    app.action(Action.PREVIOUS_PAGE)(ack=acknowledge, lazy=[dispatch.page_handler(deps, routes)])

@@ -1,7 +1,8 @@
 """/tokens digest: post the channel digest now (the scheduled one still comes)."""
 
-from bot.slack import command_blocks
-from bot.slack.command_blocks import DigestNow, Usage, echo
+from bot.slack.blocks import commands
+from bot.slack.blocks.answers import Usage, echo
+from bot.slack.blocks.commands import DigestNow
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest
@@ -14,6 +15,6 @@ def handler(deps: Deps):
         if request.words:
             raise BadInput(f"`digest` takes no arguments, not {echo(request.arguments)}.")
         done = deps.post_digest() if deps.post_digest is not None else DigestNow(channel=None)
-        request.reply(command_blocks.digest_now(done))
+        request.reply(commands.digest_now(done))
 
     return handle

@@ -20,8 +20,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.db import session_scope
 from bot.services import once
-from bot.slack import command_blocks
-from bot.slack.command_blocks import Answer, Usage, echo
+from bot.slack.blocks import answers
+from bot.slack.blocks.answers import Answer, Usage, echo
 from bot.slack.context import Deps
 from bot.slack.ids import COMMAND, Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest, slack_unescape
@@ -52,8 +52,7 @@ EFFECTS = frozenset(
 
 
 def handler(deps: Deps, routes: Routes):
-    def handle(ack, command, respond, client):
-        ack()
+    def handle(command, respond, client):
         run(
             deps,
             routes,
@@ -72,9 +71,8 @@ def handler(deps: Deps, routes: Routes):
 def page_handler(deps: Deps, routes: Routes):
     """Previous/Next page: the same command again, this page, in place of the answer."""
 
-    def handle(ack, body, respond, client):
-        ack()
-        page, text = command_blocks.parse_pager_value((body.get("actions") or [{}])[0].get("value"))
+    def handle(body, respond, client):
+        page, text = answers.parse_pager_value((body.get("actions") or [{}])[0].get("value"))
         run(
             deps,
             routes,
@@ -113,14 +111,14 @@ def run(
     usages = [route.usage for route in routes.values()]
     route = routes.get(name)
     if route is None:
-        reply(command_blocks.refusal(f"{echo(words[0])} is not something `{COMMAND}` can do.", usages))
+        reply(answers.refusal(f"{echo(words[0])} is not something `{COMMAND}` can do.", usages))
         return
     if route.usage.admin and not deps.is_admin(user_id):
-        reply(command_blocks.refusal(f"Only tokenbot admins can use `{COMMAND} {name}`.", [route.usage]))
+        reply(answers.refusal(f"Only tokenbot admins can use `{COMMAND} {name}`.", [route.usage]))
         return
     if name in EFFECTS and not _first_time(deps, request_key, name, user_id):
         logger.info("%s %s by %s: a retry or replay of a request already run", COMMAND, name, user_id)
-        reply(command_blocks.plain(f"This `{COMMAND} {name}` was already received and run once."))
+        reply(answers.plain(f"This `{COMMAND} {name}` was already received and run once."))
         return
     request = CommandRequest(
         deps=deps,
@@ -137,10 +135,10 @@ def run(
         deps.identify(client, user_id)  # the first use matches the caller to their principals
         route.handle(request)
     except BadInput as bad:
-        reply(command_blocks.refusal(bad.line, [route.usage]))
+        reply(answers.refusal(bad.line, [route.usage]))
     except Exception:
         logger.exception("%s %s by %s failed", COMMAND, name, user_id)
-        reply(command_blocks.failure())
+        reply(answers.failure())
 
 
 def _first_time(deps: Deps, request_key: str | None, name: str, user_id: str) -> bool:

@@ -5,8 +5,8 @@ service checks the caller is an admin again whatever the dispatcher let through.
 
 from bot.db import session_scope
 from bot.services import breaker
-from bot.slack import enforcement_blocks
-from bot.slack.command_blocks import Usage, echo
+from bot.slack.blocks import enforcement
+from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest
@@ -25,12 +25,12 @@ def handler(deps: Deps):
         now = deps.now()
         with session_scope(deps.engine) as session:
             if words == [STATUS]:
-                answer = enforcement_blocks.breaker_status(
+                answer = enforcement.breaker_status(
                     breaker.state(session=session, now=now), deps.settings.policy
                 )
             else:
                 outcome = breaker.resume(session=session, actor=deps.actor(request.user_id), now=now)
-                answer = enforcement_blocks.breaker_resumed(outcome, deps.settings.policy)
+                answer = enforcement.breaker_resumed(outcome, deps.settings.policy)
         request.reply(answer)
 
     return handle

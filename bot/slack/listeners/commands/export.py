@@ -6,9 +6,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.db import session_scope
 from bot.services import report
-from bot.slack import command_blocks
-from bot.slack.blocks import code
-from bot.slack.command_blocks import Usage, echo
+from bot.slack.blocks import answers, code
+from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest
@@ -43,11 +42,11 @@ def handler(deps: Deps):
             reason = error.response.get("error")
             logger.error("export for %s: the upload failed: %s", request.user_id, reason)
             request.reply(
-                command_blocks.plain(f"Slack refused the upload ({code(str(reason))}); try again later.")
+                answers.plain(f"Slack refused the upload ({code(str(reason))}); try again later.")
             )
             return
         request.reply(
-            command_blocks.plain(f"Sent {code(filename)} ({len(views)} tokens) to our direct messages.")
+            answers.plain(f"Sent {code(filename)} ({len(views)} tokens) to our direct messages.")
         )
 
     return handle

@@ -4,9 +4,8 @@ deadline of that token (Databricks' own deadlines cannot be lengthened)."""
 from bot.db import session_scope
 from bot.domain.policy import DEADLINE_LABELS, DeadlineKind
 from bot.services import decisions, report
-from bot.slack import command_blocks
-from bot.slack.blocks import code, escape, short_id
-from bot.slack.command_blocks import Usage
+from bot.slack.blocks import code, commands, escape, short_id
+from bot.slack.blocks.answers import Usage
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest, find_token, whole_number
@@ -51,7 +50,7 @@ def handler(deps: Deps):
                 secret_bindings=deps.settings.secret_bindings,
                 dry_run=deps.settings.dry_run,
             )
-        request.reply(command_blocks.outcome(outcome.message))
+        request.reply(commands.outcome(outcome.message))
         if outcome.status == decisions.REQUESTED and outcome.duplicate_of is None:
             ask_admins(deps, request.client, outcome)
         if outcome.token_pk:

@@ -1,11 +1,12 @@
 """/tokens mine: the caller's tokens, nearest deadline first, with a reminder's buttons."""
 
 from bot.db import session_scope
-from bot.slack import command_blocks, overview
-from bot.slack.command_blocks import Usage, echo
+from bot.slack.blocks import commands
+from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest
+from bot.slack.surfaces import overview
 
 USAGE = Usage(Subcommand.MINE, "", "your tokens, their deadlines, and the buttons to decide")
 
@@ -19,7 +20,7 @@ def handler(deps: Deps):
         with session_scope(deps.engine) as session:
             found = overview.owned(session, deps.settings.policy, now, request.user_id)
         request.reply(
-            command_blocks.mine(found.items, found.decided, found.undated, tz, now, request.page_of())
+            commands.mine(found.items, found.decided, found.undated, tz, now, request.page_of())
         )
 
     return handle

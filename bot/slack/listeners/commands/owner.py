@@ -3,8 +3,8 @@ principal's); it covers every token of that principal in the workspace."""
 
 from bot.db import session_scope
 from bot.services import decisions
-from bot.slack import command_blocks
-from bot.slack.command_blocks import Usage, echo
+from bot.slack.blocks import commands
+from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest, find_token, slack_user
@@ -28,7 +28,7 @@ def handler(deps: Deps):
             outcome = decisions.assign_owner(
                 session=session, actor=deps.actor(request.user_id), token_pk=token.id, owner_slack_id=owner
             )
-        request.reply(command_blocks.outcome(outcome.message))
+        request.reply(commands.outcome(outcome.message))
         if outcome.token_pk:
             refresh_token_messages(deps, request.client, outcome.token_pk)
 

@@ -1,7 +1,7 @@
 """/tokens policy: the rules in force, in plain words."""
 
-from bot.slack import command_blocks
-from bot.slack.command_blocks import Usage, echo
+from bot.slack.blocks import commands
+from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest
@@ -14,6 +14,6 @@ def handler(deps: Deps):
         if request.words:
             raise BadInput(f"`policy` takes no arguments, not {echo(request.arguments)}.")
         settings = deps.settings
-        request.reply(command_blocks.policy_answer(settings.policy, settings.slack, settings.dry_run))
+        request.reply(commands.policy_answer(settings.policy, settings.slack, settings.dry_run))
 
     return handle

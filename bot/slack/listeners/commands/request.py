@@ -12,12 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
-from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
-from bot.models import Principal, Token
+from bot.models import Token
+from bot.services import queries
 from bot.slack.blocks import code, escape
-from bot.slack.command_blocks import Answer, Page, Usage, echo
+from bot.slack.blocks.answers import Answer, Page, Usage, echo
 from bot.slack.context import Deps
 
 TOKEN_ID = re.compile(
@@ -96,15 +96,8 @@ def find_token(session: Session, given: str | None, *, owner: str | None = None)
     if match is None:
         raise BadInput(f"{echo(given or '')} is not a token id.")
     wanted, workspace = match.group("id"), match.group("workspace")
-    query = select(Token).where(Token.token_id.startswith(wanted, autoescape=True))
-    if workspace:
-        query = query.where(Token.workspace == workspace)
-    if owner:
-        query = query.join(
-            Principal, and_(Principal.workspace == Token.workspace, Principal.principal_id == Token.owner_id)
-        ).where(or_(Principal.slack_user_id == owner, Principal.owner_slack_id == owner))
-    found = list(
-        session.execute(query.order_by(Token.workspace, Token.token_id).limit(MAX_MATCHES + 1)).scalars()
+    found = queries.tokens_by_id(
+        session=session, prefix=wanted, workspace=workspace, owner=owner, limit=MAX_MATCHES + 1
     )
     exact = [t for t in found if t.token_id == wanted]
     candidates = exact or found

@@ -4,9 +4,9 @@ clicker again, calls Databricks and records the decision. Nothing happens before
 
 from bot.db import session_scope
 from bot.services import report
-from bot.slack import command_blocks, references
-from bot.slack.blocks import code, escape, short_id
-from bot.slack.command_blocks import Usage
+from bot.slack import references
+from bot.slack.blocks import answers, code, commands, escape, short_id
+from bot.slack.blocks.answers import Usage
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest, find_token
@@ -29,12 +29,12 @@ def handler(deps: Deps):
             )
         if not views:
             request.reply(
-                command_blocks.plain(
+                answers.plain(
                     f"Token {code(short_id(token.token_id))} in *{escape(token.workspace)}* is already gone; "
                     "there is nothing to revoke."
                 )
             )
             return
-        request.reply(command_blocks.revoke_confirmation(views[0], reason, references.for_token(token.id)))
+        request.reply(commands.revoke_confirmation(views[0], reason, references.for_token(token.id)))
 
     return handle

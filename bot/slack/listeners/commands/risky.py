@@ -3,8 +3,8 @@
 from bot.db import session_scope
 from bot.domain.policy import FINDING_SEVERITY
 from bot.services import report
-from bot.slack import command_blocks
-from bot.slack.command_blocks import Usage, echo
+from bot.slack.blocks import commands
+from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest
@@ -20,8 +20,8 @@ def handler(deps: Deps):
             views = report.token_views(session=session, policy=deps.settings.policy, now=deps.now())
         flagged = sorted(
             (v for v in views if v.evaluation.findings),
-            key=lambda v: command_blocks.by_severity_key(v, FINDING_SEVERITY),
+            key=lambda v: commands.by_severity_key(v, FINDING_SEVERITY),
         )
-        request.reply(command_blocks.risky(flagged, request.page_of()))
+        request.reply(commands.risky(flagged, request.page_of()))
 
     return handle

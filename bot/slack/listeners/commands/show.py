@@ -3,12 +3,12 @@ Owners see their own tokens; admins see any."""
 
 from bot.db import session_scope
 from bot.services import report
-from bot.slack import command_blocks, overview
-from bot.slack.blocks import local_day
-from bot.slack.command_blocks import Usage, echo
+from bot.slack.blocks import commands, local_day
+from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest, find_token
+from bot.slack.surfaces import overview
 
 USAGE = Usage(Subcommand.SHOW, "<token_id>", "a token with its deadlines, findings and decisions")
 GONE = {"revoked": "Revoked", "expired": "Expired", "unknown": "No longer listed by Databricks"}
@@ -35,7 +35,7 @@ def handler(deps: Deps):
         if token.gone_at is not None:
             gone = f"{GONE.get(token.gone_reason or 'unknown', 'Gone')} on {local_day(token.gone_at, tz)}."
         request.reply(
-            command_blocks.show(
+            commands.show(
                 view, history, gone, tz, now, request.page_of(f"{token.workspace}/{token.token_id}")
             )
         )

@@ -2,8 +2,8 @@
 
 from bot.db import session_scope
 from bot.services import report
-from bot.slack import command_blocks
-from bot.slack.command_blocks import Usage, echo
+from bot.slack.blocks import commands
+from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest, whole_number
@@ -23,7 +23,7 @@ def handler(deps: Deps):
         with session_scope(deps.engine) as session:
             views = report.token_views(session=session, policy=deps.settings.policy, now=now)
         unused = sorted(
-            (v for v in views if command_blocks.unused_since(v, now, days)),
+            (v for v in views if commands.unused_since(v, now, days)),
             key=lambda v: (
                 v.last_used_on is not None,
                 v.last_used_on or v.created_at,
@@ -31,6 +31,6 @@ def handler(deps: Deps):
                 v.token_id,
             ),
         )
-        request.reply(command_blocks.stale(unused, days, now, request.page_of(days)))
+        request.reply(commands.stale(unused, days, now, request.page_of(days)))
 
     return handle

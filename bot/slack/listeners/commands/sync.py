@@ -1,7 +1,7 @@
 """/tokens sync: read every workspace from Databricks now; the summary comes when it is done."""
 
-from bot.slack import command_blocks
-from bot.slack.command_blocks import Usage, echo
+from bot.slack.blocks import answers, commands
+from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest
@@ -15,17 +15,17 @@ def handler(deps: Deps):
         if request.words:
             raise BadInput(f"`sync` takes no arguments, not {echo(request.arguments)}.")
         if deps.run_sync is None:
-            request.reply(command_blocks.plain("Syncing from Slack is not set up in this tokenbot."))
+            request.reply(answers.plain("Syncing from Slack is not set up in this tokenbot."))
             return
         count = len(deps.settings.workspaces)
         request.reply(
-            command_blocks.plain(
+            answers.plain(
                 f"Syncing {count} workspace{'s' if count != 1 else ''}; the summary follows here."
             )
         )
         results = deps.run_sync()
         request.reply(
-            command_blocks.sync_done([sync_line(r) for r in results], sum(not r.ok for r in results))
+            commands.sync_done([sync_line(r) for r in results], sum(not r.ok for r in results))
         )
 
     return handle

@@ -1,13 +1,9 @@
 """/tokens upcoming [days] [workspace]: deadlines in the next N days (default 14), by day."""
 
-from sqlalchemy import select
-
 from bot.db import session_scope
-from bot.models import Workspace
-from bot.services import report
-from bot.slack import command_blocks
-from bot.slack.blocks import escape
-from bot.slack.command_blocks import Usage, echo
+from bot.services import queries, report
+from bot.slack.blocks import commands, escape
+from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest, is_number, whole_number
@@ -35,7 +31,7 @@ def handler(deps: Deps):
         workspace = others[0] if others else None
         now = deps.now()
         with session_scope(deps.engine) as session:
-            known = set(session.execute(select(Workspace.name)).scalars())
+            known = queries.workspace_names(session=session)
             known |= {w.name for w in deps.settings.workspaces}
             if workspace is not None and workspace not in known:
                 names = ", ".join(f"*{escape(n)}*" for n in sorted(known)) or "none yet"
@@ -46,7 +42,7 @@ def handler(deps: Deps):
         rows = [(d, v) for v in views for d in v.evaluation.due_within(now, days)]
         tz = deps.tz_of(request.client, request.user_id)
         request.reply(
-            command_blocks.upcoming(rows, days, workspace, tz, now, request.page_of(days, workspace))
+            commands.upcoming(rows, days, workspace, tz, now, request.page_of(days, workspace))
         )
 
     return handle

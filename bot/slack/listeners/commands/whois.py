@@ -3,8 +3,9 @@ email, an email at a mapped domain, an admin's assignment). Admins only."""
 
 from bot.db import session_scope
 from bot.services import recipients
-from bot.slack import command_blocks
-from bot.slack.command_blocks import Usage, WhoisMatch, echo
+from bot.slack.blocks import commands
+from bot.slack.blocks.answers import Usage, echo
+from bot.slack.blocks.commands import WhoisMatch
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest, slack_user
@@ -40,6 +41,6 @@ def handler(deps: Deps):
                 )
                 for p, reason in found
             ]
-        request.reply(command_blocks.whois(user_id, user, matches, request.page_of(words[0])))
+        request.reply(commands.whois(user_id, user, matches, request.page_of(words[0])))
 
     return handle

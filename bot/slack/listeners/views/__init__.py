@@ -1,14 +1,51 @@
-"""Modal submission handlers: the only place a callback id meets its function."""
+"""Modal submission handlers: the only place a callback id meets its function.
+
+The ack checks the input (`errors`), answering bad input with `response_action="errors"` so the
+modal stays open; a valid submission is then one decision on the token the modal was opened for
+(`common.apply`, with the modal's own `decide`).
+"""
+
+from typing import Any
 
 from slack_bolt import App
+from slack_sdk import WebClient
 
 from bot.slack.context import Deps
 from bot.slack.ids import View
-from bot.slack.listeners.acked import acked_first
+from bot.slack.listeners.common import Click, apply
 from bot.slack.listeners.views import confirm_scopes, extend, restore_scopes
+
+FORMS = {
+    View.CONFIRM_SCOPES: confirm_scopes,
+    View.EXTEND: extend,
+    View.RESTORE_SCOPES: restore_scopes,
+}
 
 
 def register(app: App, deps: Deps) -> None:
-    app.view(View.CONFIRM_SCOPES)(**acked_first(confirm_scopes.handler(deps)))
-    app.view(View.EXTEND)(**acked_first(extend.handler(deps)))
-    app.view(View.RESTORE_SCOPES)(**acked_first(restore_scopes.handler(deps)))
+    for callback_id, form in FORMS.items():
+        app.view(callback_id)(ack=_checked(form), lazy=[_submitted(deps, form)])
+
+
+def _checked(form):
+    def check(ack, body: dict[str, Any]) -> None:
+        errors = form.errors(body)
+        if errors:
+            ack(response_action="errors", errors=errors)
+        else:
+            ack()
+
+    return check
+
+
+def _submitted(deps: Deps, form):
+    def work(body: dict[str, Any], client: WebClient) -> None:
+        if not form.errors(body):  # bolt runs the lazy listener after any ack, errors too
+            apply(
+                deps,
+                client,
+                Click.of_submission(body),
+                lambda session, ref, actor: form.decide(deps, body, session, ref, actor),
+            )
+
+    return work

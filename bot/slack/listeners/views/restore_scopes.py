@@ -1,32 +1,27 @@
 """The Restore scopes modal was submitted: add the chosen scopes back (after the ack)."""
 
+from typing import Any
+
+from sqlmodel import Session
+
 from bot.services import decisions
-from bot.slack import modals
+from bot.services.decisions import Actor, Outcome
 from bot.slack.context import Deps
 from bot.slack.ids import Block
-from bot.slack.listeners.common import Click, apply
-from bot.slack.listeners.views.values import selected
+from bot.slack.listeners.views.values import chosen_scopes
+from bot.slack.references import Resolved
 
 
-def handler(deps: Deps):
-    def handle(ack, body, client):
-        scopes = selected(body, Block.SCOPES, modals.SCOPE_ACTION)
-        if not scopes:
-            ack(response_action="errors", errors={Block.SCOPES: "Choose at least one scope to add back."})
-            return
-        ack()
-        apply(
-            deps,
-            client,
-            Click.of_submission(body),
-            lambda session, ref, actor: decisions.restore_scopes(
-                session=session,
-                gateway_for=deps.gateway_for,
-                actor=actor,
-                token_pk=ref.token_pk,
-                scopes=scopes,
-                dry_run=deps.settings.dry_run,
-            ),
-        )
+def errors(body: dict[str, Any]) -> dict[str, str]:
+    return {} if chosen_scopes(body) else {Block.SCOPES: "Choose at least one scope to add back."}
 
-    return handle
+
+def decide(deps: Deps, body: dict[str, Any], session: Session, ref: Resolved, actor: Actor) -> Outcome:
+    return decisions.restore_scopes(
+        session=session,
+        gateway_for=deps.gateway_for,
+        actor=actor,
+        token_pk=ref.token_pk,
+        scopes=chosen_scopes(body),
+        dry_run=deps.settings.dry_run,
+    )

@@ -2,6 +2,14 @@
 
 from typing import Any
 
+from bot.slack.blocks import modals
+from bot.slack.ids import Block
+
+
+def chosen_scopes(body: dict[str, Any]) -> list[str]:
+    """The scopes picked in a Confirm or Restore scopes modal."""
+    return selected(body, Block.SCOPES, modals.SCOPE_ACTION)
+
 
 def selected(body: dict[str, Any], block_id: str, action_id: str) -> list[str]:
     element = _element(body, block_id, action_id)

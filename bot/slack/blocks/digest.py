@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import (
     Block,
@@ -17,11 +18,14 @@ from slack_sdk.models.blocks import (
 
 from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, DeadlineKind
 from bot.services import decisions
-from bot.services.digest import HORIZON_DAYS, Digest, DueToken, Extension, TokenRef
-from bot.slack import blocks, fit
-from bot.slack.blocks import code, escape, relative, short_id, zone
-from bot.slack.budget import MORE_LINE_TEXT, Budget
-from bot.slack.fit import context, header, section
+from bot.services.digest import HORIZON_DAYS
+from bot.slack.blocks import fit, text
+from bot.slack.blocks.budget import MORE_LINE_TEXT, Budget
+from bot.slack.blocks.fit import context, header, section
+from bot.slack.blocks.text import code, escape, relative, short_id, zone
+
+if TYPE_CHECKING:
+    from bot.services.digest import Digest, DueToken, Extension, TokenRef
 
 TOKENS_PER_KIND = 8  # tokens named per kind and day; the rest are counted
 LINES_PER_SECTION = 15
@@ -262,4 +266,4 @@ def _decision_line(line, tz: str) -> str:
 
 def as_text(built: Sequence[Block]) -> str:
     """The digest as readable text, for `tokenbot digest --dry-run`."""
-    return blocks.as_text(built)
+    return text.as_text(built)

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import Block
 
-from bot.domain.policy import Policy
-from bot.services.breaker import BreakerState, ResumeOutcome
-from bot.services.enforcement import Enforced, EnforcementReport, HeldReason, HeldReport
-from bot.slack.blocks import escape, escape_entities
-from bot.slack.command_blocks import Answer, person, plain
-from bot.slack.digest_blocks import lines_section, owner_text, token_text
-from bot.slack.fit import context, section
+from bot.services.enforcement import HeldReason
+from bot.slack.blocks.answers import Answer, person, plain
+from bot.slack.blocks.digest import lines_section, owner_text, token_text
+from bot.slack.blocks.fit import context, section
+from bot.slack.blocks.text import escape, escape_entities
 from bot.slack.ids import COMMAND
+
+if TYPE_CHECKING:
+    from bot.domain.policy import Policy
+    from bot.services.breaker import BreakerState, ResumeOutcome
+    from bot.services.enforcement import Enforced, EnforcementReport, HeldReport
 
 
 def _enforced_line(item: Enforced, with_owner: bool) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import (
     InputBlock,
@@ -17,12 +18,15 @@ from slack_sdk.models.views import View
 
 from bot.domain.policy import DEADLINE_LABELS, DeadlineKind
 from bot.domain.scopes import PRIVILEGED_SCOPES, SCOPES
-from bot.services.report import TokenView
-from bot.slack import fit
-from bot.slack.blocks import COMMENT_CHARS, code, escape, local_time, scopes_text, short_id
-from bot.slack.fit import clip, context, section
+from bot.slack.blocks import fit
+from bot.slack.blocks.fit import clip, context, section
+from bot.slack.blocks.reminders import COMMENT_CHARS
+from bot.slack.blocks.text import code, escape, local_time, scopes_text, short_id
 from bot.slack.ids import Block
 from bot.slack.ids import View as ViewId
+
+if TYPE_CHECKING:
+    from bot.services.report import TokenView
 
 SCOPE_ACTION = "choose"
 DAYS_ACTION = "days"

@@ -19,9 +19,10 @@ from bot.services import decisions, report
 from bot.services.ports import ReminderItem
 from bot.services.report import TokenView
 from bot.slack import references
-from bot.slack.blocks import Annotation
-from bot.slack.command_blocks import HistoryEntry, person
-from bot.slack.home import HORIZON_DAYS, AdminOverview, HomeData, WaitingToken
+from bot.slack.blocks.answers import person
+from bot.slack.blocks.history import HistoryEntry
+from bot.slack.blocks.home import HORIZON_DAYS, AdminOverview, HomeData, WaitingToken
+from bot.slack.blocks.reminders import Annotation
 from bot.slack.refresh import annotation
 
 logger = logging.getLogger(__name__)

@@ -1,37 +1,37 @@
-"""Pure Block Kit builders of the `/tokens` answers (STYLE.md 3): data in, `Answer` out.
-
-Every answer is ephemeral and fits one message: long lists are split into pages of at most
-`PAGE_BLOCKS` blocks, with Previous/Next page buttons whose value is the page number and the
-command that made the answer (`"2 risky"`); clicking one runs that command again for the clicker,
-checked like a typed one. User text (comments, reasons, what was typed) is always escaped.
+"""The answers of the `/tokens` subcommands (STYLE.md 3): data in, `Answer` out (see `answers`
+for what an answer is made of and how it pages). User text (comments, reasons, what was typed) is
+always escaped.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ConfirmObject,
-)
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ConfirmObject
 
 from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, Deadline, DeadlineKind, Policy
-from bot.services.ports import ReminderItem, SlackUser
 from bot.services.recipients import MatchReason
-from bot.services.report import TokenView
-from bot.slack import fit
-from bot.slack.blocks import (
-    AUTOSCOPE_STATE_WORDS,
-    SECTION_TEXT_LIMIT,
-    Annotation,
+from bot.slack.blocks import fit
+from bot.slack.blocks.answers import (
+    SLACK_USER,
+    Answer,
+    Page,
+    line_sections,
+    listed,
+    paged,
+    person,
+    plain,
+    plural,
+)
+from bot.slack.blocks.fit import clip
+from bot.slack.blocks.history import HistoryEntry, decision_line
+from bot.slack.blocks.reminders import AUTOSCOPE_STATE_WORDS, Annotation, token_blocks
+from bot.slack.blocks.text import (
     code,
     escape,
     local_day,
@@ -40,83 +40,16 @@ from bot.slack.blocks import (
     safe_text,
     scopes_text,
     short_id,
-    token_blocks,
     zone,
 )
-from bot.slack.budget import Budget
-from bot.slack.fit import clip
 from bot.slack.ids import COMMAND, Action
-from bot.slack.refresh import VERBS
 
 if TYPE_CHECKING:
     from bot.config import SlackConfig
-    from bot.models import Decision
+    from bot.services.ports import ReminderItem, SlackUser
+    from bot.services.report import TokenView
 
-PAGE_BLOCKS = 40  # per answer (Slack allows 50 per message): room for the title and the pager
-LINES_PER_SECTION = 10
-BUTTON_VALUE_LIMIT = 2000
 COMMENT_CHARS = 60
-ECHO_CHARS = 40
-SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
-PAGING_NOTE = "Long answers come in pages of about 40 blocks: use the *Next page* button under them."
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """One subcommand as the help shows it."""
-
-    name: str
-    arguments: str
-    summary: str
-    admin: bool = False
-
-    @property
-    def line(self) -> str:
-        return code(f"{COMMAND} {self.name}{' ' + self.arguments if self.arguments else ''}")
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """An ephemeral answer: fallback text and blocks."""
-
-    text: str
-    blocks: list[Block] = field(default_factory=list)
-
-    def payload(self) -> dict[str, Any]:
-        return {"text": self.text, "blocks": [block.to_dict() for block in self.blocks]}
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """Which page to show, and the command (without `/tokens`) that makes the answer."""
-
-    number: int
-    command: str
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """A decision with the token it was about, for histories and the App Home."""
-
-    decision: Decision
-    workspace: str | None
-    token_id: str | None
-
-
-# ---------------------------------------------------------------------------------------------
-# text helpers
-
-
-def echo(text: str) -> str:
-    """What someone typed, shown back safely."""
-    return code(clip(text, ECHO_CHARS)) if text.strip() else "nothing"
-
-
-def person(slack_id: str | None, fallback: str | None = None) -> str:
-    """A Slack mention for a real user id; anything else as escaped text."""
-    if slack_id and SLACK_USER.match(slack_id):
-        return f"<@{slack_id}>"
-    return escape(fallback or slack_id or "nobody")
 
 
 def token_ref(view: TokenView) -> str:
@@ -135,137 +68,8 @@ def comment_text(view: TokenView) -> str:
     return f"“{escape(clip(view.comment, COMMENT_CHARS))}”" if view.comment.strip() else "_no comment_"
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def _and(items: Sequence[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
 _section = fit.section
 _context = fit.context
-
-
-def line_sections(lines: Sequence[str], heading: str | None = None) -> list[list[Block]]:
-    """Lines in sections of at most `LINES_PER_SECTION` lines and 3000 characters, each a page
-    entry; a long group repeats its heading with "(continued)"."""
-    entries: list[list[Block]] = []
-    chunk: list[str] = []
-    size = 0
-
-    def flush() -> None:
-        nonlocal chunk, size
-        if not chunk:
-            return
-        title = heading if not entries else f"{heading} (continued)" if heading else None
-        text = "\n".join(([f"*{title}*"] if title else []) + chunk)
-        entries.append([_section(text)])
-        chunk, size = [], 0
-
-    for line in lines:
-        line = fit.fit(line, SECTION_TEXT_LIMIT - 200)
-        if len(chunk) >= LINES_PER_SECTION or size + len(line) + 1 > SECTION_TEXT_LIMIT - 200:
-            flush()
-        chunk.append(line)
-        size += len(line) + 1
-    flush()
-    return entries
-
-
-# ---------------------------------------------------------------------------------------------
-# pages
-
-
-def pager_value(number: int, command: str) -> str:
-    return f"{number} {command}"
-
-
-def parse_pager_value(value: str | None) -> tuple[int, str]:
-    """(page, command) of a pager button; page 1 and no command for anything malformed."""
-    number, _, command = (value or "").partition(" ")
-    if not (number.isascii() and number.isdigit()) or len(number) > 5:
-        return 1, ""
-    return max(1, int(number)), command
-
-
-def _split_pages(title: list[Block], entries: Sequence[list[Block]]) -> list[list[list[Block]]]:
-    """Entries in pages that each fit one message with the title and the pager (`Budget`)."""
-    pages: list[list[list[Block]]] = [[]]
-    budget = Budget(blocks=PAGE_BLOCKS, spent=title, keep_blocks=2)
-    for entry in entries:
-        if not budget.take(entry) and pages[-1]:
-            pages.append([])
-            budget = Budget(blocks=PAGE_BLOCKS, spent=title, keep_blocks=2)
-            budget.take(entry)
-        pages[-1].append(entry)
-    return pages
-
-
-def paged(title: list[Block], entries: Sequence[list[Block]], page: Page, text: str) -> Answer:
-    """The title, then the entries of the requested page (the last one if it is past the end),
-    then where this page is and the buttons to the others. A page holds at most `PAGE_BLOCKS`
-    blocks and one message's worth of text."""
-    pages = _split_pages(title, entries)
-    number = min(max(page.number, 1), len(pages))
-    built = list(title) + [block for entry in pages[number - 1] for block in entry]
-    if len(pages) > 1:
-        built.append(_context(f"Page {number} of {len(pages)}"))
-        buttons = []
-        if number > 1 and len(pager_value(number - 1, page.command)) <= BUTTON_VALUE_LIMIT:
-            buttons.append(
-                ButtonElement(
-                    text="Previous page",
-                    action_id=Action.PREVIOUS_PAGE,
-                    value=pager_value(number - 1, page.command),
-                )
-            )
-        if number < len(pages) and len(pager_value(number + 1, page.command)) <= BUTTON_VALUE_LIMIT:
-            buttons.append(
-                ButtonElement(
-                    text="Next page", action_id=Action.NEXT_PAGE, value=pager_value(number + 1, page.command)
-                )
-            )
-        if buttons:
-            built.append(ActionsBlock(block_id="pager", elements=buttons))
-        text += f" (page {number} of {len(pages)})"
-    return Answer(text, built)
-
-
-# ---------------------------------------------------------------------------------------------
-# help, refusals, plain answers
-
-
-def help_answer(usages: Sequence[Usage]) -> Answer:
-    everyone = [f"{u.line}: {u.summary}" for u in usages if not u.admin]
-    admins = [f"{u.line}: {u.summary}" for u in usages if u.admin]
-    blocks: list[Block] = [
-        _section(f"*{COMMAND}*: your Databricks tokens and what is about to happen to them."),
-        _section("*For everyone*\n" + "\n".join(everyone)),
-        _section("*For tokenbot admins*\n" + "\n".join(admins)),
-        _context(
-            "A token id is the full id or its first characters as messages show them "
-            "(e.g. `0a1b2c3d4e`); if two workspaces share it, write `workspace/id`. " + PAGING_NOTE
-        ),
-    ]
-    return Answer(f"{COMMAND} help: " + ", ".join(u.name for u in usages), blocks)
-
-
-def refusal(line: str, usages: Sequence[Usage]) -> Answer:
-    """A one-line answer to something that cannot be done, with how to do it right."""
-    usage = "\n".join(f"{u.line}: {u.summary}" for u in usages)
-    return Answer(line, [_section(line), _context(("Usage:\n" if len(usages) == 1 else "") + usage)])
-
-
-def plain(message: str) -> Answer:
-    """One line or paragraph, already in safe mrkdwn."""
-    return Answer(fit.fit(message, SECTION_TEXT_LIMIT), [_section(message)])
-
-
-def failure() -> Answer:
-    return plain("Something went wrong on tokenbot's side; nothing was changed. The error is logged.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,7 +89,7 @@ def mine(
     if not count:
         return plain("You have no live Databricks tokens that tokenbot knows of.")
     title: list[Block] = [
-        fit.header(f"Your {_plural(count, 'Databricks token')}"),
+        fit.header(f"Your {plural(count, 'Databricks token')}"),
         _context(
             "Nearest deadline first. Each button applies at once and is recorded; "
             f"times in {escape(zone(tz).key)}."
@@ -295,7 +99,7 @@ def mine(
     if undated:
         lines = [f"• {token_ref(v)} · {comment_text(v)}" for v in undated]
         entries += line_sections(lines, "Nothing scheduled for these")
-    return paged(title, entries, page, f"Your {_plural(count, 'token')}")
+    return paged(title, entries, page, f"Your {plural(count, 'token')}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,16 +117,16 @@ def upcoming(
     """Deadlines in the next `days` days (overdue ones first), grouped by day in the reader's zone."""
     where = f" in {escape(workspace)}" if workspace else ""
     if not rows:
-        return plain(f"Nothing is due in the next {_plural(days, 'day')}{where}.")
+        return plain(f"Nothing is due in the next {plural(days, 'day')}{where}.")
     rows = sorted(rows, key=lambda r: (r[0].due_at, r[1].workspace, r[1].token_id))
     counts: dict[DeadlineKind, int] = {}
     for deadline, _ in rows:
         counts[deadline.kind] = counts.get(deadline.kind, 0) + 1
-    summary = _and([f"{n} {DEADLINE_LABELS[kind].lower()}" for kind, n in counts.items()])
+    summary = listed([f"{n} {DEADLINE_LABELS[kind].lower()}" for kind, n in counts.items()])
     title: list[Block] = [
-        fit.header(f"Deadlines in the next {_plural(days, 'day')}{where}"),
+        fit.header(f"Deadlines in the next {plural(days, 'day')}{where}"),
         _context(
-            f"{_plural(len(rows), 'deadline')} on {_plural(len({v.pk for _, v in rows}), 'token')}: "
+            f"{plural(len(rows), 'deadline')} on {plural(len({v.pk for _, v in rows}), 'token')}: "
             f"{summary}. Times in {escape(zone(tz).key)}."
         ),
     ]
@@ -343,8 +147,8 @@ def upcoming(
             f"{owner_text(v)} · {comment_text(v)}"
             for d, v in group_rows
         ]
-        entries += line_sections(lines, f"{heading} · {_plural(len(group_rows), 'deadline')}")
-    return paged(title, entries, page, f"{_plural(len(rows), 'deadline')} in the next {days} days{where}")
+        entries += line_sections(lines, f"{heading} · {plural(len(group_rows), 'deadline')}")
+    return paged(title, entries, page, f"{plural(len(rows), 'deadline')} in the next {days} days{where}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,22 +160,22 @@ def risky(views: Sequence[TokenView], page: Page) -> Answer:
     if not views:
         return plain("No live token has a finding: nothing risky to show.")
     title: list[Block] = [
-        fit.header(f"{_plural(len(views), 'token')} with findings, worst first"),
+        fit.header(f"{plural(len(views), 'token')} with findings, worst first"),
     ]
     lines = [
         f"• {token_ref(v)} · {owner_text(v)} · {comment_text(v)}\n"
         f"    :warning: {', '.join(FINDING_LABELS[f.code] for f in v.evaluation.findings)}"
         for v in views
     ]
-    return paged(title, line_sections(lines), page, f"{_plural(len(views), 'risky token')}")
+    return paged(title, line_sections(lines), page, f"{plural(len(views), 'risky token')}")
 
 
 def stale(views: Sequence[TokenView], days: int, now: datetime, page: Page) -> Answer:
     """Tokens unused for `days` days, the longest unused first."""
     if not views:
-        return plain(f"Every live token was used in the last {_plural(days, 'day')}.")
+        return plain(f"Every live token was used in the last {plural(days, 'day')}.")
     title: list[Block] = [
-        fit.header(f"{_plural(len(views), 'token')} unused for {days} days or more"),
+        fit.header(f"{plural(len(views), 'token')} unused for {days} days or more"),
     ]
 
     def used(view: TokenView) -> str:
@@ -380,7 +184,7 @@ def stale(views: Sequence[TokenView], days: int, now: datetime, page: Page) -> A
         return f"last used {local_day(view.last_used_on, 'UTC')} ({(now - view.last_used_on).days} days ago)"
 
     lines = [f"• {token_ref(v)} · {owner_text(v)} · {comment_text(v)} · {used(v)}" for v in views]
-    return paged(title, line_sections(lines), page, f"{_plural(len(views), 'stale token')}")
+    return paged(title, line_sections(lines), page, f"{plural(len(views), 'stale token')}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,46 +238,6 @@ def _autoscope_words(state: str | None) -> str:
     return AUTOSCOPE_STATE_WORDS.get(state or "", state or "not reported")
 
 
-STATUS_WORDS = {
-    "requested": "waiting for an admin",
-    "approved": "approved",
-    "applied": "done",
-    "failed": "failed",
-    "denied": "denied",
-    "refused": "refused",
-}
-
-
-def decision_line(entry: HistoryEntry, tz: str, with_token: bool = True) -> str:
-    """• 7 Dec 2026 14:03 · Revoked · done · by @ada (admin): "reason"."""
-    decision = entry.decision
-    parameters = decision.parameters or {}
-    when = decision.updated_at or decision.created_at
-    stamp = f"{local_day(when, tz)} {when.astimezone(zone(tz)):%H:%M}" if when else "?"
-    verb = VERBS.get(decision.action, decision.action.replace("_", " ").capitalize())
-    who = "tokenbot" if decision.actor_slack_id == "tokenbot" else person(decision.actor_slack_id)
-    parts = [stamp, verb]
-    if with_token and entry.token_id:
-        parts.append(f"{code(short_id(entry.token_id))} in *{escape(entry.workspace or '?')}*")
-    parts.append(f"{STATUS_WORDS.get(decision.status, escape(decision.status))} · by {who}")
-    details = []
-    if parameters.get("days"):
-        details.append(f"{escape(str(parameters['days']))} days")
-    if parameters.get("scopes") and isinstance(parameters["scopes"], list):
-        details.append(scopes_text(str(s) for s in parameters["scopes"]))
-    if parameters.get("owner_slack_id"):
-        details.append(f"owner {person(str(parameters['owner_slack_id']))}")
-    if parameters.get("reason"):
-        details.append(f"“{escape(clip(str(parameters['reason']), 80))}”")
-    if parameters.get("refused"):
-        details.append(f"({escape(str(parameters['refused']).replace('_', ' '))})")
-    if parameters.get("dry_run"):
-        details.append("(dry run)")
-    if decision.error:
-        details.append(f"error: {escape(clip(decision.error, 80))}")
-    return "• " + " · ".join(parts) + (": " + ", ".join(details) if details else "")
-
-
 # ---------------------------------------------------------------------------------------------
 # revoke, sync, policy
 
@@ -520,14 +284,14 @@ def revoke_confirmation(view: TokenView, reason: str, reference: str) -> Answer:
 
 
 def sync_done(lines: Sequence[str], failed: int) -> Answer:
-    head = "Sync done." if not failed else f"Sync done; {_plural(failed, 'workspace')} failed."
+    head = "Sync done." if not failed else f"Sync done; {plural(failed, 'workspace')} failed."
     body = "\n".join(f"• {escape(line)}" for line in lines) or "_no workspace is configured_"
     return Answer(head, [_section(f"*{head}*"), *[e[0] for e in line_sections(body.split("\n"))]])
 
 
 def policy_answer(policy: Policy, slack: SlackConfig, dry_run: bool) -> Answer:
     """The policy in force, in plain words."""
-    steps = _and([str(d) for d in sorted(policy.reminder_days, reverse=True)])
+    steps = listed([str(d) for d in sorted(policy.reminder_days, reverse=True)])
     quiet = (
         ", at any hour"
         if policy.quiet_window() is None
@@ -537,7 +301,7 @@ def policy_answer(policy: Policy, slack: SlackConfig, dry_run: bool) -> Answer:
     lines = [
         f"*Reminders.* Each token's owner gets a direct message {steps} days before anything happens "
         f"to the token{quiet}. Undecided tokens go to the admins{admins} "
-        f"{_plural(policy.escalate_after_days, 'day')} before the deadline, and so do tokens "
+        f"{plural(policy.escalate_after_days, 'day')} before the deadline, and so do tokens "
         "whose owner cannot be found in Slack.",
         f"*What Databricks does.* Auto-scoping watches a token for {policy.autoscope_observation_days} "
         "days, then narrows it to the scopes it used. Tokens unused for "
@@ -560,14 +324,14 @@ def policy_answer(policy: Policy, slack: SlackConfig, dry_run: bool) -> Answer:
             "overdue ones go to the admins."
         )
         lines.append(
-            f"*The organisation's own policy.* {_and(rules).capitalize()} are due for revocation. {enforce}"
+            f"*The organisation's own policy.* {listed(rules).capitalize()} are due for revocation. {enforce}"
         )
     else:
         lines.append("*The organisation's own policy.* None: tokenbot only warns about what Databricks does.")
     lines.append(
         f"*Extensions.* An owner can put off the organisation's deadline by up to "
-        f"{_plural(policy.max_extension_days, 'day')} at once and "
-        f"{_plural(policy.max_total_extension_days, 'day')} past the original deadline in all; longer "
+        f"{plural(policy.max_extension_days, 'day')} at once and "
+        f"{plural(policy.max_total_extension_days, 'day')} past the original deadline in all; longer "
         "needs an admin, and the digest lists every extension. "
         "Scopes chosen by hand that include `authentication` or `all-apis` need an admin too."
     )

@@ -1,18 +1,15 @@
-"""Pure Block Kit builders: domain objects in, `slack_sdk.models` blocks out (STYLE.md 3).
-
-Nothing here talks to Slack; tests call the builders directly and `to_dict()` checks Slack's
-limits. User-supplied text (token comments, names) is escaped so it can never mention
-`<!channel>` or anyone else.
+"""A reminder: one section per token with its buttons, grouped by deadline kind, under a
+headline; and what a decision adds to a token's section (`Annotation`) when the message is
+redrawn.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import groupby
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -24,12 +21,14 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, DeadlineKind, Finding
-from bot.mentions import SLACK_USER_ID
-from bot.services.ports import ReminderItem, ReminderMessage
-from bot.slack import fit
-from bot.slack.budget import MESSAGE_BLOCKS, Budget
-from bot.slack.fit import clip, context, header, section
+from bot.slack.blocks import fit
+from bot.slack.blocks.budget import MESSAGE_BLOCKS, Budget
+from bot.slack.blocks.fit import clip, context, header, section
+from bot.slack.blocks.text import code, escape, local_day, local_time, relative, scopes_text, short_id
 from bot.slack.ids import TOKEN_BLOCK_PREFIX, Action
+
+if TYPE_CHECKING:
+    from bot.services.ports import ReminderItem, ReminderMessage
 
 MAX_MESSAGE_BLOCKS = MESSAGE_BLOCKS
 SECTION_TEXT_LIMIT = fit.SECTION_TEXT
@@ -50,85 +49,6 @@ AUTOSCOPE_STATE_WORDS = {
     "AUTOSCOPE_STATE_DISABLED": "off",
     "AUTOSCOPE_STATE_API_NOT_COVERED": "uses an API no scope covers",
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# text helpers
-
-
-ZERO_WIDTH_SPACE = "\u200b"
-_MARKUP = re.compile(r"[*_~`]")
-
-
-def escape_entities(text: str) -> str:
-    """Slack's three control characters as entities (docs.slack.dev, "Escaping text"). Enough for
-    tokenbot's own words (setting names keep their underscores); user text goes through `escape`."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def escape(text: str) -> str:
-    """User text as mrkdwn that shows it as written: no mention, link or broadcast (entities), and
-    no bold, italics, strike or code from its `*`, `_`, `~` and backticks. Slack has no escape for
-    those (a backslash stays visible; a space beside the character stops it: Slack's answer in
-    slackhq/slack-api-docs#34), so each is fenced by zero-width spaces, which stop the pairing
-    invisibly (as in anneschuth/claude-threads#92). Bare URLs: text objects holding user text set
-    `verbatim: true` (`mrkdwn`), which turns Slack's auto-linking off."""
-    fenced = escape_entities(text)
-    return _MARKUP.sub(lambda found: ZERO_WIDTH_SPACE + found.group() + ZERO_WIDTH_SPACE, fenced)
-
-
-_ESCAPED_MENTION = re.compile(rf"&lt;@({SLACK_USER_ID})&gt;")
-
-
-def safe_text(text: str) -> str:
-    """A service's message (plain text quoting token comments) in safe mrkdwn: escaped once, its
-    `<@U…>` mentions kept."""
-    return _ESCAPED_MENTION.sub(r"<@\1>", escape(text))
-
-
-def code(text: str) -> str:
-    """Inline code: nothing formats inside it, and ids copy as they are."""
-    return "`" + escape_entities(text).replace("`", "'") + "`"
-
-
-def zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def local_time(moment: datetime, tz: str | None) -> str:
-    """ "Mon 7 Dec 2026, 09:00 CET" in the reader's time zone."""
-    local = moment.astimezone(zone(tz))
-    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname()}"
-
-
-def local_day(moment: datetime | None, tz: str | None) -> str:
-    if moment is None:
-        return "never"
-    local = moment.astimezone(zone(tz))
-    return f"{local.day} {local:%b %Y}"
-
-
-def relative(moment: datetime, now: datetime) -> str:
-    delta = moment - now
-    if delta < timedelta(0):
-        return "overdue"
-    if delta < timedelta(days=1):
-        hours = max(1, int(delta.total_seconds() // 3600))
-        return f"in {hours} hour{'s' if hours != 1 else ''}"
-    days = delta.days
-    return f"in {days} day{'s' if days != 1 else ''}"
-
-
-def scopes_text(scopes: Iterable[str]) -> str:
-    names = list(scopes)
-    return ", ".join(code(s) for s in names) if names else "_full access (no scopes)_"
-
-
-def short_id(token_id: str) -> str:
-    return token_id[:10]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,99 +229,4 @@ def _headline(message: ReminderMessage, count: int) -> tuple[str, str]:
         else "Your Databricks token will change soon",
         "Databricks is about to act on these tokens. Decide now, before a job breaks: "
         "each button applies at once and is recorded.",
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# plain text, for previews and logs
-
-
-def as_text(blocks: Sequence[Block | dict]) -> str:
-    """A readable rendering of blocks (objects, or the dicts Slack stores) for the terminal:
-    `tokenbot remind --dry-run` and the demo's transcript."""
-    lines: list[str] = []
-    for block in blocks:
-        data = block if isinstance(block, dict) else block.to_dict()
-        kind = data["type"]
-        if kind == "header":
-            lines += [data["text"]["text"].upper(), ""]
-        elif kind == "section":
-            lines.append(_unescape(data["text"]["text"]))
-        elif kind == "context":
-            lines.append("  " + " ".join(_unescape(e.get("text", "")) for e in data["elements"]))
-        elif kind == "actions":
-            lines.append("  " + " ".join(f"[{_element_label(e)}]" for e in data["elements"]))
-            lines.append("")
-        elif kind == "divider":
-            lines.append("-" * 40)
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _element_label(element: dict) -> str:
-    label = element.get("text") or element.get("placeholder") or {}
-    return label.get("text") or element.get("type", "?")
-
-
-def _unescape(text: str) -> str:
-    text = text.replace(ZERO_WIDTH_SPACE, "")
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
-# ---------------------------------------------------------------------------------------------
-# after a decision: feedback, approvals, hand-backs
-
-
-def outcome_blocks(message: str, retry_reference: str | None = None) -> list[Block]:
-    """The answer to the person who clicked (a service's plain message); a Retry button when
-    Databricks failed."""
-    blocks: list[Block] = [section(safe_text(message))]
-    if retry_reference:
-        blocks.append(
-            ActionsBlock(
-                elements=[ButtonElement(text="Retry", action_id=Action.RETRY, value=retry_reference)]
-            )
-        )
-    return blocks
-
-
-def approval_request(request_text: str, token_line: str, reference: str) -> tuple[str, list[Block]]:
-    """Posted to the admins channel: a request only an admin may approve."""
-    text = f"Approval needed: {request_text}"
-    return text, [
-        section(f":raised_hand: *Approval needed*\n{request_text}\n{token_line}"),
-        ActionsBlock(
-            block_id=f"approval:{reference}",
-            elements=[
-                ButtonElement(text="Approve", action_id=Action.APPROVE, value=reference, style="primary"),
-                ButtonElement(text="Deny", action_id=Action.DENY, value=reference, style="danger"),
-            ],
-        ),
-    ]
-
-
-def owner_wanted(request_text: str, token_line: str, token_reference: str) -> tuple[str, list[Block]]:
-    """Posted to the admins channel after "Not mine": pick the token's owner."""
-    from slack_sdk.models.blocks import UserSelectElement
-
-    text = f"Owner wanted: {request_text}"
-    return text, [
-        section(f":mag: *Owner wanted*\n{request_text}\n{token_line}"),
-        ActionsBlock(
-            block_id=f"assign:{token_reference}",
-            elements=[
-                UserSelectElement(action_id=Action.ASSIGN_OWNER, placeholder="Pick the owner"),
-            ],
-        ),
-    ]
-
-
-def resolved(original_text: str, outcome_text: str) -> list[Block]:
-    """An approval or owner request once an admin has acted: the buttons go, the answer (a
-    service's plain message) stays. `original_text` is the request's own mrkdwn."""
-    return [section(original_text), context(safe_text(outcome_text))]
-
-
-def token_line(view_workspace: str, token_id: str, comment: str) -> str:
-    return f"{code(short_id(token_id))} in *{escape(view_workspace)}*" + (
-        f" · {escape(clip(comment, COMMENT_CHARS))}" if comment else ""
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -23,26 +24,35 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.domain.policy import DEADLINE_LABELS, DeadlineKind
-from bot.models import Workspace
-from bot.services.ports import ReminderItem
-from bot.services.report import TokenView
-from bot.slack.blocks import Annotation, escape, local_time, token_blocks
-from bot.slack.budget import VIEW_BLOCKS, Budget
-from bot.slack.command_blocks import (
-    HistoryEntry,
-    comment_text,
-    decision_line,
-    line_sections,
-    token_ref,
-)
-from bot.slack.fit import clip, context, header, section
+from bot.slack.blocks.answers import line_sections
+from bot.slack.blocks.budget import VIEW_BLOCKS, Budget
+from bot.slack.blocks.commands import comment_text, token_ref
+from bot.slack.blocks.fit import clip, context, header, section
+from bot.slack.blocks.history import HistoryEntry, decision_line
+from bot.slack.blocks.reminders import Annotation, token_blocks
+from bot.slack.blocks.text import escape, local_time
 from bot.slack.ids import Action
+
+if TYPE_CHECKING:
+    from bot.services.ports import ReminderItem
+    from bot.services.report import TokenView
 
 HOME_BLOCKS = VIEW_BLOCKS  # Slack's limit for a Home tab
 HORIZON_DAYS = 14
 SHOWN_WORKSPACES = 20  # two sections of ten
 SHOWN_WAITING = 8
 SHOWN_DECISIONS = 10
+
+
+class WorkspaceFacts(Protocol):
+    """What the admins' Home shows of a workspace (a `bot.models.Workspace` row has it all)."""
+
+    name: str
+    status: str  # never / ok / stale
+    token_count: int | None
+    last_sync_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +68,7 @@ class WaitingToken:
 class AdminOverview:
     due_counts: Mapping[DeadlineKind, int]  # deadlines in the next HORIZON_DAYS days, overdue ones included
     overdue: int
-    workspaces: Sequence[Workspace]
+    workspaces: Sequence[WorkspaceFacts]
     waiting: Sequence[WaitingToken]
     horizon_days: int = HORIZON_DAYS
 
@@ -152,7 +162,7 @@ def admin_blocks(overview: AdminOverview, tz: str) -> list[Block]:
     return blocks
 
 
-def _workspace_line(workspace: Workspace, tz: str) -> str:
+def _workspace_line(workspace: WorkspaceFacts, tz: str) -> str:
     name = f"*{escape(workspace.name)}*"
     tokens = f" · {workspace.token_count} tokens" if workspace.token_count is not None else ""
     if workspace.status == "ok":

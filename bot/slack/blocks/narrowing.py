@@ -1,10 +1,11 @@
 """Pure Block Kit builder of the message sent after auto-scoping narrowed a token
 (bot/services/narrowing.py): what it had, what it has now, the rarely used scopes it lost, and
-the Restore scopes / Looks fine buttons. Tested without Slack, like bot/slack/blocks.py."""
+the Restore scopes / Looks fine buttons. Tested without Slack, like the reminders (`reminders.py`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -15,19 +16,14 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.domain.scopes import label_for
-from bot.services.narrowing import NarrowedMessage, NarrowedToken
-from bot.slack.blocks import (
-    COMMENT_CHARS,
-    Annotation,
-    code,
-    escape,
-    local_day,
-    scopes_text,
-    short_id,
-)
-from bot.slack.budget import Budget
-from bot.slack.fit import clip, context, header, section
+from bot.slack.blocks.budget import Budget
+from bot.slack.blocks.fit import clip, context, header, section
+from bot.slack.blocks.reminders import COMMENT_CHARS, Annotation
+from bot.slack.blocks.text import code, escape, local_day, scopes_text, short_id
 from bot.slack.ids import TOKEN_BLOCK_PREFIX, Action
+
+if TYPE_CHECKING:
+    from bot.services.narrowing import NarrowedMessage, NarrowedToken
 
 LOOKS_FINE_MARK = ":ok_hand:"
 
