@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot import __version__
-from bot.cli import app
+from bot.cli.main import app
 
 runner = CliRunner()
 

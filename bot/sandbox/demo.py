@@ -67,10 +67,11 @@ class Demo:
 
     # setting the stage ---------------------------------------------------------------------------
     def __enter__(self) -> Demo:
-        from bot.scheduler import JobContext
-        from bot.slack.app import build_app, make_deps
+        from bot.jobs.runners import JobContext
+        from bot.slack.app import build_app
         from bot.slack.client import make_client
         from bot.web import BackgroundServer, WebApp
+        from bot.wiring import make_deps
 
         self.prod = self._stack.enter_context(DatabricksSandbox(workspace_id=1001))
         self.analytics = self._stack.enter_context(DatabricksSandbox(workspace_id=1002))
@@ -191,8 +192,8 @@ key = "{SECRET_KEY}"
         return all(v.ok for v in self.verdicts)
 
     def sync(self) -> Verdict:
+        from bot.cli.output import sync_line
         from bot.services import usage
-        from bot.terminal import sync_line
 
         results = self.deps.run_sync()
         for result in results:
@@ -208,8 +209,8 @@ key = "{SECRET_KEY}"
         )
 
     def upcoming_report(self) -> Verdict:
+        from bot.cli.output import report_table
         from bot.services import report
-        from bot.terminal import report_table
 
         now = clock.now()
         with db.session_scope(self.engine) as session:
@@ -227,7 +228,7 @@ key = "{SECRET_KEY}"
         )
 
     def remind(self) -> Verdict:
-        from bot.scheduler import reminders_job
+        from bot.jobs.runners import reminders_job
         from bot.slack.blocks import as_text
 
         reminders_job(self.jobs)
@@ -302,7 +303,7 @@ key = "{SECRET_KEY}"
         return Verdict("", "an exemption from the organisation's policy", f"exemption until {until}", ok)
 
     def rotate(self) -> Verdict:
-        from bot.scheduler import rotations_job
+        from bot.jobs.runners import rotations_job
 
         old = self.seeded.token("sp_rotate")
         message, reference = self._reminder_in(ADMIN_CHANNEL, old)
@@ -346,7 +347,7 @@ key = "{SECRET_KEY}"
         )
 
     def enforce(self) -> Verdict:
-        from bot.scheduler import enforcement_job
+        from bot.jobs.runners import enforcement_job
 
         token_id = self.seeded.token("overdue_policy")
         enforcement_job(self.jobs)
@@ -408,7 +409,7 @@ key = "{SECRET_KEY}"
         )
 
     def digest(self) -> Verdict:
-        from bot.scheduler import digest_job
+        from bot.jobs.runners import digest_job
 
         before = len(self.slack.messages(DIGEST_CHANNEL))
         digest_job(self.jobs)

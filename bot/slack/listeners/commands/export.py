@@ -4,6 +4,7 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
+from bot.cli.output import report_csv
 from bot.db import session_scope
 from bot.services import report
 from bot.slack import command_blocks
@@ -12,7 +13,6 @@ from bot.slack.command_blocks import Usage, echo
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest
-from bot.terminal import report_csv
 
 logger = logging.getLogger(__name__)
 
