@@ -74,7 +74,7 @@ def test_a_failing_run_is_logged_and_counted_and_the_next_run_happens(world, cap
     world.slack.fail("chat.postMessage", error="internal_error")  # Slack breaks once
     failed_before, ok_before = runs("digest", "failed"), runs("digest", "ok")
     scheduler = Scheduler(context_of(world), intervals={"digest": timedelta(seconds=1)})
-    caplog.set_level(logging.INFO, logger="bot.scheduler")
+    caplog.set_level(logging.INFO, logger="bot.jobs")
 
     with scheduler.running():
         wait_for(lambda: world.slack.messages(DIGEST_CHANNEL), timeout=15, what="the digest of the next run")
