@@ -1,5 +1,5 @@
 """`python -m bot` runs the same CLI as the `tokenbot` console script."""
 
-from bot.cli import app
+from bot.cli.main import app
 
 app(prog_name="tokenbot")

@@ -22,13 +22,13 @@ from types import FrameType
 from sqlalchemy import Engine
 
 from bot.config import Settings
+from bot.slack.health import SlackAuthCheck
+from bot.wiring import Wiring, wire
 
 logger = logging.getLogger(__name__)
 
 STOP_BUDGET = 9.0  # seconds from SIGTERM to exit; orchestrators usually allow 10 before SIGKILL
 HTTP_GRACE = 4  # seconds uvicorn gives the requests in hand
-READINESS_TIMEOUT = 3  # seconds /readyz waits for Slack's auth.test
-SOCKET_PING = 5  # seconds between Socket Mode pings; a connection silent for 4 of them is replaced
 
 
 class ServeError(Exception):
@@ -45,45 +45,46 @@ def serve(
     scheduler: bool = True,
     intervals: Mapping[str, timedelta] | None = None,
 ) -> None:
-    from slack_bolt.error import BoltError
+    from bot.slack.app import TokenRefused, build_app
 
-    from bot.slack.app import build_app, make_deps
-    from bot.slack.client import make_client
-
-    client = make_client(settings)
-    deps = make_deps(settings, engine, client)
+    wiring = wire(settings, engine)
     try:
-        bolt = build_app(settings, deps, client, socket_mode=not http)
-    except BoltError as error:  # auth.test at start-up failed
+        bolt = build_app(settings, wiring.deps, wiring.client, socket_mode=not http)
+    except TokenRefused as error:  # auth.test at start-up failed
         raise ServeError(
             f"Slack refused SLACK_BOT_TOKEN ({error}); check it with `tokenbot doctor`"
         ) from None
     except ValueError as error:
         raise ServeError(str(error)) from None
-    jobs = _scheduler(settings, engine, client, deps.gateway_for, intervals) if scheduler else None
+    jobs = _scheduler(wiring, intervals) if scheduler else None
     if jobs is None:
         logger.info("scheduler off (--no-scheduler): no sync, reminders or digests from this process")
     stopping = _Stopping(jobs)
     try:
-        # /readyz says when the admin group cannot be read (only slack.admins count then).
-        admin_problem = getattr(deps.is_admin, "problem", None)
         if http:
-            _serve_http(settings, engine, bolt, deps.gateway_for, host, port, stopping, admin_problem)
+            _serve_http(wiring, bolt, host, port, stopping)
         else:
-            _serve_socket_mode(settings, engine, bolt, host, port, stopping, admin_problem)
+            _serve_socket_mode(wiring, bolt, host, port, stopping)
     finally:
         stopping.finish()
 
 
-def _scheduler(settings, engine, client, gateway_for, intervals):
-    from bot.scheduler import JobContext, Scheduler, SchedulerLockError
+def _scheduler(wiring: Wiring, intervals: Mapping[str, timedelta] | None):
+    from bot.jobs.lease import SchedulerLockError
+    from bot.jobs.runners import JobContext
+    from bot.jobs.scheduler import Scheduler
 
     try:
-        return Scheduler(
-            JobContext(settings=settings, engine=engine, client=client, gateway_for=gateway_for), intervals
-        )
+        return Scheduler(JobContext.over(wiring), intervals)
     except SchedulerLockError as error:
         raise ServeError(str(error)) from None
+
+
+def _readiness(wiring: Wiring) -> SlackAuthCheck:
+    """Is Slack usable (the bot's token accepted)? /readyz also says when the admin group cannot be
+    read (only slack.admins count then)."""
+    admin_problem = getattr(wiring.deps.is_admin, "problem", None)
+    return SlackAuthCheck(wiring.probe_client, admin_problem=admin_problem)
 
 
 class _Stopping:
@@ -123,27 +124,20 @@ class _Stopping:
         os._exit(0)  # the job's thread would otherwise keep the process alive
 
 
-def _serve_http(
-    settings, engine, bolt, gateway_for, host: str, port: int, stopping: _Stopping, admin_problem=None
-) -> None:
+def _serve_http(wiring: Wiring, bolt, host: str, port: int, stopping: _Stopping) -> None:
     import uvicorn
 
-    from bot.slack.client import make_client
-    from bot.slack.health import SlackAuthCheck
     from bot.web import WebApp, server_options
-
-    # Its own client: a probe must answer within seconds, not wait out the retries of real work.
-    probe = make_client(settings, rate_limit_retries=0)
-    probe.timeout, probe.retry_handlers = READINESS_TIMEOUT, []
-    secret = settings.slack_signing_secret.get_secret_value()
     from bot.webhook import make_webhook
 
+    settings, engine = wiring.settings, wiring.engine
+    secret = settings.slack_signing_secret.get_secret_value()
     web = WebApp(
         bolt,
         engine,
         secret,
-        readiness=SlackAuthCheck(probe, admin_problem=admin_problem),
-        webhook=make_webhook(engine=engine, settings=settings, gateway_for=gateway_for),
+        readiness=_readiness(wiring),
+        webhook=make_webhook(engine=engine, settings=settings, gateway_for=wiring.gateway_for),
     )
 
     class Server(uvicorn.Server):
@@ -170,67 +164,39 @@ def _serve_http(
     Server(config).run()
 
 
-def _serve_socket_mode(
-    settings, engine, bolt, host: str, port: int, stopping: _Stopping, admin_problem=None
-) -> None:
-    # slack_sdk's built-in client (no extra dependency): it reconnects by itself after Slack's
-    # `disconnect` message, a closed or reset socket, or missed pongs (every `ping_interval` s).
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-    from slack_sdk.errors import SlackApiError
+def _serve_socket_mode(wiring: Wiring, bolt, host: str, port: int, stopping: _Stopping) -> None:
+    from bot.slack.socket import ConnectionRefused, SocketModeConnection
 
-    handler = SocketModeHandler(bolt, settings.slack_app_token.get_secret_value(), ping_interval=SOCKET_PING)
+    connection = SocketModeConnection(bolt, wiring.settings.slack_app_token.get_secret_value())
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda s, _f: stopping.request(s))
     try:
-        handler.connect()
-    except SlackApiError as error:
-        handler.close()  # its threads would otherwise hold the exit up
-        code = error.response.get("error") or f"HTTP {error.response.status_code}"
-        raise ServeError(
-            f"Slack refused to open a Socket Mode connection ({code}): check SLACK_APP_TOKEN (an app-level "
-            "token with connections:write) and that Socket Mode is on in the app's settings"
-        ) from None
-    except Exception as error:
-        handler.close()
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise ServeError(f"cannot open the Socket Mode connection: {first_line}") from None
-    if not handler.client.is_connected():
-        # The client logs a failed WebSocket handshake and returns as if connected.
-        handler.close()
-        raise ServeError(
-            "Slack gave a Socket Mode URL but the WebSocket connection to it failed: check that the "
-            "network (or a proxy) lets WebSocket connections to Slack through"
-        )
+        connection.connect()
+    except ConnectionRefused as error:
+        raise ServeError(str(error)) from None
     logger.info("tokenbot connected to Slack in Socket Mode")
     stopping.start_jobs()
     try:
-        connected, problem = handler.client.is_connected, admin_problem
-        with _health_server(settings, engine, bolt, host, port, connected=connected, admin_problem=problem):
+        with _health_server(wiring, bolt, host, port, connected=connection.is_connected):
             while not stopping.requested.wait(1.0):
                 pass
     finally:
-        handler.close()
+        connection.close()
 
 
-def _health_server(
-    settings, engine, bolt, host: str, port: int, *, connected: Callable[[], bool], admin_problem=None
-):
+def _health_server(wiring: Wiring, bolt, host: str, port: int, *, connected: Callable[[], bool]):
     """In Socket Mode too, /healthz, /readyz and /metrics answer on the port (the container's
     HEALTHCHECK and a scraper need them); /slack/events is not served there. Not ready while the
     Socket Mode connection is down (Slack's requests cannot reach this replica)."""
-    from bot.slack.client import make_client
-    from bot.slack.health import SlackAuthCheck
     from bot.web import BackgroundServer, WebApp
 
-    probe = make_client(settings, rate_limit_retries=0)
-    probe.timeout, probe.retry_handlers = READINESS_TIMEOUT, []
-    auth = SlackAuthCheck(probe, admin_problem=admin_problem)
+    auth = _readiness(wiring)
 
     def readiness() -> tuple[bool, str]:
         if not connected():
             return False, "not ready: the Socket Mode connection to Slack is down (reconnecting)"
         return auth()
 
-    server = BackgroundServer(WebApp(bolt, engine, None, readiness=readiness), host=host, port=port)
+    server = BackgroundServer(WebApp(bolt, wiring.engine, None, readiness=readiness), host=host, port=port)
     logger.info("health, readiness and metrics on http://%s:%s", host, server.port)
     return server

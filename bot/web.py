@@ -16,11 +16,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
-from slack_bolt import App, BoltRequest
-from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import Engine, text
 
 from bot import metrics
+from bot.slack.http import SlackEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +42,12 @@ WebhookHandler = Callable[[bytes, dict[str, str]], tuple[int, dict[str, Any]]]
 class WebApp:
     def __init__(
         self,
-        bolt: App,
+        bolt: Any,  # the bolt app (bot.slack.app.build_app)
         engine: Engine,
         signing_secret: str | None,
         webhook: WebhookHandler | None = None,
         readiness: Callable[[], tuple[bool, str]] | None = None,
     ) -> None:
-        self._bolt = bolt
         self._engine = engine
         self._webhook = webhook
         self._extra_readiness = readiness
@@ -57,7 +55,7 @@ class WebApp:
         # 400 and never reaches a listener.
         # None in Socket Mode: Slack's requests come over the socket, and this app serves only
         # health, readiness and metrics.
-        self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self._slack_endpoint = SlackEndpoint(bolt, signing_secret) if signing_secret else None
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -69,7 +67,7 @@ class WebApp:
             await _respond(send, 431, b"request headers too large")  # h11 bounds only headers sent in pieces
             return
         method, path = scope["method"], scope["path"]
-        if (method, path) == ("POST", "/slack/events") and self._verifier is not None:
+        if (method, path) == ("POST", "/slack/events") and self._slack_endpoint is not None:
             body = await _read_body(receive)
             if body is None:
                 await _respond(send, 413, b"request body too large")
@@ -96,32 +94,23 @@ class WebApp:
 
     async def _slack(self, scope: dict[str, Any], body: bytes, send: Send) -> None:
         started = time.perf_counter()
+        endpoint = self._slack_endpoint
         headers = _headers(scope)
-        refused = _unverified(self._verifier, body, headers)
+        refused = endpoint.refusal(body, headers)
         if refused is not None:
             status, why = refused
             logger.warning("slack: refused a request (%s): %s", status, why)
             await _respond(send, status, why.encode())
             return
         try:
-            request = BoltRequest(
-                body=body.decode("utf-8"),
-                query=scope.get("query_string", b"").decode("latin-1"),
-                headers=headers,
-            )
+            request = endpoint.request(body, scope.get("query_string", b"").decode("latin-1"), headers)
         except ValueError:  # signed, but not a payload Slack sends (bad JSON)
             logger.warning("slack: refused a request (400): malformed request body")
             await _respond(send, 400, b"malformed request body")
             return
-        response = await asyncio.to_thread(self._bolt.dispatch, request)
+        status, out_headers, out_body = await asyncio.to_thread(endpoint.dispatch, request)
         metrics.ACK_SECONDS.observe(time.perf_counter() - started)
-        out_headers = [
-            (k.encode(), v.encode())
-            for k, values in response.headers.items()
-            for v in values
-            if k.lower() != "content-length"
-        ]
-        await _respond(send, response.status, (response.body or "").encode(), out_headers)
+        await _respond(send, status, out_body, out_headers)
 
     def _ready(self) -> tuple[bool, str]:
         try:
@@ -133,21 +122,6 @@ class WebApp:
         if self._extra_readiness is not None:
             return self._extra_readiness()
         return True, "ready"
-
-
-def _unverified(verifier: SignatureVerifier, body: bytes, headers: dict[str, str]) -> tuple[int, str] | None:
-    """None when the request is Slack-signed and fresh; else the status and why. Checked before
-    the verifier, which raises on a timestamp that is not a number or a body that is not UTF-8."""
-    stamp = headers.get("x-slack-request-timestamp", "").strip()
-    if not stamp.isascii() or not stamp.isdigit():
-        return 401, "invalid or expired Slack signature"
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return 400, "request body is not UTF-8"
-    if not verifier.is_valid(text, stamp, headers.get("x-slack-signature")):
-        return 401, "invalid or expired Slack signature"
-    return None
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:

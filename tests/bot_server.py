@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import Engine
 
 from bot.config import Settings
-from bot.slack.app import build_app, make_deps
+from bot.slack.app import build_app
 from bot.slack.client import make_client
 from bot.slack.context import Deps
 from bot.web import BackgroundServer, WebApp
+from bot.wiring import make_deps
 
 SLACK_MODES = ("http", "socket")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.services import enforcement
-from bot.slack.app import make_deps
 from bot.slack.client import SlackClock, make_client
 from bot.slack.messenger import SlackMessenger
 from bot.slack.notices import SlackEnforcementNotifier
+from bot.wiring import make_deps
 
 
 def run_enforcement(

@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from bot import clock, db
-from bot.cli import app
+from bot.cli.main import app
 from bot.databricks.gateway import gateway_factory
+from bot.jobs.runners import JobContext, enforcement_job
 from bot.models import Decision
-from bot.scheduler import JobContext, enforcement_job
 from bot.slack.client import make_client
 from tests.slack_helpers import ADMIN_CHANNEL
 from tests.world import make_world

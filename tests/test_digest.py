@@ -11,12 +11,12 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bot import db
-from bot.cli import app
+from bot.cli.main import app
 from bot.models import DigestPost
 from bot.services import decisions, digest, inventory, report
-from bot.slack.app import make_deps
 from bot.slack.blocks import digest as digest_blocks
 from bot.slack.client import make_client
+from bot.wiring import make_deps
 from tests.slack_helpers import ADMIN_USER, DIGEST_CHANNEL
 from tests.world import RUNNING, make_world
 

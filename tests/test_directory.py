@@ -10,10 +10,11 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from bot import clock, db, scheduler
-from bot.cli import app
+from bot import clock, db
+from bot.cli.main import app
 from bot.config import ConfigError, load_settings
 from bot.databricks.gateway import gateway_factory
+from bot.jobs import runners as scheduler
 from bot.models import Principal, Workspace
 from bot.services import recipients
 from bot.slack import directory

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from bot.cli import app
+from bot.cli.doctor import live_checks, manifest_scopes
+from bot.cli.main import app
 from bot.config import load_settings
-from bot.doctor import live_checks, manifest_scopes
 from bot.sandbox.slack.limits import MANIFEST_SCOPES
 from bot.slack.client import make_client
 from bot.slack.health import doctor_checks

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from bot import clock, db
 from bot.models import Decision, Notification, Token
 from bot.services import decisions, enforcement, inventory
-from bot.slack.app import make_deps
 from bot.slack.client import make_client
+from bot.wiring import make_deps
 from tests.bot_server import running_bot, wait_for
 from tests.enforcement_helpers import run_enforcement
 from tests.slack_helpers import ADMIN_CHANNEL, ADMIN_USER

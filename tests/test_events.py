@@ -16,7 +16,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bot import clock, db
-from bot.cli import app
+from bot.cli.main import app
 from bot.domain.policy import DeadlineKind
 from bot.models import Event, Token
 from bot.services import report

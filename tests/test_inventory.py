@@ -13,7 +13,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bot import clock, db
-from bot.cli import app
+from bot.cli.main import app
 from bot.databricks.gateway import gateway_factory
 from bot.models import Principal, Token, Workspace
 from tests.workspaces import sandbox_org

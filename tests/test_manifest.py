@@ -18,8 +18,9 @@ from sqlalchemy import create_engine
 from bot.config import load_settings
 from bot.sandbox.slack import SlackSandbox
 from bot.slack import ids
-from bot.slack.app import build_app, make_deps
+from bot.slack.app import build_app
 from bot.slack.client import make_client
+from bot.wiring import make_deps
 
 MANIFEST = Path(__file__).parent.parent / "manifest.yml"
 

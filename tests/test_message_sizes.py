@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot import clock
-from bot.cli import app
+from bot.cli.main import app
 from bot.sandbox.slack.limits import (
     MESSAGE_BLOCK_TEXT_LIMIT,
     VIEW_BLOCK_TEXT_LIMIT,

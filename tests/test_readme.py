@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.main import get_command
 
-from bot.cli import app
+from bot.cli.main import app
 from bot.config import DatabricksConfig, PolicyConfig, SecretBinding, Settings, SlackConfig, WorkspaceConfig
 from bot.slack.ids import Subcommand
 

@@ -9,7 +9,7 @@ from freezegun import freeze_time
 from slack_sdk.models.blocks import Block
 from typer.testing import CliRunner
 
-from bot.cli import app
+from bot.cli.main import app
 from bot.services.ports import DeliveryError
 from tests.slack_helpers import ADMIN_CHANNEL
 from tests.world import RUNNING, make_world, observed_token

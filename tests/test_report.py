@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot import clock, db
-from bot.cli import app
+from bot.cli.main import app
 from tests.workspaces import sandbox_org
 
 runner = CliRunner()

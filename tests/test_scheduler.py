@@ -13,31 +13,18 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select, text
 
 from bot import clock, db, metrics
+from bot.jobs.lease import JobLease, SchedulerLockError, hold_scheduler_lock
+from bot.jobs.runners import JobContext
+from bot.jobs.scheduler import Scheduler, min_gap
 from bot.models import JobRun
-from bot.scheduler import (
-    JobContext,
-    JobLease,
-    Scheduler,
-    SchedulerLockError,
-    hold_scheduler_lock,
-    min_gap,
-)
-from bot.slack.app import make_deps
-from bot.slack.client import make_client
+from bot.wiring import wire
 from tests.bot_server import wait_for
 from tests.slack_helpers import DIGEST_CHANNEL
 from tests.world import observed_token
 
 
 def context_of(world) -> JobContext:
-    settings = world.settings
-    client = make_client(settings)
-    return JobContext(
-        settings=settings,
-        engine=world.engine,
-        client=client,
-        gateway_for=make_deps(settings, world.engine, client).gateway_for,
-    )
+    return JobContext.over(wire(world.settings, world.engine))
 
 
 def runs(job: str, status: str) -> float:
@@ -87,7 +74,7 @@ def test_a_failing_run_is_logged_and_counted_and_the_next_run_happens(world, cap
     world.slack.fail("chat.postMessage", error="internal_error")  # Slack breaks once
     failed_before, ok_before = runs("digest", "failed"), runs("digest", "ok")
     scheduler = Scheduler(context_of(world), intervals={"digest": timedelta(seconds=1)})
-    caplog.set_level(logging.INFO, logger="bot.scheduler")
+    caplog.set_level(logging.INFO, logger="bot.jobs")
 
     with scheduler.running():
         wait_for(lambda: world.slack.messages(DIGEST_CHANNEL), timeout=15, what="the digest of the next run")
@@ -199,7 +186,7 @@ def test_the_jobrun_table_keeps_one_row_per_job(engine):
 
 
 def test_the_sync_job_alerts_the_admins_once_when_a_workspace_is_held(world):
-    from bot.scheduler import sync_job
+    from bot.jobs.runners import sync_job
     from tests.slack_helpers import ADMIN_CHANNEL
 
     prod = world.org["prod"]

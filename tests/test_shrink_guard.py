@@ -7,7 +7,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bot import db
-from bot.cli import app
+from bot.cli.main import app
 from bot.models import Token, Workspace
 from tests.slack_helpers import ADMIN_CHANNEL, SLACK_TOML, slack_workspace
 from tests.workspaces import sandbox_org

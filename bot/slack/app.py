@@ -1,4 +1,4 @@
-"""The bolt app: `build_app(settings, deps)` binds every listener; `make_deps` wires what they need."""
+"""The bolt app: `build_app(settings, deps)` binds every listener (`bot.wiring` builds the deps)."""
 
 from __future__ import annotations
 
@@ -6,41 +6,20 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
-from sqlalchemy import Engine
 
 from bot.config import Settings
-from bot.databricks.gateway import gateway_factory
-from bot.services import inventory
-from bot.slack.context import AdminCheck, Deps
+from bot.slack.context import Deps
 from bot.slack.listeners import register_all
-from bot.slack.notices import digest_now
 
 logger = logging.getLogger(__name__)
 
 LISTENER_WORKERS = 16  # decisions in progress at once; more clicks wait their turn, never their answer
 
 
-def make_deps(settings: Settings, engine: Engine, client: WebClient) -> Deps:
-    gateway_for = gateway_factory(settings.workspaces, settings.databricks)
-
-    def run_sync() -> list[inventory.SyncResult]:
-        return inventory.sync_workspaces(
-            engine=engine,
-            workspaces=[(w.name, w.host) for w in settings.workspaces],
-            gateway_for=gateway_for,
-            policy=settings.policy,
-            max_parallel=settings.databricks.max_parallel_workspaces,
-        )
-
-    return Deps(
-        settings=settings,
-        engine=engine,
-        gateway_for=gateway_for,
-        is_admin=AdminCheck(client, settings.slack.admins, settings.slack.admin_group),
-        run_sync=run_sync,
-        post_digest=digest_now(settings, engine, client),
-    )
+class TokenRefused(Exception):
+    """bolt could not start: Slack refused the bot token (its `auth.test` at start-up failed)."""
 
 
 class _NoTokenFromEnvironmentWarning:
@@ -53,7 +32,8 @@ class _NoTokenFromEnvironmentWarning:
 
 def build_app(settings: Settings, deps: Deps, client: WebClient, *, socket_mode: bool = False) -> App:
     """The bolt app over `client`. In HTTP mode every request must carry Slack's signature;
-    Socket Mode connections are authenticated by the app-level token instead."""
+    Socket Mode connections are authenticated by the app-level token instead. Raises TokenRefused
+    when Slack refuses the bot token, ValueError when HTTP mode has no signing secret."""
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )
@@ -61,7 +41,16 @@ def build_app(settings: Settings, deps: Deps, client: WebClient, *, socket_mode:
         raise ValueError(
             "SLACK_SIGNING_SECRET is not set: HTTP mode cannot verify Slack's requests without it"
         )
-    app = App(
+    try:
+        app = _bolt_app(client, signing_secret, socket_mode)
+    except BoltError as error:
+        raise TokenRefused(str(error)) from None
+    register_all(app, deps)
+    return app
+
+
+def _bolt_app(client: WebClient, signing_secret: str | None, socket_mode: bool) -> App:
+    return App(
         client=client,
         signing_secret=signing_secret,
         request_verification_enabled=not socket_mode,
@@ -72,8 +61,6 @@ def build_app(settings: Settings, deps: Deps, client: WebClient, *, socket_mode:
         raise_error_for_unhandled_request=False,
         logger=_bolt_logger(),
     )
-    register_all(app, deps)
-    return app
 
 
 def _bolt_logger() -> logging.Logger:

@@ -6,6 +6,7 @@ import time
 from datetime import datetime
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.request import HttpRequest
@@ -16,6 +17,15 @@ from bot.clock import from_http_date
 from bot.config import Settings
 
 SLACK_API_URL = "https://slack.com/api/"
+
+# The names code outside bot/slack uses, so that only bot/slack imports slack_sdk.
+SlackClient = WebClient
+SlackError = SlackApiError  # Slack refused a Web API call: `error_code` says why
+
+
+def error_code(error: SlackApiError) -> str | None:
+    """Slack's reason for refusing a call (`invalid_auth`, `channel_not_found`, ...)."""
+    return error.response.get("error")
 
 
 class RetryAfterHandler(RetryHandler):

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from bot import db
-from bot.cli import app
+from bot.cli.main import app
 from bot.databricks.gateway import gateway_factory
 from bot.models import Decision, Token
 from bot.services import decisions

@@ -46,10 +46,11 @@ class DemoStage:
 
     # setting the stage ---------------------------------------------------------------------------
     def __enter__(self) -> DemoStage:
-        from bot.scheduler import JobContext
-        from bot.slack.app import build_app, make_deps
+        from bot.jobs.runners import JobContext
+        from bot.slack.app import build_app
         from bot.slack.client import make_client
         from bot.web import BackgroundServer, WebApp
+        from bot.wiring import make_deps
 
         self.prod = self._stack.enter_context(DatabricksSandbox(workspace_id=1001))
         self.analytics = self._stack.enter_context(DatabricksSandbox(workspace_id=1002))

@@ -57,8 +57,8 @@ class Demo(DemoStage):
         return all(v.ok for v in self.verdicts)
 
     def sync(self) -> Verdict:
+        from bot.cli.output import sync_line
         from bot.services import usage
-        from bot.terminal import sync_line
 
         results = self.deps.run_sync()
         for result in results:
@@ -74,8 +74,8 @@ class Demo(DemoStage):
         )
 
     def upcoming_report(self) -> Verdict:
+        from bot.cli.output import report_table
         from bot.services import report
-        from bot.terminal import report_table
 
         now = clock.now()
         with db.session_scope(self.engine) as session:
@@ -93,7 +93,7 @@ class Demo(DemoStage):
         )
 
     def remind(self) -> Verdict:
-        from bot.scheduler import reminders_job
+        from bot.jobs.runners import reminders_job
         from bot.slack.blocks import as_text
 
         reminders_job(self.jobs)
@@ -168,7 +168,7 @@ class Demo(DemoStage):
         return Verdict("", "an exemption from the organisation's policy", f"exemption until {until}", ok)
 
     def rotate(self) -> Verdict:
-        from bot.scheduler import rotations_job
+        from bot.jobs.runners import rotations_job
 
         old = self.seeded.token("sp_rotate")
         message, reference = self._reminder_in(ADMIN_CHANNEL, old)
@@ -212,7 +212,7 @@ class Demo(DemoStage):
         )
 
     def enforce(self) -> Verdict:
-        from bot.scheduler import enforcement_job
+        from bot.jobs.runners import enforcement_job
 
         token_id = self.seeded.token("overdue_policy")
         enforcement_job(self.jobs)
@@ -274,7 +274,7 @@ class Demo(DemoStage):
         )
 
     def digest(self) -> Verdict:
-        from bot.scheduler import digest_job
+        from bot.jobs.runners import digest_job
 
         before = len(self.slack.messages(DIGEST_CHANNEL))
         digest_job(self.jobs)

@@ -4,6 +4,7 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
+from bot.cli.output import report_csv
 from bot.db import session_scope
 from bot.services import report
 from bot.slack.blocks import answers, code
@@ -11,7 +12,6 @@ from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest
-from bot.terminal import report_csv
 
 logger = logging.getLogger(__name__)
 

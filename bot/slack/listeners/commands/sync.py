@@ -1,11 +1,11 @@
 """/tokens sync: read every workspace from Databricks now; the summary comes when it is done."""
 
+from bot.cli.output import sync_line
 from bot.slack.blocks import answers, commands
 from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
 from bot.slack.ids import Subcommand
 from bot.slack.listeners.commands.request import BadInput, CommandRequest
-from bot.terminal import sync_line
 
 USAGE = Usage(Subcommand.SYNC, "", "read every workspace from Databricks now", admin=True)
 

@@ -1,0 +1,68 @@
+"""`tokenbot usage`: observed API usage, read from each workspace's audit log."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+from rich.markup import escape
+
+from bot import clock
+from bot.cli.shared import EXIT_PARTIAL, chosen_workspaces, load_or_exit, open_database, out, usage_error
+
+app = typer.Typer(help="Observed API usage from the audit log.", no_args_is_help=True)
+
+
+@app.command("refresh")
+def usage_refresh(
+    workspace: list[str] = typer.Option(
+        None, "--workspace", "-w", help="Only this workspace (repeat for several). Default: all."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Read system.access.audit (the last policy.usage_lookback_days) through each workspace's
+    audit_warehouse_id into api_usage. Exit 1 if any workspace failed (the others are still read)."""
+    from bot.services import usage
+    from bot.wiring import wire
+
+    settings = load_or_exit()
+    chosen = chosen_workspaces(settings, workspace)
+    if not any(w.audit_warehouse_id for w in chosen):
+        raise usage_error(
+            "no workspace has audit_warehouse_id: add the id of a SQL warehouse that can read "
+            "system.access.audit to its [[workspaces]] entry"
+        )
+    engine = open_database(settings)
+    results = usage.refresh_usage(
+        engine=engine,
+        settings=settings,
+        gateway_for=wire(settings, engine).gateway_for,
+        now=clock.now(),
+        workspaces=[w.name for w in chosen],
+    )
+    if as_json:
+        sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+    else:
+        for result in results:
+            style = "" if result.ok else "[red]"
+            out.print(style + escape(_usage_line(result)), highlight=False, soft_wrap=True)
+    if not all(r.ok for r in results):
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _usage_line(result) -> str:
+    if result.skipped:
+        return f"{result.workspace}: skipped (no audit_warehouse_id)"
+    if not result.ok:
+        return f"{result.workspace}: FAILED: {result.error}"
+    line = (
+        f"{result.workspace}: {result.rows} usage row(s) from {result.audit_groups} audit group(s): "
+        f"{result.tied_to_tokens} tied to a token, {result.attributed_to_owners} to the owner only "
+        f"(approximate); {result.unmatched_calls} call(s) by identities that own no token; "
+        f"{result.seconds:.1f} s"
+    )
+    if result.unmapped_services:
+        unmapped = ", ".join(f"{name} ({calls})" for name, calls in sorted(result.unmapped_services.items()))
+        line += f"\n  services with no known scope (kept, shown as such): {unmapped}"
+    return line
