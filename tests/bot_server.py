@@ -4,6 +4,7 @@ slack_sdk's own client (`serve`). The `slack_mode` fixture runs a test in both."
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -70,7 +71,30 @@ def socket_mode_bot(settings: Settings, deps: Deps, client) -> Iterator[object]:
         assert handler.client.is_connected(), "the Socket Mode connection failed"
         yield handler
     finally:
-        handler.close()
+        close_promptly(handler)
+
+
+def close_promptly(handler) -> None:
+    """`handler.close()` without the idle waits inside slack_sdk's built-in client.
+
+    The client closes its socket under the lock its receiving thread holds through a blocking
+    `recv()` with a 3 s timeout, so `close()` waits for that `recv()` to time out; its message thread
+    then waits up to 1 s on an empty queue before it sees the stop. Shutting the socket down wakes
+    the `recv()` at once, and an empty message wakes the queue. The bot's own shutdown (`serve`)
+    is left as slack_sdk makes it."""
+    client = handler.client
+    client.auto_reconnect_enabled = False
+    client.current_session_state.terminated = True  # the receiving loop stops after this recv()
+    session = client.current_session
+    sock = session.sock if session is not None else None
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed by the other side
+    client.message_processor.event.set()
+    client.message_queue.put(None)  # skipped by the message thread, which then sees the stop
+    handler.close()
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "the condition") -> object:
