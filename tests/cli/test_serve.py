@@ -46,7 +46,7 @@ class Served:
 
     def get(self, path: str) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as response:
+            with urllib.request.urlopen(self.url + path, timeout=30) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
@@ -82,16 +82,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def reserved_port() -> socket.socket:
+    """A port kept from every other socket while the caller holds this one: it is bound but never
+    listens, with SO_REUSEADDR, so the server (which sets it too) can still bind and listen on it,
+    while no other bind(0) or outgoing connection of the tests running alongside is handed it."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 @pytest.fixture
 def serve(tmp_path):
     """Start `python -m bot serve --http ...` in the test's environment; stopped at the end."""
     started: list[Served] = []
+    reservations: list[socket.socket] = []
 
     def start(
         *args: str, env: dict[str, str | None] | None = None, wait: bool = True, http: bool = True
     ) -> Served:
         """`env`: variables to set, or to remove (None)."""
-        port = free_port()
+        reservations.append(reserved_port())
+        port = reservations[-1].getsockname()[1]
         log = tmp_path / f"serve-{port}.log"
         mode = ["--http"] if http else []
         environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), **(env or {})}
@@ -113,6 +125,8 @@ def serve(tmp_path):
         if served.process.poll() is None:
             served.process.kill()
             served.process.wait()
+    for reservation in reservations:
+        reservation.close()
 
 
 def reminded(world, owner: str, email: str, token_id: str):
@@ -241,7 +255,7 @@ def test_serve_in_socket_mode_answers_slack_over_the_socket_and_survives_reconne
     code, seconds = served.stop()
 
     assert (code, seconds < 10) == (0, True), served.logs()
-    wait_for(lambda: socket.open_connections() == 0, timeout=10, what="the socket closed")
+    wait_for(lambda: socket.open_connections() == 0, what="the socket closed")
     logs = served.logs()
     assert "connected to Slack in Socket Mode" in logs and "Traceback" not in logs
 

@@ -90,7 +90,7 @@ def test_a_failing_run_is_logged_and_counted_and_the_next_run_happens(world, cap
     caplog.set_level(logging.INFO, logger="bot.scheduler")
 
     with scheduler.running():
-        wait_for(lambda: world.slack.messages(DIGEST_CHANNEL), timeout=15, what="the digest of the next run")
+        wait_for(lambda: world.slack.messages(DIGEST_CHANNEL), what="the digest of the next run")
 
     assert runs("digest", "failed") == failed_before + 1
     assert runs("digest", "ok") >= ok_before + 1

@@ -150,7 +150,7 @@ def test_forged_requests_are_rejected_and_change_nothing(bot):
         },
     )
     with pytest.raises(urllib.error.HTTPError) as caught:
-        urllib.request.urlopen(tampered, timeout=5)
+        urllib.request.urlopen(tampered, timeout=30)
     assert caught.value.code == 401
     time.sleep(0.3)
     assert decisions(bot) == [] and databricks_calls(bot, "DELETE") == []
@@ -169,7 +169,7 @@ def test_a_double_click_and_a_slack_retry_make_one_delete(bot):
 def test_a_databricks_outage_fails_clearly_and_retry_applies_it(bot):
     bot.org["prod"].fail("DELETE", r"/token-management/tokens/", 503, times=100)
     click(bot, "token_revoke", "tok-idle")
-    wait_for(lambda: decisions(bot, "revoke"), timeout=20, what="the failed decision")
+    wait_for(lambda: decisions(bot, "revoke"), what="the failed decision")
     [failed] = decisions(bot, "revoke")
     assert failed.status == "failed" and "unavailable" in failed.error
     ephemeral = wait_for(
@@ -332,8 +332,8 @@ def test_the_click_is_answered_fast_even_when_databricks_is_slow(bot):
     bot.org["prod"].fail("*", r"/token-management/", 0, times=10, delay=2.0)
     response = click(bot, "token_revoke", "tok-idle")
     assert response.status == 200
-    assert response.elapsed < 1.0
-    wait_for(lambda: decisions(bot, "revoke"), timeout=15)
+    assert response.elapsed < 2.0  # the ack does not wait for Databricks' 2 s
+    wait_for(lambda: decisions(bot, "revoke"))
 
 
 def test_in_dry_run_decisions_are_recorded_and_databricks_is_not_touched(world, monkeypatch):

@@ -41,7 +41,7 @@ def wait_for_home(world, user, after=None, containing=""):
             return homes[-1]
         return None
 
-    return wait_for(published, timeout=20, what=f"the Home of {user}")
+    return wait_for(published, what=f"the Home of {user}")
 
 
 def shown(view) -> str:
