@@ -32,6 +32,7 @@ from tests.support.slack_helpers import ADMIN_USER
 from tests.support.world import observed_token
 
 OWNER, OTHER = "U0OWEN", "U0OLGA"
+STOPPED_WITHIN = 30.0  # seconds from SIGTERM to exit: 1-4 on a quiet machine, within serve's own 9 s budget
 
 
 @dataclass
@@ -68,8 +69,9 @@ class Served:
     def json_logs(self) -> list[dict]:
         return [json.loads(line) for line in self.logs().splitlines() if line.startswith("{")]
 
-    def stop(self, timeout: float = 10.0) -> tuple[int, float]:
-        """SIGTERM; the exit code and how long it took."""
+    def stop(self, timeout: float = 60.0) -> tuple[int, float]:
+        """SIGTERM; the exit code and how long it took (serve allows itself STOP_BUDGET, 9 s; a busy
+        machine can stretch that, so the tests allow STOPPED_WITHIN)."""
         started = time.monotonic()
         self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(timeout=timeout)
@@ -193,7 +195,7 @@ def test_serve_http_answers_health_readiness_metrics_and_a_click_then_stops_on_s
 
     code, seconds = served.stop()
 
-    assert (code, seconds < 10) == (0, True), served.logs()
+    assert (code, seconds < STOPPED_WITHIN) == (0, True), served.logs()
     assert "SIGTERM received: finishing the work in hand, then exiting" in served.logs()
     assert "Traceback" not in served.logs()
 
@@ -254,7 +256,7 @@ def test_serve_in_socket_mode_answers_slack_over_the_socket_and_survives_reconne
 
     code, seconds = served.stop()
 
-    assert (code, seconds < 10) == (0, True), served.logs()
+    assert (code, seconds < STOPPED_WITHIN) == (0, True), served.logs()
     wait_for(lambda: socket.open_connections() == 0, what="the socket closed")
     logs = served.logs()
     assert "connected to Slack in Socket Mode" in logs and "Traceback" not in logs
@@ -291,7 +293,7 @@ def test_sigterm_during_a_job_lets_it_finish_then_exits_0(world, serve):
 
     code, seconds = served.stop()
 
-    assert (code, seconds < 10) == (0, True), served.logs()
+    assert (code, seconds < STOPPED_WITHIN) == (0, True), served.logs()
     logs = served.logs()
     assert logs.index("SIGTERM received") < logs.index("job sync done") < logs.index("scheduler stopped")
     assert "sync prod: 0 tokens" in logs  # the run in hand finished its work
