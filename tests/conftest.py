@@ -70,5 +70,5 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("CI must test PostgreSQL too: set TOKENBOT_TEST_DATABASE_URL (see .ci/run)")
 
 
-from tests.bot_server import slack_mode  # noqa: E402, F401  (HTTP and Socket Mode, for the Slack tests)
-from tests.world import world  # noqa: E402, F401  (the whole-world fixture, shared by many modules)
+from tests.support.bot_server import slack_mode  # noqa: E402, F401  (HTTP and Socket Mode, for the Slack tests)
+from tests.support.world import world  # noqa: E402, F401  (the whole-world fixture, shared by many modules)

@@ -20,9 +20,9 @@ from sqlalchemy import select
 from bot import db
 from bot.models import Decision, SlackRequest
 from bot.sandbox.slack import sign
-from tests.bot_server import running_bot, wait_for
-from tests.slack_helpers import ADMIN_USER, DIGEST_CHANNEL
-from tests.world import observed_token
+from tests.support.bot_server import running_bot, wait_for
+from tests.support.slack_helpers import ADMIN_USER, DIGEST_CHANNEL
+from tests.support.world import observed_token
 
 OWNER = "U0ANNA"
 

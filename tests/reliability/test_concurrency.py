@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from bot import db
 from bot.models import Decision
-from tests.bot_server import running_bot, wait_for
-from tests.slack_helpers import ADMIN_CHANNEL, ADMIN_USER
-from tests.world import make_world, observed_token
+from tests.support.bot_server import running_bot, wait_for
+from tests.support.slack_helpers import ADMIN_CHANNEL, ADMIN_USER
+from tests.support.world import make_world, observed_token
 
 OWNER = "U0CONC"
 

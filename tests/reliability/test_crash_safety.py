@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot import clock, db
 from bot.models import Notification
 from bot.services.reminders import DELIVERY_WORKERS
-from tests.world import RUNNING
+from tests.support.world import RUNNING
 
 OWNERS = 1000
 

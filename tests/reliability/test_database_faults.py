@@ -18,7 +18,7 @@ from bot.databricks.gateway import gateway_factory
 from bot.models import Decision, Token
 from bot.services import decisions
 from tests.conftest import POSTGRES_URL
-from tests.workspaces import sandbox_org
+from tests.support.workspaces import sandbox_org
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from bot import db
 from bot.cli.main import app
 from bot.models import Token, Workspace
-from tests.workspaces import sandbox_org
+from tests.support.workspaces import sandbox_org
 
 runner = CliRunner()
 

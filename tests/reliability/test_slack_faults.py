@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot import db
 from bot.models import Notification
-from tests.world import observed_token
+from tests.support.world import observed_token
 
 
 def seed(world, owners: int = 5):

@@ -15,7 +15,7 @@ from bot.config import load_settings
 from bot.databricks.gateway import gateway_factory
 from bot.models import Event
 from bot.webhook import make_webhook, sign
-from tests.workspaces import sandbox_org
+from tests.support.workspaces import sandbox_org
 
 SECRET = "fuzz-webhook-secret"
 json_values = st.recursive(

@@ -807,7 +807,8 @@ def test_persistent_503_makes_the_sdk_give_up_within_its_timeout(sandbox: Databr
     with pytest.raises(TimeoutError):
         client.token_management.list()
 
-    assert time.monotonic() - began < 2 + 2.5  # the budget plus one last sleep and its jitter
+    # the budget plus one last sleep and its jitter, and room for a busy machine (1,000 failures to ride)
+    assert time.monotonic() - began < 2 + 2.5 + 10
 
 
 def test_a_500_is_not_retried(sandbox: DatabricksSandbox, client: WorkspaceClient) -> None:

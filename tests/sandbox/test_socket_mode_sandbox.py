@@ -20,7 +20,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from bot.sandbox.slack import DriverResponse, SlackSandbox
 from bot.sandbox.slack.socket_mode import NoConnectionError
-from tests.bot_server import wait_for
+from tests.support.bot_server import wait_for
 
 ALICE = "U0ALICE"
 
