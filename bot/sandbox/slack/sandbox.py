@@ -28,10 +28,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bot.sandbox.server import Fault, Request, Response, SandboxServer
-from bot.sandbox.slack import limits
 from bot.sandbox.slack.driver import SlackDriver
 from bot.sandbox.slack.elements import with_ids
-from bot.sandbox.slack.limits import MANIFEST_SCOPES, RateLimits
+from bot.sandbox.slack.limits import (
+    MANIFEST_SCOPES,
+    RESPONSE_URL_TTL_SECONDS,
+    RESPONSE_URL_USES,
+    TRIGGER_TTL_SECONDS,
+    RateLimits,
+)
 from bot.sandbox.slack.socket_mode import ACK_TIMEOUT, SocketModeServer
 from bot.sandbox.slack.state import APP_ID, ResponseTarget, SlackError
 from bot.sandbox.slack.web_api import METHODS, WebApi, message_content
@@ -51,9 +56,9 @@ class SlackSandbox(SlackDriver, WebApi):
         *,
         app_token: str = APP_TOKEN,
         scopes: Iterable[str] = DEFAULT_SCOPES,
-        trigger_ttl: float | None = limits.TRIGGER_TTL_SECONDS,
-        response_url_uses: int = limits.RESPONSE_URL_USES,
-        response_url_ttl: float = limits.RESPONSE_URL_TTL_SECONDS,
+        trigger_ttl: float | None = TRIGGER_TTL_SECONDS,
+        response_url_uses: int = RESPONSE_URL_USES,
+        response_url_ttl: float = RESPONSE_URL_TTL_SECONDS,
         ack_timeout: float = ACK_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -13,10 +13,16 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.sandbox.slack import limits
 from bot.sandbox.slack.blockkit import validate_blocks, validate_view
 from bot.sandbox.slack.elements import with_ids
-from bot.sandbox.slack.limits import POST_MESSAGE
+from bot.sandbox.slack.limits import (
+    MESSAGE_BLOCK_TEXT_LIMIT,
+    MESSAGE_TEXT_LIMIT,
+    POST_MESSAGE,
+    VIEW_BLOCK_TEXT_LIMIT,
+    block_text_size,
+    missing_read_scope,
+)
 from bot.sandbox.slack.socket_mode import SocketModeServer
 from bot.sandbox.slack.state import (
     BOT_NAME,
@@ -149,7 +155,7 @@ class WebApi(SlackWorkspace):
 
     def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._visible_channel(args.get("channel"))
-        needed = limits.missing_read_scope(channel.kind, self.scopes)
+        needed = missing_read_scope(channel.kind, self.scopes)
         if needed:
             raise SlackError("missing_scope", needed=needed, provided=",".join(self.scopes))
         return {"channel": self._channel_object(channel)}
@@ -423,9 +429,9 @@ def message_content(args: dict[str, Any], *, require: bool) -> tuple[str | None,
         errors = validate_blocks(blocks)
         if errors:
             raise _blocks_error("invalid_blocks", errors)
-        if limits.block_text_size(blocks) > limits.MESSAGE_BLOCK_TEXT_LIMIT:
+        if block_text_size(blocks) > MESSAGE_BLOCK_TEXT_LIMIT:
             raise SlackError("msg_blocks_too_long")
-    if text is not None and len(str(text)) > limits.MESSAGE_TEXT_LIMIT:
+    if text is not None and len(str(text)) > MESSAGE_TEXT_LIMIT:
         raise SlackError("msg_too_long")
     if require and not text and not blocks and not args.get("attachments"):
         raise SlackError("no_text")
@@ -439,7 +445,7 @@ def _view_arg(args: dict[str, Any], *, expected_type: str) -> dict[str, Any]:
         errors = [f"must match the `type` of the view: {expected_type} [json-pointer:/view/type]"]
     if errors:
         raise _blocks_error("invalid_arguments", errors)
-    if limits.block_text_size(view["blocks"]) > limits.VIEW_BLOCK_TEXT_LIMIT:
+    if block_text_size(view["blocks"]) > VIEW_BLOCK_TEXT_LIMIT:
         raise SlackError("view_too_large")
     return view
 
