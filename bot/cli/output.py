@@ -1,19 +1,15 @@
-"""How command results look on a terminal and in files: rich tables, CSV, JSON.
+"""How command results look on a terminal: rich tables and lines (the report as JSON or CSV
+files: `bot/services/exports.py`).
 
 User text (comments, names, ids, error text) reaches a terminal without control characters
 (`bot.controls.strip`): an ESC sequence in a token's comment must not clear the screen or forge a
-link. CSV follows RFC 4180 (CRLF rows, a field holding CR or LF quoted) and every text cell that a
-spreadsheet would read as a formula (leading `= + - @`, tab, CR or LF) starts with a single quote
-(OWASP, CSV injection).
+link.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from itertools import islice
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -21,32 +17,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot import controls
-from bot.domain.policy import DEADLINE_LABELS, Policy
-from bot.services.report import TokenView, contract_json, contract_rows, iso, without_gc
+from bot.domain.policy import DEADLINE_LABELS
+from bot.services.report import TokenView
 
 if TYPE_CHECKING:  # the sync service is only a type here: `tokenbot report` need not import it
     from bot.services.enforcement import EnforcementSummary
-    from bot.services.inventory import SyncResult
-
-CSV_COLUMNS = (
-    "workspace",
-    "token_id",
-    "owner",
-    "owner_slack_id",
-    "comment",
-    "created_at",
-    "expires_at",
-    "last_used_on",
-    "scopes",
-    "inferred_scopes",
-    "autoscope_state",
-    "next_deadline",
-    "next_due_at",
-    "days_left",
-    "deadlines",
-    "findings",
-)
-
 
 class CleanConsole(Console):
     """A rich console whose printed text keeps its lines but loses every other control character:
@@ -55,72 +30,6 @@ class CleanConsole(Console):
     def print(self, *objects: object, **options) -> None:  # type: ignore[override]
         cleaned = (controls.strip(o, keep="\n") if isinstance(o, str) else o for o in objects)
         super().print(*cleaned, **options)
-
-
-def sync_line(result: SyncResult) -> str:
-    error = controls.strip(result.error or "")
-    if result.held:
-        return f"{result.workspace}: HELD: {error}"
-    if not result.ok:
-        return f"{result.workspace}: FAILED after {result.seconds:.1f} s: {error}"
-    return (
-        f"{result.workspace}: {result.tokens} tokens, {result.new} new, {result.gone} gone, "
-        f"{result.changed} changed ({result.narrowed} narrowed) in {result.seconds:.1f} s"
-    )
-
-
-def report_json(views: Sequence[TokenView], policy: Policy, now: datetime) -> Iterator[str]:
-    """A JSON array, one token per line, streamed a thousand lines per write (a write per line
-    costs a 100,000-token report about 0.2 s more when its output goes into a pipe)."""
-    lines = contract_json(views, policy, now)
-    yield "["
-    separator = "\n"
-    with without_gc():
-        while chunk := list(islice(lines, 1000)):
-            yield separator + ",\n".join(chunk)
-            separator = ",\n"
-    yield "\n]\n"
-
-
-def report_csv(views: Sequence[TokenView], policy: Policy, now: datetime) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(CSV_COLUMNS)
-    for view, row in zip(views, contract_rows(views, policy, now), strict=True):
-        nearest = view.evaluation.next_deadline
-        cells = [
-            row["workspace"],
-            row["token_id"],
-            row["owner"] or "",
-            row["owner_slack_id"] or "",
-            row["comment"],
-            row["created_at"] or "",
-            row["expires_at"] or "",
-            row["last_used_on"] or "",
-            " ".join(row["scopes"]),
-            " ".join(row["inferred_scopes"]),
-            row["autoscope_state"] or "",
-            nearest.kind if nearest else "",
-            iso(nearest.due_at) if nearest else "",
-            nearest.days_left(now) if nearest else "",
-            "; ".join(f"{d['kind']} {d['due_at']}" for d in row["deadlines"]),
-            " ".join(row["findings"]),
-        ]
-        writer.writerow([_spreadsheet_safe(cell) if isinstance(cell, str) else cell for cell in cells])
-    return buffer.getvalue()
-
-
-FORMULA_STARTS = ("=", "+", "-", "@")
-CONTROL_STARTS = ("\t", "\r", "\n")
-
-
-def _spreadsheet_safe(text: str) -> str:
-    """A cell of user text: never run by a spreadsheet as a formula, nor a terminal's command.
-    Line breaks stay (the writer quotes the cell); other control characters go. A formula behind
-    blanks counts too: some spreadsheets trim them."""
-    cleaned = controls.strip(text, keep="\r\n")
-    risky = text.startswith(CONTROL_STARTS) or cleaned.lstrip().startswith(FORMULA_STARTS)
-    return "'" + cleaned if risky else cleaned
 
 
 def days_style(days: int) -> str:

@@ -12,7 +12,7 @@ from bot import clock, db
 from bot.cli import output
 from bot.cli.shared import err, load_or_exit, open_database, out
 from bot.config import Settings
-from bot.services import report
+from bot.services import exports, report
 
 
 class ReportFormat(StrEnum):
@@ -68,9 +68,9 @@ def _report(
 
 def _write_report(views: list, format: ReportFormat, settings: Settings, now) -> None:  # noqa: A002
     if format is ReportFormat.json:
-        sys.stdout.writelines(output.report_json(views, settings.policy, now))
+        sys.stdout.writelines(exports.report_json(views, settings.policy, now))
     elif format is ReportFormat.csv:
-        sys.stdout.write(output.report_csv(views, settings.policy, now))
+        sys.stdout.write(exports.report_csv(views, settings.policy, now))
     elif views:
         # Piped into a file or a pager, a table folded to 80 columns helps nobody.
         console = out if out.is_terminal else output.CleanConsole(width=200)

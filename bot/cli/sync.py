@@ -11,7 +11,6 @@ import typer
 from rich.markup import escape
 
 from bot import clock
-from bot.cli import output
 from bot.cli.shared import EXIT_PARTIAL, chosen_workspaces, err, load_or_exit, open_database, out, usage_error
 
 if TYPE_CHECKING:  # the wiring loads Slack and Databricks: `report` and `doctor` do without them
@@ -68,7 +67,7 @@ def sync(
     else:
         for result in results:
             style = "" if result.ok else "[red]"
-            out.print(style + escape(output.sync_line(result)), highlight=False, soft_wrap=True)
+            out.print(style + escape(inventory.sync_line(result)), highlight=False, soft_wrap=True)
     held = [r for r in results if r.held]
     if held:
         lines = [f":warning: tokenbot sync held *{r.workspace}*: {r.error}" for r in held]

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlmodel import Session
 
-from bot import clock
+from bot import clock, controls
 from bot.databricks.records import GatewayError, Inventory, PrincipalRecord, TokenRecord, WorkspaceGateway
 from bot.db import session_scope
 from bot.domain.policy import AUTOSCOPE_COMPLETED, AUTOSCOPE_RUNNING, Policy
@@ -398,3 +398,16 @@ def _by_shape(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     for row in rows:
         shapes.setdefault(frozenset(row), []).append(row)
     return list(shapes.values())
+
+
+def sync_line(result: SyncResult) -> str:
+    """One workspace's sync as one line, for the terminal and for `/tokens sync`."""
+    error = controls.strip(result.error or "")
+    if result.held:
+        return f"{result.workspace}: HELD: {error}"
+    if not result.ok:
+        return f"{result.workspace}: FAILED after {result.seconds:.1f} s: {error}"
+    return (
+        f"{result.workspace}: {result.tokens} tokens, {result.new} new, {result.gone} gone, "
+        f"{result.changed} changed ({result.narrowed} narrowed) in {result.seconds:.1f} s"
+    )

@@ -57,8 +57,8 @@ class Demo(DemoStage):
         return all(v.ok for v in self.verdicts)
 
     def sync(self) -> Verdict:
-        from bot.cli.output import sync_line
         from bot.services import usage
+        from bot.services.inventory import sync_line
 
         results = self.deps.run_sync()
         for result in results:

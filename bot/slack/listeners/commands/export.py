@@ -4,9 +4,9 @@ import logging
 
 from slack_sdk.errors import SlackApiError
 
-from bot.cli.output import report_csv
 from bot.db import session_scope
 from bot.services import report
+from bot.services.exports import report_csv
 from bot.slack.blocks import answers, code
 from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps

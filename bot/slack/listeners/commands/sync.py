@@ -1,6 +1,6 @@
 """/tokens sync: read every workspace from Databricks now; the summary comes when it is done."""
 
-from bot.cli.output import sync_line
+from bot.services.inventory import sync_line
 from bot.slack.blocks import answers, commands
 from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
