@@ -19,8 +19,8 @@ from bot.services import decisions, queries, report
 from bot.services.decisions import Actor, DeadlineRef, Outcome
 from bot.slack import blocks, references
 from bot.slack.context import Deps
-from bot.slack.refresh import refresh_reminder
 from bot.slack.surfaces.home import publish as publish_home
+from bot.slack.surfaces.refresh import refresh_reminder
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from bot.slack.blocks.answers import person
 from bot.slack.blocks.history import HistoryEntry
 from bot.slack.blocks.home import HORIZON_DAYS, AdminOverview, HomeData, WaitingToken
 from bot.slack.blocks.reminders import Annotation
-from bot.slack.refresh import annotation
+from bot.slack.surfaces.refresh import annotation
 
 logger = logging.getLogger(__name__)
 
