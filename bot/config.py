@@ -216,7 +216,7 @@ class SecretBinding(_FileModel):
 
 
 class Settings(BaseSettings):
-    """Everything tokenbot is told: built once in `cli.py` and passed down, never a global."""
+    """Everything tokenbot is told: built once by the command (`bot/cli/`) and passed down, never a global."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True, env_file=None)
 

@@ -224,7 +224,7 @@ class ApiUsage(SQLModel, table=True):
 
 
 class JobRun(SQLModel, table=True):
-    """The latest run of each scheduled job, shared by every replica (bot/scheduler.py): a replica
+    """The latest run of each scheduled job, shared by every replica (bot/jobs/lease.py): a replica
     starts a job only when nobody started it within the last half period, so each run happens once."""
 
     job: str = Field(primary_key=True, max_length=50)

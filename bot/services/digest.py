@@ -1,8 +1,8 @@
 """The channel digest: what is coming, who has not answered, what was decided, what is new and
 risky, and what is broken, in one message to `slack.digest_channel`.
 
-`build()` reads the database into a `Digest` (plain data, no Slack); `bot/slack/digest_blocks.py`
-renders it and `bot/slack/chart.py` draws its chart. `run()` builds, posts through a
+`build()` reads the database into a `Digest` (plain data, no Slack); `bot/slack/blocks/digest.py`
+renders it and `bot/slack/blocks/chart.py` draws its chart. `run()` builds, posts through a
 `DigestPoster` and records the post, so the next digest reports what happened since this one.
 
 Choices made here:

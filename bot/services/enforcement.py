@@ -1,6 +1,6 @@
 """Enforcement of tokenbot's own policy: what happens when an `org_policy` deadline passes.
 
-The hourly job (bot/scheduler.py) and `tokenbot enforce` both call `run()`. A token is overdue
+The hourly job (bot/jobs/runners.py) and `tokenbot enforce` both call `run()`. A token is overdue
 when its `org_policy` deadline (already moved by any active exemption) is at or before now. Then:
 
 - `policy.enforce = true`: tokenbot revokes it through `decisions.revoke` (actor `tokenbot`, the

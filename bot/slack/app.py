@@ -55,7 +55,8 @@ def _bolt_app(client: WebClient, signing_secret: str | None, socket_mode: bool) 
         signing_secret=signing_secret,
         request_verification_enabled=not socket_mode,
         # Each listener's ack runs inside the request and its work afterwards on the pool below
-        # (listeners/acked.py): Slack gets its answer at once, however slow Databricks is.
+        # (bolt's `ack=` / `lazy=[...]`, listeners/lazy.py): Slack gets its answer at once,
+        # however slow Databricks is.
         process_before_response=True,
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_WORKERS, thread_name_prefix="slack-work"),
         raise_error_for_unhandled_request=False,

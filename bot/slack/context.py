@@ -1,4 +1,4 @@
-"""What every Slack listener needs, built once in `cli.py` / `app.py` and passed in: settings,
+"""What every Slack listener needs, built once in `bot/wiring.py` and passed in: settings,
 the database, the Databricks gateways, and who counts as an admin."""
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class Deps:
     gateway_for: GatewayFactory
     is_admin: Callable[[str], bool]
     now: Callable[[], datetime] = field(default=clock.now)
-    # Jobs the slash command can start; wired in `app.make_deps`.
+    # Jobs the slash command can start; wired in `bot.wiring.make_deps`.
     run_sync: Callable[[], list[SyncResult]] | None = None
     post_digest: Callable[[], DigestNow] | None = None  # posts the digest now; says what happened
     identities: Identities | None = None  # built from the settings when not given

@@ -1,4 +1,4 @@
-"""One enforcement run against a test world, wired as `scheduler.enforcement_pass` wires it."""
+"""One enforcement run against a test world, wired as `bot.jobs.runners.enforcement_pass` wires it."""
 
 from __future__ import annotations
 
