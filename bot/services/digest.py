@@ -53,16 +53,10 @@ from bot.services.report import TokenView
 HORIZON_DAYS = 14
 CHART_DAYS = 30
 FIRST_DIGEST_LOOKBACK = timedelta(days=7)
+# Risky enough for the digest: every finding from the worst down to "no expiry" in the domain's
+# one severity order (the two below it, service principal and junk comment, are hygiene).
 RISKY_FINDINGS = frozenset(
-    {
-        Finding.PRIVILEGED_SCOPE,
-        Finding.ORPHAN,
-        Finding.OWNER_INACTIVE,
-        Finding.ALL_APIS,
-        Finding.RARE_API,
-        Finding.EXCEEDS_WORKSPACE_MAX,
-        Finding.NO_EXPIRY,
-    }
+    code for code, rank in FINDING_SEVERITY.items() if rank <= FINDING_SEVERITY[Finding.NO_EXPIRY]
 )
 KIND_ORDER = (
     DeadlineKind.AUTOSCOPE_ENFORCEMENT,
