@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from bot.domain.policy import Policy
 from bot.enums import ESCALATION_STEPS, Step
+from bot.mentions import who
 from bot.models import Decision, Notification
 from bot.services import decisions, narrowing, report
 from bot.services.ports import Recipient, ReminderItem, ReminderMessage
@@ -114,7 +115,7 @@ def _about(candidates: Sequence[Decision], row: Notification) -> Decision | None
 
 def annotation(decision: Decision) -> blocks.Annotation:
     verb = VERBS.get(decision.action, decision.action.replace("_", " ").capitalize())
-    who = _who(decision)
+    actor = who(decision.actor_slack_id)
     when = decision.updated_at or decision.created_at
     stamp = f"{when:%d %b %H:%M} UTC" if when else ""
     dry = " (dry run: nothing changed in Databricks)" if (decision.parameters or {}).get("dry_run") else ""
@@ -123,11 +124,11 @@ def annotation(decision: Decision) -> blocks.Annotation:
             f":warning: {verb} failed: {blocks.escape(decision.error or 'error')}", keep_buttons=True
         )
     if decision.status == decisions.REQUESTED:
-        return blocks.Annotation(f":hourglass: {verb} requested by {who}; waiting for an admin")
+        return blocks.Annotation(f":hourglass: {verb} requested by {actor}; waiting for an admin")
     if decision.status == decisions.DENIED:
         return blocks.Annotation(f":no_entry: {verb} denied by an admin", keep_buttons=True)
     keep = decision.action == decisions.SNOOZE
-    return blocks.Annotation(f":white_check_mark: {verb} by {who} · {stamp}{dry}", keep_buttons=keep)
+    return blocks.Annotation(f":white_check_mark: {verb} by {actor} · {stamp}{dry}", keep_buttons=keep)
 
 
 def _gone_view(session: Session, policy: Policy, row: Notification, now: datetime):
@@ -157,7 +158,8 @@ def refresh_narrowed(
             continue
         if decision.action == decisions.ACCEPT and decision.status == decisions.APPLIED:
             when = decision.updated_at or decision.created_at
-            notes[for_notification(row.id)] = looks_fine_annotation(_who(decision), f"{when:%d %b %H:%M} UTC")
+            stamp = f"{when:%d %b %H:%M} UTC"
+            notes[for_notification(row.id)] = looks_fine_annotation(who(decision.actor_slack_id), stamp)
         else:
             notes[for_notification(row.id)] = annotation(decision)
     text, built = narrowed_message(message, decided=notes)
@@ -196,10 +198,3 @@ def _about_narrowing(session: Session, row: Notification) -> Decision | None:
             return decision
     return None
 
-
-def _who(decision: Decision) -> str:
-    return (
-        "tokenbot"
-        if decision.actor_slack_id == decisions.TOKENBOT.slack_id
-        else f"<@{decision.actor_slack_id}>"
-    )
