@@ -7,6 +7,8 @@ slack_sdk's built-in client (no extra dependency) reconnects by itself after Sla
 
 from __future__ import annotations
 
+import threading
+
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.errors import SlackApiError
@@ -51,4 +53,18 @@ class SocketModeConnection:
         return self._handler.client.is_connected()
 
     def close(self) -> None:
-        self._handler.close()
+        close_handler(self._handler)
+
+
+def close_handler(handler: SocketModeHandler) -> None:
+    """`handler.close()`, made sure to end. slack_sdk's session runner sets `terminated = False`
+    each time it enters a session that still looks active (builtin/client.py,
+    `_run_current_session`); entered after close() set the stop but before its disconnect, it waits
+    for a stop that never comes, and close() joins it forever (seen under load). So the stop is kept
+    set until close() returns."""
+    client = handler.client
+    closing = threading.Thread(target=handler.close, name="socket-mode-close", daemon=True)
+    closing.start()
+    while closing.is_alive():
+        client.current_session_state.terminated = True
+        closing.join(0.05)

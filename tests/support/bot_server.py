@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.slack.app import build_app
 from bot.slack.client import make_client
 from bot.slack.context import Deps
+from bot.slack.socket import close_handler
 from bot.web import BackgroundServer, WebApp
 from bot.wiring import make_deps
 
@@ -95,7 +96,7 @@ def close_promptly(handler) -> None:
             pass  # already closed by the other side
     client.message_processor.event.set()
     client.message_queue.put(None)  # skipped by the message thread, which then sees the stop
-    handler.close()
+    close_handler(handler)  # as serve closes it: slack_sdk's close(), guarded against its re-arm race
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "the condition") -> object:
