@@ -1,7 +1,8 @@
 """The layers of `bot/` hold (DESIGN.md section 2): the Slack libraries live under `bot/slack/` and
 the sandbox, the Databricks SDK in `bot/databricks/gateway.py` and the sandbox, the Block Kit
-builders under `bot/slack/blocks/` never reach the database, and bot's modules import each other
-without a circle. (`bot/domain/` staying pure is tests/domain/test_policy.py's.)
+builders under `bot/slack/blocks/` never reach the database (not even through another module),
+each layer imports only the layers below it (domain < services < slack < cli), and bot's modules
+import each other without a circle. (`bot/domain/` staying pure is tests/domain/test_policy.py's.)
 
 Imports are read with `ast`, never executed. Each rule is a function of the tree's root, so the
 tests at the bottom can hand it a small made-up `bot/` and see it catch what it should."""
@@ -23,6 +24,12 @@ DATABRICKS_SDK = ("databricks.sdk",)
 DATABRICKS_SDK_HOMES = ("bot/databricks/gateway.py", "bot/sandbox/")
 BUILDERS = "bot/slack/blocks/"
 DATABASE = ("bot.db", "bot.models", "sqlmodel", "sqlalchemy")
+# Lower layers never import upper ones: (the files of a layer, the packages above it).
+LAYERS = (
+    (("bot/domain/",), ("bot.services", "bot.slack", "bot.cli")),
+    (("bot/services/",), ("bot.slack", "bot.cli")),
+    (("bot/slack/", "bot/jobs/"), ("bot.cli",)),
+)
 
 
 @dataclass(frozen=True)
@@ -101,14 +108,66 @@ def confined(root: Path, libraries: tuple[str, ...], homes: tuple[str, ...]) -> 
     ]
 
 
-def builders_touching_the_database(root: Path) -> list[str]:
+def builders_reaching_the_database(root: Path) -> list[str]:
+    """Each builder that reaches the database through its run-time imports, directly or through
+    other bot modules (importing `a.b.c` runs `a/__init__.py` and `a/b/__init__.py` too), with
+    the shortest chain of imports that gets there."""
+    files = {module_name(file): file for file in bot_files(root)}
+    edges: dict[str, dict[str, str]] = {name: {} for name in files}  # importer -> imported -> "file:line"
+    for name, file in files.items():
+        for found in imports(root, file):
+            if not found.runtime:
+                continue
+            if database := found.first_within(DATABASE):
+                edges[name].setdefault(database, f"{found.file}:{found.line} imports {database}")
+                continue
+            for target in found.targets:
+                parts = target.split(".")
+                for module in (".".join(parts[:end]) for end in range(1, len(parts) + 1)):
+                    if module in files and module != name:
+                        edges[name].setdefault(module, f"{found.file}:{found.line} imports {module}")
+    messages = []
+    for name, file in sorted(files.items(), key=lambda item: item[1]):
+        if file.startswith(BUILDERS) and (chain := _chain_to(name, DATABASE, edges)):
+            messages.append(
+                "; ".join(chain) + f" (the builders under {BUILDERS} take plain values, never the database)"
+            )
+    return messages
+
+
+def _chain_to(start: str, names: tuple[str, ...], edges: dict[str, dict[str, str]]) -> list[str]:
+    """The imports on the shortest way from `start` to a module within `names` (breadth first),
+    or [] when there is none."""
+    came_from: dict[str, str] = {start: ""}
+    frontier = [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for successor in sorted(edges.get(node, {})):
+                if successor in came_from:
+                    continue
+                came_from[successor] = node
+                if _within(successor, names):
+                    path = [successor]
+                    while path[-1] != start:
+                        path.append(came_from[path[-1]])
+                    path.reverse()
+                    return [edges[a][b] for a, b in zip(path, path[1:], strict=False)]
+                following.append(successor)
+        frontier = following
+    return []
+
+
+def upward_imports(root: Path) -> list[str]:
+    """Imports of a layer above the importer's (`LAYERS`), run-time or for type checking only: a
+    lower layer must not know the upper ones' names at all."""
     return [
-        f"{found.file}:{found.line} imports {target} (the builders under {BUILDERS} take plain values,"
-        " never the database)"
+        f"{found.file}:{found.line} imports {target} (nothing under {', '.join(layer)} imports {', '.join(above)})"
+        for layer, above in LAYERS
         for file in bot_files(root)
-        if file.startswith(BUILDERS)
+        if file.startswith(layer)
         for found in imports(root, file)
-        if (target := found.first_within(DATABASE))
+        if (target := found.first_within(above))
     ]
 
 
@@ -214,7 +273,12 @@ def test_databricks_sdk_only_in_the_gateway_and_the_sandbox():
 
 def test_block_builders_never_reach_the_database():
     assert (ROOT / BUILDERS).is_dir(), f"{BUILDERS} has moved: point BUILDERS at the builders"
-    found = builders_touching_the_database(ROOT)
+    found = builders_reaching_the_database(ROOT)
+    assert not found, "\n".join(found)
+
+
+def test_layers_import_only_the_layers_below():
+    found = upward_imports(ROOT)
     assert not found, "\n".join(found)
 
 
@@ -276,7 +340,7 @@ def test_a_builder_reaching_the_database_is_caught_directly_or_relatively(fake_b
         "bot/slack/blocks/digest.py": "from sqlalchemy import select\n",
         "bot/slack/surfaces/home.py": "from bot.models import Token\n",  # surfaces may
     })
-    assert [message.split(" (")[0] for message in builders_touching_the_database(root)] == [
+    assert [message.split(" (")[0] for message in builders_reaching_the_database(root)] == [
         "bot/slack/blocks/command.py:1 imports bot.db",
         "bot/slack/blocks/digest.py:1 imports sqlalchemy",
         "bot/slack/blocks/home.py:1 imports bot.models",
@@ -321,3 +385,61 @@ def test_imports_for_type_checking_only_close_no_circle(fake_bot):
         "bot/f.py": "from bot import e\n",
     })
     assert import_circles(root) == []
+
+
+def test_a_builder_reaching_the_database_through_other_modules_is_caught_with_the_chain(fake_bot):
+    root = fake_bot({
+        "bot/__init__.py": "",
+        "bot/slack/__init__.py": "",
+        "bot/slack/blocks/__init__.py": "",
+        "bot/slack/blocks/history.py": "from bot.services import decisions\n",
+        "bot/slack/blocks/digest.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import bot.models\n",
+        "bot/slack/blocks/text.py": "from bot.enums import Step\n",
+        "bot/enums.py": "from enum import StrEnum\n",
+        "bot/services/decisions/__init__.py": "from .ledger import claim\n",
+        "bot/services/decisions/ledger.py": "import json\n\n\ndef claim():\n    from sqlmodel import Session\n",
+    })
+    assert [message.split(" (")[0] for message in builders_reaching_the_database(root)] == [
+        "bot/slack/blocks/history.py:1 imports bot.services.decisions; "
+        "bot/services/decisions/__init__.py:1 imports bot.services.decisions.ledger; "
+        "bot/services/decisions/ledger.py:5 imports sqlmodel",
+    ]
+
+
+def test_a_package_face_that_reaches_the_database_is_on_the_chain(fake_bot):
+    root = fake_bot({
+        "bot/__init__.py": "",
+        "bot/slack/__init__.py": "",
+        "bot/slack/blocks/__init__.py": "from bot.slack.blocks.home import home_view\n",
+        "bot/slack/blocks/home.py": "from bot import db\n",
+        "bot/slack/blocks/text.py": "import re\n",
+        "bot/slack/blocks/fit.py": "from bot.slack.blocks.text import escape\n",
+    })
+    assert [message.split(" (")[0] for message in builders_reaching_the_database(root)] == [
+        "bot/slack/blocks/__init__.py:1 imports bot.slack.blocks.home; bot/slack/blocks/home.py:1 imports bot.db",
+        "bot/slack/blocks/fit.py:1 imports bot.slack.blocks; "
+        "bot/slack/blocks/__init__.py:1 imports bot.slack.blocks.home; bot/slack/blocks/home.py:1 imports bot.db",
+        "bot/slack/blocks/home.py:1 imports bot.db",
+    ]
+
+
+def test_an_import_of_a_higher_layer_is_caught_in_every_spelling(fake_bot):
+    root = fake_bot({
+        "bot/__init__.py": "",
+        "bot/domain/policy.py": "from bot.services.report import TokenView\n",
+        "bot/domain/ladder.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from bot.slack import ids\n",
+        "bot/services/digest.py": "from bot.domain.policy import Policy\nfrom bot.slack.blocks import escape\n",
+        "bot/services/report.py": "def csv():\n    from bot.cli import output\n",
+        "bot/slack/listeners/sync.py": "from bot.services import report\nfrom ...cli.output import sync_line\n",
+        "bot/jobs/scheduler.py": "import bot.cli.main\n",
+        "bot/cli/main.py": "from bot.slack import app\nfrom bot.jobs import scheduler\n",  # the top may
+        "bot/sandbox/demo.py": "from bot import cli\n",  # no layer of its own
+    })
+    assert [message.split(" (")[0] for message in upward_imports(root)] == [
+        "bot/domain/ladder.py:3 imports bot.slack",
+        "bot/domain/policy.py:1 imports bot.services.report",
+        "bot/services/digest.py:2 imports bot.slack.blocks",
+        "bot/services/report.py:2 imports bot.cli",
+        "bot/jobs/scheduler.py:1 imports bot.cli.main",
+        "bot/slack/listeners/sync.py:2 imports bot.cli.output",
+    ]

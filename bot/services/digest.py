@@ -49,8 +49,8 @@ from bot.models import (
 from bot.services import decisions, report
 from bot.services.ports import DigestPoster
 from bot.services.report import TokenView
+from bot.services.vocabulary import HORIZON_DAYS
 
-HORIZON_DAYS = 14
 CHART_DAYS = 30
 FIRST_DIGEST_LOOKBACK = timedelta(days=7)
 # Risky enough for the digest: every finding from the worst down to "no expiry" in the domain's

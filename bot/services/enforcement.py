@@ -47,7 +47,7 @@ from bot.domain.policy import Policy
 from bot.models import Step
 from bot.services import breaker, clocks, decisions, digest, escalations, overdue
 from bot.services.inventory import GatewayFactory
-from bot.services.overdue import HeldReason, Overdue
+from bot.services.overdue import Overdue
 from bot.services.ports import (
     Delivery,
     DeliveryError,
@@ -55,6 +55,7 @@ from bot.services.ports import (
     ReminderSender,
     TimeSource,
 )
+from bot.services.vocabulary import HeldReason
 
 logger = logging.getLogger(__name__)
 

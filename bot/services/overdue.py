@@ -23,7 +23,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -33,21 +32,11 @@ from bot.domain.policy import Deadline, DeadlineKind, Policy
 from bot.models import Decision, Workspace, WorkspaceStatus
 from bot.services import decisions, report
 from bot.services.report import TokenView
+from bot.services.vocabulary import HeldReason
 
 logger = logging.getLogger(__name__)
 
 SYNCS_OF_GRACE = 3  # a workspace's last good sync may be this many sync intervals old
-
-
-class HeldReason(StrEnum):
-    """Why an overdue token was not revoked this run."""
-
-    STALE_SYNC = "stale_sync"
-    HOLD = "hold"
-    RECENT_USE = "recent_use"
-    CLOCK_SKEW = "clock_skew"
-    BREAKER = "breaker"
-    DRY_RUN_RECORDED = "dry_run_recorded"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,26 +14,17 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import and_, func, or_, select, tuple_
 from sqlmodel import Session
 
 from bot.models import Principal
 from bot.services.ports import Directory, Recipient, SlackUser
+from bot.services.vocabulary import MatchReason
 
 RECHECK_AFTER = timedelta(days=7)
 USERS_PER_PAGE = 200  # users.list's page size (Slack's recommended limit)
 NOT_IN_DIRECTORY = "not found in the Slack directory"  # until a lookup by email says more
-
-
-class MatchReason(StrEnum):
-    """Why a principal belongs to a Slack user."""
-
-    EMAIL = "email"  # the same email, case aside
-    MAPPED_DOMAIN = "mapped_domain"  # the same name at a domain `slack.email_domains_map` maps
-    ADMIN_ASSIGNED = "admin_assigned"  # an admin's `/tokens owner` (service principals)
-    EARLIER_LOOKUP = "earlier_lookup"  # cached from a lookup whose email no longer matches
 
 
 def databricks_emails(email: str | None, domains_map: Mapping[str, str]) -> dict[str, MatchReason]:

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ConfirmObject
 
 from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, Deadline, DeadlineKind, Policy
-from bot.services.recipients import MatchReason
+from bot.services.vocabulary import MatchReason
 from bot.slack.blocks import fit
 from bot.slack.blocks.answers import (
     SLACK_USER,

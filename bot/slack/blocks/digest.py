@@ -16,9 +16,10 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot import mentions
 from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, DeadlineKind
-from bot.services import decisions
-from bot.services.digest import HORIZON_DAYS
+from bot.enums import DecisionAction, DecisionStatus
+from bot.services.vocabulary import HORIZON_DAYS
 from bot.slack.blocks import fit, text
 from bot.slack.blocks.budget import MORE_LINE_TEXT, Budget
 from bot.slack.blocks.fit import context, header, section
@@ -31,13 +32,13 @@ TOKENS_PER_KIND = 8  # tokens named per kind and day; the rest are counted
 LINES_PER_SECTION = 15
 
 VERBS = {
-    decisions.REVOKE: "revoked",
-    decisions.ROTATE: "rotated",
-    decisions.EXTEND: "extended",
-    decisions.CONFIRM_SCOPES: "set the scopes of",
-    decisions.RESTORE: "restored the scopes of",
-    decisions.ASSIGN_OWNER: "assigned an owner to",
-    decisions.ACCEPT: "accepted the deadline of",
+    DecisionAction.REVOKE: "revoked",
+    DecisionAction.ROTATE: "rotated",
+    DecisionAction.EXTEND: "extended",
+    DecisionAction.CONFIRM_SCOPES: "set the scopes of",
+    DecisionAction.RESTORE: "restored the scopes of",
+    DecisionAction.ASSIGN_OWNER: "assigned an owner to",
+    DecisionAction.ACCEPT: "accepted the deadline of",
 }
 
 
@@ -70,7 +71,7 @@ def moment_day(moment: datetime | None, tz: str) -> str:
 
 
 def actor_text(slack_id: str) -> str:
-    return slack_id if slack_id == decisions.TOKENBOT.slack_id else f"<@{slack_id}>"
+    return slack_id if slack_id == mentions.TOKENBOT else f"<@{slack_id}>"
 
 
 def lines_section(title: str, lines: Sequence[str], more_hint: str = "") -> SectionBlock:
@@ -257,7 +258,7 @@ def _due_line(due: DueToken, tz: str, now: datetime) -> str:
 def _decision_line(line, tz: str) -> str:
     what = token_text(line.token) if line.token else "a token"
     when = moment_day(line.at, tz)
-    if line.status == decisions.FAILED:
+    if line.status == DecisionStatus.FAILED:
         error = f": {escape(line.error[:200])}" if line.error else ""
         return f"• :x: {line.action.replace('_', ' ')} of {what} failed ({when}){error}"
     verb = VERBS.get(line.action, line.action.replace("_", " "))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import Block
 
-from bot.services.enforcement import HeldReason
+from bot.services.vocabulary import HeldReason
 from bot.slack.blocks.answers import Answer, person, plain
 from bot.slack.blocks.digest import lines_section, owner_text, token_text
 from bot.slack.blocks.fit import context, section

@@ -7,21 +7,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.services import decisions
+from bot.enums import DecisionAction
 from bot.slack.blocks.answers import person
 from bot.slack.blocks.fit import clip
 from bot.slack.blocks.text import code, escape, local_day, scopes_text, short_id, zone
 
 VERBS = {
-    decisions.REVOKE: "Revoked",
-    decisions.ACCEPT: "Accepted",
-    decisions.CONFIRM_SCOPES: "Scopes confirmed",
-    decisions.RESTORE: "Scopes restored",
-    decisions.EXTEND: "Extended",
-    decisions.ROTATE: "Rotated into its secret",
-    decisions.SNOOZE: "Snoozed",
-    decisions.NOT_MINE: "Handed to the admins",
-    decisions.ASSIGN_OWNER: "Owner assigned",
+    DecisionAction.REVOKE: "Revoked",
+    DecisionAction.ACCEPT: "Accepted",
+    DecisionAction.CONFIRM_SCOPES: "Scopes confirmed",
+    DecisionAction.RESTORE: "Scopes restored",
+    DecisionAction.EXTEND: "Extended",
+    DecisionAction.ROTATE: "Rotated into its secret",
+    DecisionAction.SNOOZE: "Snoozed",
+    DecisionAction.NOT_MINE: "Handed to the admins",
+    DecisionAction.ASSIGN_OWNER: "Owner assigned",
 }
 
 

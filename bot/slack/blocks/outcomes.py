@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, UserSelectElement
 
-from bot.services import decisions
+from bot.enums import DecisionAction
 from bot.slack.blocks.fit import clip, context, section
 from bot.slack.blocks.reminders import COMMENT_CHARS
 from bot.slack.blocks.text import code, escape, safe_text, short_id
@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     from bot.services.decisions import Outcome
 
 REQUEST_VERBS = {
-    decisions.CONFIRM_SCOPES: "set the scopes",
-    decisions.RESTORE: "add back the scopes",
-    decisions.EXTEND: "extend tokenbot's deadline",
+    DecisionAction.CONFIRM_SCOPES: "set the scopes",
+    DecisionAction.RESTORE: "add back the scopes",
+    DecisionAction.EXTEND: "extend tokenbot's deadline",
 }
 
 
@@ -82,12 +82,12 @@ def request_wording(outcome: Outcome) -> str:
     who = f"<@{outcome.actor_slack_id}>"
     parameters = outcome.parameters
     verb = REQUEST_VERBS.get(outcome.action, outcome.action.replace("_", " "))
-    if outcome.action == decisions.NOT_MINE:
+    if outcome.action == DecisionAction.NOT_MINE:
         return f"{who} says this token is not theirs."
     detail = ""
     if parameters.get("scopes"):
         detail = " to " + ", ".join(code(s) for s in parameters["scopes"])
-    if outcome.action == decisions.EXTEND and parameters.get("days"):
+    if outcome.action == DecisionAction.EXTEND and parameters.get("days"):
         detail = f" by {parameters['days']} days"
         if parameters.get("until") and parameters.get("original_due_at"):
             # What the admins weigh: the end asked for against where the policy put the deadline.
