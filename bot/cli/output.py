@@ -21,7 +21,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot import controls
-from bot.domain.policy import DEADLINE_LABELS, Policy
+from bot.domain.deadlines import DEADLINE_LABELS
+from bot.domain.policy import Policy
 from bot.services.report import TokenView, contract_json, contract_rows, iso, without_gc
 
 if TYPE_CHECKING:  # the sync service is only a type here: `tokenbot report` need not import it

@@ -16,7 +16,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, DeadlineKind
+from bot.domain.deadlines import DEADLINE_LABELS, DeadlineKind
+from bot.domain.findings import FINDING_LABELS
 from bot.services import decisions
 from bot.services.digest import HORIZON_DAYS
 from bot.slack.blocks import fit, text
