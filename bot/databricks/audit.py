@@ -26,7 +26,7 @@ STATEMENT_MAX_WAIT = 600.0  # seconds per statement: a stopped warehouse starts 
 # 150 bytes a group this stays well under the 25 MiB INLINE limit; more is refused, not cut short.
 AUDIT_MAX_GROUPS = 100_000
 
-# The gateway's `_call`: runs a function, raising SDK and network failures as GatewayErrors.
+# The gateway's `_call`: runs a function, raising SDK and network failures as GatewayErrors (errors.py).
 Call = Callable[[str, Callable[[], Any]], Any]
 
 

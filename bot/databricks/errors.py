@@ -23,7 +23,7 @@ from bot.databricks.records import GatewayError
 T = TypeVar("T")
 
 
-def call(action: str, function: Callable[[], T], *, host: str, timeout: int) -> T:
+def translate_errors(action: str, function: Callable[[], T], *, host: str, timeout: int) -> T:
     """`function()`, with any failure of the SDK or the network raised as a GatewayError whose
     message names `action` and says what to do; `host` and `timeout` (the SDK's retry limit, in
     seconds) go into the messages."""

@@ -21,9 +21,8 @@ from databricks.sdk.errors import DatabricksError, NotFound, ResourceDoesNotExis
 
 from bot.clock import from_http_date, from_ms
 from bot.config import DatabricksConfig, WorkspaceConfig
-from bot.databricks import errors
 from bot.databricks.audit import AUDIT_MAX_GROUPS, STATEMENT_MAX_WAIT, AuditReader
-from bot.databricks.errors import first_line
+from bot.databricks.errors import first_line, translate_errors
 from bot.databricks.records import (
     AuditUsage,
     CreatedToken,
@@ -275,7 +274,7 @@ class SdkWorkspaceGateway:
 
     # errors ------------------------------------------------------------------------------------
     def _call(self, action: str, function: Callable[[], T]) -> T:
-        return errors.call(action, function, host=self.host, timeout=self._timeout)
+        return translate_errors(action, function, host=self.host, timeout=self._timeout)
 
 
 def _token_record(info: dict[str, Any]) -> TokenRecord:
