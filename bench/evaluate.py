@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.domain.ladder import current_step, held_for_quiet_hours  # noqa: E402
-from bot.domain.policy import Policy, TokenFacts, evaluate  # noqa: E402
+from bot.domain.policy import Policy, evaluate  # noqa: E402
+from bot.domain.tokens import TokenFacts  # noqa: E402
 from bot.services.report import without_gc  # noqa: E402
 
 ZONES = ["UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo", "Australia/Sydney"]

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SLACK_LIBRARIES = ("slack_sdk", "slack_bolt")
 SLACK_HOMES = ("bot/slack/", "bot/sandbox/")
 DATABRICKS_SDK = ("databricks.sdk",)
-DATABRICKS_SDK_HOMES = ("bot/databricks/gateway.py", "bot/sandbox/")
+DATABRICKS_SDK_HOMES = ("bot/databricks/", "bot/sandbox/")
 BUILDERS = "bot/slack/blocks/"
 DATABASE = ("bot.db", "bot.models", "sqlmodel", "sqlalchemy")
 # Lower layers never import upper ones: (the files of a layer, the packages above it).

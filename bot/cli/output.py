@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot import controls
-from bot.domain.policy import DEADLINE_LABELS
+from bot.domain.deadlines import DEADLINE_LABELS
 from bot.services.report import TokenView
 
 if TYPE_CHECKING:  # the sync service is only a type here: `tokenbot report` need not import it

@@ -1,8 +1,9 @@
-"""The only module that imports databricks-sdk.
+"""The workspace gateway: tokenbot's calls to Databricks through databricks-sdk.
 
 One `SdkWorkspaceGateway` per configured workspace, authenticated by the SDK's unified auth (a
 profile, a PAT from a named environment variable, OAuth M2M, or DATABRICKS_* alone). Every SDK
-failure leaves here as a `GatewayError` whose message says what to do about it.
+failure leaves as a `GatewayError` whose message says what to do about it (`bot.databricks.errors`);
+the audit-log statement behind `audit_usage` is `bot.databricks.audit`'s.
 """
 
 from __future__ import annotations
@@ -10,30 +11,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
-import requests
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
-from databricks.sdk.errors import (
-    BadRequest,
-    DatabricksError,
-    NotFound,
-    PermissionDenied,
-    ResourceDoesNotExist,
-    TemporarilyUnavailable,
-    TooManyRequests,
-    Unauthenticated,
-)
-from urllib3.exceptions import NewConnectionError
+from databricks.sdk.errors import DatabricksError, NotFound, ResourceDoesNotExist
 
 from bot.clock import from_http_date, from_ms
 from bot.config import DatabricksConfig, WorkspaceConfig
+from bot.databricks.audit import AUDIT_MAX_GROUPS, STATEMENT_MAX_WAIT, AuditReader
+from bot.databricks.errors import first_line, translate_errors
 from bot.databricks.records import (
-    AuditCall,
     AuditUsage,
     CreatedToken,
     GatewayError,
@@ -49,11 +39,6 @@ OBO_TOKENS_PATH = "/api/2.0/token-management/on-behalf-of/tokens"
 SECRETS_PUT_PATH = "/api/2.0/secrets/put"
 SECRETS_LIST_PATH = "/api/2.0/secrets/list"
 SCIM = "/api/2.0/preview/scim/v2"
-STATEMENTS_PATH = "/api/2.0/sql/statements"
-STATEMENT_MAX_WAIT = 600.0  # seconds per statement: a stopped warehouse starts within minutes
-# Groups the audit statement may return: one per identity, token, day, service and action. At about
-# 150 bytes a group this stays well under the 25 MiB INLINE limit; more is refused, not cut short.
-AUDIT_MAX_GROUPS = 100_000
 T = TypeVar("T")
 
 
@@ -91,7 +76,7 @@ def build_config(
     except ValueError as error:  # the SDK found no usable credentials
         raise GatewayError(
             "auth",
-            f"no usable Databricks credentials: {_first_line(error)}. "
+            f"no usable Databricks credentials: {first_line(error)}. "
             "Set token_env, client_id_env/client_secret_env or profile for "
             "the workspace, or DATABRICKS_* in the environment",
         ) from None
@@ -107,6 +92,7 @@ class SdkWorkspaceGateway:
         self.host = workspace.host
         self._client = WorkspaceClient(config=build_config(workspace, limits, environ))
         self._timeout = limits.retry_timeout_seconds
+        self._audit = AuditReader(self._client, self._call, self.name)
 
     # inventory ---------------------------------------------------------------------------------
     def fetch_inventory(self, *, known_principals: frozenset[str]) -> Inventory:
@@ -155,7 +141,7 @@ class SdkWorkspaceGateway:
             conf = self._client.workspace_conf.get_status(keys="maxTokenLifetimeDays") or {}
         except DatabricksError as error:
             logger.warning(
-                "workspace %s: cannot read maxTokenLifetimeDays: %s", self.name, _first_line(error)
+                "workspace %s: cannot read maxTokenLifetimeDays: %s", self.name, first_line(error)
             )
             return None
         value = conf.get("maxTokenLifetimeDays")
@@ -231,7 +217,7 @@ class SdkWorkspaceGateway:
         found = [entry for entry in (body or {}).get("secrets", ()) if entry.get("key") == key]
         return from_ms(found[0].get("last_updated_timestamp")) if found else None
 
-    # observed usage: system.access.audit through the Statement Execution API ------------------
+    # observed usage (bot.databricks.audit) -----------------------------------------------------
     def audit_usage(
         self,
         warehouse_id: str,
@@ -240,112 +226,11 @@ class SdkWorkspaceGateway:
         max_wait_seconds: float = STATEMENT_MAX_WAIT,
         max_groups: int = AUDIT_MAX_GROUPS,
     ) -> AuditUsage:
-        """This workspace's audit events since `since`, aggregated by the warehouse into one row
-        per identity, token (through the session its `tokenLogin` opened), day, service and
-        action: the result grows with the days and services used, not with the events, so a log
-        of millions of rows comes back in a few chunks.
-
-        One parameterised statement. A stopped warehouse starts and is waited for up to
-        `max_wait_seconds`; a missing warehouse, a failed statement (such as a result over the
-        INLINE limit), more than `max_groups` groups or the wait running out is a GatewayError
-        that names the warehouse and what to do."""
-        workspace_id = str(self._call("read the workspace id", self._client.get_workspace_id))
-        parameters = [
-            {"name": "workspace_id", "value": workspace_id, "type": "STRING"},
-            {"name": "since", "value": _sql_time(since), "type": "TIMESTAMP"},
-        ]
-        action = "read API calls (audit log)"
-        sql = AUDIT_CALLS_SQL.format(limit=int(max_groups) + 1)
-        rows = self._statement(warehouse_id, sql, parameters, max_wait_seconds, action)
-        if len(rows) > max_groups:
-            raise GatewayError(
-                "other",
-                f"{action} (SQL warehouse {warehouse_id}): more than {max_groups} groups of audit events "
-                "(identity, token, day, service, action); shorten policy.usage_lookback_days",
-            )
-        return AuditUsage(
-            workspace_id=workspace_id,
-            since=since,
-            calls=tuple(_audit_call(row) for row in rows if row and row[3]),
+        """This workspace's audit events since `since`, one row per identity, token, day, service
+        and action (`AuditReader.usage` says how, and which failures it raises)."""
+        return self._audit.usage(
+            warehouse_id, since, max_wait_seconds=max_wait_seconds, max_groups=max_groups
         )
-
-    def _statement(
-        self,
-        warehouse_id: str,
-        sql: str,
-        parameters: list[dict[str, str]],
-        max_wait_seconds: float,
-        action: str,
-    ) -> list[list[str | None]]:
-        """Run one statement to the end and return every row of every chunk."""
-        action = f"{action} (SQL warehouse {warehouse_id})"
-        body = {
-            "statement": sql,
-            "warehouse_id": warehouse_id,
-            "parameters": parameters,
-            "wait_timeout": f"{int(min(30, max(5, max_wait_seconds)))}s",
-            "on_wait_timeout": "CONTINUE",
-            "format": "JSON_ARRAY",
-            "disposition": "INLINE",
-        }
-        do = self._client.api_client.do
-        try:
-            answer = self._call(action, lambda: do("POST", STATEMENTS_PATH, body=body)) or {}
-        except GatewayError as error:
-            if error.kind == "not_found":
-                raise GatewayError(
-                    "not_found",
-                    f"{action}: the warehouse does not exist ({error.message}); "
-                    f"check audit_warehouse_id of workspace '{self.name}'",
-                ) from None
-            raise
-        statement_id = answer.get("statement_id")
-        started, pause = time.monotonic(), 0.2
-        while _state(answer) in ("PENDING", "RUNNING"):
-            if time.monotonic() - started > max_wait_seconds:
-                self._cancel_quietly(statement_id)
-                raise GatewayError(
-                    "timeout",
-                    f"{action}: no result within {max_wait_seconds:g} s (the warehouse may be stopped "
-                    "and starting); start it or let it auto-start, then run `tokenbot usage refresh`",
-                )
-            time.sleep(pause)
-            pause = min(pause * 2, 5.0)
-            answer = self._call(action, lambda: do("GET", f"{STATEMENTS_PATH}/{statement_id}")) or {}
-        state = _state(answer)
-        if state != "SUCCEEDED":
-            error = (answer.get("status") or {}).get("error") or {}
-            detail = error.get("message") or error.get("error_code") or "no reason given"
-            ended = state or "without a state"
-            hint = ""
-            if "inline byte limit" in str(detail).lower():  # Databricks' 25 MiB INLINE cap
-                hint = "; shorten policy.usage_lookback_days so that the audit groups fit"
-            raise GatewayError("other", f"{action}: the statement ended {ended}: {detail}{hint}")
-        result = answer.get("result") or {}
-        rows = list(result.get("data_array") or [])
-        next_chunk = result.get("next_chunk_index")
-        while next_chunk is not None:
-            chunk_path = f"{STATEMENTS_PATH}/{statement_id}/result/chunks/{int(next_chunk)}"
-            chunk = self._call(action, lambda path=chunk_path: do("GET", path)) or {}
-            rows.extend(chunk.get("data_array") or [])
-            next_chunk = chunk.get("next_chunk_index")
-        manifest = answer.get("manifest") or {}
-        if manifest.get("truncated"):
-            logger.warning("workspace %s: %s: the result was truncated by the warehouse", self.name, action)
-        expected = manifest.get("total_row_count")
-        if expected is not None and int(expected) != len(rows):
-            raise GatewayError(
-                "other", f"{action}: read {len(rows)} rows of the {expected} the warehouse announced"
-            )
-        return rows
-
-    def _cancel_quietly(self, statement_id: str | None) -> None:
-        if not statement_id:
-            return
-        try:
-            self._client.api_client.do("POST", f"{STATEMENTS_PATH}/{statement_id}/cancel")
-        except (DatabricksError, requests.RequestException, OSError) as error:
-            logger.warning("workspace %s: could not cancel statement %s: %s", self.name, statement_id, error)
 
     # clock -------------------------------------------------------------------------------------
     def server_time(self) -> datetime:
@@ -387,89 +272,9 @@ class SdkWorkspaceGateway:
                 checks.append((what, error.message))
         return checks
 
-    # error translation -------------------------------------------------------------------------
+    # errors ------------------------------------------------------------------------------------
     def _call(self, action: str, function: Callable[[], T]) -> T:
-        try:
-            return function()
-        except GatewayError:
-            raise
-        except Unauthenticated as error:
-            raise self._auth_error(action, error) from None
-        except PermissionDenied as error:
-            if _credential_refused(error):
-                raise self._auth_error(action, error) from None
-            raise GatewayError(
-                "permission",
-                f"{action}: permission denied ({_first_line(error)}); the bot's "
-                "identity must be a workspace admin to manage tokens",
-            ) from None
-        except NotFound as error:
-            raise GatewayError("not_found", f"{action}: not found ({_first_line(error)})") from None
-        except BadRequest as error:
-            raise GatewayError("bad_request", f"{action}: refused ({_first_line(error)})") from None
-        except (TooManyRequests, TemporarilyUnavailable) as error:
-            raise GatewayError(
-                "unavailable",
-                f"{action}: Databricks is overloaded or unavailable "
-                f"({_first_line(error)}); retried until the "
-                f"{self._timeout} s limit",
-            ) from None
-        except TimeoutError as error:
-            if isinstance(error.__cause__, TooManyRequests | TemporarilyUnavailable):
-                # The SDK gives up with a TimeoutError; what people need is the last answer.
-                raise GatewayError(
-                    "unavailable",
-                    f"{action}: Databricks is overloaded or unavailable "
-                    f"({_first_line(error.__cause__)}); retried for {self._timeout} s",
-                ) from None
-            raise GatewayError(
-                "timeout",
-                f"{action}: no answer within {self._timeout} s of retries "
-                f"({_first_line(error)}); check the host and the network",
-                outcome_unknown=_maybe_applied(error.__cause__),
-            ) from None
-        except (requests.RequestException, OSError) as error:
-            raise GatewayError(
-                "unavailable",
-                f"{action}: cannot reach {self.host} ({_first_line(error)})",
-                outcome_unknown=_maybe_applied(error),
-            ) from None
-        except DatabricksError as error:
-            raise GatewayError("other", f"{action}: {_first_line(error)}") from None
-
-    @staticmethod
-    def _auth_error(action: str, error: DatabricksError) -> GatewayError:
-        return GatewayError(
-            "auth",
-            f"{action}: authentication failed ({_first_line(error)}); check the workspace's credentials",
-        )
-
-
-# A workspace refuses an unknown, revoked or expired token with HTTP 403 like a missing permission,
-# and the SDK raises PermissionDenied for both; the body tells them apart: a refused credential has
-# a numeric `error_code` (403) and "Invalid access token." / "JWT has expired" / "Invalid access to
-# Org" (databricks-sdk-go issues #873, #917, #1061, #853), a missing permission `PERMISSION_DENIED`.
-_REFUSED_CREDENTIAL_MESSAGES = ("invalid access token", "jwt has expired", "invalid access to org")
-
-
-def _credential_refused(error: DatabricksError) -> bool:
-    if error.error_code == "PERMISSION_DENIED":
-        return False
-    message = str(error).lower()
-    return str(error.error_code) == "403" or any(text in message for text in _REFUSED_CREDENTIAL_MESSAGES)
-
-
-def _maybe_applied(error: BaseException | None) -> bool:
-    """Whether a request that failed this way may still have been applied: it was sent and no
-    answer came back (a reset or dropped connection, a read timeout, a cut answer). Not when the
-    connection could not even be opened, nor when Databricks answered (429, 503, ...)."""
-    if isinstance(error, requests.ConnectTimeout):
-        return False
-    if isinstance(error, requests.ConnectionError):
-        reason = error.args[0] if error.args else None
-        reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
-        return not isinstance(reason, NewConnectionError)
-    return isinstance(error, requests.Timeout | requests.exceptions.ChunkedEncodingError)
+        return translate_errors(action, function, host=self.host, timeout=self._timeout)
 
 
 def _token_record(info: dict[str, Any]) -> TokenRecord:
@@ -498,11 +303,6 @@ def _primary_email(user: dict[str, Any]) -> str | None:
     return (primary or [e.get("value") for e in emails] or [None])[0]
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__
-
-
 def gateway_factory(
     workspaces: Sequence[WorkspaceConfig], limits: DatabricksConfig
 ) -> Callable[[str], SdkWorkspaceGateway]:
@@ -521,64 +321,3 @@ def gateway_factory(
             return built[name]
 
     return gateway_for
-
-
-# ---------------------------------------------------------------------------------------------
-# the audit log statement (the sandbox's SQL subset is enough: see bot/sandbox/databricks.py)
-
-# The token of a session is the one its `tokenLogin` events name, when they name exactly one; every
-# event is grouped with that token (or none) by day, service and action. `{limit}` is the bound
-# plus one (an int of ours, never user input), to tell "exactly the bound" from "more".
-AUDIT_CALLS_SQL = """
-SELECT a.user_identity.email AS identity, t.token_id, a.event_date AS event_day,
-       a.service_name, a.action_name,
-       count(*) AS calls, min(a.event_time) AS first_seen, max(a.event_time) AS last_seen
-FROM system.access.audit AS a
-LEFT JOIN (
-    SELECT session_id, min(request_params['tokenId']) AS token_id
-    FROM system.access.audit
-    WHERE workspace_id = :workspace_id AND event_time >= :since
-      AND service_name = 'accounts' AND action_name = 'tokenLogin'
-      AND request_params['tokenId'] IS NOT NULL AND session_id IS NOT NULL
-    GROUP BY session_id
-    HAVING count(DISTINCT request_params['tokenId']) = 1
-) AS t ON a.session_id = t.session_id
-WHERE a.workspace_id = :workspace_id AND a.event_time >= :since
-GROUP BY a.user_identity.email, t.token_id, a.event_date, a.service_name, a.action_name
-ORDER BY event_day, identity, token_id, service_name, action_name
-LIMIT {limit}
-""".strip()
-
-
-def _state(answer: Mapping[str, Any]) -> str | None:
-    return (answer.get("status") or {}).get("state")
-
-
-def _sql_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _parse_sql_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    text = text.strip().replace(" ", "T", 1)
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _count(text: str | None) -> int:
-    return int(text) if text else 0
-
-
-def _audit_call(row: Sequence[str | None]) -> AuditCall:
-    identity, token_id, day, service_name, action_name, calls, first_seen, last_seen = row
-    return AuditCall(
-        identity=identity or None,
-        token_id=token_id or None,
-        day=date.fromisoformat(day) if day else None,
-        service_name=str(service_name),
-        action_name=action_name or None,
-        calls=_count(calls),
-        first_seen=_parse_sql_time(first_seen),
-        last_seen=_parse_sql_time(last_seen),
-    )

@@ -1,16 +1,10 @@
-"""What is about to happen to a token, and what is risky about it: pure rules, `now` passed in.
+"""The policy, and what it says is about to happen to a token: pure rules, `now` passed in.
 
 `evaluate(token, policy, now)` turns the facts the service layer read from the database
-(`TokenFacts`) into deadlines (what will happen, when, and why) and findings (risks). It does no
-I/O and never reads the clock.
-
-Time conventions:
-
-- every datetime is aware UTC (aware datetimes in another zone are converted; naive ones are refused);
-- a deadline whose `due_at` is at or before `now` has passed (`Deadline.is_overdue(now)`);
-  passed deadlines are still returned so the report and the enforcement job can see them;
-- `Deadline.days_left(now)` is the whole days remaining, rounded down: 13 days 23 hours is 13,
-  one hour overdue is -1 (exactly `now` is 0 and already overdue).
+(`TokenFacts`, in `bot.domain.tokens`) into deadlines (what will happen, when, and why:
+`bot.domain.deadlines`) and findings (risks: `bot.domain.findings`). It does no I/O and never
+reads the clock. Every datetime is aware UTC (aware datetimes in another zone are converted;
+naive ones are refused); the deadlines module says how days and overdue are counted.
 """
 
 from __future__ import annotations
@@ -19,32 +13,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
-from functools import lru_cache
 from operator import attrgetter
 from types import MappingProxyType
 
-# --- autoscope_state values (raw text; unknown values are kept as they come) -------------------------------
-AUTOSCOPE_DISABLED = "AUTOSCOPE_STATE_DISABLED"
-AUTOSCOPE_RUNNING = "AUTOSCOPE_STATE_RUNNING"
-AUTOSCOPE_COMPLETED = "AUTOSCOPE_STATE_COMPLETED"
-AUTOSCOPE_BACKFILLED = "AUTOSCOPE_STATE_BACKFILLED"
-AUTOSCOPE_USER_SELECTED = "AUTOSCOPE_STATE_USER_SELECTED"
-AUTOSCOPE_API_NOT_COVERED = "AUTOSCOPE_STATE_API_NOT_COVERED"
-KNOWN_AUTOSCOPE_STATES: frozenset[str] = frozenset(
-    {
-        AUTOSCOPE_DISABLED,
-        AUTOSCOPE_RUNNING,
-        AUTOSCOPE_COMPLETED,
-        AUTOSCOPE_BACKFILLED,
-        AUTOSCOPE_USER_SELECTED,
-        AUTOSCOPE_API_NOT_COVERED,
-    }
-)
+from bot.domain.deadlines import Deadline, DeadlineKind
+from bot.domain.findings import Finding, FindingResult, find_risks, junk_regex
+from bot.domain.tokens import Exemption, TokenFacts, as_utc, is_observing
 
-_AUTHENTICATION_SCOPE = "authentication"
-_ALL_APIS_SCOPE = "all-apis"
-_DAY = timedelta(days=1)
 _ZERO = timedelta(0)
 _END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 _START_OF_TIME = datetime.min.replace(tzinfo=UTC)
@@ -116,162 +91,11 @@ def parse_quiet_hours(text: str) -> tuple[time, time] | None:
     return start, end
 
 
-# --- codes and labels --------------------------------------------------------------------------------------
-
-
-class DeadlineKind(StrEnum):
-    AUTOSCOPE_ENFORCEMENT = "autoscope_enforcement"
-    EXPIRY = "expiry"
-    INACTIVITY_REVOCATION = "inactivity_revocation"
-    ORG_POLICY = "org_policy"
-
-
-class Finding(StrEnum):
-    PRIVILEGED_SCOPE = "privileged_scope"
-    ALL_APIS = "all_apis"
-    NO_EXPIRY = "no_expiry"
-    EXCEEDS_WORKSPACE_MAX = "exceeds_workspace_max"
-    JUNK_COMMENT = "junk_comment"
-    ORPHAN = "orphan"
-    OWNER_INACTIVE = "owner_inactive"
-    SERVICE_PRINCIPAL_TOKEN = "service_principal_token"  # noqa: S105 (a finding code, not a secret)
-    RARE_API = "rare_api"
-
-
-DEADLINE_LABELS: Mapping[DeadlineKind, str] = MappingProxyType(
-    {
-        DeadlineKind.AUTOSCOPE_ENFORCEMENT: "Auto-scoping enforcement",
-        DeadlineKind.EXPIRY: "Expiry",
-        DeadlineKind.INACTIVITY_REVOCATION: "Revocation for inactivity",
-        DeadlineKind.ORG_POLICY: "Organisation policy",
-    }
-)
-
-FINDING_LABELS: Mapping[Finding, str] = MappingProxyType(
-    {
-        Finding.PRIVILEGED_SCOPE: "Can create tokens",
-        Finding.ALL_APIS: "Full API access",
-        Finding.NO_EXPIRY: "Never expires",
-        Finding.EXCEEDS_WORKSPACE_MAX: "Outlives the workspace maximum",
-        Finding.JUNK_COMMENT: "Unclear comment",
-        Finding.ORPHAN: "Owner not found",
-        Finding.OWNER_INACTIVE: "Owner deactivated",
-        Finding.SERVICE_PRINCIPAL_TOKEN: "Service principal token",
-        Finding.RARE_API: "Rarely used API at risk",
-    }
-)
-
-# Worst first. evaluate() emits findings in this order.
-_FINDINGS_WORST_FIRST: tuple[Finding, ...] = (
-    Finding.PRIVILEGED_SCOPE,
-    Finding.ORPHAN,
-    Finding.OWNER_INACTIVE,
-    Finding.ALL_APIS,
-    Finding.RARE_API,
-    Finding.EXCEEDS_WORKSPACE_MAX,
-    Finding.NO_EXPIRY,
-    Finding.SERVICE_PRINCIPAL_TOKEN,
-    Finding.JUNK_COMMENT,
-)
-# Finding -> rank, 0 = worst: `sorted(codes, key=FINDING_SEVERITY.__getitem__)` puts the worst first.
-FINDING_SEVERITY: Mapping[Finding, int] = MappingProxyType(
-    {code: rank for rank, code in enumerate(_FINDINGS_WORST_FIRST)}
-)
+# --- evaluation --------------------------------------------------------------------------------------------
 
 _ACTION_AUTOSCOPE = "Databricks narrows the token to the scopes it observed"
 _ACTION_EXPIRY = "the token expires"
 _ACTION_INACTIVITY = "Databricks revokes the unused token"
-
-
-# --- inputs ------------------------------------------------------------------------------------------------
-
-
-def _as_utc(value: datetime, name: str) -> datetime:
-    """`value` as aware UTC; a naive datetime is a bug in the caller and is refused."""
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime, not {type(value).__name__}")
-    tzinfo = value.tzinfo
-    if tzinfo is UTC:
-        return value
-    if tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"{name} must be an aware UTC datetime, got naive {value.isoformat()} "
-            "(SQLite returns naive datetimes: attach timezone.utc)"
-        )
-    return value.astimezone(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Exemption:
-    """An approved exemption: the `kind` deadline is held off until `until`."""
-
-    kind: DeadlineKind
-    until: datetime
-
-    def __post_init__(self) -> None:
-        until = _as_utc(self.until, "Exemption.until")
-        if until is not self.until:
-            object.__setattr__(self, "until", until)
-
-
-@dataclass(frozen=True, slots=True)
-class TokenFacts:
-    """One token as the rules see it, built by the service layer from the database."""
-
-    workspace: str
-    token_id: str
-    owner_kind: str | None  # "user", "service_principal", or None when unresolved
-    owner_active: bool | None
-    owner_resolved: bool
-    comment: str
-    created_at: datetime
-    expires_at: datetime | None  # None = never
-    last_used_on: datetime | None  # midnight UTC of the last-use day; None = never used
-    scopes: tuple[str, ...]
-    inferred_scopes: tuple[str, ...]
-    autoscope_state: str | None  # raw text, e.g. "AUTOSCOPE_STATE_RUNNING"; unknown values possible
-    observation_started_at: datetime | None
-    enforcement_at: datetime | None  # from an auto-scoping event; beats the derived date while observing
-    workspace_max_lifetime_days: int | None
-    exemptions: tuple[Exemption, ...] = ()
-
-    def __post_init__(self) -> None:
-        for name in ("created_at", "expires_at", "last_used_on", "observation_started_at", "enforcement_at"):
-            value = getattr(self, name)
-            if value is not None and (type(value) is not datetime or value.tzinfo is not UTC):
-                object.__setattr__(self, name, _as_utc(value, f"TokenFacts.{name}"))
-        for name in ("scopes", "inferred_scopes", "exemptions"):
-            value = getattr(self, name)
-            if type(value) is not tuple:
-                object.__setattr__(self, name, tuple(value))
-
-
-# --- outputs -----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Deadline:
-    kind: DeadlineKind
-    due_at: datetime  # aware UTC
-    action: str  # what will happen, in plain words
-    reason: str  # why, with the numbers
-
-    def remaining(self, now: datetime) -> timedelta:
-        return self.due_at - now
-
-    def days_left(self, now: datetime) -> int:
-        """Whole days until `due_at`, rounded down: 0 in the last 24 hours and at `due_at`, then negative."""
-        return (self.due_at - now).days  # timedelta.days is rounded down: -1 day + 23 h is -1
-
-    def is_overdue(self, now: datetime) -> bool:
-        """True once `due_at` is reached: a deadline at exactly `now` has passed."""
-        return self.due_at <= now
-
-
-@dataclass(frozen=True, slots=True)
-class FindingResult:
-    code: Finding
-    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,18 +140,6 @@ _ORG_POLICY = DeadlineKind.ORG_POLICY
 _BY_DUE_AT = attrgetter("due_at")
 
 
-def is_observing(token: TokenFacts) -> bool:
-    """True while auto-scoping is still observing the token (so `all-apis` is expected).
-
-    That is state RUNNING, or a state tokenbot cannot read (None or unknown) with an enforcement date
-    from an auto-scoping event. A known other state (COMPLETED, USER_SELECTED...) means observation is over.
-    """
-    state = token.autoscope_state
-    if state == AUTOSCOPE_RUNNING:
-        return True
-    return token.enforcement_at is not None and (state is None or state not in KNOWN_AUTOSCOPE_STATES)
-
-
 class _Rules:
     """What evaluate() needs from a Policy, computed once per Policy object."""
 
@@ -364,7 +176,7 @@ class _Rules:
         self.org_lifetime = _days(days) if days > 0 else None
         self.org_lifetime_action = f"tokenbot policy: revoke (older than {days} days)"
         self.org_lifetime_days = days
-        self.junk = _junk_regex(policy.junk_comment_patterns)
+        self.junk = junk_regex(policy.junk_comment_patterns)
 
 
 _RULES: dict[int, _Rules] = {}
@@ -409,7 +221,7 @@ def evaluate(
     inferred scopes is a `rare_api` finding.
     """
     if now.tzinfo is not UTC:
-        now = _as_utc(now, "now")
+        now = as_utc(now, "now")
     rules = _rules_for(policy)
     observing = is_observing(token)
     created_at = token.created_at
@@ -459,7 +271,7 @@ def evaluate(
 
     if len(deadlines) > 1:
         deadlines.sort(key=_BY_DUE_AT)  # stable: equal times keep the DeadlineKind order
-    return Evaluation(token, tuple(deadlines), _findings(token, rules, observing, rare_scopes))
+    return Evaluation(token, tuple(deadlines), find_risks(token, rules.junk, observing, rare_scopes))
 
 
 def _autoscope_deadline(token: TokenFacts, rules: _Rules, created_day: str) -> Deadline:
@@ -494,92 +306,3 @@ def _exempt_until(exemptions: tuple[Exemption, ...], due_at: datetime, now: date
             if latest is None or until > latest:
                 latest = until
     return latest
-
-
-@lru_cache(maxsize=32)
-def _junk_regex(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One case-insensitive regex for all patterns, each matched as a whole word or phrase.
-
-    Word characters are letters and digits: "old" matches "old token", "OLD" and "old_pat", not "golden".
-    Spaces inside a pattern match any run of white space.
-    """
-    phrases = sorted({" ".join(pattern.split()) for pattern in patterns if pattern.strip()}, key=len)
-    if not phrases:
-        return None
-    phrases.reverse()  # longest first, so the detail quotes the longest phrase that matched
-    alternatives = "|".join(r"\s+".join(re.escape(word) for word in phrase.split()) for phrase in phrases)
-    return re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
-
-
-def _shorten(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _ceil_days(span: timedelta) -> int:
-    return -(-span // _DAY)
-
-
-# Findings whose detail never varies are built once.
-_PRIVILEGED = FindingResult(Finding.PRIVILEGED_SCOPE, "authentication scope: can create tokens of any scope")
-_ORPHAN = FindingResult(Finding.ORPHAN, "the owner could not be found in the workspace")
-_OWNER_INACTIVE = FindingResult(Finding.OWNER_INACTIVE, "the owner's account is deactivated")
-_NO_SCOPES = FindingResult(Finding.ALL_APIS, "no scopes set: full access to every API")
-_ALL_APIS = FindingResult(Finding.ALL_APIS, "all-apis scope: full access to every API")
-_NO_EXPIRY = FindingResult(Finding.NO_EXPIRY, "never expires")
-_SERVICE_PRINCIPAL = FindingResult(Finding.SERVICE_PRINCIPAL_TOKEN, "owned by a service principal")
-_NO_COMMENT = FindingResult(Finding.JUNK_COMMENT, "no comment")
-
-
-def _findings(
-    token: TokenFacts, rules: _Rules, observing: bool, rare_scopes: Mapping[str, date]
-) -> tuple[FindingResult, ...]:
-    """Findings in FINDING_SEVERITY order, worst first."""
-    found: list[FindingResult] = []
-    scopes = token.scopes
-
-    if _AUTHENTICATION_SCOPE in scopes:
-        found.append(_PRIVILEGED)
-    if not token.owner_resolved:
-        found.append(_ORPHAN)
-    if token.owner_active is False:
-        found.append(_OWNER_INACTIVE)
-    if not observing:
-        # No scopes at all means full access in Databricks.
-        if not scopes:
-            found.append(_NO_SCOPES)
-        elif _ALL_APIS_SCOPE in scopes:
-            found.append(_ALL_APIS)
-    if rare_scopes:
-        inferred = token.inferred_scopes
-        for scope in sorted(rare_scopes):
-            if scope not in inferred:
-                last_used = rare_scopes[scope]
-                if isinstance(last_used, datetime):
-                    last_used = last_used.date()
-                detail = f"{scope} (last used {last_used.isoformat()}) is not among the inferred scopes"
-                found.append(FindingResult(Finding.RARE_API, detail))
-    max_days = token.workspace_max_lifetime_days
-    expires_at = token.expires_at
-    if max_days is not None and max_days > 0:
-        if expires_at is None:
-            detail = f"never expires; the workspace allows at most {max_days} days"
-            found.append(FindingResult(Finding.EXCEEDS_WORKSPACE_MAX, detail))
-        else:
-            lifetime = expires_at - token.created_at
-            if lifetime.days > max_days or (lifetime.days == max_days and lifetime % _DAY):
-                detail = f"lifetime of {_ceil_days(lifetime)} days; the workspace allows at most {max_days}"
-                found.append(FindingResult(Finding.EXCEEDS_WORKSPACE_MAX, detail))
-    if expires_at is None:
-        found.append(_NO_EXPIRY)
-    if token.owner_kind == "service_principal":
-        found.append(_SERVICE_PRINCIPAL)
-
-    comment = token.comment.strip() if token.comment else ""
-    if not comment:
-        found.append(_NO_COMMENT)
-    elif rules.junk is not None:
-        match = rules.junk.search(comment)
-        if match is not None:
-            detail = f'comment "{_shorten(comment)}" looks like a placeholder ("{match.group(0)}")'
-            found.append(FindingResult(Finding.JUNK_COMMENT, detail))
-    return tuple(found)

@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from bot.domain.policy import DeadlineKind, Policy
+from bot.domain.deadlines import DeadlineKind
+from bot.domain.policy import Policy
 from bot.models import Decision
 from bot.services import decisions
 

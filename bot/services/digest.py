@@ -34,7 +34,9 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from bot.db import session_scope
-from bot.domain.policy import FINDING_SEVERITY, DeadlineKind, Finding, Policy
+from bot.domain.deadlines import DeadlineKind
+from bot.domain.findings import FINDING_SEVERITY, Finding
+from bot.domain.policy import Policy
 from bot.models import (
     Decision,
     DigestPost,

@@ -61,7 +61,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.databricks.records import GatewayError, TokenRecord, WorkspaceGateway
-from bot.domain.policy import AUTOSCOPE_COMPLETED, AUTOSCOPE_RUNNING
+from bot.domain.tokens import AUTOSCOPE_COMPLETED, AUTOSCOPE_RUNNING
 from bot.models import Event, EventStatus, Token
 
 logger = logging.getLogger(__name__)

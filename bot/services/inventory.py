@@ -22,7 +22,8 @@ from sqlmodel import Session
 from bot import clock, controls
 from bot.databricks.records import GatewayError, Inventory, PrincipalRecord, TokenRecord, WorkspaceGateway
 from bot.db import session_scope
-from bot.domain.policy import AUTOSCOPE_COMPLETED, AUTOSCOPE_RUNNING, Policy
+from bot.domain.policy import Policy
+from bot.domain.tokens import AUTOSCOPE_COMPLETED, AUTOSCOPE_RUNNING
 from bot.models import Principal, Token, Workspace, WorkspaceStatus
 from bot.services import events
 

@@ -36,7 +36,8 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from bot.db import session_scope
-from bot.domain.policy import DeadlineKind, Policy
+from bot.domain.deadlines import DeadlineKind
+from bot.domain.policy import Policy
 from bot.domain.scopes import PRIVILEGED_SCOPES
 from bot.models import Decision, Notification, Principal, Step, Token
 from bot.services import decisions, notifications, outbox, recipients, usage

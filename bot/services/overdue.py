@@ -28,7 +28,8 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from bot import clock
-from bot.domain.policy import Deadline, DeadlineKind, Policy
+from bot.domain.deadlines import Deadline, DeadlineKind
+from bot.domain.policy import Policy
 from bot.models import Decision, Workspace, WorkspaceStatus
 from bot.services import decisions, report
 from bot.services.report import TokenView

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from bot.domain.policy import Deadline
+from bot.domain.deadlines import Deadline
 from bot.services.report import TokenView
 
 if TYPE_CHECKING:  # the messages these ports carry are the services' own data

@@ -23,8 +23,9 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from bot.db import session_scope
+from bot.domain.deadlines import Deadline
 from bot.domain.ladder import current_step, escalation_due, held_for_quiet_hours
-from bot.domain.policy import Deadline, Policy
+from bot.domain.policy import Policy
 from bot.models import (
     Decision,
     DecisionAction,

@@ -17,8 +17,10 @@ from sqlalchemy import and_, select, type_coerce
 from sqlalchemy.types import NullType
 from sqlmodel import Session
 
+from bot.domain.deadlines import DeadlineKind
 from bot.domain.ladder import current_step
-from bot.domain.policy import DeadlineKind, Evaluation, Exemption, Policy, TokenFacts, evaluate
+from bot.domain.policy import Evaluation, Policy, evaluate
+from bot.domain.tokens import Exemption, TokenFacts
 from bot.models import Exemption as ExemptionRow
 from bot.models import Principal, Token, UTCDateTime, Workspace
 from bot.services import usage

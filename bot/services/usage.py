@@ -62,14 +62,9 @@ from sqlmodel import Session
 
 from bot.databricks.records import AuditUsage, GatewayError, UsageGateway
 from bot.db import session_scope
-from bot.domain.policy import (
-    AUTOSCOPE_BACKFILLED,
-    AUTOSCOPE_COMPLETED,
-    Policy,
-    TokenFacts,
-    is_observing,
-)
+from bot.domain.policy import Policy
 from bot.domain.scopes import scope_for_service
+from bot.domain.tokens import AUTOSCOPE_BACKFILLED, AUTOSCOPE_COMPLETED, TokenFacts, is_observing
 from bot.models import ApiUsage, Principal, Token
 
 if TYPE_CHECKING:

@@ -13,22 +13,16 @@ from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.domain.policy import (
+from bot.domain.deadlines import DEADLINE_LABELS, Deadline, DeadlineKind
+from bot.domain.findings import FINDING_LABELS, FINDING_SEVERITY, Finding
+from bot.domain.policy import Policy, evaluate, parse_quiet_hours
+from bot.domain.tokens import (
     AUTOSCOPE_COMPLETED,
     AUTOSCOPE_RUNNING,
-    DEADLINE_LABELS,
-    FINDING_LABELS,
-    FINDING_SEVERITY,
     KNOWN_AUTOSCOPE_STATES,
-    Deadline,
-    DeadlineKind,
     Exemption,
-    Finding,
-    Policy,
     TokenFacts,
-    evaluate,
     is_observing,
-    parse_quiet_hours,
 )
 
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from bot import clock, db
-from bot.domain.policy import AUTOSCOPE_USER_SELECTED, DeadlineKind
+from bot.domain.deadlines import DeadlineKind
+from bot.domain.tokens import AUTOSCOPE_USER_SELECTED
 from bot.models import Exemption
 from bot.services import decisions
 from tests.support.decisions_helpers import (

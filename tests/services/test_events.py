@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from bot import clock, db
 from bot.cli.main import app
-from bot.domain.policy import DeadlineKind
+from bot.domain.deadlines import DeadlineKind
 from bot.models import Event, Token
 from bot.services import report
 from bot.webhook import make_webhook, sign

@@ -17,7 +17,7 @@ import pytest
 
 from bot import clock
 from bot.config import SecretBinding
-from bot.domain.policy import DeadlineKind
+from bot.domain.deadlines import DeadlineKind
 from bot.services import decisions
 from bot.services.decisions import lost_answers
 from tests.support.decisions_helpers import (

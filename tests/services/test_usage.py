@@ -18,7 +18,7 @@ from bot import clock, db
 from bot.cli.main import app
 from bot.databricks.gateway import gateway_factory
 from bot.databricks.records import GatewayError
-from bot.domain.policy import Finding
+from bot.domain.findings import Finding
 from bot.models import ApiUsage
 from bot.services import report, usage
 from bot.slack import blocks

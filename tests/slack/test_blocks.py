@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from slack_sdk.models.blocks import Block
 
-from bot.domain.policy import Policy, TokenFacts, evaluate
+from bot.domain.policy import Policy, evaluate
+from bot.domain.tokens import TokenFacts
 from bot.services.ports import Recipient, ReminderItem, ReminderMessage
 from bot.services.report import TokenView
 from bot.slack import blocks

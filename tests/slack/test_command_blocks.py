@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.domain.policy import DeadlineKind
+from bot.domain.deadlines import DeadlineKind
 from bot.models import Workspace
 from bot.sandbox.slack import validate_blocks, validate_view
 from bot.sandbox.slack.limits import MESSAGE_BLOCK_TEXT_LIMIT, block_text_size

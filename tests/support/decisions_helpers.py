@@ -17,7 +17,7 @@ from sqlalchemy import Engine, MetaData, select
 from bot import clock, db
 from bot.config import Settings
 from bot.databricks.gateway import SdkWorkspaceGateway
-from bot.domain.policy import DeadlineKind
+from bot.domain.deadlines import DeadlineKind
 from bot.models import Decision, Principal, Token
 from bot.sandbox.databricks import DatabricksSandbox
 from bot.sandbox.server import Request

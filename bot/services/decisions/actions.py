@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from bot import clock
 from bot.databricks.records import GatewayError, WorkspaceGateway
-from bot.domain.policy import DeadlineKind
+from bot.domain.deadlines import DeadlineKind
 from bot.models import Decision, Principal, Token
 from bot.services.decisions import ledger, lost_answers, requests, wording
 from bot.services.decisions.model import (

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session
 
 from bot import clock
-from bot.domain.policy import Deadline, DeadlineKind, Policy, evaluate
+from bot.domain.deadlines import Deadline, DeadlineKind
+from bot.domain.policy import Policy, evaluate
 from bot.models import Exemption, Token
 from bot.services import report
 from bot.services.decisions import ledger, lost_answers, requests, rotation, wording

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot import mentions
-from bot.domain.policy import Deadline
+from bot.domain.deadlines import Deadline
 from bot.models import Principal, Token
 from bot.services import inventory
 

@@ -15,8 +15,8 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.databricks.records import GatewayError, WorkspaceGateway
-from bot.domain.policy import AUTOSCOPE_USER_SELECTED
 from bot.domain.scopes import PRIVILEGED_SCOPES, is_known
+from bot.domain.tokens import AUTOSCOPE_USER_SELECTED
 from bot.models import Decision, Token
 from bot.services.decisions import ledger, lost_answers, requests, wording
 from bot.services.decisions.model import (

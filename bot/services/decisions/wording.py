@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from bot.domain.policy import DEADLINE_LABELS, DeadlineKind, Policy
+from bot.domain.deadlines import DEADLINE_LABELS, DeadlineKind
+from bot.domain.policy import Policy
 from bot.mentions import who
 from bot.models import Decision, Principal, Token
 from bot.services.decisions.model import DeadlineRef, parse_time

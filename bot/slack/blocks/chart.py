@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from bot.domain.policy import DEADLINE_LABELS, DeadlineKind
+from bot.domain.deadlines import DEADLINE_LABELS, DeadlineKind
 
 COLOURS = {
     DeadlineKind.AUTOSCOPE_ENFORCEMENT: "#4c78a8",

@@ -14,7 +14,9 @@ from urllib.parse import quote
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ConfirmObject
 
-from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, Deadline, DeadlineKind, Policy
+from bot.domain.deadlines import DEADLINE_LABELS, Deadline, DeadlineKind
+from bot.domain.findings import FINDING_LABELS
+from bot.domain.policy import Policy
 from bot.services.vocabulary import MatchReason
 from bot.slack.blocks import fit
 from bot.slack.blocks.answers import (

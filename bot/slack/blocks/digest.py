@@ -17,7 +17,8 @@ from slack_sdk.models.blocks import (
 )
 
 from bot import mentions
-from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, DeadlineKind
+from bot.domain.deadlines import DEADLINE_LABELS, DeadlineKind
+from bot.domain.findings import FINDING_LABELS
 from bot.enums import DecisionAction, DecisionStatus
 from bot.services.vocabulary import HORIZON_DAYS
 from bot.slack.blocks import fit, text

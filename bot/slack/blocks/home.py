@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.domain.policy import DEADLINE_LABELS, DeadlineKind
+from bot.domain.deadlines import DEADLINE_LABELS, DeadlineKind
 from bot.slack.blocks.answers import line_sections
 from bot.slack.blocks.budget import VIEW_BLOCKS, Budget
 from bot.slack.blocks.commands import comment_text, token_ref

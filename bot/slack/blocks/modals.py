@@ -16,7 +16,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.domain.policy import DEADLINE_LABELS, DeadlineKind
+from bot.domain.deadlines import DEADLINE_LABELS, DeadlineKind
 from bot.domain.scopes import PRIVILEGED_SCOPES, SCOPES
 from bot.slack.blocks import fit
 from bot.slack.blocks.fit import clip, context, section

@@ -20,7 +20,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.domain.policy import DEADLINE_LABELS, FINDING_LABELS, DeadlineKind, Finding
+from bot.domain.deadlines import DEADLINE_LABELS, DeadlineKind
+from bot.domain.findings import FINDING_LABELS, Finding
 from bot.slack.blocks import fit
 from bot.slack.blocks.budget import MESSAGE_BLOCKS, Budget
 from bot.slack.blocks.fit import clip, context, header, section

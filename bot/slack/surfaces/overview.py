@@ -13,7 +13,8 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
-from bot.domain.policy import Deadline, DeadlineKind, Policy
+from bot.domain.deadlines import Deadline, DeadlineKind
+from bot.domain.policy import Policy
 from bot.models import Decision, Principal, Token, Workspace
 from bot.services import decisions, report
 from bot.services.ports import ReminderItem

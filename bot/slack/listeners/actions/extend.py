@@ -4,7 +4,7 @@ token, the service's honest explanation)."""
 from slack_sdk.models.views import View
 from sqlmodel import Session
 
-from bot.domain.policy import DeadlineKind
+from bot.domain.deadlines import DeadlineKind
 from bot.services import decisions
 from bot.services.decisions import Actor, Outcome
 from bot.services.report import TokenView

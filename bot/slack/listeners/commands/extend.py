@@ -2,7 +2,7 @@
 deadline of that token (Databricks' own deadlines cannot be lengthened)."""
 
 from bot.db import session_scope
-from bot.domain.policy import DEADLINE_LABELS, DeadlineKind
+from bot.domain.deadlines import DEADLINE_LABELS, DeadlineKind
 from bot.services import decisions, report
 from bot.slack.blocks import code, commands, escape, short_id
 from bot.slack.blocks.answers import Usage

@@ -1,7 +1,7 @@
 """/tokens risky: tokens with findings, worst first (FINDING_SEVERITY)."""
 
 from bot.db import session_scope
-from bot.domain.policy import FINDING_SEVERITY
+from bot.domain.findings import FINDING_SEVERITY
 from bot.services import report
 from bot.slack.blocks import commands
 from bot.slack.blocks.answers import Usage, echo
