@@ -1,5 +1,5 @@
 """The layers of `bot/` hold (DESIGN.md section 2): the Slack libraries live under `bot/slack/` and
-the sandbox, the Databricks SDK in `bot/databricks/gateway.py` and the sandbox, the Block Kit
+the sandbox, the Databricks SDK under `bot/databricks/` and the sandbox, the Block Kit
 builders under `bot/slack/blocks/` never reach the database (not even through another module),
 each layer imports only the layers below it (domain < services < slack < cli), and bot's modules
 import each other without a circle. (`bot/domain/` staying pure is tests/domain/test_policy.py's.)
