@@ -4,11 +4,13 @@ TOKENBOT_TEST_DATABASE_URL is set, as `.ci/run` does)."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from bot import db
 
@@ -51,9 +53,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     try:
         yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        _drop_schema(admin, schema)
         admin.dispose()
+
+
+def _drop_schema(admin: Engine, schema: str) -> None:
+    """DROP SCHEMA, again if PostgreSQL picks it as a deadlock's victim: work the bot does after
+    answering (a lazy listener) can still be reading the schema when the test ends."""
+    for attempt in range(10):
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            return
+        except OperationalError as error:
+            if attempt == 9 or "deadlock" not in str(error):
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture

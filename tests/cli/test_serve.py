@@ -57,7 +57,7 @@ class Served:
     def wait_ready(self) -> Served:
         wait_for(
             lambda: self.get("/healthz")[0] == 200 or self.process.poll() is not None,
-            timeout=60,  # a loaded machine imports slowly
+            timeout=180,  # a loaded machine imports slowly
             what="serve to start",
         )
         assert self.process.poll() is None, self.logs()
