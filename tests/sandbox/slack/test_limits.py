@@ -17,7 +17,7 @@ from slack_sdk.webhook import WebhookClient
 from bot.sandbox.server import Request, Response, SandboxServer
 from bot.sandbox.slack import DEFAULT_SCOPES, SlackSandbox
 
-MANIFEST = Path(__file__).parent.parent.parent / "manifest.yml"
+MANIFEST = Path(__file__).parents[3] / "manifest.yml"
 ALICE = "U0ALICE"
 PUBLIC = "C0PUBLIC"
 PRIVATE = "G0PRIVATE"
