@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The bot scopes of manifest.yml, no more: a call the app could not make in Slack fails here too
-# (tests/sandbox/test_slack_faithful.py compares the two).
+# (tests/sandbox/slack/test_limits.py compares the two).
 MANIFEST_SCOPES = (
     "commands",
     "chat:write",
