@@ -71,10 +71,6 @@ def moment_day(moment: datetime | None, tz: str) -> str:
     return day_text(moment.astimezone(zone(tz)).date())
 
 
-def actor_text(slack_id: str) -> str:
-    return slack_id if slack_id == mentions.TOKENBOT else f"<@{slack_id}>"
-
-
 def lines_section(title: str, lines: Sequence[str], more_hint: str = "") -> SectionBlock:
     shown = list(lines[:LINES_PER_SECTION])
     rest = len(lines) - len(shown)
@@ -234,11 +230,11 @@ def _extension_sections(digest: Digest) -> list[Block]:
 
 
 def _extension_line(extension: Extension, tz: str) -> str:
-    asked = actor_text(extension.requested_by)
+    asked = mentions.who(extension.requested_by)
     if extension.approved_by == extension.requested_by:
         approved = "approved by themselves"
     elif extension.approved_by:
-        approved = f"approved by {actor_text(extension.approved_by)}"
+        approved = f"approved by {mentions.who(extension.approved_by)}"
     else:
         approved = "not approved"
     known = extension.kind in set(DeadlineKind)
@@ -263,7 +259,7 @@ def _decision_line(line, tz: str) -> str:
         error = f": {escape(line.error[:200])}" if line.error else ""
         return f"• :x: {line.action.replace('_', ' ')} of {what} failed ({when}){error}"
     verb = VERBS.get(line.action, line.action.replace("_", " "))
-    return f"• {actor_text(line.actor_slack_id)} {verb} {what} ({when})"
+    return f"• {mentions.who(line.actor_slack_id)} {verb} {what} ({when})"
 
 
 def as_text(built: Sequence[Block]) -> str:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, UserSelectElement
 
+from bot import mentions
 from bot.enums import DecisionAction
 from bot.slack.blocks.fit import clip, context, section
 from bot.slack.blocks.reminders import COMMENT_CHARS
@@ -79,7 +80,7 @@ def token_line(view_workspace: str, token_id: str, comment: str) -> str:
 
 def request_wording(outcome: Outcome) -> str:
     """What the admins are asked (or told, for "Not mine"): who, what, by how much, and why."""
-    who = f"<@{outcome.actor_slack_id}>"
+    who = mentions.mention(outcome.actor_slack_id)
     parameters = outcome.parameters
     verb = REQUEST_VERBS.get(outcome.action, outcome.action.replace("_", " "))
     if outcome.action == DecisionAction.NOT_MINE:
