@@ -17,7 +17,7 @@ from bot.jobs.runners import JobContext, enforcement_job
 from bot.models import Decision
 from bot.slack.client import make_client
 from tests.support.slack_helpers import ADMIN_CHANNEL
-from tests.support.world import make_world
+from tests.support.world import close_world, make_world
 
 runner = CliRunner()
 
@@ -52,9 +52,7 @@ def world_factory(tmp_path, monkeypatch, database_url):
 
     yield make
     for world, stack in made:
-        world.engine.dispose()
-        for manager in reversed(stack):
-            manager.__exit__(None, None, None)
+        close_world(world, stack)
 
 
 def deletes(world) -> list[str]:

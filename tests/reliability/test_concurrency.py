@@ -12,7 +12,7 @@ from bot import db
 from bot.models import Decision
 from tests.support.bot_server import running_bot, wait_for
 from tests.support.slack_helpers import ADMIN_CHANNEL, ADMIN_USER
-from tests.support.world import make_world, observed_token
+from tests.support.world import close_world, make_world, observed_token
 
 OWNER = "U0CONC"
 
@@ -30,9 +30,7 @@ def bot(tmp_path, monkeypatch, database_url):
     with running_bot(world.settings, world.engine) as server:
         world.server = server
         yield world
-    world.engine.dispose()
-    for manager in reversed(stack):
-        manager.__exit__(None, None, None)
+    close_world(world, stack)
 
 
 def revokes(world):

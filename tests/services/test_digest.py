@@ -18,7 +18,7 @@ from bot.slack.blocks import digest as digest_blocks
 from bot.slack.client import make_client
 from bot.wiring import make_deps
 from tests.support.slack_helpers import ADMIN_USER, DIGEST_CHANNEL
-from tests.support.world import RUNNING, make_world
+from tests.support.world import RUNNING, close_world, make_world
 
 runner = CliRunner()
 
@@ -34,9 +34,7 @@ def world(tmp_path, monkeypatch, database_url):
     config = world.org.config_path
     config.write_text(config.read_text().replace("[slack]\n", "[slack]\ndigest_chart = true\n", 1))
     yield world
-    world.engine.dispose()
-    for manager in reversed(stack):
-        manager.__exit__(None, None, None)
+    close_world(world, stack)
 
 
 def days(n: float) -> timedelta:

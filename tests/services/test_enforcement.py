@@ -19,7 +19,7 @@ from bot.wiring import make_deps
 from tests.support.bot_server import running_bot, wait_for
 from tests.support.enforcement_helpers import run_enforcement
 from tests.support.slack_helpers import ADMIN_CHANNEL, ADMIN_USER
-from tests.support.world import make_world
+from tests.support.world import close_world, make_world
 
 OWNER, OTHER = "U0OWEN", "U0OLGA"
 LATER = timedelta(days=5)  # the enforcement runs five days later: every deadline has passed
@@ -75,9 +75,7 @@ def world_factory(tmp_path, monkeypatch, database_url):
 
     yield make
     for world, stack in made:
-        world.engine.dispose()
-        for manager in reversed(stack):
-            manager.__exit__(None, None, None)
+        close_world(world, stack)
 
 
 def enforce(world, *, dry_run: bool = False, now=None) -> enforcement.EnforcementSummary:

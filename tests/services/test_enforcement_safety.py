@@ -19,7 +19,7 @@ from bot.services import breaker, decisions, enforcement
 from bot.slack.client import SlackClock, make_client
 from tests.support.enforcement_helpers import run_enforcement
 from tests.support.slack_helpers import ADMIN_CHANNEL, ADMIN_USER
-from tests.support.world import make_world
+from tests.support.world import close_world, make_world
 
 OWNER = "U0OWEN"
 DAY = timedelta(days=1)
@@ -47,9 +47,7 @@ def world_factory(tmp_path, monkeypatch, database_url):
 
     yield make
     for world, stack in made:
-        world.engine.dispose()
-        for manager in reversed(stack):
-            manager.__exit__(None, None, None)
+        close_world(world, stack)
 
 
 def add_tokens(world, count: int, *, idle_days: int, prefix: str = "t", created_days: int = 200) -> list[str]:

@@ -28,6 +28,7 @@ from tests.support.autoscope_helpers import (
     refresh_usage,
 )
 from tests.support.bot_server import running_bot, wait_for
+from tests.support.world import close_world
 
 COMPLETED = "AUTOSCOPE_STATE_COMPLETED"
 
@@ -40,9 +41,7 @@ def world(tmp_path, monkeypatch, database_url):
     world.org["prod"].add_audit_rows(quarterly_job(clock.now(), QUARTERLY, "quinn@example.com"))
     assert refresh_usage(world)["prod"].ok
     yield world
-    world.engine.dispose()
-    for manager in reversed(stack):
-        manager.__exit__(None, None, None)
+    close_world(world, stack)
 
 
 def databricks_narrows(world):

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from bot.cli.main import app
 from bot.services.ports import DeliveryError
 from tests.support.slack_helpers import ADMIN_CHANNEL
-from tests.support.world import RUNNING, make_world, observed_token
+from tests.support.world import RUNNING, close_world, make_world, observed_token
 
 runner = CliRunner()
 
@@ -210,9 +210,7 @@ def test_a_tokens_life_day_by_day(tmp_path, monkeypatch, database_url):
         for notification in world.notifications():
             sent_steps.append((notification.step, notification.recipient, notification.sent_at))
     finally:
-        world.engine.dispose()
-        for cm in reversed(stack):
-            cm.__exit__(None, None, None)
+        close_world(world, stack)
 
     owner_steps = [(step, sent) for step, recipient, sent in sent_steps if recipient == "U0NYC"]
     assert [step for step, _ in owner_steps] == ["14", "7", "3", "1"]

@@ -35,15 +35,14 @@ from tests.support.autoscope_helpers import (
     with_audit_warehouse,
 )
 from tests.support.bot_server import running_bot, wait_for
+from tests.support.world import close_world
 
 
 @pytest.fixture
 def world(tmp_path, monkeypatch, database_url):
     world, stack = quarterly_world(tmp_path, monkeypatch, database_url)
     yield world
-    world.engine.dispose()
-    for manager in reversed(stack):
-        manager.__exit__(None, None, None)
+    close_world(world, stack)
 
 
 def refresh(world, **options) -> dict[str, usage.UsageResult]:

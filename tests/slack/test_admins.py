@@ -17,7 +17,7 @@ from bot.slack.context import ADMIN_GROUP_TTL, AdminCheck
 from tests.cli.test_serve import serve  # noqa: F401  (the `tokenbot serve` subprocess fixture)
 from tests.support.bot_server import running_bot, wait_for
 from tests.support.slack_helpers import ADMIN_CHANNEL, ADMIN_USER, DIGEST_CHANNEL
-from tests.support.world import make_world, observed_token
+from tests.support.world import close_world, make_world, observed_token
 
 GROUP, MEMBER, OWNER = "S0ADMINS", "U0GROUPIE", "U0OWEN"
 SLACK_TOML = f"""
@@ -35,9 +35,7 @@ def world(tmp_path, monkeypatch, database_url):
     world.slack.add_user(id=MEMBER, email="groupie@example.com", name="Gro Upie")
     world.slack.add_usergroup(id=GROUP, handle="tokenbot-admins", users=[MEMBER])
     yield world
-    world.engine.dispose()
-    for manager in reversed(stack):
-        manager.__exit__(None, None, None)
+    close_world(world, stack)
 
 
 class Clock:

@@ -19,7 +19,7 @@ from bot.services import report
 from bot.slack import references
 from tests.support.bot_server import http_only, running_bot, wait_for
 from tests.support.slack_helpers import ADMIN_CHANNEL, ADMIN_USER
-from tests.support.world import make_world, observed_token
+from tests.support.world import close_world, make_world, observed_token
 
 OWNER = "U0OWEN"
 
@@ -32,9 +32,7 @@ def world(tmp_path, monkeypatch, database_url):
     """The shared world, with tokenbot's own inactivity rule on (60 days), so Extend has a deadline."""
     world, stack = make_world(tmp_path, monkeypatch, database_url, policy=POLICY)
     yield world
-    world.engine.dispose()
-    for manager in reversed(stack):
-        manager.__exit__(None, None, None)
+    close_world(world, stack)
 
 
 @pytest.fixture

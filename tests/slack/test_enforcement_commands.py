@@ -17,6 +17,7 @@ from tests.support.command_helpers import (
     decisions,
     everything,
 )
+from tests.support.world import close_world
 
 
 @pytest.fixture
@@ -26,9 +27,7 @@ def bot(tmp_path, monkeypatch, database_url):
     world.server = server.__enter__()
     yield Typist(world)
     server.__exit__(None, None, None)
-    world.engine.dispose()
-    for manager in reversed(stack):
-        manager.__exit__(None, None, None)
+    close_world(world, stack)
 
 
 def trip(world, why: str = "30 tokens are due at once") -> None:

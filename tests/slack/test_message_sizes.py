@@ -20,7 +20,7 @@ from bot.sandbox.slack.limits import (
 from tests.support.bot_server import running_bot, wait_for
 from tests.support.command_helpers import Typist, action_values, everything
 from tests.support.slack_helpers import ADMIN_CHANNEL, DIGEST_CHANNEL
-from tests.support.world import make_world, observed_token
+from tests.support.world import close_world, make_world, observed_token
 
 OWNER = "U0OWEN"
 OWNER_TOKENS = 40
@@ -52,9 +52,7 @@ def crowd(tmp_path, monkeypatch, database_url):
         )
     world.sync()
     yield world
-    world.engine.dispose()
-    for manager in reversed(stack):
-        manager.__exit__(None, None, None)
+    close_world(world, stack)
 
 
 def more_count(text: str, pattern: str) -> int:

@@ -15,7 +15,7 @@ from bot import clock, db
 from bot.models import Decision, Principal, Token
 from tests.support.bot_server import running_bot, wait_for
 from tests.support.slack_helpers import ADMIN_USER, SLACK_TOML
-from tests.support.world import make_world, observed_token
+from tests.support.world import close_world, make_world, observed_token
 
 OWNER = "U0OWEN"  # owns tok-observed and tok-idle in prod
 EVE = "U0EVE"  # in Slack, owns nothing, not an admin
@@ -94,9 +94,7 @@ def served(tmp_path, monkeypatch, database_url, mode: str = "http", **options) -
         yield world
     finally:
         server.__exit__(None, None, None)
-        world.engine.dispose()
-        for manager in reversed(stack):
-            manager.__exit__(None, None, None)
+        close_world(world, stack)
 
 
 class Typist:

@@ -74,13 +74,18 @@ def make_world(tmp_path, monkeypatch, database_url, policy=POLICY, slack_toml=SL
     return World(org, slack, engine), stack
 
 
+def close_world(world: World, stack: list) -> None:
+    """Stop what `make_world` started: the engine, then the sandboxes, last started first."""
+    world.engine.dispose()
+    for manager in reversed(stack):
+        manager.__exit__(None, None, None)
+
+
 @pytest.fixture
 def world(tmp_path, monkeypatch, database_url):
     world, stack = make_world(tmp_path, monkeypatch, database_url)
     yield world
-    world.engine.dispose()
-    for cm in reversed(stack):
-        cm.__exit__(None, None, None)
+    close_world(world, stack)
 
 
 def observed_token(sandbox, owner, token_id, days_left, **extra):
