@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the messages these ports carry are the services' own data
     from bot.services.digest import Digest
     from bot.services.enforcement import Enforced, EnforcementReport, HeldReport
     from bot.services.narrowing import NarrowedMessage
+    from bot.services.pacing import Addition
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,10 @@ class DeliveryError(Exception):
 
 class ReminderSender(Protocol):
     def send(self, message: ReminderMessage) -> Delivery: ...
+
+    def add_to(self, addition: Addition) -> Delivery:
+        """Redraw today's DM (`bot.services.pacing.Addition`) with what is added to it."""
+        ...
 
     def preview(self, message: ReminderMessage) -> str:
         """The message as readable text (for `tokenbot remind --dry-run`)."""

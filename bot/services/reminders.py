@@ -16,13 +16,14 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from bot.db import session_scope
+from bot.domain import ladder
 from bot.domain.deadlines import Deadline
 from bot.domain.ladder import current_step, escalation_due, held_for_quiet_hours
 from bot.domain.policy import Policy
@@ -34,7 +35,7 @@ from bot.models import (
     Principal,
     Step,
 )
-from bot.services import narrowing, notifications, outbox, recipients, report
+from bot.services import narrowing, notifications, outbox, pacing, recipients, report
 from bot.services.decisions import SETTLING_ACTIONS
 from bot.services.ports import (
     Directory,
@@ -165,10 +166,29 @@ def _narrowed(engine, policy, directory, sender, admin_channel, now, summary, dr
 class _Work:
     """What a run must consider: due (token, deadline, step), what was decided, what was sent."""
 
-    due: list[tuple[TokenView, Deadline, int]]
+    due: list[tuple[TokenView, Deadline, int | None]]  # None: its first step is still ahead
     decided: _Decided
     already: set[tuple[int, str, date, str, str]]
     directory: Directory | None = None  # set to recipients.Unreachable once Slack stopped answering lookups
+    given: dict[tuple[int, str, date, str], int] = field(default_factory=dict)  # nearest step sent
+
+    def __post_init__(self) -> None:
+        for token_pk, kind, day, step, recipient in self.already:
+            self._give((token_pk, kind, day, recipient), step)
+
+    def _give(self, deadline: tuple[int, str, date, str], step: str) -> None:
+        if step.isdigit():
+            self.given[deadline] = min(int(step), self.given.get(deadline, int(step)))
+
+    def note(self, planned: Planned) -> None:
+        """This run plans it: later candidates must not plan it again."""
+        self.already.add(planned.key)
+        token_pk, kind, day, step, recipient = planned.key
+        self._give((token_pk, kind, day, recipient), step)
+
+    def given_to(self, planned: Planned) -> int | None:
+        token_pk, kind, day, _, recipient = planned.key
+        return self.given.get((token_pk, kind, day, recipient))
 
 
 def plan(
@@ -187,26 +207,32 @@ def plan(
 
 
 def _due_work(session: Session, policy: Policy, now: datetime) -> _Work:
+    """Every deadline with a step due, and, for the owners that have one, their deadlines close
+    enough to be named ahead of their first step (ladder.NAMING_AHEAD)."""
     views = report.token_views(session=session, policy=policy, now=now)
-    due = [(view, deadline, step) for view in views for deadline, step in _due_steps(view, policy, now)]
+    by_owner: dict[str, list[tuple[TokenView, Deadline, int | None]]] = defaultdict(list)
+    for view in views:
+        steps = _due_steps(view, policy, now)
+        by_owner[_owner_key(view)] += [(view, deadline, step) for deadline, step in steps]
+    due = [item for items in by_owner.values() if any(step for _, _, step in items) for item in items]
     pks = {view.pk for view, _, _ in due}
     if not pks:
         return _Work([], _Decided(set(), set(), {}), set())
     return _Work(due, _decided(session, pks), _existing_keys(session, pks))
 
 
-def _owner_chunks(due: list[tuple[TokenView, Deadline, int]], size: int):
-    """The due items in chunks of about `size` owners; all of one owner's items (across
-    workspaces: users are matched by email) stay in one chunk."""
-    by_owner: dict[str, list[tuple[TokenView, Deadline, int]]] = defaultdict(list)
+def _owner_key(view: TokenView) -> str:
+    """One owner across workspaces: users are matched by email."""
+    if view.owner_kind == "user" and view.owner:
+        return view.owner.lower()
+    return f"{view.workspace}/{view.owner_id}"
+
+
+def _owner_chunks(due: list[tuple[TokenView, Deadline, int | None]], size: int):
+    """The due items in chunks of about `size` owners; all of one owner's items stay in one chunk."""
+    by_owner: dict[str, list[tuple[TokenView, Deadline, int | None]]] = defaultdict(list)
     for item in due:
-        view = item[0]
-        key = (
-            (view.owner or "").lower()
-            if view.owner_kind == "user" and view.owner
-            else f"{view.workspace}/{view.owner_id}"
-        )
-        by_owner[key].append(item)
+        by_owner[_owner_key(item[0])].append(item)
     owners = list(by_owner.values())
     for start in range(0, len(owners), size):
         yield [item for group in owners[start : start + size] for item in group]
@@ -214,7 +240,7 @@ def _owner_chunks(due: list[tuple[TokenView, Deadline, int]], size: int):
 
 def _plan_group(
     session: Session,
-    due: list[tuple[TokenView, Deadline, int]],
+    due: list[tuple[TokenView, Deadline, int | None]],
     work: _Work,
     policy: Policy,
     directory: Directory,
@@ -228,6 +254,7 @@ def _plan_group(
         session=session, keys={(view.workspace, view.owner_id or "") for view, _, _ in due}
     )
     planned: list[Planned] = []
+    owners: dict[str, list[Planned]] = defaultdict(list)  # DMs, paced per owner (ladder.pace)
     for view, deadline, step in due:
         deadline_key = (view.pk, str(deadline.kind), deadline.due_at.date())
         if view.pk in decided.silenced or deadline_key in decided.settled:
@@ -259,12 +286,18 @@ def _plan_group(
                 view.workspace,
             )
             continue
+        if step is None and recipient.admins_channel:
+            continue  # named ahead only in an owner's own DM
         if not recipient.admins_channel and held_for_quiet_hours(now, recipient.tz, window, deadline.due_at):
-            summary.held_for_quiet_hours += 1
+            summary.held_for_quiet_hours += step is not None
             continue
-        candidates = [Planned(view, deadline, str(step), recipient, recipient.reason)]
+        candidate = Planned(view, deadline, str(step or ""), recipient, recipient.reason)
+        candidates = [candidate] if recipient.admins_channel else []
+        if not recipient.admins_channel:
+            owners[recipient.slack_id].append(candidate)
         if (
-            admin_channel
+            step is not None
+            and admin_channel
             and not recipient.admins_channel
             and escalation_due(deadline.due_at, now, policy.escalate_after_days)
         ):
@@ -280,22 +313,53 @@ def _plan_group(
             )
         for candidate in candidates:
             if candidate.key not in already:
-                already.add(candidate.key)
+                work.note(candidate)
                 planned.append(candidate)
+    planned = _paced(session, owners, work, policy, now) + planned  # owners' rows first, as before
     summary.planned += len(planned)
     summary.escalations += sum(1 for p in planned if p.step == Step.ESCALATION)
     session.flush()  # recipient lookups cached on principal rows
     return planned
 
 
-def _due_steps(view: TokenView, policy: Policy, now: datetime) -> list[tuple[Deadline, int]]:
-    """The deadlines of a token whose reminder time has come; passed ones are for enforcement."""
-    found = []
+def _due_steps(view: TokenView, policy: Policy, now: datetime) -> list[tuple[Deadline, int | None]]:
+    """The deadlines of a token whose reminder time has come, and (step None) those close enough to
+    be named ahead of their first step; passed ones are for enforcement."""
+    ahead = timedelta(days=max(policy.reminder_days)) + ladder.NAMING_AHEAD
+    found: list[tuple[Deadline, int | None]] = []
     for deadline in view.evaluation.deadlines:
+        if deadline.due_at <= now:
+            continue
         step = current_step(deadline.due_at, now, policy.reminder_days)
-        if step:  # None: not yet; 0: already passed
+        if step or deadline.due_at - now <= ahead:
             found.append((deadline, step))
     return found
+
+
+def _paced(
+    session: Session, owners: dict[str, list[Planned]], work: _Work, policy: Policy, now: datetime
+) -> list[Planned]:
+    """What each owner's DM carries now: at most one DM a day and ladder.MAX_DMS_PER_WEEK a week,
+    every step given no later than it falls due (module ladder, `steps_to_send`)."""
+    if not owners:
+        return []
+    window = policy.quiet_window()
+    history = pacing.sent_dms(session=session, recipients=list(owners), since=now - timedelta(days=7))
+    planned: list[Planned] = []
+    for slack_id, candidates in owners.items():
+        sent = [dm.at for dm in history.get(slack_id, [])]
+        where = ladder.pace(now, candidates[0].recipient.tz, window, sent)
+        seen = [
+            ladder.Reminder(c.deadline.due_at, int(c.step) if c.step else None, work.given_to(c))
+            for c in candidates
+        ]
+        steps = ladder.steps_to_send(seen, where, now, policy.reminder_days)
+        for candidate, step in zip(candidates, steps, strict=True):
+            chosen = replace(candidate, step=str(step)) if step is not None else None
+            if chosen is not None and chosen.key not in work.already:
+                work.note(chosen)
+                planned.append(chosen)
+    return planned
 
 
 @dataclass
@@ -429,7 +493,15 @@ def _dispatcher(
     time_budget: float | None,
 ) -> outbox.Dispatcher:
     def render(session: Session, rows: list[Notification]):
-        return _message_for(session, policy, rows, rows[0].recipient, admin_channel, now)
+        message, skipped = _message_for(session, policy, rows, rows[0].recipient, admin_channel, now)
+        if message is None or message.recipient.admins_channel:
+            return message, skipped
+        return _added_to_today(session, policy, message, now) or message, skipped
+
+    def send(message: ReminderMessage | pacing.Addition):
+        if isinstance(message, pacing.Addition):
+            return sender.add_to(message)
+        return sender.send(message)
 
     def deliver(recipient: str) -> outbox.Sent:
         return outbox.deliver_to(
@@ -439,7 +511,7 @@ def _dispatcher(
             now=now,
             which=REMINDERS,
             render=render,
-            send=sender.send,
+            send=send,
             skipped_because="no longer due (decided, gone or moved)",
         )
 
@@ -484,6 +556,24 @@ def _message_for(
     return ReminderMessage(
         target, tuple(items), now, escalation=any(i.step == Step.ESCALATION for i in items)
     ), skipped
+
+
+def _added_to_today(
+    session: Session, policy: Policy, message: ReminderMessage, now: datetime
+) -> pacing.Addition | None:
+    """One DM a day: when the owner already had today's, what is sent now is added to it (the
+    message is redrawn with what it listed and what is new) instead of posted again. A crash after
+    the update and before the rows are recorded makes the next run redraw it the same way."""
+    recipient = message.recipient
+    today = pacing.todays_dm(session=session, recipient=recipient.slack_id, tz=recipient.tz, now=now)
+    if today is None:
+        return None
+    earlier, _ = _message_for(
+        session, policy, pacing.rows_of(session, today), message.recipient.slack_id, None, now
+    )
+    new_ids = {item.notification_id for item in message.items}
+    kept = tuple(item for item in (earlier.items if earlier else ()) if item.notification_id not in new_ids)
+    return pacing.Addition(today.channel, today.ts, replace(message, items=kept + message.items))
 
 
 def _messages_from_plan(planned: list[Planned], now: datetime) -> list[ReminderMessage]:

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import metrics
 from bot.services.narrowing import NarrowedMessage
+from bot.services.pacing import Addition
 from bot.services.ports import Delivery, DeliveryError, ReminderMessage
 from bot.slack import blocks
 from bot.slack.blocks.narrowing import narrowed_message
@@ -19,6 +20,7 @@ from bot.slack.references import referenced, referenced_narrowed
 logger = logging.getLogger(__name__)
 
 RECIPIENT_GONE = {"user_disabled", "account_inactive", "user_not_found", "cannot_dm_bot", "user_not_visible"}
+CANNOT_EDIT = {"message_not_found", "cant_update_message", "edit_window_closed"}  # chat.update's errors
 NO_CHANNEL = {"channel_not_found", "not_in_channel", "is_archived"}
 
 
@@ -31,6 +33,19 @@ class SlackMessenger:
     def send(self, message: ReminderMessage) -> Delivery:
         text, built = blocks.reminder_message(referenced(message))
         return self.post(message.recipient.slack_id, text, [b.to_dict() for b in built])
+
+    def add_to(self, addition: Addition) -> Delivery:
+        """Redraw today's reminder DM with what is added to it; when Slack no longer lets tokenbot
+        edit it (deleted, too old), post it as a new message instead."""
+        text, built = blocks.reminder_message(referenced(addition.message))
+        block_dicts = [b.to_dict() for b in built]
+        try:
+            self._client.chat_update(channel=addition.channel, ts=addition.ts, text=text, blocks=block_dicts)
+        except SlackApiError as error:
+            if error.response.get("error") not in CANNOT_EDIT:
+                raise delivery_error(error, f"update {addition.channel}/{addition.ts}") from None
+            return self.post(addition.message.recipient.slack_id, text, block_dicts)
+        return Delivery(channel=addition.channel, ts=addition.ts)
 
     def preview(self, message: ReminderMessage) -> str:
         _, built = blocks.reminder_message(referenced(message))
