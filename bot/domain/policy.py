@@ -170,13 +170,21 @@ class _Rules:
         self.inactivity_reason = f"; Databricks revokes tokens unused for {days} days"
         days = policy.org_max_inactive_days
         self.org_inactive = _days(days) if days > 0 else None
-        self.org_inactive_action = f"tokenbot policy: revoke (inactive over {days} days)"
+        self.org_inactive_action = _org_action(policy, f"inactive over {days} days")
         self.org_inactive_reason = f"; tokenbot policy allows {days} days without use"
         days = policy.org_max_lifetime_days
         self.org_lifetime = _days(days) if days > 0 else None
-        self.org_lifetime_action = f"tokenbot policy: revoke (older than {days} days)"
+        self.org_lifetime_action = _org_action(policy, f"older than {days} days")
         self.org_lifetime_days = days
         self.junk = junk_regex(policy.junk_comment_patterns)
+
+
+def _org_action(policy: Policy, limit: str) -> str:
+    """What passing a tokenbot policy limit really does: with `enforce` off (the default),
+    nothing is revoked; the admins hear of it."""
+    if policy.enforce:
+        return f"tokenbot policy: revoke ({limit})"
+    return f"tokenbot policy limit ({limit}): the admins are told, nothing is revoked"
 
 
 _RULES: dict[int, _Rules] = {}

@@ -262,14 +262,24 @@ def test_org_policy_takes_the_earlier_rule_and_names_it():
     inactive = make_token(created_at=at(2026, 1, 1), last_used_on=at(2026, 9, 1))
     old = make_token(created_at=at(2025, 12, 1), last_used_on=at(2026, 11, 10))
 
-    by_inactivity = deadline_of(inactive, DeadlineKind.ORG_POLICY)
-    by_lifetime = deadline_of(old, DeadlineKind.ORG_POLICY)
+    enforced = Policy(enforce=True)
+    by_inactivity = deadline_of(inactive, DeadlineKind.ORG_POLICY, enforced)
+    by_lifetime = deadline_of(old, DeadlineKind.ORG_POLICY, enforced)
 
     assert by_inactivity is not None and by_lifetime is not None
     assert by_inactivity.action == "tokenbot policy: revoke (inactive over 60 days)"
     assert by_inactivity.reason == "last used 2026-09-01; tokenbot policy allows 60 days without use"
     assert by_lifetime.action == "tokenbot policy: revoke (older than 365 days)"
     assert by_lifetime.reason == "created 2025-12-01; tokenbot policy allows a 365-day life"
+
+
+def test_with_enforcement_off_the_org_policy_promises_no_revocation():
+    inactive = make_token(created_at=at(2026, 1, 1), last_used_on=at(2026, 9, 1))
+
+    deadline = deadline_of(inactive, DeadlineKind.ORG_POLICY)  # enforce is off by default
+
+    assert deadline is not None
+    assert deadline.action == "tokenbot policy limit (inactive over 60 days): the admins are told, nothing is revoked"
 
 
 def test_org_inactivity_off_leaves_the_lifetime_rule():

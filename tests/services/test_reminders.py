@@ -9,6 +9,7 @@ from freezegun import freeze_time
 from slack_sdk.models.blocks import Block
 from typer.testing import CliRunner
 
+from bot import clock
 from bot.cli.main import app
 from bot.services.ports import DeliveryError
 from tests.support.slack_helpers import ADMIN_CHANNEL
@@ -234,3 +235,47 @@ def test_after_a_skipped_week_only_the_latest_step_is_sent(world):
         ("3", "U0SKIP"),
         ("escalation", ADMIN_CHANNEL),
     ]
+
+
+def test_with_enforcement_off_no_reminder_promises_a_revocation(tmp_path, monkeypatch, database_url):
+    """`policy.enforce` is off by default: past tokenbot's own limit the admins are told and
+    nothing is revoked, and the reminder says so (only the Revoke button speaks of revoking)."""
+    policy = '[policy]\norg_max_inactive_days = 60\norg_max_lifetime_days = 0\nquiet_hours = "off"\n'
+    world, stack = make_world(tmp_path, monkeypatch, database_url, policy=policy)
+    try:
+        world.slack.add_user(id="U0IDLE", email="idle@example.com", name="Idle")
+        prod = world.org["prod"]
+        owner = prod.add_user(user_name="idle@example.com")
+        for token_id, idle_days in (("t-idle", 55), ("t-idler", 58)):
+            prod.add_token(
+                token_id=token_id,
+                owner_id=owner,
+                comment=f"job {token_id}",
+                created_at=clock.now() - timedelta(days=100),
+                last_used_at=clock.now() - timedelta(days=idle_days),
+                scopes=["sql"],
+                expires_at=clock.now() + timedelta(days=300),
+            )
+        world.sync()
+
+        world.remind()
+
+        [message] = dms(world, "U0IDLE")
+    finally:
+        close_world(world, stack)
+    words = [message["text"], *_texts(message)]
+    assert any("the admins are told, nothing is revoked" in text for text in words)
+    for text in words:
+        assert "revoke" not in text.lower().replace("nothing is revoked", ""), text
+    assert "about to act" not in str(message["blocks"])  # Databricks is not the one acting here
+
+
+def _texts(message) -> list[str]:
+    """The words of a message, its buttons and their confirmations left out."""
+    found = []
+    for block in message["blocks"]:
+        if block["type"] in ("section", "header"):
+            found.append(block["text"]["text"])
+        elif block["type"] == "context":
+            found += [element.get("text", "") for element in block["elements"]]
+    return found

@@ -225,6 +225,14 @@ def _headline(message: ReminderMessage, count: int) -> tuple[str, str]:
             f"{count} token{plural} without a reachable owner",
             "Nobody in Slack owns these tokens. Decide here, or assign an owner.",
         )
+    if all(item.deadline.kind is DeadlineKind.ORG_POLICY for item in message.items):
+        # Each line says what passing the limit does: with `policy.enforce` off, nothing is revoked.
+        return (
+            f"{count} of your Databricks tokens reach a limit of the token policy" if count > 1
+            else "Your Databricks token reaches a limit of the token policy",
+            "Each token below says what happens when it reaches the limit. Decide here: "
+            "each button applies at once and is recorded.",
+        )
     return (
         f"{count} of your Databricks tokens will change soon" if count > 1
         else "Your Databricks token will change soon",
