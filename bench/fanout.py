@@ -7,12 +7,19 @@ Measures, in one run:
     second run a day later, when the next reminder step is due (goal: 1.0: every match is cached);
   - the time of the first run (directory + delivery) against the floor the rate limits allow
     (goal: within 1.2x of it).
+Then, with --pacing-owners (default 100, 0 to skip), owners with 12 tokens each whose deadlines are
+spread over three weeks, in four time zones with quiet hours on, and the reminder job run every hour
+for 22 days (no rate limits: this part counts, it does not time): DMs per owner per week (median and
+max over every owner and week, and the most in any 7 days or one local day), and Slack calls per
+delivered message, the chat.update of a morning's DM counted as a call.
+
 The sandbox applies Slack's tiers (Tier 2 for users.list, 20/min; Tier 3 for users.lookupByEmail,
 50/min) scaled by --speedup so the run takes minutes, not hours, and chat.postMessage's
 workspace-wide limit, which Slack does not publish: --posts-per-minute (default 2,500, the rate the
 per-owner lookups allowed before). The floor is computed from the same numbers.
 
     .venv/bin/python bench/fanout.py [--owners 5000] [--speedup 50] [--posts-per-minute 2500]
+                                     [--pacing-owners 100]
 """
 
 from __future__ import annotations
@@ -20,12 +27,17 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import random
+import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
-from datetime import timedelta
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from bot import clock, db  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.databricks.gateway import SdkWorkspaceGateway  # noqa: E402
+from bot.models import Notification  # noqa: E402
 from bot.sandbox import DatabricksSandbox, SlackSandbox  # noqa: E402
 from bot.services import inventory, reminders  # noqa: E402
 from bot.slack import directory  # noqa: E402
@@ -41,16 +54,27 @@ from bot.slack.directory import SlackDirectory  # noqa: E402
 from bot.slack.messenger import SlackMessenger  # noqa: E402
 
 TIER2_PER_MINUTE = 20
+WORKSPACE_TOML = '[[workspaces]]\nname = "prod"\nhost = "{url}"\ntoken_env = "BENCH_DB_TOKEN"\n'
 USERS_PER_PAGE = 200
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--owners", type=int, default=5000)
     parser.add_argument("--speedup", type=int, default=50, help="multiply Slack's per-minute tiers by this")
     parser.add_argument("--posts-per-minute", type=int, default=2500,
                         help="chat.postMessage's workspace-wide limit (unpublished by Slack)")
+    parser.add_argument("--pacing-owners", type=int, default=100,
+                        help="owners with 12 tokens over three weeks, run hourly for 22 days (0: skip)")
     args = parser.parse_args()
+    if args.owners:
+        fanout(args)
+    if args.pacing_owners:
+        pacing(args.pacing_owners)
+
+
+def fanout(args) -> None:
     pages_per_minute, posts_per_minute = TIER2_PER_MINUTE * args.speedup, args.posts_per_minute
 
     with DatabricksSandbox() as databricks, SlackSandbox() as slack, tempfile.TemporaryDirectory() as tmp:
@@ -63,12 +87,13 @@ def main() -> None:
             # Enforcement 8 days away: the 14-day step is due now, the 7-day step tomorrow.
             databricks.add_token(owner_id=owner, comment=f"job {index}", created_at=now - timedelta(days=22),
                                  last_used_at=now, scopes=["all-apis"], inferred_scopes=["sql"],
-                                 autoscope_state="AUTOSCOPE_STATE_RUNNING", expires_at=now + timedelta(days=300))
+                                 autoscope_state="AUTOSCOPE_STATE_RUNNING",
+                                 expires_at=now + timedelta(days=300))
         slack.add_channel(id="C0ADMINS", name="admins")
         config = Path(tmp) / "tokenbot.toml"
-        config.write_text(f'[[workspaces]]\nname = "prod"\nhost = "{databricks.url}"\ntoken_env = "BENCH_DB_TOKEN"\n'
-                          '[policy]\nquiet_hours = "off"\norg_max_inactive_days = 0\norg_max_lifetime_days = 0\n'
-                          '[slack]\nadmin_channel = "C0ADMINS"\n')
+        config.write_text(WORKSPACE_TOML.format(url=databricks.url)
+                          + '[policy]\nquiet_hours = "off"\norg_max_inactive_days = 0\n'
+                          'org_max_lifetime_days = 0\n[slack]\nadmin_channel = "C0ADMINS"\n')
         os.environ.update(BENCH_DB_TOKEN=databricks.admin_token, TOKENBOT_CONFIG=str(config),
                           TOKENBOT_DATABASE_URL=f"sqlite:///{tmp}/bench.db", SLACK_BOT_TOKEN=slack.bot_token,
                           TOKENBOT_SLACK_API_URL=slack.url)
@@ -107,6 +132,7 @@ def main() -> None:
     pages = math.ceil((owners + 1) / USERS_PER_PAGE)  # the owners and the bot user
     floor = (max(0, pages - pages_per_minute) / pages_per_minute * 60
              + max(0, owners - posts_per_minute) / posts_per_minute * 60)
+    # A delivered message is a post, or the update of a morning's DM (both counted as calls too).
     per_message_1 = sum(first_calls.values()) / max(1, first.sent_messages)
     per_message_2 = sum(second_calls.values()) / max(1, second.sent_messages)
     print(f"owners: {owners:,}  users.list pages allowed: {pages_per_minute}/min (Tier 2 x {args.speedup}); "
@@ -123,6 +149,76 @@ def main() -> None:
     ok = ok and (not floor or ratio <= 1.2)
     print(f"summary: {per_message_1:.2f} calls/message first run, {per_message_2:.2f} a day later, "
           f"first run {ratio:.2f}x the rate-limit floor: {'all goals met' if ok else 'GOALS MISSED'}")
+
+
+TIME_ZONES = ("Europe/Paris", "America/New_York", "Asia/Tokyo", "UTC")
+TOKENS_EACH, SPREAD_DAYS, HOURS = 12, 20, 22 * 24
+
+
+def pacing(owners: int) -> None:
+    """Owners with many deadlines, the reminder job hourly: how many DMs each gets a week."""
+    chance = random.Random(19)
+    start = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
+    with DatabricksSandbox() as databricks, SlackSandbox() as slack, tempfile.TemporaryDirectory() as tmp:
+        print(f"pacing: {owners} owners with {TOKENS_EACH} tokens each over {SPREAD_DAYS} days ...")
+        zones = {}
+        for index in range(owners):
+            slack_id, zones[f"P{index:05d}"] = f"P{index:05d}", TIME_ZONES[index % len(TIME_ZONES)]
+            slack.add_user(id=slack_id, email=f"many{index}@example.com", name=f"Many {index}",
+                           tz=zones[slack_id])
+            owner = databricks.add_user(user_name=f"many{index}@example.com")
+            for _ in range(TOKENS_EACH):
+                days_left = 1 + chance.random() * SPREAD_DAYS  # enforcement at any hour of those days
+                databricks.add_token(owner_id=owner, comment="job", last_used_at=start, scopes=["all-apis"],
+                                     created_at=start - timedelta(days=30 - days_left),
+                                     inferred_scopes=["sql"], autoscope_state="AUTOSCOPE_STATE_RUNNING",
+                                     expires_at=start + timedelta(days=300))
+        config = Path(tmp) / "tokenbot.toml"
+        config.write_text(WORKSPACE_TOML.format(url=databricks.url)  # quiet hours: 18:00-09:00
+                          + '[policy]\norg_max_inactive_days = 0\norg_max_lifetime_days = 0\n')
+        os.environ.update(BENCH_DB_TOKEN=databricks.admin_token, TOKENBOT_CONFIG=str(config),
+                          TOKENBOT_DATABASE_URL=f"sqlite:///{tmp}/pacing.db", SLACK_BOT_TOKEN=slack.bot_token,
+                          TOKENBOT_SLACK_API_URL=slack.url)
+        settings = load_settings()
+        engine = db.make_engine(settings.database_url)
+        db.migrate(engine)
+        [result] = inventory.sync_workspaces(
+            engine=engine, workspaces=[("prod", databricks.url)], policy=settings.policy,
+            gateway_for=lambda _name: SdkWorkspaceGateway(settings.workspaces[0], settings.databricks))
+        assert result.ok, result.error
+        client = make_client(settings)
+        before = len(slack.calls())
+        directory.refresh(engine, client, settings.slack.email_domains_map, start)  # as the sync job does
+        started = time.perf_counter()
+        for hour in range(HOURS):
+            reminders.run(engine=engine, policy=settings.policy, directory=SlackDirectory(client),
+                          sender=SlackMessenger(client), admin_channel=None,
+                          now=start + timedelta(hours=hour))
+        elapsed = time.perf_counter() - started
+        calls = Counter(call["method"] for call in slack.calls()[before:])
+        with db.session_scope(engine) as session:
+            columns = (Notification.recipient, Notification.message_ts, Notification.sent_at)
+            rows = session.execute(select(*columns).where(Notification.recipient.like("P%"))).all()
+    posted: dict[str, dict[str, datetime]] = defaultdict(dict)  # owner -> message ts -> posted at
+    for recipient, ts, sent_at in rows:
+        if ts is not None:
+            posted[recipient][ts] = min(sent_at, posted[recipient].get(ts, sent_at))
+    per_week, worst_7_days, worst_day = [], 0, 0
+    for recipient in zones:
+        moments = sorted(posted[recipient].values())
+        for week in range(3):
+            low = start + timedelta(days=7 * week)
+            per_week.append(sum(1 for m in moments if low <= m < low + timedelta(days=7)))
+        worst_7_days = max([worst_7_days, *(sum(1 for m in moments if a <= m < a + timedelta(days=7))
+                                            for a in moments)])
+        days = Counter(m.astimezone(ZoneInfo(zones[recipient])).date() for m in moments)
+        worst_day = max([worst_day, *days.values()])
+    messages = calls["chat.postMessage"] + calls["chat.update"]
+    print(f"pacing: {HOURS} hourly runs in {elapsed:.0f} s; calls {dict(calls)}")
+    print(f"pacing: DMs per owner per week: median {statistics.median(per_week):g}, max {max(per_week)}; "
+          f"most in any 7 days {worst_7_days}, in one local day {worst_day}; "
+          f"{sum(calls.values()) / max(1, messages):.2f} calls per delivered message "
+          f"({calls['chat.postMessage']} posts + {calls['chat.update']} updates)")
 
 
 if __name__ == "__main__":
