@@ -9,6 +9,13 @@ message listing all of them, and marks them `sent` with the message's ts. So:
 - a crash while a message is in flight can repeat that one message once (its claim goes stale);
 - a failed send keeps the row `pending` with the error and the attempts counted, and the next run
   retries it; a rate limit that outlasts the run leaves the rest `pending`.
+
+Owners are paced (bot/domain/ladder.py, `pace` and `steps_to_send`; history in
+bot/services/pacing.py): at most one DM a day and three in any seven days, each giving every
+deadline the step it will have reached before the next one may go, and naming deadlines ahead of
+their first step. What cannot wait for tomorrow is added to today's DM: its rows are claimed and
+the message redrawn (chat.update) with what it listed and them, then they are recorded `sent` with
+its ts; a crash in between makes the next run redraw it again, which shows the same message.
 """
 
 from __future__ import annotations
