@@ -9,9 +9,11 @@ Measures, in one run:
     (goal: within 1.2x of it).
 Then, with --pacing-owners (default 100, 0 to skip), owners with 12 tokens each whose deadlines are
 spread over three weeks, in four time zones with quiet hours on, and the reminder job run every hour
-for 22 days (no rate limits: this part counts, it does not time): DMs per owner per week (median and
-max over every owner and week, and the most in any 7 days or one local day), and Slack calls per
-delivered message, the chat.update of a morning's DM counted as a call.
+for 22 days (no rate limits: this part counts, it does not time); each afternoon --new-tokens of them
+(default 0.1) make a token that expires 16 hours later, which cannot wait for their next message.
+It reports DMs per owner per week (median and max over every owner and week, and the most in any
+7 days or one local day), and Slack calls per delivered message, a post or the chat.update of a
+morning's DM.
 
 The sandbox applies Slack's tiers (Tier 2 for users.list, 20/min; Tier 3 for users.lookupByEmail,
 50/min) scaled by --speedup so the run takes minutes, not hours, and chat.postMessage's
@@ -37,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from freezegun import freeze_time
 from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,11 +70,13 @@ def main() -> None:
                         help="chat.postMessage's workspace-wide limit (unpublished by Slack)")
     parser.add_argument("--pacing-owners", type=int, default=100,
                         help="owners with 12 tokens over three weeks, run hourly for 22 days (0: skip)")
+    parser.add_argument("--new-tokens", type=float, default=0.1,
+                        help="share of those owners who make a token expiring in 16 hours each afternoon")
     args = parser.parse_args()
     if args.owners:
         fanout(args)
     if args.pacing_owners:
-        pacing(args.pacing_owners)
+        pacing(args.pacing_owners, args.new_tokens)
 
 
 def fanout(args) -> None:
@@ -155,18 +160,19 @@ TIME_ZONES = ("Europe/Paris", "America/New_York", "Asia/Tokyo", "UTC")
 TOKENS_EACH, SPREAD_DAYS, HOURS = 12, 20, 22 * 24
 
 
-def pacing(owners: int) -> None:
+def pacing(owners: int, new_tokens: float) -> None:
     """Owners with many deadlines, the reminder job hourly: how many DMs each gets a week."""
     chance = random.Random(19)
     start = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
     with DatabricksSandbox() as databricks, SlackSandbox() as slack, tempfile.TemporaryDirectory() as tmp:
         print(f"pacing: {owners} owners with {TOKENS_EACH} tokens each over {SPREAD_DAYS} days ...")
-        zones = {}
+        zones, owner_ids = {}, []
         for index in range(owners):
             slack_id, zones[f"P{index:05d}"] = f"P{index:05d}", TIME_ZONES[index % len(TIME_ZONES)]
             slack.add_user(id=slack_id, email=f"many{index}@example.com", name=f"Many {index}",
                            tz=zones[slack_id])
             owner = databricks.add_user(user_name=f"many{index}@example.com")
+            owner_ids.append(owner)
             for _ in range(TOKENS_EACH):
                 days_left = 1 + chance.random() * SPREAD_DAYS  # enforcement at any hour of those days
                 databricks.add_token(owner_id=owner, comment="job", last_used_at=start, scopes=["all-apis"],
@@ -182,19 +188,24 @@ def pacing(owners: int) -> None:
         settings = load_settings()
         engine = db.make_engine(settings.database_url)
         db.migrate(engine)
-        [result] = inventory.sync_workspaces(
-            engine=engine, workspaces=[("prod", databricks.url)], policy=settings.policy,
-            gateway_for=lambda _name: SdkWorkspaceGateway(settings.workspaces[0], settings.databricks))
-        assert result.ok, result.error
+        with freeze_time(start):
+            sync(engine, databricks, settings)
         client = make_client(settings)
         before = len(slack.calls())
         started = time.perf_counter()
         for hour in range(HOURS):
+            moment = start + timedelta(hours=hour)
+            if new_tokens and hour % 24 == 13:  # tokens made along the way: short-lived ones (UTC afternoon)
+                for index in chance.sample(range(owners), max(1, round(owners * new_tokens))):
+                    databricks.add_token(owner_id=owner_ids[index], comment="short", created_at=moment,
+                                         last_used_at=moment, scopes=["sql"],
+                                         expires_at=moment + timedelta(hours=16))
+                with freeze_time(moment):  # the sync reads the clock
+                    sync(engine, databricks, settings)
             # What the hourly sync job does: read the whole directory when that costs fewer calls.
-            directory.refresh(engine, client, settings.slack.email_domains_map, start + timedelta(hours=hour))
+            directory.refresh(engine, client, settings.slack.email_domains_map, moment)
             reminders.run(engine=engine, policy=settings.policy, directory=SlackDirectory(client),
-                          sender=SlackMessenger(client), admin_channel=None,
-                          now=start + timedelta(hours=hour))
+                          sender=SlackMessenger(client), admin_channel=None, now=moment)
         elapsed = time.perf_counter() - started
         calls = Counter(call["method"] for call in slack.calls()[before:])
         with db.session_scope(engine) as session:
@@ -220,6 +231,13 @@ def pacing(owners: int) -> None:
           f"most in any 7 days {worst_7_days}, in one local day {worst_day}; "
           f"{sum(calls.values()) / max(1, messages):.2f} calls per delivered message "
           f"({calls['chat.postMessage']} posts + {calls['chat.update']} updates)")
+
+
+def sync(engine, databricks, settings) -> None:
+    [result] = inventory.sync_workspaces(
+        engine=engine, workspaces=[("prod", databricks.url)], policy=settings.policy,
+        gateway_for=lambda _name: SdkWorkspaceGateway(settings.workspaces[0], settings.databricks))
+    assert result.ok, result.error
 
 
 if __name__ == "__main__":

@@ -222,7 +222,9 @@ def recipient_for(
 
 
 def _fresh(principal: Principal, now: datetime) -> bool:
-    return principal.slack_checked_at is not None and now - principal.slack_checked_at < RECHECK_AFTER
+    # Stale exactly when `directory_worth_reading` counts it due (checked more than a week ago), so
+    # the directory read after a sync re-checks it before a reminder run looks it up alone.
+    return principal.slack_checked_at is not None and now - principal.slack_checked_at <= RECHECK_AFTER
 
 
 def _user_owner(principal: Principal, directory: Directory, now: datetime) -> Recipient | None:
