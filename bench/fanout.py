@@ -95,20 +95,10 @@ def fanout(args) -> None:
                                  autoscope_state="AUTOSCOPE_STATE_RUNNING",
                                  expires_at=now + timedelta(days=300))
         slack.add_channel(id="C0ADMINS", name="admins")
-        config = Path(tmp) / "tokenbot.toml"
-        config.write_text(WORKSPACE_TOML.format(url=databricks.url)
-                          + '[policy]\nquiet_hours = "off"\norg_max_inactive_days = 0\n'
-                          'org_max_lifetime_days = 0\n[slack]\nadmin_channel = "C0ADMINS"\n')
-        os.environ.update(BENCH_DB_TOKEN=databricks.admin_token, TOKENBOT_CONFIG=str(config),
-                          TOKENBOT_DATABASE_URL=f"sqlite:///{tmp}/bench.db", SLACK_BOT_TOKEN=slack.bot_token,
-                          TOKENBOT_SLACK_API_URL=slack.url)
-        settings = load_settings()
-        engine = db.make_engine(settings.database_url)
-        db.migrate(engine)
-        [result] = inventory.sync_workspaces(
-            engine=engine, workspaces=[("prod", databricks.url)], policy=settings.policy,
-            gateway_for=lambda _name: SdkWorkspaceGateway(settings.workspaces[0], settings.databricks))
-        assert result.ok, result.error
+        settings, engine = configure(tmp, databricks, slack, '[policy]\nquiet_hours = "off"\n'
+                                     'org_max_inactive_days = 0\norg_max_lifetime_days = 0\n'
+                                     '[slack]\nadmin_channel = "C0ADMINS"\n')
+        sync(engine, databricks, settings)
         client = make_client(settings, rate_limit_retries=1000)
         slack.rate_limits(enabled=True, scale=args.speedup, posts_per_minute=posts_per_minute)
 
@@ -179,15 +169,9 @@ def pacing(owners: int, new_tokens: float) -> None:
                                      created_at=start - timedelta(days=30 - days_left),
                                      inferred_scopes=["sql"], autoscope_state="AUTOSCOPE_STATE_RUNNING",
                                      expires_at=start + timedelta(days=300))
-        config = Path(tmp) / "tokenbot.toml"
-        config.write_text(WORKSPACE_TOML.format(url=databricks.url)  # quiet hours: 18:00-09:00
-                          + '[policy]\norg_max_inactive_days = 0\norg_max_lifetime_days = 0\n')
-        os.environ.update(BENCH_DB_TOKEN=databricks.admin_token, TOKENBOT_CONFIG=str(config),
-                          TOKENBOT_DATABASE_URL=f"sqlite:///{tmp}/pacing.db", SLACK_BOT_TOKEN=slack.bot_token,
-                          TOKENBOT_SLACK_API_URL=slack.url)
-        settings = load_settings()
-        engine = db.make_engine(settings.database_url)
-        db.migrate(engine)
+        # Quiet hours 18:00-09:00, the default.
+        settings, engine = configure(tmp, databricks, slack,
+                                     '[policy]\norg_max_inactive_days = 0\norg_max_lifetime_days = 0\n')
         with freeze_time(start):
             sync(engine, databricks, settings)
         client = make_client(settings)
@@ -231,6 +215,19 @@ def pacing(owners: int, new_tokens: float) -> None:
           f"most in any 7 days {worst_7_days}, in one local day {worst_day}; "
           f"{sum(calls.values()) / max(1, messages):.2f} calls per delivered message "
           f"({calls['chat.postMessage']} posts + {calls['chat.update']} updates)")
+
+
+def configure(tmp, databricks, slack, extra_toml: str):
+    """The settings and a migrated database for one workspace on these sandboxes."""
+    config = Path(tmp) / "tokenbot.toml"
+    config.write_text(WORKSPACE_TOML.format(url=databricks.url) + extra_toml)
+    os.environ.update(BENCH_DB_TOKEN=databricks.admin_token, TOKENBOT_CONFIG=str(config),
+                      TOKENBOT_DATABASE_URL=f"sqlite:///{tmp}/bench.db", SLACK_BOT_TOKEN=slack.bot_token,
+                      TOKENBOT_SLACK_API_URL=slack.url)
+    settings = load_settings()
+    engine = db.make_engine(settings.database_url)
+    db.migrate(engine)
+    return settings, engine
 
 
 def sync(engine, databricks, settings) -> None:
