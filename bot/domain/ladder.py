@@ -151,22 +151,25 @@ def steps_to_send(
 ) -> list[int | None]:
     """For each deadline of one owner, the step their message gives it now, or None to leave it out.
 
-    Nothing while every due step was already given. When a new DM may go out now, it gives every
-    deadline the step that covers it until the next DM can come, and names every deadline whose
-    first step is within NAMING_AHEAD (so every token is named before its first step). Otherwise
-    only what falls due before the next DM may go out is sent (added to today's message)."""
+    Nothing while every due step was already given. A new DM (allowed now, or past the week's
+    limit because something falls due before the next one may go) gives every deadline the step
+    that covers it until the next DM can come, and names every deadline whose first step is within
+    NAMING_AHEAD (so every token is named before its first step). After today's DM, only what
+    falls due before tomorrow's may go out is sent (added to today's message)."""
     if not any(reminder.uncovered for reminder in reminders):
         return [None] * len(reminders)
+    urgent = [r.uncovered and r.due_at <= where.allowed_at for r in reminders]
+    new_dm = where.allowed_at <= now or (any(urgent) and not where.sent_today)
     first = max(reminder_days)
     naming = timedelta(days=first) + NAMING_AHEAD
     chosen: list[int | None] = []
-    for reminder in reminders:
+    for reminder, cannot_wait in zip(reminders, urgent, strict=True):
         step: int | None = None
-        if where.allowed_at <= now:
+        if new_dm:
             step = covering_step(reminder.due_at, where.covers_until, reminder_days)
             if step is None and reminder.given is None and reminder.due_at - now <= naming:
                 step = first
-        elif reminder.uncovered and reminder.due_at <= where.allowed_at:
+        elif cannot_wait:
             step = covering_step(reminder.due_at, where.allowed_at, reminder_days)
         if step is not None and reminder.given is not None and reminder.given <= step:
             step = None  # already given this step or a nearer one

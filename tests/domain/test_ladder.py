@@ -71,3 +71,12 @@ def test_after_todays_dm_only_what_falls_due_before_tomorrow_morning_is_sent():
     next_week = Reminder(later + days(6), 7, None)
 
     assert steps_to_send([tonight, next_week], where, later, STEPS) == [1, None]
+
+
+def test_past_the_weeks_limit_what_cannot_wait_goes_out_with_everything_else():
+    sent = [MONDAY - days(6), MONDAY - days(4), MONDAY - days(2)]
+    where = pace(MONDAY, "UTC", QUIET, sent)
+    tonight = Reminder(MONDAY + timedelta(hours=10), 1, None)  # a token made today
+    in_three_days = Reminder(MONDAY + days(3), 7, given=7)  # its 3-day step comes before the next DM
+
+    assert steps_to_send([tonight, in_three_days], where, MONDAY, STEPS) == [1, 1]
