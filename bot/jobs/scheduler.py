@@ -43,6 +43,7 @@ from bot.jobs.runners import (
     sync_job,
     usage_job,
 )
+from bot.services import escalations
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ COMMANDS = {
     USAGE: "usage refresh",
 }
 DAILY = timedelta(days=1)
-REMINDER_INTERVAL = timedelta(minutes=15)
+REMINDER_INTERVAL = escalations.RUN_EVERY  # escalations are timed by it
 HOURLY = timedelta(hours=1)
 FIRST_SYNC_AFTER = timedelta(seconds=5)  # a new replica syncs soon after it starts
 MISFIRE_GRACE_SECONDS = 300  # a run late by less than this (a busy pool, a paused VM) still happens

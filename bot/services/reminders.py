@@ -34,7 +34,7 @@ from bot.models import (
     Principal,
     Step,
 )
-from bot.services import narrowing, notifications, outbox, recipients, report
+from bot.services import escalations, narrowing, notifications, outbox, recipients, report
 from bot.services.decisions import SETTLING_ACTIONS
 from bot.services.ports import (
     Directory,
@@ -154,6 +154,7 @@ def _narrowed(engine, policy, directory, sender, admin_channel, now, summary, dr
     summary.sent_messages += done.sent_messages
     summary.sent_notifications += done.sent_notifications
     summary.failed += done.failed
+    summary.held_for_quiet_hours += done.held_for_quiet_hours
     return done.previews
 
 
@@ -259,14 +260,15 @@ def _plan_group(
                 view.workspace,
             )
             continue
+        candidates = []
         if not recipient.admins_channel and held_for_quiet_hours(now, recipient.tz, window, deadline.due_at):
-            summary.held_for_quiet_hours += 1
-            continue
-        candidates = [Planned(view, deadline, str(step), recipient, recipient.reason)]
+            summary.held_for_quiet_hours += 1  # the owner's; the admins channel has no quiet hours
+        else:
+            candidates.append(Planned(view, deadline, str(step), recipient, recipient.reason))
         if (
             admin_channel
             and not recipient.admins_channel
-            and escalation_due(deadline.due_at, now, policy.escalate_after_days)
+            and escalation_due(deadline.due_at, now, policy.escalate_after_days, escalations.RUN_EVERY)
         ):
             owner = view.owner or view.owner_id or "unknown"
             candidates.append(

@@ -5,6 +5,7 @@ Slack still says `ratelimited`, the caller leaves the rest for the next run."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -13,7 +14,8 @@ from bot import metrics
 from bot.services.narrowing import NarrowedMessage
 from bot.services.ports import Delivery, DeliveryError, ReminderMessage
 from bot.slack import blocks
-from bot.slack.blocks.narrowing import narrowed_message
+from bot.slack.blocks.escalations import admins_message
+from bot.slack.blocks.narrowing import narrowed_message, narrowed_parts
 from bot.slack.references import referenced, referenced_narrowed
 
 logger = logging.getLogger(__name__)
@@ -29,8 +31,13 @@ class SlackMessenger:
         self._client = client
 
     def send(self, message: ReminderMessage) -> Delivery:
-        text, built = blocks.reminder_message(referenced(message))
-        return self.post(message.recipient.slack_id, text, [b.to_dict() for b in built])
+        message, shown = referenced(message), None
+        if message.recipient.admins_channel:  # every token shown: the rest in the next message
+            text, built, shown = admins_message(message)
+        else:
+            text, built = blocks.reminder_message(message)
+        delivery = self.post(message.recipient.slack_id, text, [b.to_dict() for b in built])
+        return replace(delivery, shown=shown)
 
     def preview(self, message: ReminderMessage) -> str:
         _, built = blocks.reminder_message(referenced(message))
@@ -40,8 +47,9 @@ class SlackMessenger:
 
     # after auto-scoping narrowed a token (bot/services/narrowing.py)
     def send_narrowed(self, message: NarrowedMessage) -> Delivery:
-        text, built = narrowed_message(referenced_narrowed(message))
-        return self.post(message.recipient.slack_id, text, [b.to_dict() for b in built])
+        text, built, shown = narrowed_parts(referenced_narrowed(message), continued=True)
+        delivery = self.post(message.recipient.slack_id, text, [b.to_dict() for b in built])
+        return replace(delivery, shown=shown)  # what did not fit goes in the next message
 
     def preview_narrowed(self, message: NarrowedMessage) -> str:
         _, built = narrowed_message(referenced_narrowed(message))
