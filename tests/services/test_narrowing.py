@@ -17,7 +17,6 @@ from bot.services import decisions as decisions_service
 from bot.services import events
 from bot.services.narrowing import NarrowedMessage, NarrowedToken
 from bot.services.ports import Recipient
-from tests.support.slack_helpers import ADMIN_CHANNEL
 from bot.slack import blocks
 from bot.slack.blocks.narrowing import narrowed_message
 from tests.support.autoscope_helpers import (
@@ -32,6 +31,7 @@ from tests.support.autoscope_helpers import (
     token_use,
 )
 from tests.support.bot_server import running_bot, wait_for
+from tests.support.slack_helpers import ADMIN_CHANNEL
 from tests.support.world import close_world
 
 COMPLETED = "AUTOSCOPE_STATE_COMPLETED"
