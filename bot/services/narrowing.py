@@ -235,16 +235,16 @@ def plan(
                 planned.append((token, recipient))
             elif summary is not None:
                 summary.held_for_quiet_hours += 1
-        why = _urgency(session, policy, token, now)
         if (
-            why is not None
-            and admin_channel
+            admin_channel
             and not recipient.admins_channel
             and (asleep or not token.scopes)
             and not _told_within(told, token.id, admin_channel, day)
         ):
-            note = URGENT_NOTE.format(why=why) if asleep else f"urgent: {why}"
-            planned.append((token, Recipient(admin_channel, admins_channel=True, reason=note)))
+            why = _urgency(session, policy, token, now)
+            if why is not None:
+                note = URGENT_NOTE.format(why=why) if asleep else f"urgent: {why}"
+                planned.append((token, Recipient(admin_channel, admins_channel=True, reason=note)))
     session.flush()  # recipient lookups cached on principal rows
     return planned
 
