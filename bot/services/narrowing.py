@@ -135,16 +135,20 @@ def notify_narrowed(
 ) -> NarrowingSummary:
     """Message the owner of every newly narrowed token, once. `dry_run` renders and records nothing."""
     summary = NarrowingSummary()
+
+    def planned_in(session: Session) -> list[tuple[Token, Recipient]]:
+        return plan(
+            session=session,
+            policy=policy,
+            directory=directory,
+            admin_channel=admin_channel,
+            now=now,
+            summary=summary,
+        )
+
     if dry_run:
         with Session(engine) as session:
-            planned = plan(
-                session=session,
-                policy=policy,
-                directory=directory,
-                admin_channel=admin_channel,
-                now=now,
-                summary=summary,
-            )
+            planned = planned_in(session)
             summary.planned = len(planned)
             by_recipient: dict[str, list[tuple[Token, Recipient]]] = defaultdict(list)
             for token, recipient in planned:
@@ -166,15 +170,7 @@ def notify_narrowed(
             session.rollback()
         return summary
     with session_scope(engine) as session:
-        planned = plan(
-            session=session,
-            policy=policy,
-            directory=directory,
-            admin_channel=admin_channel,
-            now=now,
-            summary=summary,
-        )
-        summary.planned = _record(session, planned, now)
+        summary.planned = _record(session, planned_in(session), now)
     _deliver(engine, policy, sender, now, summary)
     return summary
 

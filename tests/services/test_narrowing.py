@@ -5,6 +5,7 @@ scopes puts the lost scopes back with one PATCH, recorded; Looks fine is recorde
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -411,7 +412,7 @@ def test_someone_else_cannot_restore(narrowed):
 # the builder
 
 
-def test_the_message_says_what_it_had_has_and_lost():
+def quinns_token(**changes) -> NarrowedToken:
     token = NarrowedToken(
         reference="n1",
         token_pk=1,
@@ -426,6 +427,11 @@ def test_the_message_says_what_it_had_has_and_lost():
         usage_known=True,
         unmapped_services=("sparkUiProxy",),
     )
+    return replace(token, **changes)
+
+
+def test_the_message_says_what_it_had_has_and_lost():
+    token = quinns_token()
     message = NarrowedMessage(
         Recipient(OWNER, tz="Europe/Berlin"), (token,), datetime(2026, 3, 2, 9, tzinfo=UTC)
     )
@@ -444,19 +450,7 @@ def test_the_message_says_what_it_had_has_and_lost():
 
 
 def test_the_builder_says_a_token_with_no_scope_can_call_nothing():
-    token = NarrowedToken(
-        reference="n3",
-        token_pk=3,
-        workspace="prod",
-        token_id="0123456789abcdef",
-        comment="",
-        owner="quinn@example.com",
-        narrowed_at=datetime(2026, 3, 2, tzinfo=UTC),
-        previous_scopes=("all-apis",),
-        scopes=(),
-        rare_lost={},
-        usage_known=True,
-    )
+    token = quinns_token(scopes=(), rare_lost={})
     message = NarrowedMessage(Recipient(OWNER), (token,), datetime(2026, 3, 2, 9, tzinfo=UTC))
 
     text, built = narrowed_message(message)

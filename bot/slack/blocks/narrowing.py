@@ -5,6 +5,7 @@ the Restore scopes / Looks fine buttons. Tested without Slack, like the reminder
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import (
@@ -118,22 +119,15 @@ def _evidence(token: NarrowedToken) -> ContextBlock:
             "call with it is refused. Restore scopes pre-selects the scopes the audit log saw it use."
         )
     elif token.failing:
-        used = ", ".join(
-            f"{code(scope)} ({escape(label_for(scope))}, used {day.isoformat()})"
-            for scope, day in sorted(token.failing.items())
-        )
         text = (
-            f":rotating_light: *A job is failing now*: the token lost {used}, called in the last 7 days. "
-            "Restore it unless that use is over."
+            f":rotating_light: *A job is failing now*: the token lost {_uses(token.failing, 'used')}, "
+            "called in the last 7 days. Restore it unless that use is over."
         )
     elif token.rare_lost:
-        used = ", ".join(
-            f"{code(scope)} ({escape(label_for(scope))}, last used {day.isoformat()})"
-            for scope, day in sorted(token.rare_lost.items())
-        )
         text = (
-            f":rotating_light: *Lost a rarely used API*: {used}. Auto-scoping watched only 30 days: "
-            "whatever still calls it will fail. Restore it unless that use is over."
+            f":rotating_light: *Lost a rarely used API*: {_uses(token.rare_lost, 'last used')}. "
+            "Auto-scoping watched only 30 days: whatever still calls it will fail. Restore it unless "
+            "that use is over."
         )
     elif token.usage_known:
         text = (
@@ -149,6 +143,13 @@ def _evidence(token: NarrowedToken) -> ContextBlock:
         services = ", ".join(code(s) for s in token.unmapped_services[:10])
         text += f" Also called, with no known scope: {services}."
     return context(text)
+
+
+def _uses(days: Mapping[str, date], verb: str) -> str:
+    return ", ".join(
+        f"{code(scope)} ({escape(label_for(scope))}, {verb} {day.isoformat()})"
+        for scope, day in sorted(days.items())
+    )
 
 
 def _buttons(token: NarrowedToken, decided: Annotation | None) -> list[ButtonElement]:
