@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -207,6 +207,9 @@ def plan(
     planned = []
     for token in sorted(tokens, key=lambda t: (t.narrowed_at, t.workspace, t.token_id)):
         day = token.narrowed_at.date()
+        heard = told.get(token.id, {})
+        if any(_within(heard[who], day) for who in heard if who != admin_channel):
+            continue  # its owner was told (and the admins with them, if it was urgent)
         if any(
             (when is not None and when >= token.narrowed_at) or about == day
             for when, about in settled.get(token.id, ())
@@ -226,7 +229,7 @@ def plan(
             )
             continue
         asleep = not recipient.admins_channel and quiet_until(now, recipient.tz, window) is not None
-        if not _told_within(told, token.id, recipient.slack_id, day):
+        if not _within(heard.get(recipient.slack_id, ()), day):
             if not asleep:
                 planned.append((token, recipient))
             elif summary is not None:
@@ -235,7 +238,7 @@ def plan(
             admin_channel
             and not recipient.admins_channel
             and (asleep or not token.scopes)
-            and not _told_within(told, token.id, admin_channel, day)
+            and not _within(heard.get(admin_channel, ()), day)
         ):
             why = _urgency(session, policy, token, now)
             if why is not None:
@@ -267,23 +270,22 @@ def _failing(session: Session, policy: Policy, token: Token, now: datetime) -> d
     }
 
 
-def _told(session: Session, pks: list[int]) -> dict[tuple[int, str], list[date]]:
-    """The narrowing days each (token, recipient) had a message about."""
-    found: dict[tuple[int, str], list[date]] = defaultdict(list)
+def _told(session: Session, pks: list[int]) -> dict[int, dict[str, list[date]]]:
+    """The narrowing days each token's recipients had a message about."""
+    found: dict[int, dict[str, list[date]]] = defaultdict(lambda: defaultdict(list))
     rows = session.execute(
         select(Notification.token_pk, Notification.recipient, Notification.due_date).where(
             Notification.token_pk.in_(pks), Notification.step == NARROWED
         )
     )
     for token_pk, recipient, due_date in rows:
-        found[(token_pk, recipient)].append(due_date)
+        found[token_pk][recipient].append(due_date)
     return found
 
 
-def _told_within(
-    told: Mapping[tuple[int, str], list[date]], token_pk: int, recipient: str, day: date
-) -> bool:
-    return any(day - ONE_PER <= sent <= day for sent in told.get((token_pk, recipient), ()))
+def _within(sent_days: Iterable[date], day: date) -> bool:
+    """A message about a narrowing within ONE_PER before `day` (or about that day)."""
+    return any(day - ONE_PER <= sent <= day for sent in sent_days)
 
 
 def _settled(session: Session, pks: list[int]) -> dict[int, list[tuple[datetime | None, date | None]]]:
