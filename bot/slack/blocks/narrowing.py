@@ -179,7 +179,7 @@ def _headline(message: NarrowedMessage, count: int) -> tuple[str, str]:
             f"{count} narrowed token{plural} need an admin now",
             "Auto-scoping narrowed these tokens and something may be failing now: a scope they lost "
             "was used in the last 7 days, or they can call nothing at all. Restore what is needed "
-            "here; the owners hear in their own morning.",
+            "here; each token says whether its owner has heard.",
         )
     if message.recipient.admins_channel:
         return (
