@@ -57,7 +57,7 @@ NARROWED = Step.NARROWED  # Notification.step
 KIND = str(DeadlineKind.AUTOSCOPE_ENFORCEMENT)  # Notification.deadline_kind
 NOTIFY_WITHIN = timedelta(days=7)
 FAILING_WITHIN = timedelta(days=7)  # a lost scope used this recently: a job is failing now
-URGENT_NOTE = "urgent: {why}; its owner hears in their morning"
+URGENT_NOTE = "urgent: {why}; its owner hears {when}"
 ONE_PER = timedelta(days=30)
 MAX_PER_MESSAGE = 12
 SETTLING = frozenset({decisions.RESTORE, decisions.CONFIRM_SCOPES, decisions.REVOKE, decisions.ROTATE})
@@ -242,7 +242,7 @@ def plan(
         ):
             why = _urgency(session, policy, token, now)
             if why is not None:
-                note = URGENT_NOTE.format(why=why) if asleep else f"urgent: {why}"
+                note = URGENT_NOTE.format(why=why, when="in their morning" if asleep else "now too")
                 planned.append((token, Recipient(admin_channel, admins_channel=True, reason=note)))
     session.flush()  # recipient lookups cached on principal rows
     return planned

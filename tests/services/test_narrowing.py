@@ -249,7 +249,7 @@ def test_a_token_narrowed_to_no_scope_is_reported_as_unable_to_call_anything(nar
     assert "This token can call nothing now." in text and "now ." not in text
     [alert] = world.slack.messages(ADMIN_CHANNEL)  # urgent: the admins hear at once
     alert_text = blocks.as_text(alert["blocks"])
-    assert "NEED AN ADMIN NOW" in alert_text and "(urgent: it can call nothing)" in alert_text
+    assert "NEED AN ADMIN NOW" in alert_text and "(urgent: it can call nothing; its owner hears now too)" in alert_text
 
 
 def test_restore_of_a_token_narrowed_to_nothing_preselects_the_scopes_it_used(narrowed_to_nothing):
