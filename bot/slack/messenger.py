@@ -14,7 +14,7 @@ from bot import metrics
 from bot.services.narrowing import NarrowedMessage
 from bot.services.ports import Delivery, DeliveryError, ReminderMessage
 from bot.slack import blocks
-from bot.slack.blocks.escalations import admins_message
+from bot.slack.blocks.escalations import admins_message, admins_parts
 from bot.slack.blocks.narrowing import narrowed_message, narrowed_parts
 from bot.slack.references import referenced, referenced_narrowed
 
@@ -40,10 +40,12 @@ class SlackMessenger:
         return replace(delivery, shown=shown)
 
     def preview(self, message: ReminderMessage) -> str:
-        _, built = blocks.reminder_message(referenced(message))
         target = message.recipient.slack_id
-        who = f"admins channel {target}" if message.recipient.admins_channel else f"DM to {target}"
-        return f"=== {who} ({message.recipient.tz}) ===\n" + blocks.as_text(built)
+        if message.recipient.admins_channel:  # as many messages as `send` would post
+            parts = admins_parts(referenced(message))
+            return "\n".join(f"=== admins channel {target} ===\n" + blocks.as_text(part) for part in parts)
+        _, built = blocks.reminder_message(referenced(message))
+        return f"=== DM to {target} ({message.recipient.tz}) ===\n" + blocks.as_text(built)
 
     # after auto-scoping narrowed a token (bot/services/narrowing.py)
     def send_narrowed(self, message: NarrowedMessage) -> Delivery:

@@ -144,13 +144,18 @@ def assert_within_slack_limits(messages) -> None:
             Block.parse(block).validate_json()
 
 
-def test_40_tokens_escalating_in_one_run_all_reach_the_admins_channel(world):
+def forty_escalating(world) -> None:
+    """Olga's 40 tokens, two days from auto-scoping, each with a long comment."""
     world.slack.add_user(id="U0OLGA", email="olga@example.com", name="Olga")
     prod = world.org["prod"]
     owner = prod.add_user(user_name="olga@example.com")
     for index in range(40):
         observed_token(prod, owner, f"t{index:02d}", 2, comment=f"nightly job number {index:02d} " + "x" * 150)
     world.sync()
+
+
+def test_40_tokens_escalating_in_one_run_all_reach_the_admins_channel(world):
+    forty_escalating(world)
 
     summary = world.remind()
 
@@ -163,6 +168,17 @@ def test_40_tokens_escalating_in_one_run_all_reach_the_admins_channel(world):
     assert "follow in the next message" in str(messages[0]["blocks"][-1])
     assert_within_slack_limits(messages)
     assert world.remind().sent_messages == 0  # all sent: nothing again
+
+
+def test_a_dry_run_previews_every_escalation_as_the_run_would_send_them(world):
+    forty_escalating(world)
+
+    summary = world.remind(dry_run=True)
+
+    [admins] = [preview for preview in summary.previews if "=== admins channel" in preview]
+    assert admins.count("=== admins channel") > 1
+    assert all(f"nightly job number {index:02d}" in admins for index in range(40))
+    assert world.notifications() == [] and world.slack.messages(ADMIN_CHANNEL) == []
 
 
 def test_40_overdue_tokens_escalated_by_enforcement_all_reach_the_admins_channel(

@@ -30,10 +30,26 @@ def admins_message(message: ReminderMessage) -> tuple[str, list[Block], frozense
     text, built = reminder_message(replace(message, items=tuple(items[:fitting])))
     if fitting == len(items):
         return text, built, None
-    rest = len(items) - fitting
-    built.append(context(f"…{rest} more token{'s' if rest != 1 else ''} follow in the next message."))
+    built.append(_more(len(items) - fitting))
     shown = frozenset(item.notification_id for item in items[:fitting] if item.notification_id is not None)
     return text, built, shown
+
+
+def admins_parts(message: ReminderMessage) -> list[list[Block]]:
+    """Every message the admins channel gets for these items, in order (a dry run's preview)."""
+    items, parts = sorted(message.items, key=_nearest_first), []
+    while items:
+        fitting = _longest_fit(message, items)
+        _, built = reminder_message(replace(message, items=tuple(items[:fitting])))
+        if fitting < len(items):
+            built.append(_more(len(items) - fitting))
+        parts.append(built)
+        items = items[fitting:]
+    return parts
+
+
+def _more(rest: int):
+    return context(f"…{rest} more token{'s' if rest != 1 else ''} follow in the next message.")
 
 
 def _nearest_first(item: ReminderItem):
