@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
 from bot import __version__
-from bot.cli import db, demo, digest, doctor, enforce, events, remind, report, serve, sync, usage
+from bot.cli import db, demo, digest, doctor, enforce, events, remind, report, rotations, serve, sync, usage
 from bot.cli.shared import EXIT_OK, EXIT_PARTIAL, err, first_line, out
 
 
@@ -70,6 +70,7 @@ app.command("sync")(sync.sync)
 app.command("report")(report.report_command)
 app.command("remind")(remind.remind)
 app.command("enforce")(enforce.enforce)
+app.command("rotations")(rotations.rotations)
 app.command("digest")(digest.digest_command)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)

@@ -58,9 +58,12 @@ def held_for_quiet_hours(
     return until is not None and until < due_at
 
 
-def escalation_due(due_at: datetime, now: datetime, escalate_after_days: int) -> bool:
-    """The deadline is close enough that the admins should hear of an undecided token."""
-    return now < due_at <= now + timedelta(days=escalate_after_days)
+def escalation_due(
+    due_at: datetime, now: datetime, escalate_after_days: int, next_run_in: timedelta = timedelta(0)
+) -> bool:
+    """The admins should hear of an undecided token: its escalation moment (`escalate_after_days`
+    before the deadline) comes before the next run, so this run is the last one in time."""
+    return now < due_at <= now + timedelta(days=escalate_after_days) + next_run_in
 
 
 @lru_cache(maxsize=256)

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlmodel import Session
 
 from bot import clock, db, metrics
 from bot.jobs.lease import JobLease
 from bot.models import Workspace
 from bot.services import decisions, digest, enforcement, inventory, reminders
+from bot.services.decisions import rotation
 from bot.services.ports import DeliveryError
 from bot.slack import directory as slack_directory
 from bot.slack.client import SlackError, error_code
@@ -192,19 +194,32 @@ def usage_job(context: JobContext) -> None:
         raise RuntimeError("usage refresh failed for " + ", ".join(r.workspace for r in failed))
 
 
-def rotations_job(context: JobContext) -> None:
+def rotations_pass(context: JobContext) -> list[decisions.Outcome]:
+    """Revoke the old token of every rotation past its grace period, as the hourly job and
+    `tokenbot rotations` both run it."""
     with db.session_scope(context.engine) as session:
-        outcomes = decisions.complete_rotations(
+        return decisions.complete_rotations(
             session=session,
             gateway_for=context.gateway_for,
             now=context.now(),
             dry_run=context.settings.dry_run,
         )
+
+
+def rotations_due(context: JobContext) -> list[tuple[int, str | None]]:
+    """(token, its replacement) of every rotation whose old token the pass would revoke now:
+    `tokenbot rotations --dry-run`, which calls nothing and records nothing."""
+    with Session(context.engine) as session:
+        due = rotation._rotations_due(session, context.now())  # the pass's own choice
+        return [(row.token_pk, row.parameters.get("new_token_id")) for row in due]
+
+
+def rotations_job(context: JobContext) -> None:
+    outcomes = rotations_pass(context)
     for outcome in outcomes:
         metrics.DECISIONS.labels(outcome.action, outcome.status).inc()
     if outcomes:
         logger.info("rotations: %s old token(s) revoked after their grace period", len(outcomes))
-
 
 
 def run_job(

@@ -10,6 +10,8 @@ explicit id, `replace_existing=True`, `max_instances=1` and `coalesce=True` (STY
 - `rotations`: hourly: revoke the old token of rotations past their grace period;
 - `usage_refresh`: daily: observed API usage from the audit log.
 
+Each job also runs once from the command line (`COMMANDS`: `tokenbot rotations`, ...).
+
 Every run goes through `run_job` under the lease of `bot/jobs/lease.py`, which gives it to one
 replica: interval triggers are aligned to a fixed epoch so that every replica fires at the same
 instants, and a replica skips a run another started within the last half period (`min_gap`).
@@ -41,13 +43,24 @@ from bot.jobs.runners import (
     sync_job,
     usage_job,
 )
+from bot.services import escalations
 
 logger = logging.getLogger(__name__)
 
 SYNC, REMINDERS, DIGEST, ENFORCEMENT, ROTATIONS = "sync", "reminders", "digest", "enforcement", "rotations"
 USAGE = "usage_refresh"
+# The command that runs each job once, for a deployment that runs the CLI from cron (or
+# `serve --no-scheduler`): every job has one (tests/jobs/test_scheduler.py holds it).
+COMMANDS = {
+    SYNC: "sync",
+    REMINDERS: "remind",
+    DIGEST: "digest",
+    ENFORCEMENT: "enforce",
+    ROTATIONS: "rotations",
+    USAGE: "usage refresh",
+}
 DAILY = timedelta(days=1)
-REMINDER_INTERVAL = timedelta(minutes=15)
+REMINDER_INTERVAL = escalations.RUN_EVERY  # escalations are timed by it
 HOURLY = timedelta(hours=1)
 FIRST_SYNC_AFTER = timedelta(seconds=5)  # a new replica syncs soon after it starts
 MISFIRE_GRACE_SECONDS = 300  # a run late by less than this (a busy pool, a paused VM) still happens

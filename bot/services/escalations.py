@@ -6,7 +6,7 @@ buttons; it goes out through bot/services/outbox.py as soon as its rows are writ
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session
@@ -16,6 +16,11 @@ from bot.models import Notification, NotificationStatus
 from bot.services import notifications, outbox
 from bot.services.overdue import Overdue
 from bot.services.ports import Recipient, ReminderItem, ReminderMessage, ReminderSender
+
+# How often the reminder run comes (bot/jobs/scheduler.py schedules it so). An escalation is due
+# `policy.escalate_after_days` before its deadline; the last run before that moment sends it
+# (`ladder.escalation_due`), so the admins never hear later than that, whatever the run times.
+RUN_EVERY = timedelta(minutes=15)
 
 
 def tell_admins(
@@ -27,8 +32,9 @@ def tell_admins(
     step: str,
     note: str,
 ) -> set[int] | None:
-    """The tokens newly told about (none when all were told before), or None when the message
-    could not be sent: then its rows are forgotten, and the next run writes and sends them again."""
+    """The tokens newly told about (none when all were told before), or None when a message
+    could not be sent: then its rows are forgotten, and the next run writes and sends them again.
+    Many tokens take several messages, each recording only the tokens it showed."""
     claim = f"enforcement-{uuid.uuid4().hex[:12]}"
     with session_scope(engine) as session:
         rows = _record_escalations(session, candidates, admin_channel, claim, now, step, note)
@@ -44,18 +50,30 @@ def tell_admins(
         )
         return ReminderMessage(Recipient(admin_channel, admins_channel=True), items, now, escalation=True), []
 
-    # A failure forgets the rows: the next enforcement run writes and sends them again.
-    sent = outbox.send_claimed(
-        engine,
-        [row for row, _ in rows],
-        render=render,
-        send=sender.send,
-        now=now,
-        skipped_because="",
-        on_failure=outbox.FailureRule.FORGET,
-    )
-    if sent.error is not None:
-        return None
+    claimed = [row for row, _ in rows]
+    while claimed:
+        # A failure forgets the rows: the next enforcement run writes and sends them again.
+        sent = outbox.send_claimed(
+            engine,
+            claimed,
+            render=render,
+            send=sender.send,
+            now=now,
+            skipped_because="",
+            on_failure=outbox.FailureRule.FORGET,
+        )
+        if sent.error is not None:
+            return None
+        if not sent.held_back or not sent.notifications:
+            break
+        with session_scope(engine) as session:  # what the message could not show: the next one
+            claimed = outbox.claim(
+                session,
+                recipient=admin_channel,
+                run_id=claim,
+                now=now,
+                which=Notification.id.in_(list(about)) & (Notification.step == step),
+            )
     return {item.view.pk for _, item in rows}
 
 

@@ -14,11 +14,17 @@ Delivery goes through the notification table and bot/services/outbox.py, as remi
 (render, then deliver): one row per token with step `narrowed`, deadline kind
 `autoscope_enforcement`, due date (and `due_at`) the narrowing day and the recipient from
 bot/services/recipients.py; a second run finds the row and sends nothing. An owner with
-several narrowed tokens gets one message listing them (up to `MAX_PER_MESSAGE` each). No quiet
-hours: what the message is about has already happened, and a job may be failing. Narrowings
-older than `NOTIFY_WITHIN` (history seen on a first sync, old events from a file) get no
-message, nor does a token that was settled meanwhile (restored, scopes confirmed, accepted,
-revoked) or that had a narrowing message within `ONE_PER`.
+several narrowed tokens gets one message listing them (up to `MAX_PER_MESSAGE` each, and a
+message shows only what fits: the rest go in the next one). Narrowings older than
+`NOTIFY_WITHIN` (history seen on a first sync, old events from a file) get no message, nor does a
+token that was settled meanwhile (restored, scopes confirmed, accepted, revoked) or whose
+recipient had a narrowing message about it within `ONE_PER`.
+
+When: the owner's quiet hours hold the message until their morning, as they hold reminders (the
+row is written by the first run after them). A narrowing is urgent when a job is failing now (a
+scope the token lost was used within `FAILING_WITHIN`, by the audit log) or when auto-scoping
+kept no scope at all (the token can call nothing): then the admins channel hears at once, by a
+row of its own, when the owner is in quiet hours, and always for a token that can call nothing.
 
 `notify_narrowed` is called at the end of each reminder run (bot/services/reminders.py).
 """
@@ -28,7 +34,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -37,6 +43,7 @@ from sqlmodel import Session
 
 from bot.db import session_scope
 from bot.domain.deadlines import DeadlineKind
+from bot.domain.ladder import quiet_until
 from bot.domain.policy import Policy
 from bot.domain.scopes import PRIVILEGED_SCOPES
 from bot.models import Decision, Notification, Principal, Step, Token
@@ -49,6 +56,8 @@ logger = logging.getLogger(__name__)
 NARROWED = Step.NARROWED  # Notification.step
 KIND = str(DeadlineKind.AUTOSCOPE_ENFORCEMENT)  # Notification.deadline_kind
 NOTIFY_WITHIN = timedelta(days=7)
+FAILING_WITHIN = timedelta(days=7)  # a lost scope used this recently: a job is failing now
+URGENT_NOTE = "urgent: {why}; its owner hears {when}"
 ONE_PER = timedelta(days=30)
 MAX_PER_MESSAGE = 12
 SETTLING = frozenset({decisions.RESTORE, decisions.CONFIRM_SCOPES, decisions.REVOKE, decisions.ROTATE})
@@ -75,11 +84,22 @@ class NarrowedToken:
     notification_id: int | None = None  # the row it is sent for; None in a preview
     # Opaque: what its buttons carry. Only the Slack layer makes it (bot/slack/references.py).
     reference: str = ""
+    # Scopes it lost that were used within FAILING_WITHIN -> that day: a job is failing now.
+    failing: Mapping[str, date] = field(default_factory=dict)
 
     @property
     def lost(self) -> tuple[str, ...]:
         now = set(self.scopes)
         return tuple(s for s in self.previous_scopes if s not in now)
+
+    @property
+    def calls_nothing(self) -> bool:
+        """Auto-scoping kept no scope: every call with the token fails."""
+        return not self.scopes
+
+    @property
+    def urgent(self) -> bool:
+        return self.calls_nothing or bool(self.failing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +115,7 @@ class NarrowingSummary:
     sent_messages: int = 0
     sent_notifications: int = 0
     failed: int = 0
+    held_for_quiet_hours: int = 0  # owners told after their quiet hours
     previews: list[str] = field(default_factory=list)
 
 
@@ -114,9 +135,20 @@ def notify_narrowed(
 ) -> NarrowingSummary:
     """Message the owner of every newly narrowed token, once. `dry_run` renders and records nothing."""
     summary = NarrowingSummary()
+
+    def planned_in(session: Session) -> list[tuple[Token, Recipient]]:
+        return plan(
+            session=session,
+            policy=policy,
+            directory=directory,
+            admin_channel=admin_channel,
+            now=now,
+            summary=summary,
+        )
+
     if dry_run:
         with Session(engine) as session:
-            planned = plan(session=session, directory=directory, admin_channel=admin_channel, now=now)
+            planned = planned_in(session)
             summary.planned = len(planned)
             by_recipient: dict[str, list[tuple[Token, Recipient]]] = defaultdict(list)
             for token, recipient in planned:
@@ -138,16 +170,22 @@ def notify_narrowed(
             session.rollback()
         return summary
     with session_scope(engine) as session:
-        planned = plan(session=session, directory=directory, admin_channel=admin_channel, now=now)
-        summary.planned = _record(session, planned, now)
+        summary.planned = _record(session, planned_in(session), now)
     _deliver(engine, policy, sender, now, summary)
     return summary
 
 
 def plan(
-    *, session: Session, directory: Directory, admin_channel: str | None, now: datetime
+    *,
+    session: Session,
+    policy: Policy,
+    directory: Directory,
+    admin_channel: str | None,
+    now: datetime,
+    summary: NarrowingSummary | None = None,
 ) -> list[tuple[Token, Recipient]]:
-    """The narrowed tokens whose owner has not heard about it yet, with who should."""
+    """The narrowed tokens whose owner has not heard about it yet, with who should hear now:
+    the owner outside their quiet hours, and the admins channel at once for an urgent one."""
     tokens = list(
         session.execute(
             select(Token).where(
@@ -165,11 +203,13 @@ def plan(
     principals = recipients.load_principals(
         session=session, keys={(t.workspace, t.owner_id or "") for t in tokens}
     )
+    window = policy.quiet_window()
     planned = []
     for token in sorted(tokens, key=lambda t: (t.narrowed_at, t.workspace, t.token_id)):
         day = token.narrowed_at.date()
-        if any(day - timedelta(days=ONE_PER.days) <= sent <= day for sent in told.get(token.id, ())):
-            continue
+        heard = told.get(token.id, {})
+        if any(_within(heard[who], day) for who in heard if who != admin_channel):
+            continue  # its owner was told (and the admins with them, if it was urgent)
         if any(
             (when is not None and when >= token.narrowed_at) or about == day
             for when, about in settled.get(token.id, ())
@@ -188,21 +228,64 @@ def plan(
                 token.workspace,
             )
             continue
-        planned.append((token, recipient))
+        asleep = not recipient.admins_channel and quiet_until(now, recipient.tz, window) is not None
+        if not _within(heard.get(recipient.slack_id, ()), day):
+            if not asleep:
+                planned.append((token, recipient))
+            elif summary is not None:
+                summary.held_for_quiet_hours += 1
+        if (
+            admin_channel
+            and not recipient.admins_channel
+            and (asleep or not token.scopes)
+            and not _within(heard.get(admin_channel, ()), day)
+        ):
+            why = _urgency(session, policy, token, now)
+            if why is not None:
+                note = URGENT_NOTE.format(why=why, when="in their morning" if asleep else "now too")
+                planned.append((token, Recipient(admin_channel, admins_channel=True, reason=note)))
     session.flush()  # recipient lookups cached on principal rows
     return planned
 
 
-def _told(session: Session, pks: list[int]) -> dict[int, list[date]]:
-    found: dict[int, list[date]] = defaultdict(list)
+def _urgency(session: Session, policy: Policy, token: Token, now: datetime) -> str | None:
+    """Why the narrowing cannot wait for anyone's morning, or None."""
+    if not token.scopes:
+        return "it can call nothing"
+    if _failing(session, policy, token, now):
+        return "a job is failing now"
+    return None
+
+
+def _failing(session: Session, policy: Policy, token: Token, now: datetime) -> dict[str, date]:
+    """Scopes the token does not have now but used within FAILING_WITHIN -> the day last used."""
+    current = set(token.scopes or ())
+    if "all-apis" in current:
+        return {}
+    used = usage.scopes_used_by(session=session, policy=policy, now=now, token=token)
+    return {
+        scope: last.date()
+        for scope, last in sorted(used.items())
+        if scope not in current and last >= now - FAILING_WITHIN
+    }
+
+
+def _told(session: Session, pks: list[int]) -> dict[int, dict[str, list[date]]]:
+    """The narrowing days each token's recipients had a message about."""
+    found: dict[int, dict[str, list[date]]] = defaultdict(lambda: defaultdict(list))
     rows = session.execute(
-        select(Notification.token_pk, Notification.due_date).where(
+        select(Notification.token_pk, Notification.recipient, Notification.due_date).where(
             Notification.token_pk.in_(pks), Notification.step == NARROWED
         )
     )
-    for token_pk, due_date in rows:
-        found[token_pk].append(due_date)
+    for token_pk, recipient, due_date in rows:
+        found[token_pk][recipient].append(due_date)
     return found
+
+
+def _within(sent_days: Iterable[date], day: date) -> bool:
+    """A message about a narrowing within ONE_PER before `day` (or about that day)."""
+    return any(day - ONE_PER <= sent <= day for sent in sent_days)
 
 
 def _settled(session: Session, pks: list[int]) -> dict[int, list[tuple[datetime | None, date | None]]]:
@@ -352,6 +435,7 @@ def notice(
         ),
         lookback_days=policy.usage_lookback_days,
         note=note,
+        failing=_failing(session, policy, token, now),
     )
 
 
@@ -362,8 +446,13 @@ def notice(
 def scopes_to_restore(*, session: Session, policy: Policy, token: Token, now: datetime) -> list[str]:
     """What the Restore scopes modal pre-selects: the rare_api scopes the token lost plus the
     other lost scopes that need no approval; only when there are none, every lost scope (so
-    `all-apis` shows, which an admin must approve)."""
+    `all-apis` shows, which an admin must approve). A token narrowed to no scope at all gets
+    every scope the audit log saw it use (the restore checks each choice again)."""
     current = set(token.scopes or ())
+    if not current:
+        used = usage.scopes_used_by(session=session, policy=policy, now=now, token=token)
+        if used:
+            return sorted(used)
     lost = [s for s in (token.previous_scopes or ()) if s not in current]
     rare = [
         s

@@ -62,6 +62,7 @@ class Sent:
     notifications: int = 0
     failed: int = 0
     error: DeliveryError | None = None
+    held_back: int = 0  # rows the message could not show: pending again, for the next message
 
     @property
     def rate_limited(self) -> bool:
@@ -177,16 +178,25 @@ def send_claimed(
         logger.exception("message to %s failed", live[0].recipient)
         crash = DeliveryError("other", f"{type(error).__name__}: {error}")
         return _failed(engine, live, crash, now, on_failure)
+    # Only what the message showed is sent; the rest is pending again, for the next message.
+    shown = [row for row in live if delivery.shown is None or row.id in delivery.shown]
+    later = [row.id for row in live if delivery.shown is not None and row.id not in delivery.shown]
     with session_scope(engine) as session:
         notifications.finish(
             session,
-            live,
+            shown,
             status=NotificationStatus.SENT,
             channel=delivery.channel,
             message_ts=delivery.ts,
             sent_at=now,
         )
-    return Sent(messages=1, notifications=len(live))
+        if later:
+            session.execute(
+                update(Notification)
+                .where(Notification.id.in_(later))
+                .values(status=NotificationStatus.PENDING, claimed_by=None)
+            )
+    return Sent(messages=1, notifications=len(shown), held_back=len(later))
 
 
 def _failed(
@@ -221,7 +231,8 @@ def deliver_to(
     batch: int | None = None,
 ) -> Sent:
     """Claim and send this recipient's pending rows of this kind: all in one message, or (with
-    `batch`) `batch` rows a message until none are left. Stops at a rate limit."""
+    `batch`) `batch` rows a message until none are left; what a message could not show goes in
+    the next one. Stops at a rate limit."""
     total = Sent()
     while True:
         with session_scope(engine) as session:
@@ -233,8 +244,8 @@ def deliver_to(
         if sent.rate_limited:
             total.error = sent.error
             return total
-        if batch is None:
-            return total
+        if (batch is None and not sent.held_back) or (sent.held_back and not sent.notifications):
+            return total  # all sent (or a message that shows nothing: the next run tries again)
 
 
 class Dispatcher:

@@ -84,6 +84,9 @@ class ReminderMessage:
 class Delivery:
     channel: str
     ts: str
+    # The notification ids the message showed, when it could not show them all (Slack's limits):
+    # only those are recorded as sent; the rest go out in the next message. None: all of them.
+    shown: frozenset[int] | None = None
 
 
 class DeliveryError(Exception):

@@ -42,7 +42,7 @@ from bot.models import (
     Principal,
     Step,
 )
-from bot.services import narrowing, notifications, outbox, pacing, recipients, report
+from bot.services import escalations, narrowing, notifications, outbox, pacing, recipients, report
 from bot.services.decisions import SETTLING_ACTIONS
 from bot.services.ports import (
     Directory,
@@ -162,6 +162,7 @@ def _narrowed(engine, policy, directory, sender, admin_channel, now, summary, dr
     summary.sent_messages += done.sent_messages
     summary.sent_notifications += done.sent_notifications
     summary.failed += done.failed
+    summary.held_for_quiet_hours += done.held_for_quiet_hours
     return done.previews
 
 
@@ -295,18 +296,20 @@ def _plan_group(
             continue
         if step is None and recipient.admins_channel:
             continue  # named ahead only in an owner's own DM
+        candidates = []
         if not recipient.admins_channel and held_for_quiet_hours(now, recipient.tz, window, deadline.due_at):
-            summary.held_for_quiet_hours += step is not None
-            continue
-        candidate = Planned(view, deadline, str(step or ""), recipient, recipient.reason)
-        candidates = [candidate] if recipient.admins_channel else []
-        if not recipient.admins_channel:
-            owners[recipient.slack_id].append(candidate)
+            summary.held_for_quiet_hours += step is not None  # the admins channel has no quiet hours
+        else:
+            candidate = Planned(view, deadline, str(step or ""), recipient, recipient.reason)
+            if recipient.admins_channel:
+                candidates.append(candidate)
+            else:
+                owners[recipient.slack_id].append(candidate)
         if (
             step is not None
             and admin_channel
             and not recipient.admins_channel
-            and escalation_due(deadline.due_at, now, policy.escalate_after_days)
+            and escalation_due(deadline.due_at, now, policy.escalate_after_days, escalations.RUN_EVERY)
         ):
             owner = view.owner or view.owner_id or "unknown"
             candidates.append(

@@ -387,6 +387,15 @@ def rare_scopes_of(*, session: Session, policy: Policy, now: datetime, token: To
     if not _applies(state, observing):
         return {}
     since = now - timedelta(days=policy.usage_lookback_days)
+    used = scopes_used_by(session=session, policy=policy, now=now, token=token)
+    start, end = _window(facts, policy, now, observing, narrowed_at=token.narrowed_at)
+    return rare_scopes(used, inferred=facts.inferred_scopes, window_start=start, window_end=end, since=since)
+
+
+def scopes_used_by(*, session: Session, policy: Policy, now: datetime, token: Token) -> dict[str, datetime]:
+    """The last use of each scope by this token within the lookback (its owner's calls count for
+    it where the audit log cannot tell the token: approximate, never too rarely)."""
+    since = now - timedelta(days=policy.usage_lookback_days)
     rows = session.execute(
         select(
             ApiUsage.workspace, ApiUsage.principal_id, ApiUsage.token_id, ApiUsage.scope, ApiUsage.last_seen
@@ -398,10 +407,7 @@ def rare_scopes_of(*, session: Session, policy: Policy, now: datetime, token: To
             | ((ApiUsage.token_id == "") & (ApiUsage.principal_id == (token.owner_id or ""))),
         )
     )
-    index = UsageIndex(rows, policy, now)
-    used = index.used_by(token.workspace, token.token_id, token.owner_id)
-    start, end = _window(facts, policy, now, observing, narrowed_at=token.narrowed_at)
-    return rare_scopes(used, inferred=facts.inferred_scopes, window_start=start, window_end=end, since=since)
+    return UsageIndex(rows, policy, now).used_by(token.workspace, token.token_id, token.owner_id)
 
 
 def has_usage(*, session: Session, workspace: str) -> bool:

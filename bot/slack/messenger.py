@@ -5,6 +5,7 @@ Slack still says `ratelimited`, the caller leaves the rest for the next run."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -14,7 +15,8 @@ from bot.services.narrowing import NarrowedMessage
 from bot.services.pacing import Addition
 from bot.services.ports import Delivery, DeliveryError, ReminderMessage
 from bot.slack import blocks
-from bot.slack.blocks.narrowing import narrowed_message
+from bot.slack.blocks.escalations import admins_message, admins_parts
+from bot.slack.blocks.narrowing import narrowed_message, narrowed_parts
 from bot.slack.references import referenced, referenced_narrowed
 
 logger = logging.getLogger(__name__)
@@ -31,8 +33,13 @@ class SlackMessenger:
         self._client = client
 
     def send(self, message: ReminderMessage) -> Delivery:
-        text, built = blocks.reminder_message(referenced(message))
-        return self.post(message.recipient.slack_id, text, [b.to_dict() for b in built])
+        message, shown = referenced(message), None
+        if message.recipient.admins_channel:  # every token shown: the rest in the next message
+            text, built, shown = admins_message(message)
+        else:
+            text, built = blocks.reminder_message(message)
+        delivery = self.post(message.recipient.slack_id, text, [b.to_dict() for b in built])
+        return replace(delivery, shown=shown)
 
     def add_to(self, addition: Addition) -> Delivery:
         """Redraw today's reminder DM with what is added to it; when Slack no longer lets tokenbot
@@ -48,15 +55,18 @@ class SlackMessenger:
         return Delivery(channel=addition.channel, ts=addition.ts)
 
     def preview(self, message: ReminderMessage) -> str:
-        _, built = blocks.reminder_message(referenced(message))
         target = message.recipient.slack_id
-        who = f"admins channel {target}" if message.recipient.admins_channel else f"DM to {target}"
-        return f"=== {who} ({message.recipient.tz}) ===\n" + blocks.as_text(built)
+        if message.recipient.admins_channel:  # as many messages as `send` would post
+            parts = admins_parts(referenced(message))
+            return "\n".join(f"=== admins channel {target} ===\n" + blocks.as_text(part) for part in parts)
+        _, built = blocks.reminder_message(referenced(message))
+        return f"=== DM to {target} ({message.recipient.tz}) ===\n" + blocks.as_text(built)
 
     # after auto-scoping narrowed a token (bot/services/narrowing.py)
     def send_narrowed(self, message: NarrowedMessage) -> Delivery:
-        text, built = narrowed_message(referenced_narrowed(message))
-        return self.post(message.recipient.slack_id, text, [b.to_dict() for b in built])
+        text, built, shown = narrowed_parts(referenced_narrowed(message), continued=True)
+        delivery = self.post(message.recipient.slack_id, text, [b.to_dict() for b in built])
+        return replace(delivery, shown=shown)  # what did not fit goes in the next message
 
     def preview_narrowed(self, message: NarrowedMessage) -> str:
         _, built = narrowed_message(referenced_narrowed(message))

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from bot import clock, db, metrics
 from bot.jobs.lease import JobLease, SchedulerLockError, hold_scheduler_lock
 from bot.jobs.runners import JobContext
-from bot.jobs.scheduler import Scheduler, min_gap
+from bot.jobs.scheduler import COMMANDS, Scheduler, min_gap
 from bot.models import JobRun
 from bot.wiring import wire
 from tests.support.bot_server import wait_for
@@ -49,6 +49,23 @@ def test_every_job_is_registered_once_with_its_schedule(world):
         assert "day_of_week='mon-fri'" in repr(jobs["digest"].trigger)
     finally:
         scheduler.close()
+
+
+def test_every_scheduled_job_has_a_command_that_runs_it_once(world):
+    from typer.testing import CliRunner
+
+    from bot.cli.main import app
+
+    scheduler = Scheduler(context_of(world))
+    try:
+        jobs = {job.id for job in scheduler.jobs}
+    finally:
+        scheduler.close()
+
+    assert jobs <= set(COMMANDS)
+    for job in jobs:
+        result = CliRunner().invoke(app, [*COMMANDS[job].split(), "--help"])
+        assert result.exit_code == 0, (job, result.output)
 
 
 def test_no_digest_job_without_a_digest_channel(world):

@@ -5,9 +5,11 @@ scopes puts the lost scopes back with one PATCH, recorded; Looks fine is recorde
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from freezegun import freeze_time
 from sqlalchemy import select
 
 from bot import clock, db
@@ -19,6 +21,7 @@ from bot.services.ports import Recipient
 from bot.slack import blocks
 from bot.slack.blocks.narrowing import narrowed_message
 from tests.support.autoscope_helpers import (
+    EMAIL,
     OWNER,
     QUARTERLY,
     enforced,
@@ -26,8 +29,10 @@ from tests.support.autoscope_helpers import (
     quarterly_job,
     quarterly_world,
     refresh_usage,
+    token_use,
 )
 from tests.support.bot_server import running_bot, wait_for
+from tests.support.slack_helpers import ADMIN_CHANNEL
 from tests.support.world import close_world
 
 COMPLETED = "AUTOSCOPE_STATE_COMPLETED"
@@ -148,6 +153,114 @@ def test_dry_run_previews_the_message_and_records_nothing(world):
 
     assert any("AUTO-SCOPING NARROWED" in preview for preview in summary.previews)
     assert world.slack.messages(OWNER) == [] and world.notifications() == []
+
+
+# ---------------------------------------------------------------------------------------------
+# when: the owner's morning, unless a job is failing now
+
+
+def at_night(world):
+    """Quiet hours on, and Quinn in Paris: 01:30 UTC tomorrow is 02:30 there."""
+    config = world.org.config_path
+    config.write_text(config.read_text().replace('quiet_hours = "off"', 'quiet_hours = "18:00-09:00"'))
+    world.slack.add_user(id=OWNER, email=EMAIL, name="Quinn", tz="Europe/Paris")
+    day = (clock.now() + timedelta(days=1)).date()
+    return datetime(day.year, day.month, day.day, 1, 30, tzinfo=UTC)
+
+
+def remind_at(world, moment):
+    with freeze_time(moment):
+        return world.remind(now=moment)
+
+
+def test_a_notice_at_0230_local_waits_for_0900(world):
+    night = at_night(world)
+    databricks_narrows(world)  # it lost `jobs`, last used 80 days ago: nothing fails tonight
+    world.sync()
+
+    summary = remind_at(world, night)
+
+    assert narrowed_messages(world) == [] and world.slack.messages(ADMIN_CHANNEL) == []
+    assert summary.held_for_quiet_hours == 1 and world.notifications() == []
+
+    remind_at(world, night + timedelta(hours=6))  # 08:30 in Paris: still quiet
+    assert narrowed_messages(world) == []
+    remind_at(world, night + timedelta(hours=6, minutes=30))  # 09:00
+
+    [message] = narrowed_messages(world)
+    assert "Lost a rarely used API" in blocks.as_text(message["blocks"])
+    assert world.slack.messages(ADMIN_CHANNEL) == []
+
+
+def test_a_lost_scope_used_in_the_last_7_days_tells_the_admins_at_once_and_the_owner_at_0900(world):
+    night = at_night(world)
+    used = clock.now() - timedelta(days=2)
+    world.org["prod"].add_audit_rows(token_use(used, QUARTERLY, EMAIL, "jobs", "runNow"))
+    assert refresh_usage(world)["prod"].ok
+    databricks_narrows(world)
+    world.sync()
+
+    remind_at(world, night)
+
+    assert narrowed_messages(world) == []
+    [alert] = world.slack.messages(ADMIN_CHANNEL)
+    text = blocks.as_text(alert["blocks"])
+    assert "1 NARROWED TOKEN NEED AN ADMIN NOW" in text
+    assert f"A job is failing now*: the token lost `jobs` (Jobs, used {used.date().isoformat()})" in text
+    assert "Owner: quinn@example.com (urgent: a job is failing now; its owner hears in their morning)" in text
+    assert "[Restore scopes] [Looks fine]" in text
+
+    remind_at(world, night + timedelta(hours=7))  # 09:30 in Paris
+    remind_at(world, night + timedelta(hours=8))
+
+    [message] = narrowed_messages(world)
+    assert "A job is failing now" in blocks.as_text(message["blocks"])
+    assert len(world.slack.messages(ADMIN_CHANNEL)) == 1
+    assert sorted(n.recipient for n in world.notifications()) == sorted([ADMIN_CHANNEL, OWNER])
+
+
+# ---------------------------------------------------------------------------------------------
+# narrowed to nothing
+
+
+@pytest.fixture
+def narrowed_to_nothing(world):
+    """Auto-scoping kept no scope of Quinn's token; five other tokens keep the listing plausible."""
+    for index in range(5):
+        world.org["prod"].add_token(owner_id=world.owner_id, comment=f"other {index}", scopes=["sql"])
+    world.sync()
+    world.org["prod"].set_autoscope(QUARTERLY, COMPLETED, scopes=[])
+    world.sync()
+    world.remind()
+    with running_bot(world.settings, world.engine) as server:
+        world.server = server
+        yield world
+
+
+def test_a_token_narrowed_to_no_scope_is_reported_as_unable_to_call_anything(narrowed_to_nothing):
+    world = narrowed_to_nothing
+    [message] = narrowed_messages(world)
+    assert message["text"] == (
+        "Auto-scoping narrowed token tok-quarte in prod to no scope at all: it can call nothing now "
+        "(it had all-apis)."
+    )
+    text = blocks.as_text(message["blocks"])
+    assert "Has now: *no scope at all: it can call no API, so everything that uses it fails*" in text
+    assert "This token can call nothing now." in text and "now ." not in text
+    [alert] = world.slack.messages(ADMIN_CHANNEL)  # urgent: the admins hear at once
+    alert_text = blocks.as_text(alert["blocks"])
+    assert "NEED AN ADMIN NOW" in alert_text and "(urgent: it can call nothing; its owner hears now too)" in alert_text
+
+
+def test_restore_of_a_token_narrowed_to_nothing_preselects_the_scopes_it_used(narrowed_to_nothing):
+    world = narrowed_to_nothing
+
+    decision = restore_with_the_preselection(world)
+
+    assert decision.parameters["scopes"] == ["jobs", "sql"]  # daily SQL, the quarterly jobs run
+    assert decision.status == "applied"
+    [patch] = patches(world)
+    assert sorted(patch.json["token"]["scopes"]) == ["jobs", "sql"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,7 +412,7 @@ def test_someone_else_cannot_restore(narrowed):
 # the builder
 
 
-def test_the_message_says_what_it_had_has_and_lost():
+def quinns_token(**changes) -> NarrowedToken:
     token = NarrowedToken(
         reference="n1",
         token_pk=1,
@@ -314,6 +427,11 @@ def test_the_message_says_what_it_had_has_and_lost():
         usage_known=True,
         unmapped_services=("sparkUiProxy",),
     )
+    return replace(token, **changes)
+
+
+def test_the_message_says_what_it_had_has_and_lost():
+    token = quinns_token()
     message = NarrowedMessage(
         Recipient(OWNER, tz="Europe/Berlin"), (token,), datetime(2026, 3, 2, 9, tzinfo=UTC)
     )
@@ -329,6 +447,21 @@ def test_the_message_says_what_it_had_has_and_lost():
     assert "Also called, with no known scope: `sparkUiProxy`" in rendered
     assert "Owner:" not in rendered  # only the admins channel is told whose it is
     assert all(block.to_dict() for block in built)  # within Slack's limits
+
+
+def test_the_builder_says_a_token_with_no_scope_can_call_nothing():
+    token = quinns_token(scopes=(), rare_lost={})
+    message = NarrowedMessage(Recipient(OWNER), (token,), datetime(2026, 3, 2, 9, tzinfo=UTC))
+
+    text, built = narrowed_message(message)
+
+    assert text == (
+        "Auto-scoping narrowed token 0123456789 in prod to no scope at all: it can call nothing now "
+        "(it had all-apis)."
+    )
+    rendered = blocks.as_text(built)
+    assert "it can call no API" in rendered and "This token can call nothing now." in rendered
+    assert "now ." not in text + rendered
 
 
 def test_with_nothing_rare_lost_it_says_the_audit_log_shows_nothing_more():

@@ -71,14 +71,17 @@ def test_an_owner_with_40_long_tokens_gets_one_dm_that_fits_and_points_to_the_re
     assert "`/tokens mine` or open tokenbot's App Home" in everything(dm)
 
 
-def test_the_admins_reminder_of_1000_tokens_fits_and_points_to_the_rest(crowd):
+def test_the_admins_reminder_of_1000_tokens_comes_in_messages_that_fit_and_show_every_one(crowd):
     crowd.remind()
 
-    [message] = crowd.slack.messages(ADMIN_CHANNEL)
-    shown = [b for b in message["blocks"] if b.get("block_id", "").startswith("token:")]
-    rest = more_count(everything(message), r"…and (\d+) more tokens due")
-    assert len(shown) + rest == CROWD_TOKENS
-    assert "`/tokens upcoming`" in everything(message) and "`/tokens export`" in everything(message)
+    messages = crowd.slack.messages(ADMIN_CHANNEL)
+    shown = [b for m in messages for b in m["blocks"] if b.get("block_id", "").startswith("token:")]
+    assert len(shown) == len({b["block_id"] for b in shown}) == CROWD_TOKENS  # each once
+    for message in messages:
+        assert block_text_size(message["blocks"]) <= MESSAGE_BLOCK_TEXT_LIMIT
+    assert all("more tokens follow in the next message" in everything(m) for m in messages[:-1])
+    assert "follow in the next message" not in everything(messages[-1])
+    assert {n.status for n in crowd.notifications() if n.recipient == ADMIN_CHANNEL} == {"sent"}
 
 
 def test_the_digest_of_1000_deadlines_fits_one_message_and_counts_the_rest(crowd):

@@ -4,7 +4,8 @@ Nothing here talks to Slack or reads the database; tests call the builders direc
 `to_dict()` checks Slack's limits. User text (token comments, names) is escaped exactly once, so
 it can never mention `<!channel>` or anyone else. One module per surface: `reminders`,
 `outcomes` (after a decision), `answers` and `commands` (`/tokens`), `history` (decisions as
-shown), `home`, `modals`, `digest`, `narrowing`, `enforcement`, `chart`; `text`, `fit` and
+shown), `home`, `modals`, `digest`, `narrowing`, `escalations` (the admins channel's reminder,
+every token shown), `enforcement`, `chart`; `text`, `fit` and
 `budget` are what they share.
 
 The names most callers need are here: `from bot.slack import blocks; blocks.escape(...)`.

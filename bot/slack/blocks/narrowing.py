@@ -5,6 +5,7 @@ the Restore scopes / Looks fine buttons. Tested without Slack, like the reminder
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import (
@@ -33,6 +34,16 @@ def narrowed_message(
 ) -> tuple[str, list[Block]]:
     """(fallback text, blocks) of one recipient's narrowed tokens. `decided` maps a token's
     reference to what was decided about it (the message is updated in place)."""
+    text, built, _ = narrowed_parts(message, decided)
+    return text, built
+
+
+def narrowed_parts(
+    message: NarrowedMessage, decided: Mapping[str, Annotation] | None = None, *, continued: bool = False
+) -> tuple[str, list[Block], frozenset[int] | None]:
+    """`narrowed_message`, and the notification ids of the tokens it showed when it could not
+    show them all (None: all shown). `continued`: the rest go out in the next message, so the
+    last line says so instead of pointing elsewhere."""
     decided = decided or {}
     count = len(message.tokens)
     title, intro = _headline(message, count)
@@ -47,15 +58,20 @@ def narrowed_message(
             break
         blocks.extend(token_blocks)
         shown += 1
-    if shown < count:
-        more = count - shown
+    if shown == count:
+        return _fallback(message.tokens[0], count), blocks, None
+    more = count - shown
+    if continued:
+        blocks.append(context(f"…{more} more narrowed token(s) follow in the next message."))
+    else:
         blocks.append(
             context(
                 f"…and {more} more narrowed token(s): `/tokens mine` or tokenbot's App Home shows "
                 "each token's scopes, `/tokens show <token_id>` its history."
             )
         )
-    return _fallback(message.tokens[0], count), blocks
+    ids = frozenset(t.notification_id for t in message.tokens[:shown] if t.notification_id is not None)
+    return _fallback(message.tokens[0], count), blocks, ids
 
 
 def narrowed_token_blocks(
@@ -76,7 +92,7 @@ def _section(token: NarrowedToken, tz: str, for_admins: bool) -> SectionBlock:
         f"*{comment}* · {code(short_id(token.token_id))} in *{escape(token.workspace)}*",
         f"Narrowed by auto-scoping on *{local_day(token.narrowed_at, tz)}*",
         f"Had: {_had(token)}",
-        f"Has now: {scopes_text(token.scopes)}",
+        f"Has now: {_has(token)}",
     ]
     if for_admins:
         owner = escape(token.owner or "unknown")
@@ -90,15 +106,28 @@ def _had(token: NarrowedToken) -> str:
     return scopes_text(token.previous_scopes)
 
 
+def _has(token: NarrowedToken) -> str:
+    if token.calls_nothing:
+        return "*no scope at all: it can call no API, so everything that uses it fails*"
+    return scopes_text(token.scopes)
+
+
 def _evidence(token: NarrowedToken) -> ContextBlock:
-    if token.rare_lost:
-        used = ", ".join(
-            f"{code(scope)} ({escape(label_for(scope))}, last used {day.isoformat()})"
-            for scope, day in sorted(token.rare_lost.items())
-        )
+    if token.calls_nothing:
         text = (
-            f":rotating_light: *Lost a rarely used API*: {used}. Auto-scoping watched only 30 days: "
-            "whatever still calls it will fail. Restore it unless that use is over."
+            ":rotating_light: *This token can call nothing now.* Auto-scoping kept no scope, so every "
+            "call with it is refused. Restore scopes pre-selects the scopes the audit log saw it use."
+        )
+    elif token.failing:
+        text = (
+            f":rotating_light: *A job is failing now*: the token lost {_uses(token.failing, 'used')}, "
+            "called in the last 7 days. Restore it unless that use is over."
+        )
+    elif token.rare_lost:
+        text = (
+            f":rotating_light: *Lost a rarely used API*: {_uses(token.rare_lost, 'last used')}. "
+            "Auto-scoping watched only 30 days: whatever still calls it will fail. Restore it unless "
+            "that use is over."
         )
     elif token.usage_known:
         text = (
@@ -116,12 +145,19 @@ def _evidence(token: NarrowedToken) -> ContextBlock:
     return context(text)
 
 
+def _uses(days: Mapping[str, date], verb: str) -> str:
+    return ", ".join(
+        f"{code(scope)} ({escape(label_for(scope))}, {verb} {day.isoformat()})"
+        for scope, day in sorted(days.items())
+    )
+
+
 def _buttons(token: NarrowedToken, decided: Annotation | None) -> list[ButtonElement]:
     restore = ButtonElement(
         text="Restore scopes",
         action_id=Action.RESTORE_SCOPES,
         value=token.reference,
-        style="primary" if token.rare_lost else None,
+        style="primary" if token.rare_lost or token.urgent else None,
     )
     looks_fine = ButtonElement(text="Looks fine", action_id=Action.LOOKS_FINE, value=token.reference)
     if decided is None or decided.keep_buttons:
@@ -138,6 +174,13 @@ def looks_fine_annotation(who: str, stamp: str) -> Annotation:
 
 def _headline(message: NarrowedMessage, count: int) -> tuple[str, str]:
     plural = "s" if count != 1 else ""
+    if message.recipient.admins_channel and any(t.urgent for t in message.tokens):
+        return (
+            f"{count} narrowed token{plural} need an admin now",
+            "Auto-scoping narrowed these tokens and something may be failing now: a scope they lost "
+            "was used in the last 7 days, or they can call nothing at all. Restore what is needed "
+            "here; each token says whether its owner has heard.",
+        )
     if message.recipient.admins_channel:
         return (
             f"{count} narrowed token{plural} without a reachable owner",
@@ -155,11 +198,18 @@ def _headline(message: NarrowedMessage, count: int) -> tuple[str, str]:
 
 
 def _fallback(first: NarrowedToken, count: int) -> str:
-    lost = f"; lost {', '.join(sorted(first.rare_lost))}, used rarely" if first.rare_lost else ""
-    text = (
-        f"Auto-scoping narrowed token {short_id(first.token_id)} in {first.workspace}: "
-        f"had {', '.join(first.previous_scopes) or 'full access'}, now {', '.join(first.scopes)}{lost}."
-    )
+    had = ", ".join(first.previous_scopes) or "full access"
+    if first.calls_nothing:
+        text = (
+            f"Auto-scoping narrowed token {short_id(first.token_id)} in {first.workspace} to no scope "
+            f"at all: it can call nothing now (it had {had})."
+        )
+    else:
+        lost = f"; lost {', '.join(sorted(first.rare_lost))}, used rarely" if first.rare_lost else ""
+        text = (
+            f"Auto-scoping narrowed token {short_id(first.token_id)} in {first.workspace}: "
+            f"had {had}, now {', '.join(first.scopes)}{lost}."
+        )
     if count > 1:
         text += f" (and {count - 1} more)"
     return text
