@@ -195,7 +195,6 @@ def _denied_findings(denied: Sequence[DeniedCall]) -> list[FindingResult]:
     ]
     if uncovered:
         detail = "; ".join(call_evidence(c) for c in uncovered)
-        found.append(
-            FindingResult(Finding.API_NOT_COVERED, f"{detail}: no scope allows it, manual scopes will not help")
-        )
+        detail += ": no scope allows it, manual scopes will not help"
+        found.append(FindingResult(Finding.API_NOT_COVERED, detail))
     return found

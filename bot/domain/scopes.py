@@ -153,4 +153,6 @@ def not_covered(service_name: str, action_name: str | None) -> bool:
     """True when no scope allows this call (see `_NOT_COVERED`): manual scopes cannot allow it."""
     service = service_name.strip().lower()
     action = action_name.strip().lower() if action_name else None
-    return (service, None) in _NOT_COVERED_LOOKUP or (action is not None and (service, action) in _NOT_COVERED_LOOKUP)
+    if (service, None) in _NOT_COVERED_LOOKUP:
+        return True
+    return action is not None and (service, action) in _NOT_COVERED_LOOKUP

@@ -2,8 +2,11 @@
 will keep, to name the calls narrowing would deny. Pure: the service layer reads the calls and the
 audit log's freshness (bot/services/shadow.py) and passes `now` in.
 
-The kept set is the token's `inferred_scopes`: Databricks narrows an observed token to them
-(DESIGN.md section 1, "after enforcement"). A call is judged by `bot.domain.scopes`:
+The kept set is what auto-scoping sees in the observation window: the token's `inferred_scopes`, to
+which Databricks narrows it (DESIGN.md section 1, "after enforcement"), plus the scope of each of
+the token's own calls (tied through its login sessions) within the window, which Databricks sees
+too though the listing's `inferred_scopes` may not show it yet. A call is judged by
+`bot.domain.scopes`:
 
 - `denied`: a scope allows it, and auto-scoping will not keep that scope;
 - `not_covered`: no scope allows it (`scopes.not_covered`); scopes chosen by hand will not help;
@@ -127,6 +130,23 @@ def judge(service: str, action: str) -> tuple[Verdict, str | None] | None:
     return Verdict.UNKNOWN, None
 
 
+def kept_scopes(
+    calls: Iterable[ObservedCall], inferred: Iterable[str], window_start: datetime | None
+) -> tuple[str, ...]:
+    """What narrowing keeps: `inferred` plus the scopes of the token's own calls last seen within
+    the observation window (from `window_start`; None when no window is ahead). The owner's
+    approximate calls do not count: they may not have been made with this token."""
+    kept = dict.fromkeys(inferred)
+    if window_start is not None:
+        for call in calls:
+            if call.approximate or call.last_seen < window_start:
+                continue
+            judged = judge(call.service, call.action)
+            if judged is not None and judged[1] is not None:
+                kept.setdefault(judged[1])
+    return tuple(kept)
+
+
 def replay(calls: Iterable[ObservedCall], kept: Iterable[str], since: datetime) -> tuple[DeniedCall, ...]:
     """The calls (last seen at or after `since`) that the `kept` scopes would not allow. A token's own
     calls (through its login sessions) win over its owner's approximate ones for the same action."""
@@ -163,7 +183,9 @@ def replay(calls: Iterable[ObservedCall], kept: Iterable[str], since: datetime) 
                 scope=scope,
             )
         )
-    denied.sort(key=lambda c: (_ORDER[c.verdict], c.scope or "", c.approximate, -c.last_seen.timestamp(), c.name))
+    denied.sort(
+        key=lambda c: (_ORDER[c.verdict], c.scope or "", c.approximate, -c.last_seen.timestamp(), c.name)
+    )
     return tuple(denied)
 
 

@@ -20,10 +20,10 @@ from sqlmodel import Session
 from bot.domain.deadlines import DeadlineKind
 from bot.domain.ladder import current_step
 from bot.domain.policy import Evaluation, Policy, evaluate
+from bot.domain.shadow import Shadow
 from bot.domain.tokens import Exemption, TokenFacts
 from bot.models import Exemption as ExemptionRow
 from bot.models import Principal, Token, UTCDateTime, Workspace
-from bot.domain.shadow import Shadow
 from bot.services import shadow, usage
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -12,7 +12,8 @@ found over `policy.usage_lookback_days`; a failed read keeps the last good rows 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -23,7 +24,8 @@ from sqlmodel import Session
 from bot.databricks.records import AuditUsage
 from bot.db import session_scope
 from bot.domain import shadow as rules
-from bot.domain.policy import Policy, evaluate
+from bot.domain.deadlines import DeadlineKind
+from bot.domain.policy import Evaluation, Policy, evaluate
 from bot.domain.shadow import AuditFreshness, ObservedCall, Shadow
 from bot.domain.tokens import AUTOSCOPE_API_NOT_COVERED, TokenFacts, is_observing
 from bot.models import ApiCall, AuditRead
@@ -126,6 +128,15 @@ def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
 class Subject:
     facts: TokenFacts
     owner_id: str | None
+    window_start: datetime | None  # of the observation window ahead of enforcement; None: no window
+
+
+def window_start(evaluation: Evaluation, policy: Policy) -> datetime | None:
+    """Where the observation window that ends at the auto-scoping deadline began."""
+    for deadline in evaluation.deadlines:
+        if deadline.kind is DeadlineKind.AUTOSCOPE_ENFORCEMENT:
+            return deadline.due_at - timedelta(days=policy.autoscope_observation_days)
+    return None
 
 
 def shadows(
@@ -148,9 +159,10 @@ def shadows(
             *calls.get((facts.workspace, facts.token_id, ""), ()),
             *calls.get((facts.workspace, "", subject.owner_id or ""), ()),
         ]
-        denied = rules.replay(observed, facts.inferred_scopes, since) if audit.has_evidence else ()
+        kept = rules.kept_scopes(observed, facts.inferred_scopes, subject.window_start)
+        denied = rules.replay(observed, kept, since) if audit.has_evidence else ()
         found[(facts.workspace, facts.token_id)] = Shadow(
-            kept=facts.inferred_scopes, calls=denied, audit=audit, lookback_days=policy.usage_lookback_days
+            kept=kept, calls=denied, audit=audit, lookback_days=policy.usage_lookback_days
         )
     return found
 
@@ -161,7 +173,7 @@ def annotate(*, session: Session, views: Iterable[TokenView], policy: Policy, no
     views = [v for v in views if applies(v.evaluation.token)]
     if not views:
         return
-    subjects = [Subject(v.evaluation.token, v.owner_id) for v in views]
+    subjects = [Subject(v.evaluation.token, v.owner_id, window_start(v.evaluation, policy)) for v in views]
     found = shadows(session=session, policy=policy, now=now, subjects=subjects)
     for view in views:
         shadow = found.get((view.workspace, view.token_id))
@@ -216,3 +228,49 @@ def _calls(
             ObservedCall(service, action, calls, first_seen, last_seen, approximate=not token_id)
         )
     return found
+
+
+# ---------------------------------------------------------------------------------------------
+# the report
+
+
+def as_json(shadow: Shadow | None) -> dict | None:
+    """The report's `shadow` object of a token: null when it is not in observation."""
+    if shadow is None:
+        return None
+    audit = shadow.audit
+    return {
+        "kept_scopes": list(shadow.kept),
+        "lookback_days": shadow.lookback_days,
+        "audit": {
+            "state": audit.state.value,
+            "read_at": _iso(audit.read_at),
+            "newest_event_at": _iso(audit.newest_event_at),
+            "failed_at": _iso(audit.failed_at),
+        },
+        "denied": [
+            {
+                "call": call.name,
+                "service": call.service,
+                "action": call.action,
+                "calls": call.calls,
+                "first_seen": _iso(call.first_seen),
+                "last_seen": _iso(call.last_seen),
+                "verdict": call.verdict.value,
+                "scope": call.scope,
+                "approximate": call.approximate,
+            }
+            for call in shadow.calls
+        ],
+    }
+
+
+def with_shadow(views: Iterable[TokenView], lines: Iterable[str]) -> Iterator[str]:
+    """Each JSON object of `lines` (one per view, in order) with the view's `shadow` added."""
+    for view, line in zip(views, lines, strict=True):
+        found = view.shadow
+        yield line[:-1] + ', "shadow": ' + ("null" if found is None else json.dumps(as_json(found))) + "}"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
