@@ -35,7 +35,8 @@ def refuse(deps: Deps, session: Session, ref: Resolved, actor: Actor) -> Outcome
 
 def preselected(view: TokenView, deps: Deps) -> list[str]:
     chosen = list(view.inferred_scopes) or list(view.scopes)
-    if view.shadow is not None:
+    if view.shadow is not None:  # what narrowing keeps, plus what the calls it would deny need
+        chosen = list(dict.fromkeys([*view.shadow.kept, *view.inferred_scopes])) or chosen
         return chosen + [scope for scope in view.shadow.needed_scopes if scope not in chosen]
     with session_scope(deps.engine) as session:
         rare = queries.rare_scopes(
