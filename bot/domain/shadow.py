@@ -27,9 +27,9 @@ from bot.domain import scopes
 ALL_APIS = "all-apis"
 # An audit read older than this is stale: calls made since are not counted.
 STALE_AFTER = timedelta(days=2)
-# system.access.audit arrives with a delay (hours); a read whose newest event is older than this, in a
-# workspace that was read successfully, has lagging data.
-DELAYED_AFTER = timedelta(hours=24)
+# system.access.audit arrives with a delay (hours); a read whose newest event is older than this (a busy
+# workspace logs events all day, people and jobs alike) has lagging data.
+DELAYED_AFTER = timedelta(hours=48)
 
 
 class Verdict(StrEnum):
