@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from bot.services.report import TokenView
 
 ERROR_CHARS = 2000
+NAME_CHARS = 200  # api_call.service_name and action_name
+TOKEN_ID_CHARS = 100
 
 
 def applies(facts: TokenFacts) -> bool:
@@ -62,22 +64,23 @@ def store_calls(
     for call in audit.calls:
         if call.last_seen is not None and (newest is None or call.last_seen > newest):
             newest = call.last_seen
-        action = call.action_name or ""
-        if rules.judge(call.service_name, action) is None:
+        # Clipped to the columns (PostgreSQL refuses longer text): audit text is Databricks', not ours.
+        service, action = call.service_name[:NAME_CHARS], (call.action_name or "")[:NAME_CHARS]
+        if rules.judge(service, action) is None:
             continue  # the login every use makes: it needs no scope
-        token_id = call.token_id or ""
+        token_id = (call.token_id or "")[:TOKEN_ID_CHARS]
         identity = (call.identity or "").strip().lower()
         principal_id = (owners.get(token_id) if token_id else None) or identities.get(identity)
         if principal_id is None:
             continue  # an identity that owns no known token here
-        key = (principal_id, token_id, call.service_name, action)
+        key = (principal_id, token_id, service, action)
         row = found.get(key)
         if row is None:
             found[key] = {
                 "workspace": workspace,
                 "principal_id": principal_id,
                 "token_id": token_id,
-                "service_name": call.service_name,
+                "service_name": service,
                 "action_name": action,
                 "approximate": not token_id,
                 "calls": call.calls,

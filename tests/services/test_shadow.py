@@ -363,3 +363,14 @@ def test_an_empty_audit_log_is_not_taken_for_an_unused_token(world):
 
     assert view_of(world).shadow.audit.state == "empty"
     assert "held no event in the last 180 days" in reminder_text(world)
+
+
+def test_an_overlong_action_name_is_clipped_not_a_failed_read(world):
+    world.org["prod"].add_audit_rows(
+        token_use(clock.now() - timedelta(days=50), QUARTERLY, EMAIL, "jobs", "runNow" + "x" * 300)
+    )
+
+    assert refresh_usage(world)["prod"].ok
+
+    [denied] = view_of(world).shadow.calls
+    assert len(denied.action) == 200 and denied.scope == "jobs"
