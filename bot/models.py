@@ -223,6 +223,40 @@ class ApiUsage(SQLModel, table=True):
     calls: int = 0
 
 
+class ApiCall(SQLModel, table=True):
+    """The audit log's calls of a token (or, approximately, of its owner) per service and action over
+    the lookback window, exactly as the last good audit read found them (bot/services/shadow.py): the
+    evidence of what narrowing would deny. Each read replaces the workspace's rows."""
+
+    __table_args__ = (
+        UniqueConstraint(
+            "workspace", "principal_id", "token_id", "service_name", "action_name", name="uq_api_call"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace: str = Field(max_length=100)
+    principal_id: str = Field(max_length=320)
+    token_id: str = Field(default="", max_length=100)  # "" = the owner's calls outside a token session
+    service_name: str = Field(max_length=200)
+    action_name: str = Field(default="", max_length=200)
+    approximate: bool = True
+    calls: int = 0
+    first_seen: datetime | None = _when()
+    last_seen: datetime | None = _when()
+
+
+class AuditRead(SQLModel, table=True):
+    """The last audit-log read of a workspace, good or failed: how far its evidence can be trusted."""
+
+    workspace: str = Field(primary_key=True, max_length=100)
+    since: datetime | None = _when()  # the lookback window of the last good read
+    read_at: datetime | None = _when()  # the last good read
+    newest_event_at: datetime | None = _when()  # the newest event that read found
+    failed_at: datetime | None = _when()  # the last failed read
+    error: str | None = Field(default=None, max_length=2000)
+
+
 class JobRun(SQLModel, table=True):
     """The latest run of each scheduled job, shared by every replica (bot/jobs/lease.py): a replica
     starts a job only when nobody started it within the last half period, so each run happens once."""

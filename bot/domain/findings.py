@@ -4,13 +4,14 @@ find them (`find_risks`, run by `bot.domain.policy.evaluate`)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from types import MappingProxyType
 
+from bot.domain.shadow import DeniedCall, Verdict
 from bot.domain.tokens import TokenFacts
 
 _AUTHENTICATION_SCOPE = "authentication"
@@ -28,6 +29,7 @@ class Finding(StrEnum):
     OWNER_INACTIVE = "owner_inactive"
     SERVICE_PRINCIPAL_TOKEN = "service_principal_token"  # noqa: S105 (a finding code, not a secret)
     RARE_API = "rare_api"
+    API_NOT_COVERED = "api_not_covered"
 
 
 FINDING_LABELS: Mapping[Finding, str] = MappingProxyType(
@@ -41,6 +43,7 @@ FINDING_LABELS: Mapping[Finding, str] = MappingProxyType(
         Finding.OWNER_INACTIVE: "Owner deactivated",
         Finding.SERVICE_PRINCIPAL_TOKEN: "Service principal token",
         Finding.RARE_API: "Rarely used API at risk",
+        Finding.API_NOT_COVERED: "Uses an API no scope covers",
     }
 )
 
@@ -51,6 +54,7 @@ _FINDINGS_WORST_FIRST: tuple[Finding, ...] = (
     Finding.OWNER_INACTIVE,
     Finding.ALL_APIS,
     Finding.RARE_API,
+    Finding.API_NOT_COVERED,
     Finding.EXCEEDS_WORKSPACE_MAX,
     Finding.NO_EXPIRY,
     Finding.SERVICE_PRINCIPAL_TOKEN,
@@ -103,12 +107,16 @@ _NO_COMMENT = FindingResult(Finding.JUNK_COMMENT, "no comment")
 
 
 def find_risks(
-    token: TokenFacts, junk: re.Pattern[str] | None, observing: bool, rare_scopes: Mapping[str, date]
+    token: TokenFacts,
+    junk: re.Pattern[str] | None,
+    observing: bool,
+    rare_scopes: Mapping[str, date],
+    denied: Sequence[DeniedCall] = (),
 ) -> tuple[FindingResult, ...]:
     """Findings in FINDING_SEVERITY order, worst first.
 
     `junk` is `junk_regex` of the policy's comment patterns; `observing` is `is_observing(token)`
-    (while auto-scoping observes, `all-apis` is expected); `rare_scopes` as for `evaluate`.
+    (while auto-scoping observes, `all-apis` is expected); `rare_scopes` and `denied` as for `evaluate`.
     """
     found: list[FindingResult] = []
     scopes = token.scopes
@@ -134,6 +142,8 @@ def find_risks(
                     last_used = last_used.date()
                 detail = f"{scope} (last used {last_used.isoformat()}) is not among the inferred scopes"
                 found.append(FindingResult(Finding.RARE_API, detail))
+    if denied:
+        found.extend(_denied_findings(denied))
     max_days = token.workspace_max_lifetime_days
     expires_at = token.expires_at
     if max_days is not None and max_days > 0:
@@ -159,3 +169,32 @@ def find_risks(
             detail = f'comment "{_shorten(comment)}" looks like a placeholder ("{match.group(0)}")'
             found.append(FindingResult(Finding.JUNK_COMMENT, detail))
     return tuple(found)
+
+
+def call_evidence(call: DeniedCall) -> str:
+    """`jobs.runNow x3, last 2026-09-11`, and whose calls they were when not the token's own."""
+    text = f"{call.name} x{call.calls}, last {call.last_seen.date().isoformat()}"
+    return text + " (by the owner, maybe with another token)" if call.approximate else text
+
+
+def _denied_findings(denied: Sequence[DeniedCall]) -> list[FindingResult]:
+    """One `rare_api` per scope the denied calls need (naming each call), then one `api_not_covered`."""
+    by_scope: dict[str, list[DeniedCall]] = {}
+    uncovered: list[DeniedCall] = []
+    for call in denied:
+        if call.verdict is Verdict.DENIED and call.scope:
+            by_scope.setdefault(call.scope, []).append(call)
+        elif call.verdict is Verdict.NOT_COVERED:
+            uncovered.append(call)
+    found = [
+        FindingResult(
+            Finding.RARE_API,
+            "; ".join(call_evidence(c) for c in calls) + f": needs {scope}, which auto-scoping will not keep",
+        )
+        for scope, calls in sorted(by_scope.items())
+    ]
+    if uncovered:
+        detail = "; ".join(call_evidence(c) for c in uncovered)
+        detail += ": no scope allows it, manual scopes will not help"
+        found.append(FindingResult(Finding.API_NOT_COVERED, detail))
+    return found

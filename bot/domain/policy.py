@@ -10,7 +10,7 @@ naive ones are refused); the deadlines module says how days and overdue are coun
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from operator import attrgetter
@@ -18,6 +18,7 @@ from types import MappingProxyType
 
 from bot.domain.deadlines import Deadline, DeadlineKind
 from bot.domain.findings import Finding, FindingResult, find_risks, junk_regex
+from bot.domain.shadow import DeniedCall
 from bot.domain.tokens import Exemption, TokenFacts, as_utc, is_observing
 
 _ZERO = timedelta(0)
@@ -221,12 +222,14 @@ def evaluate(
     policy: Policy,
     now: datetime,
     rare_scopes: Mapping[str, date] = _NO_RARE_SCOPES,
+    denied: Sequence[DeniedCall] = (),
 ) -> Evaluation:
     """The deadlines and findings of one token at `now`.
 
     `now` matters only for exemptions: one counts while `now < until`. `rare_scopes` maps a scope the
     token's owner used rarely (from the audit log) to its last-use date; each one missing from the
-    inferred scopes is a `rare_api` finding.
+    inferred scopes is a `rare_api` finding. `denied` (bot.domain.shadow, for a token in observation)
+    is the exact evidence instead: a `rare_api` per scope naming its calls, and `api_not_covered`.
     """
     if now.tzinfo is not UTC:
         now = as_utc(now, "now")
@@ -279,7 +282,7 @@ def evaluate(
 
     if len(deadlines) > 1:
         deadlines.sort(key=_BY_DUE_AT)  # stable: equal times keep the DeadlineKind order
-    return Evaluation(token, tuple(deadlines), find_risks(token, rules.junk, observing, rare_scopes))
+    return Evaluation(token, tuple(deadlines), find_risks(token, rules.junk, observing, rare_scopes, denied))
 
 
 def _autoscope_deadline(token: TokenFacts, rules: _Rules, created_day: str) -> Deadline:

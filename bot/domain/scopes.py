@@ -86,6 +86,17 @@ _ACTION_TO_SCOPE: tuple[tuple[str, str, str | None], ...] = (
     ("accounts", "generateDbToken", "authentication"),  # guess
 )
 
+# Calls no PAT scope covers (service_name, action_name or None for every action of the service). Once a
+# token has scopes, by auto-scoping or by hand, Databricks denies them; only full access allows them, and
+# auto-scoping marks a token that made one AUTOSCOPE_STATE_API_NOT_COVERED (SDK `iam.AutoscopeState`).
+# Databricks publishes no such list: every entry is a guess from its scope documentation, which names no
+# scope for these APIs. A call listed here is "not covered"; a service in no table is "unknown".
+_NOT_COVERED: tuple[tuple[str, str | None], ...] = (
+    ("webTerminal", None),  # guess: the web terminal of a cluster
+    ("globalInitScripts", None),  # guess: workspace admin API
+    ("workspace", "workspaceConfEdit"),  # guess: workspace admin settings (workspace-conf)
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Scope:
@@ -106,6 +117,11 @@ _SERVICE_LOOKUP: dict[str, str] = {service.lower(): scope for service, scope in 
 _ACTION_LOOKUP: dict[tuple[str, str], str | None] = {
     (service.lower(), action.lower()): scope for service, action, scope in _ACTION_TO_SCOPE
 }
+
+
+_NOT_COVERED_LOOKUP: frozenset[tuple[str, str | None]] = frozenset(
+    (service.lower(), action.lower() if action else None) for service, action in _NOT_COVERED
+)
 
 
 def is_known(name: str) -> bool:
@@ -131,3 +147,12 @@ def scope_for_service(service_name: str, action_name: str | None = None) -> str 
         if key in _ACTION_LOOKUP:
             return _ACTION_LOOKUP[key]
     return _SERVICE_LOOKUP.get(service)
+
+
+def not_covered(service_name: str, action_name: str | None) -> bool:
+    """True when no scope allows this call (see `_NOT_COVERED`): manual scopes cannot allow it."""
+    service = service_name.strip().lower()
+    action = action_name.strip().lower() if action_name else None
+    if (service, None) in _NOT_COVERED_LOOKUP:
+        return True
+    return action is not None and (service, action) in _NOT_COVERED_LOOKUP

@@ -83,15 +83,16 @@ def seed(prod: DatabricksSandbox, analytics: DatabricksSandbox, slack: SlackSand
         seeded.tokens[role] = (workspace, sandbox.add_token(owner_id=owner_id, **spec))
 
     day = timedelta(days=1)
-    # The job that breaks on quarter close: observed for 25 days (enforcement in 5), but it calls the
-    # Jobs API once a quarter, 80 days ago: auto-scoping will keep only `sql`.
+    # The job that breaks on quarter close: observed for 25 days since auto-scoping reached prod (the
+    # demo's autoscope_rollout_date; enforcement in 5), but it calls the Jobs API once a quarter, 80 days
+    # ago: auto-scoping will keep only `sql`, and narrowing would deny `jobs.runNow`.
     token(
         "rare_job",
         prod,
         owner(prod, "priya@acme.example"),
         "prod",
         comment="finance quarter-close etl",
-        created_at=now - 25 * day,
+        created_at=now - 200 * day,
         last_used_at=now,
         scopes=["all-apis"],
         inferred_scopes=["sql"],
@@ -250,11 +251,13 @@ def seed(prod: DatabricksSandbox, analytics: DatabricksSandbox, slack: SlackSand
             expires_at=now + 330 * day,
         )
 
-    # The audit log: Priya's job used SQL every day and the Jobs API once, 80 days ago.
-    rows = [
-        _audit(now - n * day, "databrickssql", "executeStatement", "priya@acme.example") for n in range(1, 30)
-    ]
-    rows.append(_audit(now - 80 * day, "jobs", "runNow", "priya@acme.example"))
+    # The audit log: Priya's quarter-close job, through its token's login sessions, ran SQL every day and
+    # the Jobs API once, 80 days ago (before the observation window).
+    rare_job = seeded.token("rare_job")
+    rows = []
+    for n in range(1, 30):
+        rows += _token_use(now - n * day, rare_job, "priya@acme.example", "databrickssql", "executeStatement")
+    rows += _token_use(now - 80 * day, rare_job, "priya@acme.example", "jobs", "runNow")
     prod.add_audit_rows(rows)
     prod.add_warehouse("demo-warehouse")
     return seeded
@@ -269,3 +272,15 @@ def _audit(when: datetime, service: str, action: str, email: str) -> dict:
         "request_params": {},
         "response": {"statusCode": 200},
     }
+
+
+def _token_use(when: datetime, token_id: str, email: str, service: str, action: str) -> list[dict]:
+    """One use of a token as the audit log records it: the `accounts` `tokenLogin` event, the only one
+    naming the token (`request_params.tokenId`), then the call in the same session (APIS.md, audit log)."""
+    session = f"demo-{token_id[:8]}-{when:%Y%m%d%H%M}"
+    login = {
+        **_audit(when, "accounts", "tokenLogin", email),
+        "session_id": session,
+        "request_params": {"tokenId": token_id, "authenticationMethod": "API_PAT_TOKEN"},
+    }
+    return [login, {**_audit(when + timedelta(seconds=1), service, action, email), "session_id": session}]

@@ -20,10 +20,11 @@ from sqlmodel import Session
 from bot.domain.deadlines import DeadlineKind
 from bot.domain.ladder import current_step
 from bot.domain.policy import Evaluation, Policy, evaluate
+from bot.domain.shadow import Shadow
 from bot.domain.tokens import Exemption, TokenFacts
 from bot.models import Exemption as ExemptionRow
 from bot.models import Principal, Token, UTCDateTime, Workspace
-from bot.services import usage
+from bot.services import shadow, usage
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -48,6 +49,7 @@ class TokenView:
     inferred_scopes: tuple[str, ...]
     autoscope_state: str | None
     evaluation: Evaluation
+    shadow: Shadow | None = None  # in observation: what narrowing would deny (bot/services/shadow.py)
 
     def nearest_due(self) -> datetime | None:
         deadline = self.evaluation.next_deadline
@@ -122,6 +124,7 @@ def token_views(
         # Through the session's connection: plain rows, fetched as they are used.
         rows = session.connection().execute(query)
         views = [_view(row, exemptions, decoder, policy, now) for row in rows]
+        shadow.annotate(session=session, views=views, policy=policy, now=now)
         if used:  # the audit log shows usage: add rare_api to the few tokens it concerns
             _add_rare_scopes(views, used, policy, now)
     if owner:
@@ -145,6 +148,8 @@ def _only_workspace(session: Session, token_pks: list[int]) -> str | None:
 
 def _add_rare_scopes(views: list[TokenView], used: usage.UsageIndex, policy: Policy, now: datetime) -> None:
     for view in views:
+        if view.shadow is not None:  # in observation: the exact evidence stands instead
+            continue
         rare = used.rare_for(view.evaluation.token, view.owner_id)
         if rare:
             view.evaluation = evaluate(view.evaluation.token, policy, now, rare)

@@ -66,6 +66,7 @@ from bot.domain.policy import Policy
 from bot.domain.scopes import scope_for_service
 from bot.domain.tokens import AUTOSCOPE_BACKFILLED, AUTOSCOPE_COMPLETED, TokenFacts, is_observing
 from bot.models import ApiUsage, Principal, Token
+from bot.services import shadow
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -125,7 +126,7 @@ def refresh_usage(
             continue
         started = time.perf_counter()
         result = _refresh_one(
-            engine, workspace.name, workspace.audit_warehouse_id, gateway_for, since, max_wait_seconds
+            engine, workspace.name, workspace.audit_warehouse_id, gateway_for, since, max_wait_seconds, now
         )
         result.seconds = round(time.perf_counter() - started, 3)
         results.append(result)
@@ -139,18 +140,21 @@ def _refresh_one(
     gateway_for: Callable[[str], UsageGateway],
     since: datetime,
     max_wait_seconds: float,
+    now: datetime,
 ) -> UsageResult:
     try:
         audit = gateway_for(workspace).audit_usage(warehouse_id, since, max_wait_seconds=max_wait_seconds)
     except GatewayError as error:
         logger.error("usage refresh %s: %s", workspace, error.message)
+        shadow.record_failure(engine=engine, workspace=workspace, error=error.message, now=now)
         return UsageResult(workspace=workspace, ok=False, error=error.message, since=since.isoformat())
     except Exception as error:  # one workspace's surprise must not stop the others
         logger.exception("usage refresh %s: unexpected failure", workspace)
         message = f"unexpected error: {type(error).__name__}: {error}"
+        shadow.record_failure(engine=engine, workspace=workspace, error=message, now=now)
         return UsageResult(workspace=workspace, ok=False, error=message, since=since.isoformat())
     with session_scope(engine) as session:
-        result = store_usage(session=session, workspace=workspace, audit=audit)
+        result = store_usage(session=session, workspace=workspace, audit=audit, now=now)
     logger.info(
         "usage refresh %s: %d groups -> %d rows (%d exact, %d approximate), %d unmatched calls",
         workspace,
@@ -177,8 +181,11 @@ class _Aggregate:
         self.last_seen = _latest(self.last_seen, last_seen)
 
 
-def store_usage(*, session: Session, workspace: str, audit: AuditUsage) -> UsageResult:
-    """Attribute the audit rows (see the module docstring) and upsert them into `api_usage`."""
+def store_usage(
+    *, session: Session, workspace: str, audit: AuditUsage, now: datetime | None = None
+) -> UsageResult:
+    """Attribute the audit rows (see the module docstring) and upsert them into `api_usage`; with
+    `now`, also store the calls per action for shadow enforcement (bot/services/shadow.py)."""
     result = UsageResult(workspace=workspace, ok=True, since=audit.since.isoformat())
     result.audit_groups = len(audit.calls)
     identities = _identities(session, workspace)
@@ -233,6 +240,10 @@ def store_usage(*, session: Session, workspace: str, audit: AuditUsage) -> Usage
             result.tied_to_tokens += 1
         else:
             result.attributed_to_owners += 1
+    if now is not None:
+        shadow.store_calls(
+            session=session, workspace=workspace, audit=audit, owners=owners, identities=identities, now=now
+        )
     session.flush()
     return result
 

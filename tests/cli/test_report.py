@@ -29,6 +29,7 @@ CONTRACT_KEYS = {
     "autoscope_state",
     "deadlines",
     "findings",
+    "shadow",  # what narrowing would deny, for a token in observation (else null)
 }
 
 
@@ -92,6 +93,8 @@ def test_json_follows_the_contract(synced):
     assert kinds[0] == "autoscope_enforcement"
     assert set(kinds) == {"autoscope_enforcement", "expiry", "inactivity_revocation", "org_policy"}
     assert observed["deadlines"][0]["step"] == 7  # five days to go
+    assert observed["shadow"]["audit"]["state"] == "not_read"  # no audit_warehouse_id: said, not guessed
+    assert observed["shadow"]["denied"] == [] and rows[1]["shadow"] is None
     admin = rows[1]
     assert admin["owner"] == "app-etl"
     assert {"privileged_scope", "no_expiry", "junk_comment", "service_principal_token"} <= set(

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from bot.domain.deadlines import DEADLINE_LABELS, Deadline, DeadlineKind
 from bot.domain.findings import FINDING_LABELS, FINDING_SEVERITY, Finding
 from bot.domain.policy import Policy, evaluate, parse_quiet_hours
+from bot.domain.shadow import DeniedCall, Verdict
 from bot.domain.tokens import (
     AUTOSCOPE_COMPLETED,
     AUTOSCOPE_RUNNING,
@@ -671,7 +672,10 @@ def test_findings_come_worst_first():
         comment="",
     )
 
-    evaluation = evaluate(token, Policy(), NOW, rare_scopes={"jobs": date(2026, 3, 1)})
+    uncovered = DeniedCall(
+        "webTerminal", "open", 2, None, at(2026, 3, 1, 9), False, Verdict.NOT_COVERED, None
+    )
+    evaluation = evaluate(token, Policy(), NOW, rare_scopes={"jobs": date(2026, 3, 1)}, denied=[uncovered])
 
     assert evaluation.finding_codes == tuple(sorted(Finding, key=FINDING_SEVERITY.__getitem__))
     assert evaluation.finding_codes[0] == Finding.PRIVILEGED_SCOPE

@@ -95,12 +95,12 @@ def test_a_quarterly_jobs_call_is_rare_api_in_the_report_the_reminder_and_the_mo
     assert not any(row.approximate for row in by_service.values())  # tied through the login sessions
 
     [rare] = [f for f in view_of(world).evaluation.findings if f.code is Finding.RARE_API]
-    assert rare.detail == f"jobs (last used {eighty_days_ago()}) is not among the inferred scopes"
+    assert rare.detail == f"jobs.runNow x1, last {eighty_days_ago()}: needs jobs, which auto-scoping will not keep"
 
     world.remind()
     [message] = world.slack.messages(OWNER)
     text = blocks.as_text(message["blocks"])
-    assert f"Rarely used API at risk*: jobs (last used {eighty_days_ago()})" in text
+    assert f"Narrowing would deny* (auto-scoping keeps `sql`; audit log, 180 days):\n`jobs.runNow` x1, last {eighty_days_ago()}: needs `jobs`" in text
 
     with running_bot(world.settings, world.engine) as server:
         reference = next(
@@ -150,7 +150,8 @@ def test_events_outside_a_login_session_go_to_the_owner_marked_approximate(world
     assert result.unmatched_calls == 1 and "jobs" not in rows
     codes = [f.detail for f in view_of(world).evaluation.findings if f.code is Finding.RARE_API]
     assert codes == [
-        f"clusters (last used {(now - timedelta(days=60)).date()}) is not among the inferred scopes"
+        f"clusters.create x1, last {(now - timedelta(days=60)).date()} (by the owner, maybe with another "
+        "token): needs clusters, which auto-scoping will not keep"
     ]
 
 

@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,7 @@ host = "{self.analytics.url}"
 token_env = "DEMO_ANALYTICS_TOKEN"
 
 [policy]
+autoscope_rollout_date = {(self.now - timedelta(days=25)).date().isoformat()}
 org_max_inactive_days = 0
 org_max_lifetime_days = 365
 quiet_hours = "off"

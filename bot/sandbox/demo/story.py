@@ -121,7 +121,11 @@ class Demo(DemoStage):
         )
 
     def confirm_rare_scopes(self) -> Verdict:
+        from bot.slack.blocks import as_text
+
         message, reference = self._reminder_for("U0PRIYA", "rare_job")
+        named = "jobs.runNow` x1" in as_text(message["blocks"])  # shadow enforcement's exact call
+        self.console.print(f"  Priya's reminder names the call narrowing would deny (jobs.runNow): {named}")
         self._click("U0PRIYA", message, "token_confirm_scopes", reference)
         modal = self._wait(lambda: self.slack.views("U0PRIYA", open_only=True), "the Confirm scopes modal")[
             -1
@@ -139,9 +143,9 @@ class Demo(DemoStage):
         self.console.print(f"  Databricks saw PATCH {patch.path} with scopes {scopes}")
         return Verdict(
             "",
-            "PATCH with sql + jobs",
-            f"pre-selected {preselected}; PATCH scopes {scopes}",
-            scopes == ["jobs", "sql"] and "jobs" in preselected,
+            "the reminder names jobs.runNow; PATCH with sql + jobs",
+            f"call named: {named}; pre-selected {preselected}; PATCH scopes {scopes}",
+            named and scopes == ["jobs", "sql"] and "jobs" in preselected,
         )
 
     def owner_revokes(self) -> Verdict:

@@ -18,7 +18,7 @@ from bot.domain.deadlines import DEADLINE_LABELS, Deadline, DeadlineKind
 from bot.domain.findings import FINDING_LABELS
 from bot.domain.policy import Policy
 from bot.services.vocabulary import MatchReason
-from bot.slack.blocks import fit
+from bot.slack.blocks import fit, shadow
 from bot.slack.blocks.answers import (
     SLACK_USER,
     Answer,
@@ -231,6 +231,9 @@ def show(
     ]
     entries = line_sections(deadlines or ["_none scheduled_"], "Deadlines")
     entries += line_sections(findings or ["_none_"], "Findings")
+    denied = shadow.show_lines(view)
+    if denied is not None:
+        entries += line_sections(denied[1], denied[0])
     lines = [decision_line(entry, tz, with_token=False) for entry in history]
     entries += line_sections(lines or ["_no decision yet_"], f"Decisions ({len(history)}, newest first)")
     return paged(title, entries, page, f"Token {short_id(view.token_id)} in {view.workspace}")

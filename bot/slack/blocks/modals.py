@@ -18,7 +18,7 @@ from slack_sdk.models.views import View
 
 from bot.domain.deadlines import DEADLINE_LABELS, DeadlineKind
 from bot.domain.scopes import PRIVILEGED_SCOPES, SCOPES
-from bot.slack.blocks import fit
+from bot.slack.blocks import fit, shadow
 from bot.slack.blocks.fit import clip, context, section
 from bot.slack.blocks.reminders import COMMENT_CHARS
 from bot.slack.blocks.text import code, escape, local_time, scopes_text, short_id
@@ -92,6 +92,7 @@ def confirm_scopes(view: TokenView, preselected: list[str], private_metadata: st
         blocks=[
             _token_summary(view),
             _scopes_input(preselected, "Scopes this token keeps"),
+            *shadow.modal_reasons(view, preselected),
             context(
                 "Setting scopes by hand ends auto-scoping for this token, and takes up "
                 f"to 10 minutes to take effect. {_privileged()} need an admin's approval."

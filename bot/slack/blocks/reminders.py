@@ -22,7 +22,7 @@ from slack_sdk.models.blocks import (
 
 from bot.domain.deadlines import DEADLINE_LABELS, DeadlineKind
 from bot.domain.findings import FINDING_LABELS, Finding
-from bot.slack.blocks import fit
+from bot.slack.blocks import fit, shadow
 from bot.slack.blocks.budget import MESSAGE_BLOCKS, Budget
 from bot.slack.blocks.fit import clip, context, header, section
 from bot.slack.blocks.text import code, escape, local_day, local_time, relative, scopes_text, short_id
@@ -91,6 +91,8 @@ def _scope_line(item: ReminderItem) -> str:
 
 def findings_context(item: ReminderItem) -> ContextBlock | None:
     shown = [f for f in item.view.evaluation.findings if f.code in OWNER_FINDINGS]
+    if item.view.shadow is not None:  # its own block names the calls (bot/slack/blocks/shadow.py)
+        shown = [f for f in shown if f.code not in shadow.SHADOW_FINDINGS]
     if not shown:
         return None
     text = " · ".join(f":warning: *{FINDING_LABELS[f.code]}*: {escape(f.detail)}" for f in shown)
@@ -144,6 +146,9 @@ def token_blocks(
     findings = findings_context(item)
     if findings is not None:
         blocks.append(findings)
+    evidence = shadow.reminder_context(item.view)
+    if evidence is not None:
+        blocks.append(evidence)
     if decided is not None:
         blocks.append(context(decided.text, block_id=f"decided:{item.reference}"))
     if decided is None or decided.keep_buttons:

@@ -1,5 +1,7 @@
-"""Confirm scopes: open the modal, pre-selected with what auto-scoping inferred plus the rarely
-used scopes the audit log shows (the `rare_api` finding, bot/services/usage.py)."""
+"""Confirm scopes: open the modal, pre-selected with what auto-scoping inferred plus, for a token in
+observation, exactly the scopes the calls narrowing would deny need (bot/services/shadow.py, worked
+out again for this click), else the rarely used scopes the audit log shows (bot/services/usage.py).
+What is submitted is checked again by the decisions service, never trusted."""
 
 from slack_sdk.models.views import View
 from sqlmodel import Session
@@ -33,6 +35,9 @@ def refuse(deps: Deps, session: Session, ref: Resolved, actor: Actor) -> Outcome
 
 def preselected(view: TokenView, deps: Deps) -> list[str]:
     chosen = list(view.inferred_scopes) or list(view.scopes)
+    if view.shadow is not None:  # what narrowing keeps, plus what the calls it would deny need
+        chosen = list(dict.fromkeys([*view.shadow.kept, *view.inferred_scopes])) or chosen
+        return chosen + [scope for scope in view.shadow.needed_scopes if scope not in chosen]
     with session_scope(deps.engine) as session:
         rare = queries.rare_scopes(
             session=session, policy=deps.settings.policy, now=deps.now(), token_pk=view.pk
