@@ -22,8 +22,9 @@ def usage_refresh(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Read system.access.audit (the last policy.usage_lookback_days) through each workspace's
-    audit_warehouse_id into api_usage. Exit 1 if any workspace failed (the others are still read)."""
-    from bot.services import usage
+    audit_warehouse_id: API usage, who uses each token, and misuse findings. Exit 1 if any
+    workspace failed (the others are still read)."""
+    from bot.services import consumers
     from bot.wiring import wire
 
     settings = load_or_exit()
@@ -34,7 +35,7 @@ def usage_refresh(
             "system.access.audit to its [[workspaces]] entry"
         )
     engine = open_database(settings)
-    results = usage.refresh_usage(
+    results = consumers.refresh_all(
         engine=engine,
         settings=settings,
         gateway_for=wire(settings, engine).gateway_for,
@@ -60,7 +61,8 @@ def _usage_line(result) -> str:
         f"{result.workspace}: {result.rows} usage row(s) from {result.audit_groups} audit group(s): "
         f"{result.tied_to_tokens} tied to a token, {result.attributed_to_owners} to the owner only "
         f"(approximate); {result.unmatched_calls} call(s) by identities that own no token; "
-        f"{result.seconds:.1f} s"
+        f"{result.seconds:.1f} s\n  who uses each token: {result.consumers} client/network row(s); "
+        f"{result.misuse_findings} new misuse finding(s)"
     )
     if result.unmapped_services:
         unmapped = ", ".join(f"{name} ({calls})" for name, calls in sorted(result.unmapped_services.items()))

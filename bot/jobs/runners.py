@@ -181,10 +181,11 @@ def enforcement_job(context: JobContext) -> None:
 
 
 def usage_job(context: JobContext) -> None:
-    """Observed API usage from the audit log (workspaces with `audit_warehouse_id`), daily."""
-    from bot.services import usage
+    """Observed API usage, who uses each token and misuse findings, from the audit log
+    (workspaces with `audit_warehouse_id`), daily."""
+    from bot.services import consumers
 
-    results = usage.refresh_usage(
+    results = consumers.refresh_all(
         engine=context.engine, settings=context.settings, gateway_for=context.gateway_for, now=context.now()
     )
     failed = [r for r in results if not r.ok]

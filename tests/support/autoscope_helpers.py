@@ -173,13 +173,26 @@ def quarterly_world(tmp_path, monkeypatch, database_url):
 
 
 def refresh_usage(world, **options):
-    """`usage.refresh_usage` as the daily job calls it; results by workspace."""
-    from bot import clock
-    from bot.databricks.gateway import gateway_factory
+    """`usage.refresh_usage`; results by workspace."""
     from bot.services import usage
 
+    return _refreshed(world, usage.refresh_usage, options)
+
+
+def refresh_audit(world, **options):
+    """The whole audit read, as `tokenbot usage refresh` and the daily job run it: API usage, who
+    uses each token, misuse findings recorded; results by workspace."""
+    from bot.services import consumers
+
+    return _refreshed(world, consumers.refresh_all, options)
+
+
+def _refreshed(world, refresh, options):
+    from bot import clock
+    from bot.databricks.gateway import gateway_factory
+
     settings = world.settings
-    results = usage.refresh_usage(
+    results = refresh(
         engine=world.engine,
         settings=settings,
         gateway_for=gateway_factory(settings.workspaces, settings.databricks),
