@@ -24,7 +24,7 @@ def usage_refresh(
     """Read system.access.audit (the last policy.usage_lookback_days) through each workspace's
     audit_warehouse_id: API usage, who uses each token, and misuse findings. Exit 1 if any
     workspace failed (the others are still read)."""
-    from bot.services import consumers
+    from bot.services import audit_read
     from bot.wiring import wire
 
     settings = load_or_exit()
@@ -35,7 +35,7 @@ def usage_refresh(
             "system.access.audit to its [[workspaces]] entry"
         )
     engine = open_database(settings)
-    results = consumers.refresh_all(
+    results = audit_read.refresh_all(
         engine=engine,
         settings=settings,
         gateway_for=wire(settings, engine).gateway_for,

@@ -183,9 +183,9 @@ def enforcement_job(context: JobContext) -> None:
 def usage_job(context: JobContext) -> None:
     """Observed API usage, who uses each token and misuse findings, from the audit log
     (workspaces with `audit_warehouse_id`), daily."""
-    from bot.services import consumers
+    from bot.services import audit_read
 
-    results = consumers.refresh_all(
+    results = audit_read.refresh_all(
         engine=context.engine, settings=context.settings, gateway_for=context.gateway_for, now=context.now()
     )
     failed = [r for r in results if not r.ok]

@@ -1,12 +1,11 @@
-"""Who uses each token, from the audit log (`tokenconsumer`, `auditread`), and the misuse
-signals the same read shows (recorded by `bot.services.misuse`).
+"""Who uses each token, from the audit log (`tokenconsumer`, `auditread`): stored by each audit
+read (`bot.services.audit_read`), read back wherever a decision is made.
 
-`refresh_all` is the audit read of `tokenbot usage refresh` and its daily job: the API usage
-(`bot.services.usage`), then, for each workspace it read, who used each token. The warehouse
+The warehouse
 groups the events of each token's login sessions per token, user agent and source address
 (bot/databricks/consumers.py); here they become one row per token, client family and network
 (`bot.domain.clients`). A workspace's rows are replaced as a whole: they are what the lookback
-window holds now. The same read's misuse signals (`bot.domain.misuse`) are recorded.
+window holds now.
 
 `auditread` keeps, per workspace, the last successful read and the newest audit event it saw:
 a token with no rows is "not used" only when that read is recent and the log is not behind
@@ -16,17 +15,14 @@ a token with no rows is "not used" only when that read is recent and the log is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import delete, select
 from sqlmodel import Session
 
-from bot.databricks.records import AuditConsumers, ConsumersGateway, GatewayError
-from bot.db import session_scope
-from bot.domain import misuse as rules
+from bot.databricks.records import AuditConsumers
 from bot.domain.clients import (
     NO_CONSUMERS,
     TokenConsumers,
@@ -35,13 +31,9 @@ from bot.domain.clients import (
     client_family,
     coverage,
     network_of,
+    summarise,
 )
-from bot.domain.policy import Policy
-from bot.models import AuditRead, Principal, Token, TokenConsumer
-from bot.services import misuse, usage
-
-if TYPE_CHECKING:
-    from bot.config import Settings
+from bot.models import AuditRead, Token, TokenConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -60,79 +52,11 @@ class ConsumersResult:
     error: str | None = None
 
 
-def refresh_all(
-    *,
-    engine: Engine,
-    settings: Settings,
-    gateway_for: Callable[[str], Any],
-    now: datetime,
-    workspaces: Iterable[str] | None = None,
-    max_wait_seconds: float = 600.0,
-) -> list[usage.UsageResult]:
-    """`usage.refresh_usage`, then the consumers and misuse signals of every workspace it read
-    (a consumers failure makes the workspace's result failed, with the reason)."""
-    results = usage.refresh_usage(
-        engine=engine,
-        settings=settings,
-        gateway_for=gateway_for,
-        now=now,
-        workspaces=workspaces,
-        max_wait_seconds=max_wait_seconds,
-    )
-    warehouses = {w.name: w.audit_warehouse_id for w in settings.workspaces}
-    for result in results:
-        if not result.ok or result.skipped:
-            continue
-        found = refresh(
-            engine=engine,
-            workspace=result.workspace,
-            warehouse_id=warehouses[result.workspace],
-            gateway=gateway_for(result.workspace),
-            policy=settings.policy,
-            now=now,
-            max_wait_seconds=max_wait_seconds,
-        )
-        result.consumers, result.misuse_findings = found.rows, found.findings
-        if found.error:
-            result.ok, result.error = False, f"who uses each token: {found.error}"
-    return results
-
-
-def refresh(
-    *,
-    engine: Engine,
-    workspace: str,
-    warehouse_id: str,
-    gateway: ConsumersGateway,
-    policy: Policy,
-    now: datetime,
-    max_wait_seconds: float,
-) -> ConsumersResult:
-    """Read, store, detect, for one workspace; a read failure is recorded in `auditread` (the
-    previous rows stay, and their age shows) and returned, never raised."""
-    since = now - timedelta(days=policy.usage_lookback_days)
-    recent_since = now - timedelta(days=policy.misuse.recent_days)
-    try:
-        audit = gateway.audit_consumers(warehouse_id, since, recent_since, max_wait_seconds=max_wait_seconds)
-    except GatewayError as error:
-        message = error.message
-    except Exception as error:  # one workspace's surprise must not stop the others
-        logger.exception("consumers refresh %s: unexpected failure", workspace)
-        message = f"unexpected error: {type(error).__name__}: {error}"
-    else:
-        with session_scope(engine) as session:
-            return store(session=session, workspace=workspace, audit=audit, policy=policy, now=now)
-    logger.error("consumers refresh %s: %s", workspace, message)
-    with session_scope(engine) as session:
-        read = _audit_read(session, workspace)
-        read.attempted_at, read.error = now, message[:2000]
-    return ConsumersResult(error=message)
-
-
 def store(
-    *, session: Session, workspace: str, audit: AuditConsumers, policy: Policy, now: datetime
-) -> ConsumersResult:
-    """Replace the workspace's consumer rows with what the read saw; record its misuse signals."""
+    *, session: Session, workspace: str, audit: AuditConsumers, now: datetime
+) -> tuple[ConsumersResult, dict[str, list[Use]]]:
+    """Replace the workspace's consumer rows with what the read saw; returns the result and the
+    uses per token (for the misuse rules)."""
     result = ConsumersResult(
         events=audit.events, through=audit.through.isoformat() if audit.through else None
     )
@@ -158,17 +82,13 @@ def store(
     read = _audit_read(session, workspace)
     read.read_at, read.through, read.attempted_at, read.error = now, audit.through, now, None
     session.flush()
-    signals = rules.detect(
-        workspace=workspace,
-        uses=uses,
-        daily=_daily(audit, known),
-        failed=_failed(audit),
-        owner_inactive=_owner_inactive(session, workspace),
-        policy=policy.misuse,
-        now=now,
-    )
-    result.findings = misuse.record(session=session, signals=signals, now=now)
-    return result
+    return result, uses
+
+
+def record_failure(*, session: Session, workspace: str, error: str, now: datetime) -> None:
+    """A failed read: the previous rows stay (their read time shows how old they are)."""
+    read = _audit_read(session, workspace)
+    read.attempted_at, read.error = now, error[:2000]
 
 
 def _uses(audit: AuditConsumers, known: set[str]) -> dict[str, list[Use]]:
@@ -197,39 +117,6 @@ def _uses(audit: AuditConsumers, known: set[str]) -> dict[str, list[Use]]:
     for (token_id, _, _), use in sorted(merged.items()):
         found.setdefault(token_id, []).append(use)
     return found
-
-
-def _daily(audit: AuditConsumers, known: set[str]) -> list[rules.DailyUse]:
-    return [
-        rules.DailyUse(
-            row.token_id, row.day, client_family(row.user_agent), network_of(row.source_ip), row.calls
-        )
-        for row in audit.daily
-        if row.token_id in known and row.day is not None
-    ]
-
-
-def _failed(audit: AuditConsumers) -> list[rules.FailedDay]:
-    # Failed logins count for any token id the log names, known to tokenbot or not: a guessed or
-    # revoked token being tried is worth a look either way.
-    return [
-        rules.FailedDay(
-            row.token_id, row.day, network_of(row.source_ip), row.failures, row.first_seen, row.last_seen
-        )
-        for row in audit.failed_logins
-        if row.day is not None and row.first_seen is not None and row.last_seen is not None
-    ]
-
-
-def _owner_inactive(session: Session, workspace: str) -> list[str]:
-    rows = session.execute(
-        select(Token.token_id)
-        .join(
-            Principal, (Principal.workspace == Token.workspace) & (Principal.principal_id == Token.owner_id)
-        )
-        .where(Token.workspace == workspace, Token.gone_at.is_(None), Principal.active.is_(False))
-    )
-    return list(rows.scalars())
 
 
 def _audit_read(session: Session, workspace: str) -> AuditRead:
@@ -291,11 +178,17 @@ def attach(*, session: Session, views: Iterable, now: datetime) -> None:
         view.consumers = found[(view.workspace, view.token_id)]
 
 
-def as_json(
-    found: Mapping[tuple[str, str], TokenConsumers],
-) -> dict[tuple[str, str], list[dict[str, object]]]:
-    """The report's `consumers` field per token."""
-    return {key: [c.as_dict() for c in value.consumers] for key, value in found.items()}
+def report_field(*, session: Session, workspace: str | None = None) -> dict[tuple[str, str], list[dict]]:
+    """The report's `consumers` of every token that has some (one query; the others have [])."""
+    query = select(TokenConsumer)
+    if workspace:
+        query = query.where(TokenConsumer.workspace == workspace)
+    uses: dict[tuple[str, str], list[Use]] = {}
+    for row in session.execute(query).scalars():
+        uses.setdefault((row.workspace, row.token_id), []).append(
+            Use(row.client, row.network, row.first_seen, row.last_seen, row.calls, row.agent)
+        )
+    return {key: [c.as_dict() for c in summarise(found)] for key, found in uses.items()}
 
 
 def workspace_coverage(*, session: Session, workspace: str, now: datetime):

@@ -29,6 +29,7 @@ CONTRACT_KEYS = {
     "autoscope_state",
     "deadlines",
     "findings",
+    "consumers",
 }
 
 

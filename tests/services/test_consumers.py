@@ -4,6 +4,7 @@ network, and what tokenbot can say when the audit data is missing or behind."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -17,7 +18,7 @@ from bot.databricks.records import GatewayError
 from bot.domain.clients import Coverage
 from bot.models import AuditRead, TokenConsumer
 from bot.sandbox.databricks.audit_rows import USER_AGENTS, use
-from bot.services import consumers
+from bot.services import audit_read, consumers
 from tests.support.autoscope_helpers import EMAIL, QUARTERLY, WAREHOUSE, quarterly_world, refresh_audit
 from tests.support.world import close_world
 
@@ -159,7 +160,7 @@ def test_a_failed_read_is_recorded_and_keeps_the_previous_consumers(world):
     prod.fail("POST", r"/api/2.0/sql/statements", 400, times=1)
     settings = world.settings
 
-    result = consumers.refresh(
+    result = audit_read.refresh(
         engine=world.engine,
         workspace="prod",
         warehouse_id=WAREHOUSE,
@@ -191,3 +192,27 @@ def test_the_consumer_statements_are_parameterised_never_formatted(world):
         body = request.json
         assert {p["name"] for p in body["parameters"]} == {"workspace_id", "since"}
         assert not re.search(rf"\b{world.org['prod'].workspace_id}\b", body["statement"])
+
+
+# ---------------------------------------------------------------------------------------------
+# where a decision is made
+
+
+def test_usage_refresh_then_the_json_report_has_each_tokens_consumers(world):
+    from typer.testing import CliRunner
+
+    from bot.cli.main import app
+
+    world.org["prod"].add_audit_rows(uses(3, USER_AGENTS["power_bi"], "20.190.5.10", times=2))
+    runner = CliRunner()
+
+    refreshed = runner.invoke(app, ["usage", "refresh"])
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "who uses each token: 1 client/network row(s)" in refreshed.output
+    result = runner.invoke(app, ["report", "--format", "json"])
+
+    assert result.exit_code == 0, result.output
+    [row] = [r for r in json.loads(result.stdout) if r["token_id"] == QUARTERLY]
+    [power_bi] = row["consumers"]
+    assert power_bi["client"] == "Power BI" and power_bi["networks"] == ["20.190.5.0/24"]
+    assert power_bi["calls"] == 4 and power_bi["last_seen"].endswith("Z")

@@ -182,9 +182,9 @@ def refresh_usage(world, **options):
 def refresh_audit(world, **options):
     """The whole audit read, as `tokenbot usage refresh` and the daily job run it: API usage, who
     uses each token, misuse findings recorded; results by workspace."""
-    from bot.services import consumers
+    from bot.services import audit_read
 
-    return _refreshed(world, consumers.refresh_all, options)
+    return _refreshed(world, audit_read.refresh_all, options)
 
 
 def _refreshed(world, refresh, options):

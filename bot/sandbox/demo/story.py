@@ -57,13 +57,13 @@ class Demo(DemoStage):
         return all(v.ok for v in self.verdicts)
 
     def sync(self) -> Verdict:
-        from bot.services import consumers
+        from bot.services import audit_read
         from bot.services.inventory import sync_line
 
         results = self.deps.run_sync()
         for result in results:
             self.console.print("  " + escape(sync_line(result)), highlight=False)
-        refreshed = consumers.refresh_all(
+        refreshed = audit_read.refresh_all(
             engine=self.engine, settings=self.settings, gateway_for=self.deps.gateway_for, now=clock.now()
         )
         self.console.print(f"  audit usage refreshed for {sum(1 for r in refreshed if r.ok)} workspace(s)")

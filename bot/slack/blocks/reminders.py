@@ -22,7 +22,7 @@ from slack_sdk.models.blocks import (
 
 from bot.domain.deadlines import DEADLINE_LABELS, DeadlineKind
 from bot.domain.findings import FINDING_LABELS, Finding
-from bot.slack.blocks import fit
+from bot.slack.blocks import consumers, fit
 from bot.slack.blocks.budget import MESSAGE_BLOCKS, Budget
 from bot.slack.blocks.fit import clip, context, header, section
 from bot.slack.blocks.text import code, escape, local_day, local_time, relative, scopes_text, short_id
@@ -97,7 +97,7 @@ def findings_context(item: ReminderItem) -> ContextBlock | None:
     return context(text)
 
 
-def token_actions(item: ReminderItem) -> ActionsBlock:
+def token_actions(item: ReminderItem, now: datetime | None = None) -> ActionsBlock:
     """The decision buttons; each carries only the opaque reference, resolved server-side."""
     value = item.reference
     kind = item.deadline.kind
@@ -121,7 +121,8 @@ def token_actions(item: ReminderItem) -> ActionsBlock:
                 title="Revoke this token?",
                 text=fit.fit(
                     f"Token {short_id(item.view.token_id)} in {item.view.workspace} stops working at once. "
-                    "Jobs that use it will fail.",
+                    "Jobs that use it will fail. "
+                    + (consumers.revoke_warning(item.view.consumers, now) if now else ""),
                     fit.CONFIRM_TEXT,
                 ),
                 confirm="Revoke",
@@ -144,10 +145,12 @@ def token_blocks(
     findings = findings_context(item)
     if findings is not None:
         blocks.append(findings)
+    if (used_by := consumers.used_by_block(item.view.consumers, tz)) is not None:
+        blocks.append(used_by)
     if decided is not None:
         blocks.append(context(decided.text, block_id=f"decided:{item.reference}"))
     if decided is None or decided.keep_buttons:
-        blocks.append(token_actions(item))
+        blocks.append(token_actions(item, now))
     return blocks
 
 
