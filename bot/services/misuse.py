@@ -186,6 +186,14 @@ def notice_of(*, session: Session, finding_id: int) -> MisuseNotice | None:
     return None if row is None else _notice(session, row)
 
 
+def message_of(*, session: Session, finding_id: int) -> tuple[str, str] | None:
+    """(channel, ts) of the finding's message, once posted."""
+    row = session.get(MisuseFinding, finding_id)
+    if row is None or not row.channel or not row.message_ts:
+        return None
+    return row.channel, row.message_ts
+
+
 def _notice(session: Session, row: MisuseFinding) -> MisuseNotice:
     token = session.execute(
         select(Token).where(Token.workspace == row.workspace, Token.token_id == row.token_id)

@@ -141,7 +141,7 @@ EMAIL = "quinn@example.com"
 QUARTERLY = "tok-quarterly"
 
 
-def quarterly_world(tmp_path, monkeypatch, database_url):
+def quarterly_world(tmp_path, monkeypatch, database_url, policy=None):
     """prod reads its audit log on a warehouse; auto-scoping reached prod 25 days ago, so Quinn's
     200-day-old token is 5 days from enforcement and auto-scoping saw only its last 25 days.
     Returns (world, stack) as `tests.world.make_world` does."""
@@ -149,9 +149,8 @@ def quarterly_world(tmp_path, monkeypatch, database_url):
     from tests.support.world import POLICY, make_world
 
     rollout = (clock.now() - timedelta(days=25)).date().isoformat()
-    world, stack = make_world(
-        tmp_path, monkeypatch, database_url, policy=POLICY + f"autoscope_rollout_date = {rollout}\n"
-    )
+    policy = policy or POLICY + f"autoscope_rollout_date = {rollout}\n"
+    world, stack = make_world(tmp_path, monkeypatch, database_url, policy=policy)
     with_audit_warehouse(world.org.config_path, "prod")
     prod = world.org["prod"]
     prod.add_warehouse(WAREHOUSE)
