@@ -196,10 +196,22 @@ class TokenConsumers:
         since = now - timedelta(days=days)
         return tuple(c for c in self.consumers if c.last_seen >= since)
 
-    def knows_no_recent_use(self, now: datetime, days: int = RECENT_DAYS) -> bool:
-        """True only when the audit log covers the whole window and shows no use in it: a
+    def knows_no_recent_use(
+        self, now: datetime, days: int = RECENT_DAYS, last_used_on: datetime | None = None
+    ) -> bool:
+        """True only when the audit log covers the whole window and shows no use in it, and
+        Databricks' own last-use day (`last_used_on`, midnight UTC) does not say otherwise: a
         missing, stale, empty or delayed log never says "not used"."""
-        return self.coverage is Coverage.OK and not self.recent(now, days)
+        if self.coverage is not Coverage.OK or self.recent(now, days):
+            return False
+        return not self.unexplained_use(now, days, last_used_on)
+
+    def unexplained_use(self, now: datetime, days: int, last_used_on: datetime | None) -> bool:
+        """Databricks reports a use within the window that the audit log ties to no session."""
+        if last_used_on is None or self.recent(now, days):
+            return False
+        window_start = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+        return last_used_on >= window_start
 
 
 NO_CONSUMERS = TokenConsumers(consumers=(), coverage=Coverage.NOT_READ)

@@ -122,3 +122,17 @@ def test_tokens_revoke_says_who_used_it_before_the_button():
 
     text = json.dumps(answer.payload()["blocks"])
     assert text.count("Used in the last 7 days by: Power BI, dbt") == 2  # the message and Slack's dialog
+
+
+def test_a_use_databricks_reports_but_the_audit_log_does_not_tie_is_not_no_use():
+    midnight = NOW.replace(hour=0)
+
+    warning = consumer_blocks.revoke_warning(seen(), NOW, last_used_on=midnight - timedelta(days=2))
+
+    assert warning.startswith("Usage data unavailable (Databricks reports a use on")
+    assert "ties to no login session" in warning
+    assert consumer_blocks.revoke_warning(seen(), NOW, last_used_on=midnight - timedelta(days=30)) == (
+        "No use seen in the last 7 days."
+    )
+    built = blocks.token_blocks(item_with(seen()), "UTC", NOW, for_admins=False)  # used today, per Databricks
+    assert "ties to no login session" in text_of(built)

@@ -257,7 +257,7 @@ def _quoted(reason: str, limit: int = 240) -> str:
 
 def revoke_confirmation(view: TokenView, reason: str, reference: str, now: datetime) -> Answer:
     """What will be revoked, and the button (with Slack's own "are you sure?") that does it."""
-    used = consumers.revoke_warning(view.consumers, now)
+    used = consumers.revoke_warning(view.consumers, now, view.last_used_on)
     text = (
         f"Revoke {token_ref(view)} ({comment_text(view)}), owned by {owner_text(view)}?\n"
         f"Reason: “{escape(clip(reason, 300))}”\n"

@@ -44,14 +44,25 @@ def consumer_line(consumer: Consumer, tz: str, networks: int | None = None) -> s
     )
 
 
-def used_by_block(consumers: TokenConsumers | None, tz: str) -> ContextBlock | None:
+def _untied(last_used_on: datetime, tz: str) -> str:
+    return (
+        f"usage data unavailable (Databricks reports a use on {local_day(last_used_on, tz)} that the "
+        "audit log ties to no login session)"
+    )
+
+
+def used_by_block(
+    consumers: TokenConsumers | None, tz: str, now: datetime, last_used_on: datetime | None = None
+) -> ContextBlock | None:
     """The reminder's "Used by": the most recent three, then "+N more"; nothing when not loaded."""
     if consumers is None:
         return None
     if not consumers.consumers:
-        if consumers.coverage is Coverage.OK:
-            return context("Used by: no use seen in the audit log's lookback window")
-        return context(f"Used by: {_unavailable(consumers, tz)}")
+        if consumers.coverage is not Coverage.OK:
+            return context(f"Used by: {_unavailable(consumers, tz)}")
+        if last_used_on is not None and consumers.unexplained_use(now, RECENT_DAYS, last_used_on):
+            return context(f"Used by: {_untied(last_used_on, tz)}")
+        return context("Used by: no use seen in the audit log's lookback window")
     lines = [consumer_line(c, tz, NETWORKS_SHOWN) for c in consumers.consumers[:REMINDER_LINES]]
     rest = len(consumers.consumers) - REMINDER_LINES
     if rest > 0:
@@ -71,7 +82,9 @@ def show_lines(consumers: TokenConsumers | None, tz: str) -> list[str]:
     return lines
 
 
-def revoke_warning(consumers: TokenConsumers | None, now: datetime, tz: str = "UTC") -> str:
+def revoke_warning(
+    consumers: TokenConsumers | None, now: datetime, last_used_on: datetime | None = None, tz: str = "UTC"
+) -> str:
     """One sentence for the Revoke confirmation: who used it in the last 7 days, that nothing
     did, or that tokenbot cannot tell. Escaped mrkdwn."""
     if consumers is None:
@@ -81,6 +94,10 @@ def revoke_warning(consumers: TokenConsumers | None, now: datetime, tz: str = "U
         names = ", ".join(escape(fit.clip(c.client, 40)) for c in recent[:4])
         more = f" and {len(recent) - 4} more" if len(recent) > 4 else ""
         return f"Used in the last {RECENT_DAYS} days by: {names}{more}."
-    if consumers.knows_no_recent_use(now, RECENT_DAYS):
+    if consumers.knows_no_recent_use(now, RECENT_DAYS, last_used_on):
         return f"No use seen in the last {RECENT_DAYS} days."
-    return _unavailable(consumers, tz)[:1].upper() + _unavailable(consumers, tz)[1:] + "."
+    if consumers.coverage is Coverage.OK and last_used_on is not None:
+        words = _untied(last_used_on, tz)
+    else:
+        words = _unavailable(consumers, tz)
+    return words[:1].upper() + words[1:] + "."

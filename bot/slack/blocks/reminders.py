@@ -101,6 +101,7 @@ def token_actions(item: ReminderItem, now: datetime | None = None) -> ActionsBlo
     """The decision buttons; each carries only the opaque reference, resolved server-side."""
     value = item.reference
     kind = item.deadline.kind
+    used = consumers.revoke_warning(item.view.consumers, now, item.view.last_used_on) if now else ""
     buttons = []
     if kind is DeadlineKind.AUTOSCOPE_ENFORCEMENT:
         buttons.append(
@@ -121,8 +122,7 @@ def token_actions(item: ReminderItem, now: datetime | None = None) -> ActionsBlo
                 title="Revoke this token?",
                 text=fit.fit(
                     f"Token {short_id(item.view.token_id)} in {item.view.workspace} stops working at once. "
-                    "Jobs that use it will fail. "
-                    + (consumers.revoke_warning(item.view.consumers, now) if now else ""),
+                    "Jobs that use it will fail. " + used,
                     fit.CONFIRM_TEXT,
                 ),
                 confirm="Revoke",
@@ -145,7 +145,7 @@ def token_blocks(
     findings = findings_context(item)
     if findings is not None:
         blocks.append(findings)
-    if (used_by := consumers.used_by_block(item.view.consumers, tz)) is not None:
+    if (used_by := consumers.used_by_block(item.view.consumers, tz, now, item.view.last_used_on)) is not None:
         blocks.append(used_by)
     if decided is not None:
         blocks.append(context(decided.text, block_id=f"decided:{item.reference}"))
