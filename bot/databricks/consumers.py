@@ -3,9 +3,10 @@
 
 Four parameterised statements, each bounded:
 
-- uses: the events of each token's login sessions (the session its `tokenLogin` opened, as the
-  usage statement ties them), one row per token, user agent and source address over the lookback
-  window. The result grows with the distinct (token, agent, address), not with the events;
+- uses: the events of each token's login sessions (`LOGIN_SESSIONS_SQL`: the session its
+  `tokenLogin` opened, as the usage statement ties them), one row per token, user agent and source
+  address over the lookback window. The result grows with the distinct (token, agent, address),
+  not with the events;
 - daily: the same per day, over the short recent window only (for "several clients in one day");
 - failed logins: `accounts` `tokenLogin` events answered 401 or 403 that name a token, per token,
   day, address and agent, over the recent window;
@@ -22,21 +23,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from bot.databricks.audit import AuditReader, _count, _parse_sql_time, _sql_time
+from bot.databricks.audit import LOGIN_SESSIONS_SQL, AuditReader, _count, _parse_sql_time, _sql_time
 from bot.databricks.records import AgentUse, AuditConsumers, FailedLogins, GatewayError
 
 CONSUMER_MAX_GROUPS = 100_000
-
-# The sessions of exactly one token, as in the usage statement (bot/databricks/audit.py).
-_SESSIONS = """
-    SELECT session_id, min(request_params['tokenId']) AS token_id
-    FROM system.access.audit
-    WHERE workspace_id = :workspace_id AND event_time >= :since
-      AND service_name = 'accounts' AND action_name = 'tokenLogin'
-      AND request_params['tokenId'] IS NOT NULL AND session_id IS NOT NULL
-    GROUP BY session_id
-    HAVING count(DISTINCT request_params['tokenId']) = 1
-"""
 
 USES_SQL = """
 SELECT t.token_id, a.user_agent, a.source_ip_address,
@@ -47,7 +37,7 @@ WHERE a.workspace_id = :workspace_id AND a.event_time >= :since
 GROUP BY t.token_id, a.user_agent, a.source_ip_address
 ORDER BY token_id, last_seen DESC
 LIMIT {limit}
-""".strip().replace("{sessions}", _SESSIONS)
+""".strip().replace("{sessions}", LOGIN_SESSIONS_SQL.strip())
 
 DAILY_SQL = """
 SELECT t.token_id, a.event_date AS event_day, a.user_agent, a.source_ip_address,
@@ -58,7 +48,7 @@ WHERE a.workspace_id = :workspace_id AND a.event_time >= :since
 GROUP BY t.token_id, a.event_date, a.user_agent, a.source_ip_address
 ORDER BY token_id, event_day
 LIMIT {limit}
-""".strip().replace("{sessions}", _SESSIONS)
+""".strip().replace("{sessions}", LOGIN_SESSIONS_SQL.strip())
 
 FAILED_LOGINS_SQL = """
 SELECT request_params['tokenId'] AS token_id, event_date AS event_day, source_ip_address, user_agent,

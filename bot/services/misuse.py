@@ -232,25 +232,16 @@ ACKNOWLEDGE = DecisionAction.ACKNOWLEDGE
 
 def acknowledge(*, session: Session, actor: Actor, finding_id: int, now: datetime) -> Outcome:
     """An admin saw the finding and lets it be."""
-    row, token_pk = _finding(session, finding_id)
-    parameters = {"finding": finding_id}
-    if row is None:
-        return ledger.refuse(
-            session, actor, _role(actor), ACKNOWLEDGE, None, parameters, "unknown_finding", UNKNOWN
-        )
-    if not actor.is_admin:
-        return ledger.refuse(
-            session, actor, _role(actor), ACKNOWLEDGE, token_pk, parameters, "not_admin", ADMINS
-        )
+    found = _for_an_admin(session, actor, ACKNOWLEDGE, finding_id)
+    if isinstance(found, Outcome):
+        return found
+    row, token_pk, parameters = found
+    role = _role(actor)
     if row.status != MisuseStatus.OPEN:
         message = f"This finding was already {row.status} by <@{row.acted_by}>."
-        return ledger.refuse(
-            session, actor, _role(actor), ACKNOWLEDGE, token_pk, parameters, "closed", message
-        )
+        return ledger.refuse(session, actor, role, ACKNOWLEDGE, token_pk, parameters, "closed", message)
     row.status, row.acted_by, row.acted_at = MisuseStatus.ACKNOWLEDGED, actor.slack_id, now
-    decision = ledger._new_decision(
-        actor, _role(actor), ACKNOWLEDGE, token_pk, parameters, DecisionStatus.APPLIED
-    )
+    decision = ledger._new_decision(actor, role, ACKNOWLEDGE, token_pk, parameters, DecisionStatus.APPLIED)
     session.add(decision)
     session.flush()
     return ledger.outcome(decision, "Acknowledged: the finding is closed; the token is unchanged.")
@@ -266,20 +257,20 @@ def revoke(
     now: datetime,
 ) -> Outcome:
     """Revoke the finding's token through the decisions service (admins only)."""
-    row, token_pk = _finding(session, finding_id)
-    parameters = {"finding": finding_id}
-    revoke_action = DecisionAction.REVOKE
-    if row is None:
-        return ledger.refuse(
-            session, actor, _role(actor), revoke_action, None, parameters, "unknown_finding", UNKNOWN
-        )
-    if not actor.is_admin:
-        return ledger.refuse(
-            session, actor, _role(actor), revoke_action, token_pk, parameters, "not_admin", ADMINS
-        )
+    found = _for_an_admin(session, actor, DecisionAction.REVOKE, finding_id)
+    if isinstance(found, Outcome):
+        return found
+    row, token_pk, parameters = found
     if token_pk is None:
         return ledger.refuse(
-            session, actor, _role(actor), revoke_action, None, parameters, "unknown_token", wording.NOT_KNOWN
+            session,
+            actor,
+            _role(actor),
+            DecisionAction.REVOKE,
+            None,
+            parameters,
+            "unknown_token",
+            wording.NOT_KNOWN,
         )
     outcome = decisions.revoke(
         session=session,
@@ -292,6 +283,22 @@ def revoke(
     if outcome.status == DecisionStatus.APPLIED and not outcome.dry_run:
         row.status, row.acted_by, row.acted_at = MisuseStatus.REVOKED, actor.slack_id, now
     return outcome
+
+
+def _for_an_admin(
+    session: Session, actor: Actor, action: str, finding_id: int
+) -> tuple[MisuseFinding, int | None, dict[str, Any]] | Outcome:
+    """The finding (locked), its token's pk and the decision's parameters; or a recorded refusal
+    when there is no such finding or the actor is not an admin."""
+    row, token_pk = _finding(session, finding_id)
+    parameters: dict[str, Any] = {"finding": finding_id}
+    if row is None:
+        return ledger.refuse(
+            session, actor, _role(actor), action, None, parameters, "unknown_finding", UNKNOWN
+        )
+    if not actor.is_admin:
+        return ledger.refuse(session, actor, _role(actor), action, token_pk, parameters, "not_admin", ADMINS)
+    return row, token_pk, parameters
 
 
 UNKNOWN = "tokenbot has no such finding; nothing was done."

@@ -21,37 +21,44 @@ logger = logging.getLogger(__name__)
 
 
 def acknowledge(deps: Deps, body: dict[str, Any], client: WebClient) -> None:
-    click = Click.of(body)
-    outcome = run_decision(
+    _act(
         deps,
+        body,
         client,
-        click,
         "acknowledge of finding",
-        lambda session: misuse.acknowledge(
-            session=session,
-            actor=deps.actor(click.user_id),
-            finding_id=finding_id(click.value),
-            now=deps.now(),
+        lambda session, actor, number: misuse.acknowledge(
+            session=session, actor=actor, finding_id=number, now=deps.now()
         ),
     )
-    _done(deps, client, click, outcome)
 
 
 def revoke(deps: Deps, body: dict[str, Any], client: WebClient) -> None:
+    _act(
+        deps,
+        body,
+        client,
+        "revoke from finding",
+        lambda session, actor, number: misuse.revoke(
+            session=session,
+            gateway_for=deps.gateway_for,
+            actor=actor,
+            finding_id=number,
+            dry_run=deps.settings.dry_run,
+            now=deps.now(),
+        ),
+    )
+
+
+def _act(deps: Deps, body: dict[str, Any], client: WebClient, what: str, decide) -> None:
+    """One decision on the finding the button names, in one transaction; then tell and redraw."""
     click = Click.of(body)
+    number = finding_id(click.value)
     outcome = run_decision(
         deps,
         client,
         click,
-        "revoke from finding",
-        lambda session: misuse.revoke(
-            session=session,
-            gateway_for=deps.gateway_for,
-            actor=deps.actor(click.user_id),
-            finding_id=finding_id(click.value),
-            dry_run=deps.settings.dry_run,
-            now=deps.now(),
-        ),
+        what,
+        lambda session: decide(session, deps.actor(click.user_id), number),
         identify=True,
     )
     _done(deps, client, click, outcome)
