@@ -60,15 +60,21 @@ KNOWN_FAMILIES = frozenset(family for family, _ in _FAMILIES)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
+def clean_agent(user_agent: str | None, limit: int) -> str:
+    """A user agent without control characters or runs of blanks, cut to `limit` characters."""
+    agent = " ".join(_CONTROL.sub(" ", user_agent or "").split())
+    return agent if len(agent) <= limit else agent[: limit - 1] + "…"
+
+
 def client_family(user_agent: str | None) -> str:
     """The client family of a user agent, or the agent itself (cleaned, cut) when unknown."""
-    agent = " ".join(_CONTROL.sub(" ", user_agent or "").split())
+    agent = clean_agent(user_agent, 10_000)
     if not agent:
         return UNKNOWN_CLIENT
     for family, pattern in _COMPILED:
         if pattern.search(agent):
             return family
-    return agent if len(agent) <= AGENT_CHARS else agent[: AGENT_CHARS - 1] + "…"
+    return clean_agent(agent, AGENT_CHARS)
 
 
 def is_known(client: str) -> bool:

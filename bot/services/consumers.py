@@ -28,6 +28,7 @@ from bot.domain.clients import (
     TokenConsumers,
     Use,
     as_consumers,
+    clean_agent,
     client_family,
     coverage,
     network_of,
@@ -100,7 +101,7 @@ def _uses(audit: AuditConsumers, known: set[str]) -> dict[str, list[Use]]:
             continue
         client, network = client_family(row.user_agent), network_of(row.source_ip)
         key = (row.token_id, client, network)
-        agent = " ".join((row.user_agent or "").split())[:AGENT_CHARS]
+        agent = clean_agent(row.user_agent, AGENT_CHARS)
         before = merged.get(key)
         if before is None:
             merged[key] = Use(client, network, row.first_seen, row.last_seen, row.calls, agent)

@@ -122,3 +122,10 @@ def test_not_used_is_said_only_with_a_covering_log():
     assert quiet.knows_no_recent_use(NOW)
     for state in (Coverage.NOT_READ, Coverage.STALE, Coverage.EMPTY, Coverage.DELAYED):
         assert not TokenConsumers(consumers=(), coverage=state).knows_no_recent_use(NOW)
+
+
+def test_a_raw_agent_kept_beside_its_client_is_cleaned_and_cut():
+    from bot.domain.clients import clean_agent
+
+    assert clean_agent("curl/8\x1b[2J\r\n  extra", 300) == "curl/8 [2J extra"
+    assert clean_agent("x" * 400, 300) == "x" * 299 + "…"
