@@ -4,6 +4,7 @@ the buttons give way to who did what. Every value from the audit log is user tex
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ConfirmObject
@@ -12,7 +13,7 @@ from bot.domain.misuse import MisuseKind
 from bot.enums import MisuseStatus
 from bot.slack.blocks import fit
 from bot.slack.blocks.fit import clip, context, header, section
-from bot.slack.blocks.text import code, escape, short_id
+from bot.slack.blocks.text import code, escape, local_time, short_id
 from bot.slack.ids import Action
 
 if TYPE_CHECKING:
@@ -53,8 +54,20 @@ def _names(values: Any) -> str:
     return ", ".join(parts) or "none"
 
 
+def _shown(key: str, value: Any) -> Any:
+    """An evidence value as text: times in UTC words, other text escaped."""
+    if not isinstance(value, str):
+        return value
+    if key in ("first_seen", "last_seen"):
+        try:
+            return local_time(datetime.fromisoformat(value.replace("Z", "+00:00")), "UTC")
+        except ValueError:
+            pass
+    return escape(value)
+
+
 def evidence_lines(notice: MisuseNotice) -> list[str]:
-    e = {key: escape(value) if isinstance(value, str) else value for key, value in notice.evidence.items()}
+    e = {key: _shown(key, value) for key, value in notice.evidence.items()}
     kind = notice.kind
     lines: list[str] = []
     if kind in (MisuseKind.NEW_NETWORK, MisuseKind.NEW_CLIENT):
