@@ -273,3 +273,27 @@ def test_usage_refresh_and_its_daily_job_post_what_they_found(world):
     used(world, 1, "curl", "10.1.2.77")  # a new client, seen by the daily job
     usage_job(JobContext.over(wire(world.settings, world.engine)))
     assert len(admin_messages(world)) == 2
+
+
+def test_two_replicas_recording_the_same_finding_at_once_record_it_once(world):
+    from bot.domain.misuse import MisuseKind, Signal
+
+    signal = Signal(MisuseKind.NEW_NETWORK, "prod", QUARTERLY, "203.0.113.0/24", {"network": "203.0.113.0/24"})
+    both_read = threading.Barrier(2, timeout=30)
+    recorded: list[int] = []
+
+    def replica() -> None:
+        with db.session_scope(world.engine) as session:
+            # each has looked for the key and found nothing before either inserts it
+            session.execute(select(MisuseFinding.id).where(MisuseFinding.key == signal.key)).all()
+            both_read.wait()
+            recorded.append(misuse.record(session=session, signals=[signal], now=clock.now()))
+
+    threads = [threading.Thread(target=replica) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert len(findings(world)) == 1
+    assert sum(recorded) == 1
