@@ -8,6 +8,7 @@ the value and what is allowed, collected in a `ConfigError`; the CLI prints thos
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -29,6 +30,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.domain.misuse import MisusePolicy
 from bot.domain.policy import Policy, parse_quiet_hours
 
 DEFAULT_CONFIG_FILE = "tokenbot.toml"
@@ -72,6 +74,33 @@ class WorkspaceConfig(_FileModel):
         return value.rstrip("/")
 
 
+class MisuseConfig(_FileModel):
+    """The `[policy.misuse]` table; mirrors `bot.domain.misuse.MisusePolicy`."""
+
+    enabled: bool = True
+    recent_days: int = Field(default=2, ge=1, le=30)
+    min_history_days: int = Field(default=7, ge=0, le=365)
+    new_network: bool = True
+    new_client: bool = True
+    max_clients_per_day: int = Field(default=3, ge=0, le=1000)
+    max_networks_per_day: int = Field(default=3, ge=0, le=1000)
+    max_failed_logins_per_day: int = Field(default=20, ge=0, le=1_000_000)
+    owner_deactivated: bool = True
+    allowed_networks: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for text in value:
+            try:
+                ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{text!r} is not a network; write CIDR such as \"10.0.0.0/8\" or \"2001:db8::/32\""
+                ) from None
+        return value
+
+
 class PolicyConfig(_FileModel):
     """The `[policy]` table; mirrors `bot.domain.policy.Policy` with the allowed ranges."""
 
@@ -98,6 +127,7 @@ class PolicyConfig(_FileModel):
     max_gone_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
     rotation_grace_hours: int = Field(default=24, ge=0, le=720)
     rotation_lifetime_days: int = Field(default=90, ge=1, le=730)
+    misuse: MisuseConfig = Field(default_factory=MisuseConfig)
 
     @field_validator("reminder_days")
     @classmethod
@@ -130,6 +160,7 @@ class PolicyConfig(_FileModel):
         values = self.model_dump()
         values["reminder_days"] = tuple(values["reminder_days"])
         values["junk_comment_patterns"] = tuple(values["junk_comment_patterns"])
+        values["misuse"] = MisusePolicy(**values["misuse"])
         return Policy(**values)
 
 

@@ -59,6 +59,7 @@ class DecisionAction(StrEnum):
     RESTORE = "restore"
     APPROVE = "approve"  # only refused attempts carry these two
     DENY = "deny"
+    ACKNOWLEDGE = "acknowledge"  # an admin closed a misuse finding (bot/services/misuse.py)
 
 
 class ActorRole(StrEnum):
@@ -85,3 +86,11 @@ class WorkspaceStatus(StrEnum):
     OK = "ok"
     STALE = "stale"  # the last sync failed
     HELD = "held"  # the last listing looked suspicious and was not applied
+
+
+class MisuseStatus(StrEnum):
+    """`MisuseFinding.status`."""
+
+    OPEN = "open"  # recorded; posted or waiting to be
+    ACKNOWLEDGED = "acknowledged"  # an admin looked and let it be
+    REVOKED = "revoked"  # an admin revoked the token from the finding

@@ -277,3 +277,56 @@ class DigestPost(SQLModel, table=True):
     channel: str = Field(max_length=30)
     message_ts: str | None = Field(default=None, max_length=40)
     summary: str = Field(default="", max_length=2000)
+
+
+class TokenConsumer(SQLModel, table=True):
+    """Who used a token (bot/services/consumers.py): one client family from one network (/24 or
+    /64), over the lookback window, as the last audit read saw it."""
+
+    __table_args__ = (
+        UniqueConstraint("workspace", "token_id", "client", "network", name="uq_token_consumer"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace: str = Field(max_length=100)
+    token_id: str = Field(max_length=100)
+    client: str = Field(max_length=100)  # a family (`bot.domain.clients`) or an unknown agent, cut
+    agent: str = Field(default="", max_length=300)  # one raw user agent behind it, cleaned and cut
+    network: str = Field(max_length=64)
+    first_seen: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    last_seen: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    calls: int = 0
+
+
+class ConsumerRead(SQLModel, table=True):
+    """The last read of a workspace's audit log for consumers (its own statement, apart from the
+    usage read that `AuditRead` follows): how far tokenbot can speak of use."""
+
+    workspace: str = Field(primary_key=True, max_length=100)
+    read_at: datetime | None = _when()  # the last successful read
+    through: datetime | None = _when()  # the newest audit event that read saw (None: none at all)
+    attempted_at: datetime | None = _when()
+    error: str | None = Field(default=None, max_length=2000)  # of the last attempt, if it failed
+
+
+class MisuseFinding(SQLModel, table=True):
+    """A misuse signal (bot/services/misuse.py): recorded once (`key`), posted to the admins
+    channel once, then acknowledged or revoked by an admin."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(sa_column=Column(String(300), unique=True, nullable=False))
+    workspace: str = Field(max_length=100)
+    token_id: str = Field(max_length=100)
+    kind: str = Field(max_length=40)  # bot.domain.misuse.MisuseKind
+    evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    detected_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    status: str = Field(default="open", max_length=20)  # MisuseStatus
+    claimed_by: str | None = Field(default=None, max_length=200)  # the run posting it now
+    claimed_at: datetime | None = _when()
+    channel: str | None = Field(default=None, max_length=30)
+    message_ts: str | None = Field(default=None, max_length=40)
+    posted_at: datetime | None = _when()
+    attempts: int = 0
+    error: str | None = Field(default=None, max_length=2000)
+    acted_by: str | None = Field(default=None, max_length=30)
+    acted_at: datetime | None = _when()

@@ -12,7 +12,7 @@ from bot import clock, db
 from bot.cli import output
 from bot.cli.shared import err, load_or_exit, open_database, out
 from bot.config import Settings
-from bot.services import exports, report
+from bot.services import consumers, exports, report
 
 
 class ReportFormat(StrEnum):
@@ -59,16 +59,21 @@ def _report(
         views = report.token_views(
             session=session, policy=settings.policy, now=now, workspace=workspace, owner=owner
         )
+        used = (
+            consumers.report_field(session=session, workspace=workspace)
+            if format is ReportFormat.json
+            else None
+        )
     if days is not None:
         views = report.due_within(views, now, days)
     views = report.by_nearest_deadline(views)
-    _write_report(views, format, settings, now)
+    _write_report(views, format, settings, now, used)
     return len(views)
 
 
-def _write_report(views: list, format: ReportFormat, settings: Settings, now) -> None:  # noqa: A002
+def _write_report(views: list, format: ReportFormat, settings: Settings, now, used=None) -> None:  # noqa: A002
     if format is ReportFormat.json:
-        sys.stdout.writelines(exports.report_json(views, settings.policy, now))
+        sys.stdout.writelines(exports.report_json(views, settings.policy, now, consumers=used))
     elif format is ReportFormat.csv:
         sys.stdout.write(exports.report_csv(views, settings.policy, now))
     elif views:

@@ -160,12 +160,7 @@ class AuditReader:
 # The token of a session is the one its `tokenLogin` events name, when they name exactly one; every
 # event is grouped with that token (or none) by day, service and action. `{limit}` is the bound
 # plus one (an int of ours, never user input), to tell "exactly the bound" from "more".
-AUDIT_CALLS_SQL = """
-SELECT a.user_identity.email AS identity, t.token_id, a.event_date AS event_day,
-       a.service_name, a.action_name,
-       count(*) AS calls, min(a.event_time) AS first_seen, max(a.event_time) AS last_seen
-FROM system.access.audit AS a
-LEFT JOIN (
+LOGIN_SESSIONS_SQL = """
     SELECT session_id, min(request_params['tokenId']) AS token_id
     FROM system.access.audit
     WHERE workspace_id = :workspace_id AND event_time >= :since
@@ -173,12 +168,19 @@ LEFT JOIN (
       AND request_params['tokenId'] IS NOT NULL AND session_id IS NOT NULL
     GROUP BY session_id
     HAVING count(DISTINCT request_params['tokenId']) = 1
-) AS t ON a.session_id = t.session_id
+"""
+
+AUDIT_CALLS_SQL = """
+SELECT a.user_identity.email AS identity, t.token_id, a.event_date AS event_day,
+       a.service_name, a.action_name,
+       count(*) AS calls, min(a.event_time) AS first_seen, max(a.event_time) AS last_seen
+FROM system.access.audit AS a
+LEFT JOIN ({sessions}) AS t ON a.session_id = t.session_id
 WHERE a.workspace_id = :workspace_id AND a.event_time >= :since
 GROUP BY a.user_identity.email, t.token_id, a.event_date, a.service_name, a.action_name
 ORDER BY event_day, identity, token_id, service_name, action_name
 LIMIT {limit}
-""".strip()
+""".strip().replace("{sessions}", LOGIN_SESSIONS_SQL.strip())
 
 
 def _state(answer: Mapping[str, Any]) -> str | None:

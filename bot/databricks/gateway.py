@@ -21,9 +21,11 @@ from databricks.sdk.errors import DatabricksError, NotFound, ResourceDoesNotExis
 
 from bot.clock import from_http_date, from_ms
 from bot.config import DatabricksConfig, WorkspaceConfig
+from bot.databricks import consumers
 from bot.databricks.audit import AUDIT_MAX_GROUPS, STATEMENT_MAX_WAIT, AuditReader
 from bot.databricks.errors import first_line, translate_errors
 from bot.databricks.records import (
+    AuditConsumers,
     AuditUsage,
     CreatedToken,
     GatewayError,
@@ -230,6 +232,19 @@ class SdkWorkspaceGateway:
         and action (`AuditReader.usage` says how, and which failures it raises)."""
         return self._audit.usage(
             warehouse_id, since, max_wait_seconds=max_wait_seconds, max_groups=max_groups
+        )
+
+    def audit_consumers(
+        self,
+        warehouse_id: str,
+        since: datetime,
+        recent_since: datetime,
+        *,
+        max_wait_seconds: float = STATEMENT_MAX_WAIT,
+    ) -> AuditConsumers:
+        """Who used each token (`bot.databricks.consumers` says how, and what it refuses)."""
+        return consumers.read_consumers(
+            self._audit, warehouse_id, since, recent_since, max_wait_seconds=max_wait_seconds
         )
 
     # clock -------------------------------------------------------------------------------------

@@ -154,3 +154,60 @@ class UsageGateway(Protocol):
         """Read system.access.audit since `since` on the SQL warehouse; GatewayError when the
         warehouse is missing, does not start in time, or the statement fails."""
         ...
+
+
+# --- who uses a token (system.access.audit, bot.databricks.consumers) ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentUse:
+    """Events of a token's login sessions from one user agent and one source address: over the
+    lookback window (`day` None), or on one day of the recent window."""
+
+    token_id: str
+    user_agent: str | None
+    source_ip: str | None
+    calls: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    day: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FailedLogins:
+    """Failed `tokenLogin` events (status 401 or 403) naming one token, on one day, from one
+    source address and user agent."""
+
+    token_id: str
+    day: date | None
+    source_ip: str | None
+    user_agent: str | None
+    failures: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditConsumers:
+    """What a workspace's audit log says about who uses its tokens."""
+
+    workspace_id: str
+    since: datetime  # the lookback window's start
+    recent_since: datetime  # the per-day window's start
+    through: datetime | None  # the newest event in the window (None: the log has none)
+    events: int  # events in the window, all identities
+    uses: tuple[AgentUse, ...]  # per token, agent and address, over the lookback window
+    daily: tuple[AgentUse, ...]  # the same per day, over the recent window
+    failed_logins: tuple[FailedLogins, ...]
+
+
+class ConsumersGateway(Protocol):
+    """What the consumers refresh needs of a workspace gateway (`SdkWorkspaceGateway` has it)."""
+
+    name: str
+
+    def audit_consumers(
+        self, warehouse_id: str, since: datetime, recent_since: datetime, *, max_wait_seconds: float = 600.0
+    ) -> AuditConsumers:
+        """Read who used each token from system.access.audit; GatewayError as `audit_usage`."""
+        ...

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from operator import attrgetter
 from types import MappingProxyType
 
 from bot.domain.deadlines import Deadline, DeadlineKind
 from bot.domain.findings import Finding, FindingResult, find_risks, junk_regex
+from bot.domain.misuse import MisusePolicy
 from bot.domain.shadow import DeniedCall
 from bot.domain.tokens import Exemption, TokenFacts, as_utc, is_observing
 
@@ -54,6 +55,7 @@ class Policy:
     max_gone_fraction: float = 0.2
     rotation_grace_hours: int = 24
     rotation_lifetime_days: int = 90
+    misuse: MisusePolicy = field(default_factory=MisusePolicy)  # `[policy.misuse]`
 
     def __post_init__(self) -> None:
         # TOML arrays arrive as lists: store tuples so the policy stays immutable and hashable.

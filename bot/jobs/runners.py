@@ -183,15 +183,33 @@ def enforcement_job(context: JobContext) -> None:
 
 
 def usage_job(context: JobContext) -> None:
-    """Observed API usage from the audit log (workspaces with `audit_warehouse_id`), daily."""
-    from bot.services import usage
+    """Observed API usage, who uses each token and misuse findings, from the audit log
+    (workspaces with `audit_warehouse_id`), daily."""
+    from bot.services import audit_read
 
-    results = usage.refresh_usage(
+    results = audit_read.refresh_all(
         engine=context.engine, settings=context.settings, gateway_for=context.gateway_for, now=context.now()
     )
+    post_misuse_findings(context)
     failed = [r for r in results if not r.ok]
     if failed:  # counted as a failed run; the other workspaces were refreshed
         raise RuntimeError("usage refresh failed for " + ", ".join(r.workspace for r in failed))
+
+
+def post_misuse_findings(context: JobContext) -> int:
+    """The misuse findings recorded and not posted yet, to the admins channel (each once);
+    returns how many were posted."""
+    from bot.services import misuse
+    from bot.slack.misuse import SlackMisuseNotifier
+
+    channel = context.settings.slack.admin_channel
+    if not channel or context.client is None:
+        return 0
+    notifier = SlackMisuseNotifier(context.client)
+    posted = misuse.post_pending(engine=context.engine, notifier=notifier, channel=channel, now=context.now())
+    if posted.posted or posted.failed:
+        logger.info("misuse findings: %s posted, %s failed", posted.posted, posted.failed)
+    return posted.posted
 
 
 def rotations_pass(context: JobContext) -> list[decisions.Outcome]:

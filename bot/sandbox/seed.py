@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot.sandbox.databricks import DatabricksSandbox
+from bot.sandbox.databricks import DatabricksSandbox, audit_rows
 from bot.sandbox.slack import SlackSandbox
 
 RUNNING = "AUTOSCOPE_STATE_RUNNING"
@@ -259,8 +259,49 @@ def seed(prod: DatabricksSandbox, analytics: DatabricksSandbox, slack: SlackSand
         rows += _token_use(now - n * day, rare_job, "priya@acme.example", "databrickssql", "executeStatement")
     rows += _token_use(now - 80 * day, rare_job, "priya@acme.example", "jobs", "runNow")
     prod.add_audit_rows(rows)
+    prod.add_audit_rows(_consumers(seeded, now))
     prod.add_warehouse("demo-warehouse")
     return seeded
+
+
+def _consumers(seeded: Seeded, now: datetime) -> list[dict]:
+    """Who uses two prod tokens, through their login sessions: Marco's dashboard token is Power BI's
+    (refreshes from Microsoft's service addresses every few hours), and Sam's ingest token, used by
+    the Python SDK from the office network for weeks, shows up today from a network never seen."""
+    rows: list[dict] = []
+    power_bi, marco = seeded.token("observed_12"), "marco@acme.example"
+    for hours in range(6, 18 * 24, 6):
+        ip = f"20.190.{128 + hours % 3}.{10 + hours % 50}"
+        rows += audit_rows.use(
+            now - timedelta(hours=hours),
+            power_bi,
+            marco,
+            "databrickssql",
+            "executeStatement",
+            agent=audit_rows.USER_AGENTS["power_bi"],
+            ip=ip,
+        )
+    ingest, sam = seeded.token("expiring"), "sam@acme.example"
+    for day in range(1, 60):
+        rows += audit_rows.use(
+            now - timedelta(days=day, hours=2),
+            ingest,
+            sam,
+            "databrickssql",
+            "executeStatement",
+            agent=audit_rows.USER_AGENTS["sdk_python"],
+            ip=f"10.20.30.{day}",
+        )
+    rows += audit_rows.use(
+        now - timedelta(hours=3),
+        ingest,
+        sam,
+        "databrickssql",
+        "executeStatement",
+        agent=audit_rows.USER_AGENTS["sdk_python"],
+        ip="185.220.101.47",
+    )
+    return rows
 
 
 def _audit(when: datetime, service: str, action: str, email: str) -> dict:

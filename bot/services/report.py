@@ -17,6 +17,7 @@ from sqlalchemy import and_, select, type_coerce
 from sqlalchemy.types import NullType
 from sqlmodel import Session
 
+from bot.domain.clients import TokenConsumers
 from bot.domain.deadlines import DeadlineKind
 from bot.domain.ladder import current_step
 from bot.domain.policy import Evaluation, Policy, evaluate
@@ -24,7 +25,7 @@ from bot.domain.shadow import Shadow
 from bot.domain.tokens import Exemption, TokenFacts
 from bot.models import Exemption as ExemptionRow
 from bot.models import Principal, Token, UTCDateTime, Workspace
-from bot.services import shadow, usage
+from bot.services import consumers, shadow, usage
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -50,6 +51,7 @@ class TokenView:
     autoscope_state: str | None
     evaluation: Evaluation
     shadow: Shadow | None = None  # in observation: what narrowing would deny (bot/services/shadow.py)
+    consumers: TokenConsumers | None = None  # who uses it: loaded for a few tokens (token_pks)
 
     def nearest_due(self) -> datetime | None:
         deadline = self.evaluation.next_deadline
@@ -127,6 +129,8 @@ def token_views(
         shadow.annotate(session=session, views=views, policy=policy, now=now)
         if used:  # the audit log shows usage: add rare_api to the few tokens it concerns
             _add_rare_scopes(views, used, policy, now)
+    if token_pks is not None:  # a message's, a click's or a command's few tokens: who uses them
+        consumers.attach(session=session, views=views, now=now)
     if owner:
         wanted = owner.lower()
         views = [

@@ -97,6 +97,8 @@ class UsageResult:
     unmatched_calls: int = 0  # calls by identities that own no known token here
     unmapped_services: dict[str, int] = field(default_factory=dict)  # service -> calls, no scope known
     seconds: float = 0.0
+    consumers: int = 0  # tokenconsumer rows written (`audit_read.refresh_all`)
+    misuse_findings: int = 0  # new misuse findings recorded
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -26,6 +26,8 @@ class Action(StrEnum):
     ASSIGN_OWNER = "token_assign_owner"
     NEXT_PAGE = "tokens_next_page"  # the pager of a long /tokens answer
     PREVIOUS_PAGE = "tokens_previous_page"
+    MISUSE_ACKNOWLEDGE = "misuse_acknowledge"  # a misuse finding in the admins channel
+    MISUSE_REVOKE = "misuse_revoke"
 
 
 class Subcommand(StrEnum):

@@ -30,6 +30,7 @@ CONTRACT_KEYS = {
     "deadlines",
     "findings",
     "shadow",  # what narrowing would deny, for a token in observation (else null)
+    "consumers",
 }
 
 

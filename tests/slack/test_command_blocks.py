@@ -93,7 +93,7 @@ def test_user_text_never_becomes_markup():
         commands.stale([hostile], 1, NOW + timedelta(days=400), Page(1, "stale 1")),
         commands.upcoming([(deadline, hostile)], 14, "prod", "UTC", NOW, Page(1, "upcoming 14 prod")),
         commands.show(hostile, [], None, "UTC", NOW, Page(1, "show prod/x")),
-        commands.revoke_confirmation(hostile, HOSTILE, "t1"),
+        commands.revoke_confirmation(hostile, HOSTILE, "t1", NOW),
         answers.refusal(f"{answers.echo(HOSTILE)} is not a token id.", []),
         commands.outcome(f"<@U0ADA> now owns token x ({HOSTILE})"),
     ]

@@ -141,7 +141,7 @@ EMAIL = "quinn@example.com"
 QUARTERLY = "tok-quarterly"
 
 
-def quarterly_world(tmp_path, monkeypatch, database_url):
+def quarterly_world(tmp_path, monkeypatch, database_url, policy=None):
     """prod reads its audit log on a warehouse; auto-scoping reached prod 25 days ago, so Quinn's
     200-day-old token is 5 days from enforcement and auto-scoping saw only its last 25 days.
     Returns (world, stack) as `tests.world.make_world` does."""
@@ -149,9 +149,8 @@ def quarterly_world(tmp_path, monkeypatch, database_url):
     from tests.support.world import POLICY, make_world
 
     rollout = (clock.now() - timedelta(days=25)).date().isoformat()
-    world, stack = make_world(
-        tmp_path, monkeypatch, database_url, policy=POLICY + f"autoscope_rollout_date = {rollout}\n"
-    )
+    policy = policy or POLICY + f"autoscope_rollout_date = {rollout}\n"
+    world, stack = make_world(tmp_path, monkeypatch, database_url, policy=policy)
     with_audit_warehouse(world.org.config_path, "prod")
     prod = world.org["prod"]
     prod.add_warehouse(WAREHOUSE)
@@ -173,13 +172,26 @@ def quarterly_world(tmp_path, monkeypatch, database_url):
 
 
 def refresh_usage(world, **options):
-    """`usage.refresh_usage` as the daily job calls it; results by workspace."""
-    from bot import clock
-    from bot.databricks.gateway import gateway_factory
+    """`usage.refresh_usage`; results by workspace."""
     from bot.services import usage
 
+    return _refreshed(world, usage.refresh_usage, options)
+
+
+def refresh_audit(world, **options):
+    """The whole audit read, as `tokenbot usage refresh` and the daily job run it: API usage, who
+    uses each token, misuse findings recorded; results by workspace."""
+    from bot.services import audit_read
+
+    return _refreshed(world, audit_read.refresh_all, options)
+
+
+def _refreshed(world, refresh, options):
+    from bot import clock
+    from bot.databricks.gateway import gateway_factory
+
     settings = world.settings
-    results = usage.refresh_usage(
+    results = refresh(
         engine=world.engine,
         settings=settings,
         gateway_for=gateway_factory(settings.workspaces, settings.databricks),

@@ -12,7 +12,7 @@ from alembic import op
 import bot.models
 
 revision = "0010_shadow_calls"
-down_revision = "0006"
+down_revision = "0009_token_consumers"
 branch_labels = None
 depends_on = None
 

@@ -18,12 +18,13 @@ from sqlalchemy import select
 
 from bot import clock, db
 from bot.models import Exemption
+from bot.sandbox.demo.consumers import ConsumersStory
 from bot.sandbox.demo.stage import DemoStage
 from bot.sandbox.demo.transcript import Verdict, as_shown, delivered, print_decision_log, print_verdicts
 from bot.sandbox.seed import ADMIN, ADMIN_CHANNEL, DIGEST_CHANNEL, SECRET_KEY, SECRET_SCOPE
 
 
-class Demo(DemoStage):
+class Demo(DemoStage, ConsumersStory):
     """Sandboxes, seed, bot; then the story, step by step."""
 
     # the story ------------------------------------------------------------------------------------
@@ -41,6 +42,7 @@ class Demo(DemoStage):
             ("A forged request is rejected", self.forged_request),
             ("/tokens upcoming, as an admin", self.tokens_upcoming),
             ("The channel digest", self.digest),
+            ("Who uses a token, and one used from a new network", self.consumers_and_misuse),
         ]
         for title, step in steps:
             self.console.rule(f"[bold]{title}")
@@ -57,13 +59,13 @@ class Demo(DemoStage):
         return all(v.ok for v in self.verdicts)
 
     def sync(self) -> Verdict:
-        from bot.services import usage
+        from bot.services import audit_read
         from bot.services.inventory import sync_line
 
         results = self.deps.run_sync()
         for result in results:
             self.console.print("  " + escape(sync_line(result)), highlight=False)
-        refreshed = usage.refresh_usage(
+        refreshed = audit_read.refresh_all(
             engine=self.engine, settings=self.settings, gateway_for=self.deps.gateway_for, now=clock.now()
         )
         self.console.print(f"  audit usage refreshed for {sum(1 for r in refreshed if r.ok)} workspace(s)")

@@ -18,7 +18,7 @@ from bot.domain.deadlines import DEADLINE_LABELS, Deadline, DeadlineKind
 from bot.domain.findings import FINDING_LABELS
 from bot.domain.policy import Policy
 from bot.services.vocabulary import MatchReason
-from bot.slack.blocks import fit, shadow
+from bot.slack.blocks import consumers, fit, shadow
 from bot.slack.blocks.answers import (
     SLACK_USER,
     Answer,
@@ -234,6 +234,7 @@ def show(
     denied = shadow.show_lines(view)
     if denied is not None:
         entries += line_sections(denied[1], denied[0])
+    entries += line_sections(consumers.show_lines(view.consumers, tz), "Used by")
     lines = [decision_line(entry, tz, with_token=False) for entry in history]
     entries += line_sections(lines or ["_no decision yet_"], f"Decisions ({len(history)}, newest first)")
     return paged(title, entries, page, f"Token {short_id(view.token_id)} in {view.workspace}")
@@ -257,12 +258,14 @@ def _quoted(reason: str, limit: int = 240) -> str:
     return quote(reason)
 
 
-def revoke_confirmation(view: TokenView, reason: str, reference: str) -> Answer:
+def revoke_confirmation(view: TokenView, reason: str, reference: str, now: datetime) -> Answer:
     """What will be revoked, and the button (with Slack's own "are you sure?") that does it."""
+    used = consumers.revoke_warning(view.consumers, now, view.last_used_on)
     text = (
         f"Revoke {token_ref(view)} ({comment_text(view)}), owned by {owner_text(view)}?\n"
         f"Reason: “{escape(clip(reason, 300))}”\n"
-        "Jobs that use it fail at once. Nothing happens until you press *Revoke*."
+        + (f"{used}\n" if used else "")
+        + "Jobs that use it fail at once. Nothing happens until you press *Revoke*."
     )
     button = ButtonElement(
         text="Revoke",
@@ -271,8 +274,11 @@ def revoke_confirmation(view: TokenView, reason: str, reference: str) -> Answer:
         style="danger",
         confirm=ConfirmObject(
             title="Revoke this token?",
-            text=f"Token {short_id(view.token_id)} in {clip(view.workspace, 100)} stops working at once. "
-            "Jobs that use it will fail.",
+            text=fit.fit(
+                f"Token {short_id(view.token_id)} in {clip(view.workspace, 100)} stops working at "
+                f"once. Jobs that use it will fail. {used}",
+                fit.CONFIRM_TEXT,
+            ),
             confirm="Revoke",
             deny="Keep it",
             style="danger",

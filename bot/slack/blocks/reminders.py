@@ -22,7 +22,7 @@ from slack_sdk.models.blocks import (
 
 from bot.domain.deadlines import DEADLINE_LABELS, DeadlineKind
 from bot.domain.findings import FINDING_LABELS, Finding
-from bot.slack.blocks import fit, shadow
+from bot.slack.blocks import consumers, fit, shadow
 from bot.slack.blocks.budget import MESSAGE_BLOCKS, Budget
 from bot.slack.blocks.fit import clip, context, header, section
 from bot.slack.blocks.text import code, escape, local_day, local_time, relative, scopes_text, short_id
@@ -99,10 +99,11 @@ def findings_context(item: ReminderItem) -> ContextBlock | None:
     return context(text)
 
 
-def token_actions(item: ReminderItem) -> ActionsBlock:
+def token_actions(item: ReminderItem, now: datetime | None = None) -> ActionsBlock:
     """The decision buttons; each carries only the opaque reference, resolved server-side."""
     value = item.reference
     kind = item.deadline.kind
+    used = consumers.revoke_warning(item.view.consumers, now, item.view.last_used_on) if now else ""
     buttons = []
     if kind is DeadlineKind.AUTOSCOPE_ENFORCEMENT:
         buttons.append(
@@ -123,7 +124,7 @@ def token_actions(item: ReminderItem) -> ActionsBlock:
                 title="Revoke this token?",
                 text=fit.fit(
                     f"Token {short_id(item.view.token_id)} in {item.view.workspace} stops working at once. "
-                    "Jobs that use it will fail.",
+                    "Jobs that use it will fail. " + used,
                     fit.CONFIRM_TEXT,
                 ),
                 confirm="Revoke",
@@ -149,10 +150,12 @@ def token_blocks(
     evidence = shadow.reminder_context(item.view)
     if evidence is not None:
         blocks.append(evidence)
+    if (used_by := consumers.used_by_block(item.view.consumers, tz, now, item.view.last_used_on)) is not None:
+        blocks.append(used_by)
     if decided is not None:
         blocks.append(context(decided.text, block_id=f"decided:{item.reference}"))
     if decided is None or decided.keep_buttons:
-        blocks.append(token_actions(item))
+        blocks.append(token_actions(item, now))
     return blocks
 
 

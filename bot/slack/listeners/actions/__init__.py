@@ -20,6 +20,7 @@ from bot.slack.listeners.actions import (
     deny,
     extend,
     looks_fine,
+    misuse,
     not_mine,
     restore_scopes,
     retry,
@@ -48,6 +49,8 @@ REQUESTS = {
 HANDLERS = {
     Action.RETRY: retry.handle,
     Action.ASSIGN_OWNER: assign_owner.handle,
+    Action.MISUSE_ACKNOWLEDGE: misuse.acknowledge,
+    Action.MISUSE_REVOKE: misuse.revoke,
 }
 
 

@@ -35,6 +35,8 @@ def handler(deps: Deps):
                 )
             )
             return
-        request.reply(commands.revoke_confirmation(views[0], reason, references.for_token(token.id)))
+        request.reply(
+            commands.revoke_confirmation(views[0], reason, references.for_token(token.id), deps.now())
+        )
 
     return handle
