@@ -13,7 +13,7 @@ from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _json_str  # what json.dumps writes a string as
 from typing import Any
 
-from sqlalchemy import and_, select, type_coerce
+from sqlalchemy import and_, func, select, type_coerce
 from sqlalchemy.types import NullType
 from sqlmodel import Session
 
@@ -98,32 +98,19 @@ def token_views(
     include_gone: bool = False,
 ) -> list[TokenView]:
     """Every live token (optionally one workspace's, one owner's, or the given ones), evaluated.
-    `include_gone` adds revoked and expired ones (to show a decision about a token now gone)."""
-    query = (
-        select(*_COLUMNS)
-        .join(Workspace, Workspace.name == Token.workspace)
-        .outerjoin(
-            Principal, and_(Principal.workspace == Token.workspace, Principal.principal_id == Token.owner_id)
-        )
-    )
-    if not include_gone:
-        query = query.where(Token.gone_at.is_(None))
-    if workspace:
-        query = query.where(Token.workspace == workspace)
-    if token_pks is not None:
-        token_pks = list(token_pks)
-        query = query.where(Token.id.in_(token_pks))
-        # The usage of one workspace is all a click's few tokens need (the index is per workspace).
-        workspace = workspace or _only_workspace(session, token_pks)
-    exemptions = _active_exemptions(session, now)  # an ORM query: it flushes the session first
-    used = usage.load_index(session=session, policy=policy, now=now, workspace=workspace)
-    decoder = _Decoder()
+    `include_gone` adds revoked and expired ones (to show a decision about a token now gone).
+    For a whole estate, `iter_views` reads the same views without holding them all."""
     with without_gc():
-        # Through the session's connection: plain rows, fetched as they are used.
-        rows = session.connection().execute(query)
-        views = [_view(row, exemptions, decoder, policy, now) for row in rows]
-        if used:  # the audit log shows usage: add rare_api to the few tokens it concerns
-            _add_rare_scopes(views, used, policy, now)
+        views = list(
+            iter_views(
+                session=session,
+                policy=policy,
+                now=now,
+                workspace=workspace,
+                token_pks=token_pks,
+                include_gone=include_gone,
+            )
+        )
     if owner:
         wanted = owner.lower()
         views = [
@@ -135,19 +122,75 @@ def token_views(
     return views
 
 
+def iter_views(
+    *,
+    session: Session,
+    policy: Policy,
+    now: datetime,
+    workspace: str | None = None,
+    token_pks: Iterable[int] | None = None,
+    include_gone: bool = False,
+    where: Sequence[Any] = (),
+    order_by: Sequence[Any] = (),
+    limit: int | None = None,
+) -> Iterator[TokenView]:
+    """The views of `token_views`, narrowed by `where` (clauses on Token, Principal, Workspace)
+    and ordered in SQL, read in batches and evaluated one by one as the caller takes them: a
+    caller that keeps only what it shows holds a few hundred views, not the estate."""
+    query = select(*_COLUMNS).select_from(_JOINED)
+    if not include_gone:
+        query = query.where(Token.gone_at.is_(None))
+    if workspace:
+        query = query.where(Token.workspace == workspace)
+    if token_pks is not None:
+        token_pks = list(token_pks)
+        query = query.where(Token.id.in_(token_pks))
+        # The usage of one workspace is all a click's few tokens need (the index is per workspace).
+        workspace = workspace or _only_workspace(session, token_pks)
+    query = query.where(*where).order_by(*order_by).limit(limit)
+    exemptions = _active_exemptions(session, now)  # an ORM query: it flushes the session first
+    used = usage.load_index(session=session, policy=policy, now=now, workspace=workspace)
+    decoder = _Decoder()
+    # Through the session's connection: plain rows, fetched in batches as they are used (a
+    # server-side cursor on PostgreSQL, SQLite's own stepping).
+    rows = session.connection().execute(query.execution_options(stream_results=True, yield_per=BATCH))
+    for row in rows:
+        view = _view(row, exemptions, decoder, policy, now)
+        if used:  # the audit log shows usage: add rare_api to the few tokens it concerns
+            rare = used.rare_for(view.evaluation.token, view.owner_id)
+            if rare:
+                view.evaluation = evaluate(view.evaluation.token, policy, now, rare)
+        yield view
+
+
+BATCH = 2000  # rows fetched at a time by iter_views
+
+_JOINED = (
+    Token.__table__.join(Workspace.__table__, Workspace.name == Token.workspace).outerjoin(
+        Principal.__table__,
+        and_(Principal.workspace == Token.workspace, Principal.principal_id == Token.owner_id),
+    )
+)
+
+
+def count_tokens(
+    *, session: Session, where: Sequence[Any] = (), workspace: str | None = None, include_gone: bool = False
+) -> int:
+    """How many tokens `iter_views` with the same arguments would read: one SQL count."""
+    query = select(func.count()).select_from(_JOINED)
+    if not include_gone:
+        query = query.where(Token.gone_at.is_(None))
+    if workspace:
+        query = query.where(Token.workspace == workspace)
+    return session.execute(query.where(*where)).scalar_one()
+
+
 def _only_workspace(session: Session, token_pks: list[int]) -> str | None:
     """The one workspace these tokens are in, or None when they are in several."""
     if not token_pks or len(token_pks) > 900:
         return None
     found = session.execute(select(Token.workspace).where(Token.id.in_(token_pks)).distinct()).scalars().all()
     return found[0] if len(found) == 1 else None
-
-
-def _add_rare_scopes(views: list[TokenView], used: usage.UsageIndex, policy: Policy, now: datetime) -> None:
-    for view in views:
-        rare = used.rare_for(view.evaluation.token, view.owner_id)
-        if rare:
-            view.evaluation = evaluate(view.evaluation.token, policy, now, rare)
 
 
 @contextmanager
@@ -295,14 +338,15 @@ def due_within(views: Sequence[TokenView], now: datetime, days: int) -> list[Tok
     return [v for v in views if (due := v.nearest_due()) is not None and due <= horizon]
 
 
+def nearest_key(view: TokenView) -> tuple[bool, datetime, str, str]:
+    """Nearest (or most overdue) first; tokens with no deadline last."""
+    deadlines = view.evaluation.deadlines  # what nearest_due() reads, without two calls per token
+    return (not deadlines, deadlines[0].due_at if deadlines else _EPOCH, view.workspace, view.token_id)
+
+
 def by_nearest_deadline(views: Iterable[TokenView]) -> list[TokenView]:
     """Nearest (or most overdue) first; tokens with no deadline last."""
-
-    def key(view: TokenView) -> tuple[bool, datetime, str, str]:
-        deadlines = view.evaluation.deadlines  # what nearest_due() reads, without two calls per token
-        return (not deadlines, deadlines[0].due_at if deadlines else _EPOCH, view.workspace, view.token_id)
-
-    return sorted(views, key=key)
+    return sorted(views, key=nearest_key)
 
 
 def iso(moment: datetime | None) -> str | None:

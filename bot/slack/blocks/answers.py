@@ -149,15 +149,25 @@ def _split_pages(title: list[Block], entries: Sequence[list[Block]]) -> list[lis
     return pages
 
 
-def paged(title: list[Block], entries: Sequence[list[Block]], page: Page, text: str) -> Answer:
+def paged(
+    title: list[Block],
+    entries: Sequence[list[Block]],
+    page: Page,
+    text: str,
+    *,
+    more: tuple[int, int] = (0, 0),
+) -> Answer:
     """The title, then the entries of the requested page (the last one if it is past the end),
     then where this page is and the buttons to the others. A page holds at most `PAGE_BLOCKS`
-    blocks and one message's worth of text."""
+    blocks and one message's worth of text. `more` = (rows in the entries, rows not in them):
+    a long list read only up to the page asked for, whose page count is then an estimate."""
     pages = _split_pages(title, entries)
     number = min(max(page.number, 1), len(pages))
     built = list(title) + [block for entry in pages[number - 1] for block in entry]
+    given, left = more
     if len(pages) > 1:
-        built.append(_context(f"Page {number} of {len(pages)}"))
+        count = f"about {-(-len(pages) * (given + left) // given):,}" if left and given else str(len(pages))
+        built.append(_context(f"Page {number} of {count}"))
         buttons = []
         if number > 1 and len(pager_value(number - 1, page.command)) <= BUTTON_VALUE_LIMIT:
             buttons.append(
@@ -175,7 +185,7 @@ def paged(title: list[Block], entries: Sequence[list[Block]], page: Page, text: 
             )
         if buttons:
             built.append(ActionsBlock(block_id="pager", elements=buttons))
-        text += f" (page {number} of {len(pages)})"
+        text += f" (page {number} of {count})"
     return Answer(text, built)
 
 
