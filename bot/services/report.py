@@ -112,14 +112,18 @@ def token_views(
             )
         )
     if owner:
-        wanted = owner.lower()
-        views = [
-            v
-            for v in views
-            if wanted
-            in {(v.owner or "").lower(), (v.owner_id or "").lower(), (v.owner_slack_id or "").lower()}
-        ]
+        views = [view for view in views if owned_by(view, owner)]
     return views
+
+
+def owned_by(view: TokenView, owner: str) -> bool:
+    """The owner named by email, application id, Databricks id or Slack id, case aside."""
+    wanted = owner.lower()
+    return wanted in {
+        (view.owner or "").lower(),
+        (view.owner_id or "").lower(),
+        (view.owner_slack_id or "").lower(),
+    }
 
 
 def iter_views(
