@@ -62,7 +62,7 @@ def _report(
     policy = settings.policy
     shown = 0
     with db.session_scope(engine) as session:
-        where = [windows.may_be_due_by(policy, now, now + timedelta(days=days))] if days is not None else []
+        where = [windows.due_by(policy, now, now + timedelta(days=days))] if days is not None else []
         views = report.iter_views(
             session=session,
             policy=policy,

@@ -15,17 +15,17 @@ import heapq
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, false, func, literal, or_
+from sqlalchemy import and_, case, exists, false, func, literal, or_, select
 from sqlmodel import Session
 
 from bot.domain.deadlines import Deadline, DeadlineKind
 from bot.domain.findings import FINDING_SEVERITY
 from bot.domain.policy import Policy
-from bot.domain.tokens import AUTOSCOPE_RUNNING
-from bot.models import Token, UTCDateTime
+from bot.domain.tokens import AUTOSCOPE_RUNNING, KNOWN_AUTOSCOPE_STATES
+from bot.models import Exemption, Token, UTCDateTime
 from bot.services import report
 from bot.services.report import TokenView
 
@@ -59,23 +59,72 @@ def func_coalesce(*columns: Any) -> Any:
     return func.coalesce(*columns, type_=UTCDateTime)
 
 
-def may_be_due_by(policy: Policy, now: datetime, horizon: datetime) -> Any:
-    """True for every live token that has a deadline due at or before `horizon` (and a few that
-    have not). Each rule of `evaluate` has its test: an exemption only moves the organisation's
-    deadline later, and auto-scoping starts no earlier than the token's creation (the rollout
-    date only moves it later), so the tests are on dates that bound each deadline from below."""
-    tests = [Token.expires_at <= _moment(horizon), Token.enforcement_at <= _moment(horizon)]
+def observation_start(policy: Policy, now: datetime) -> Any:
+    """When auto-scoping's watch of a token started (policy._autoscope_deadline): the stored
+    start, else the rollout date for a token created before it, else the creation."""
+    begun = created(now)
+    if policy.autoscope_rollout_date is not None:
+        rollout = _moment(datetime.combine(policy.autoscope_rollout_date, time(), UTC))
+        begun = case((begun < rollout, rollout), else_=begun)
+    return func_coalesce(Token.observation_started_at, begun)
+
+
+def _org_exempt(now: datetime, after: datetime | None = None) -> Any:
+    """The token has an approved, running exemption from the organisation's rule (ending after
+    `after` when given): `report._active_exemptions`, as `policy._exempt_until` reads them."""
+    test = [
+        Exemption.token_pk == Token.id,
+        Exemption.deadline_kind == DeadlineKind.ORG_POLICY.value,
+        Exemption.approved_by.is_not(None),
+        Exemption.until > _moment(now),
+    ]
+    if after is not None:
+        test.append(Exemption.until > _moment(after))
+    return exists().where(*test)
+
+
+def due_tests(policy: Policy, now: datetime, horizon: datetime) -> dict[DeadlineKind, Any]:
+    """For each kind of deadline the rules give, the SQL test "the token has one due at or before
+    `horizon`": `policy.evaluate` on the stored dates. Every deadline is a stored date plus a
+    number of days, so each test compares that date with the horizon minus the days."""
     idle = idle_since(now)
+    tests: dict[DeadlineKind, Any] = {}
+    tests[DeadlineKind.AUTOSCOPE_ENFORCEMENT] = or_(*_autoscope_tests(policy, now, horizon))
+    tests[DeadlineKind.EXPIRY] = Token.expires_at <= _moment(horizon)
     if policy.inactivity_revocation_days > 0:
-        tests.append(_before(idle, horizon, policy.inactivity_revocation_days))
+        tests[DeadlineKind.INACTIVITY_REVOCATION] = _before(idle, horizon, policy.inactivity_revocation_days)
+    org = []
     if policy.org_max_inactive_days > 0:
-        tests.append(_before(idle, horizon, policy.org_max_inactive_days))
+        org.append(_before(idle, horizon, policy.org_max_inactive_days))
     if policy.org_max_lifetime_days > 0:
-        tests.append(_before(created(now), horizon, policy.org_max_lifetime_days))
-    start = func_coalesce(Token.observation_started_at, Token.created_at, Token.first_seen_at, _moment(now))
-    observed = _before(start, horizon, policy.autoscope_observation_days)
-    tests.append(and_(Token.autoscope_state == AUTOSCOPE_RUNNING, observed))
-    return or_(*tests)
+        org.append(_before(created(now), horizon, policy.org_max_lifetime_days))
+    if org:
+        # An exemption moves the deadline to its end: due by the horizon unless one ends later.
+        tests[DeadlineKind.ORG_POLICY] = and_(or_(*org), ~_org_exempt(now, after=horizon))
+    return tests
+
+
+def _autoscope_tests(policy: Policy, now: datetime, horizon: datetime) -> tuple[Any, Any]:
+    """While auto-scoping observes the token (`tokens.is_observing`): the enforcement Databricks
+    announced, or else the observation start plus the observation days, due by `horizon`."""
+    observing_states = or_(
+        Token.autoscope_state.is_(None), Token.autoscope_state.not_in(sorted(KNOWN_AUTOSCOPE_STATES))
+    )
+    announced = and_(
+        Token.enforcement_at <= _moment(horizon),
+        or_(Token.autoscope_state == AUTOSCOPE_RUNNING, observing_states),
+    )
+    derived = and_(
+        Token.enforcement_at.is_(None),
+        Token.autoscope_state == AUTOSCOPE_RUNNING,
+        _before(observation_start(policy, now), horizon, policy.autoscope_observation_days),
+    )
+    return announced, derived
+
+
+def due_by(policy: Policy, now: datetime, horizon: datetime) -> Any:
+    """The token has a deadline due at or before `horizon`."""
+    return or_(*due_tests(policy, now, horizon).values())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,39 +185,72 @@ def upcoming(
     days: int,
     keep: int,
     workspace: str | None = None,
-    where: Iterable[Any] = (),
 ) -> Upcoming:
+    """Counted in SQL; the first `keep` deadlines found by evaluating a few candidates only.
+
+    Each deadline grows with one stored date (the expiry itself; the last use or creation plus the
+    inactivity days; the creation plus the lifetime; the announced enforcement, or the observation
+    start plus its days). So the first `keep` deadlines of the estate are among the first `keep`
+    tokens in the order of each of those dates (ties in workspace and id order, as the answer
+    sorts them). Tokens with an exemption from the organisation's rule are the one exception
+    (their deadline is the exemption's end): they are always candidates. The candidates, at most
+    `keep` per date and those, are evaluated.
+    """
     horizon = now + timedelta(days=days)
+    live = [Token.gone_at.is_(None)] + ([Token.workspace == workspace] if workspace else [])
+    tests = due_tests(policy, now, horizon)
+    by_now = due_tests(policy, now, now)
     found = Upcoming()
-    candidates = report.iter_views(
-        session=session,
-        policy=policy,
-        now=now,
-        workspace=workspace,
-        where=[may_be_due_by(policy, now, horizon), *where],
-    )
+    counted = session.execute(
+        select(
+            *[func.count(case((test, 1))) for test in tests.values()],
+            func.count(case((or_(*tests.values()), 1))),
+            *[func.count(case((test, 1))) for test in by_now.values()],
+        ).where(*live)
+    ).one()
+    due_counts = dict(zip(tests, counted[: len(tests)], strict=True))
+    found.tokens = counted[len(tests)]
+    found.overdue = sum(counted[len(tests) + 1 :])
+    if keep <= 0 or not found.tokens:
+        found.counts = {kind: n for kind, n in due_counts.items() if n}
+        return found
 
-    first_of_kind: dict[DeadlineKind, tuple[datetime, str, str, int]] = {}
+    idle = idle_since(now)
+    announced, derived = _autoscope_tests(policy, now, horizon)
+    orders = [
+        (tests[DeadlineKind.EXPIRY], Token.expires_at),
+        (announced, Token.enforcement_at),
+        (derived, observation_start(policy, now)),
+    ]
+    if DeadlineKind.INACTIVITY_REVOCATION in tests:
+        orders.append((tests[DeadlineKind.INACTIVITY_REVOCATION], idle))
+    if DeadlineKind.ORG_POLICY in tests:
+        unexempt = and_(tests[DeadlineKind.ORG_POLICY], ~_org_exempt(now))
+        orders += [(unexempt, idle), (unexempt, created(now))]
+    candidates: set[int] = set()
+    tie = by_text(session, Token.workspace, Token.token_id)
+    for test, date in orders:
+        query = select(Token.id).where(*live, test).order_by(date, *tie).limit(keep)
+        candidates.update(session.execute(query).scalars())
+    exempt = select(Token.id).where(*live, _org_exempt(now))
+    candidates.update(session.execute(exempt).scalars())
 
-    def rows() -> Iterator[tuple[tuple[datetime, str, str], Deadline, TokenView]]:
-        for view in candidates:
-            due = view.evaluation.due_within(now, days)
-            if due:
-                found.tokens += 1
-            for index, deadline in enumerate(due):
-                kind = deadline.kind
-                found.counts[kind] = found.counts.get(kind, 0) + 1
-                found.overdue += deadline.due_at <= now
-                key = (deadline.due_at, view.workspace, view.token_id)
-                if kind not in first_of_kind or (*key, index) < first_of_kind[kind]:
-                    first_of_kind[kind] = (*key, index)
-                yield key, deadline, view
-
-    # Deadlines with equal keys are of one token: its own order (evaluate's) breaks the tie.
-    first = smallest(rows(), keep)
-    found.first = [(deadline, view) for _, deadline, view in first]
-    # Kinds in the order the nearest of each comes, as a list of all of them would show them.
-    found.counts = {kind: found.counts[kind] for kind in sorted(first_of_kind, key=first_of_kind.__getitem__)}
+    rows = []
+    for view in report.iter_views(
+        session=session, policy=policy, now=now, workspace=workspace, token_pks=candidates
+    ):
+        rows += [
+            ((deadline.due_at, view.workspace, view.token_id), deadline, view)
+            for deadline in view.evaluation.due_within(now, days)
+        ]
+    rows.sort(key=lambda row: row[0])  # stable: one token's own deadlines keep evaluate's order
+    found.first = [(deadline, view) for _, deadline, view in rows[:keep]]
+    # Kinds in the order the nearest of each comes (each kind's nearest is a candidate).
+    order: list[DeadlineKind] = []
+    for _, deadline, _ in rows:
+        if deadline.kind not in order:
+            order.append(deadline.kind)
+    found.counts = {kind: due_counts[kind] for kind in order if due_counts.get(kind)}
     return found
 
 
