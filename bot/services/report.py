@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _json_str  # what json.dumps writes a string as
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import and_, func, select, type_coerce
@@ -18,14 +19,16 @@ from sqlalchemy.types import NullType
 from sqlmodel import Session
 
 from bot.domain.deadlines import DeadlineKind
+from bot.domain.findings import FindingResult, find_risks, junk_regex
 from bot.domain.ladder import current_step
 from bot.domain.policy import Evaluation, Policy, evaluate
-from bot.domain.tokens import Exemption, TokenFacts
+from bot.domain.tokens import Exemption, TokenFacts, is_observing
 from bot.models import Exemption as ExemptionRow
 from bot.models import Principal, Token, UTCDateTime, Workspace
 from bot.services import usage
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NO_RARE_SCOPES: Mapping[str, date] = MappingProxyType({})
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass pays a setattr per field, 100,000 times
@@ -152,6 +155,34 @@ def iter_views(
         # The usage of one workspace is all a click's few tokens need (the index is per workspace).
         workspace = workspace or _only_workspace(session, token_pks)
     query = query.where(*where).order_by(*order_by).limit(limit)
+    return _read(session, query, policy, now, workspace, evaluate)
+
+
+def iter_findings(
+    *, session: Session, policy: Policy, now: datetime
+) -> Iterator[tuple[int, str, str, tuple[FindingResult, ...]]]:
+    """(pk, workspace, token id, findings) of every live token: what `evaluate` finds, without
+    working out the deadlines (most of its cost), for ranking the whole estate by risk."""
+    query = select(*_COLUMNS).select_from(_JOINED).where(Token.gone_at.is_(None))
+    for view in _read(session, query, policy, now, None, _findings_only):
+        yield view.pk, view.workspace, view.token_id, view.evaluation.findings
+
+
+def _findings_only(
+    token: TokenFacts, policy: Policy, now: datetime, rare_scopes: Mapping[str, date] = _NO_RARE_SCOPES
+) -> Evaluation:
+    junk = junk_regex(policy.junk_comment_patterns)
+    return Evaluation(token, (), find_risks(token, junk, is_observing(token), rare_scopes))
+
+
+def _read(
+    session: Session,
+    query: Any,
+    policy: Policy,
+    now: datetime,
+    workspace: str | None,
+    judge: Callable[..., Evaluation],
+) -> Iterator[TokenView]:
     exemptions = _active_exemptions(session, now)  # an ORM query: it flushes the session first
     used = usage.load_index(session=session, policy=policy, now=now, workspace=workspace)
     decoder = _Decoder()
@@ -159,11 +190,11 @@ def iter_views(
     # server-side cursor on PostgreSQL, SQLite's own stepping).
     rows = session.connection().execute(query.execution_options(stream_results=True, yield_per=BATCH))
     for row in rows:
-        view = _view(row, exemptions, decoder, policy, now)
+        view = _view(row, exemptions, decoder, policy, now, judge)
         if used:  # the audit log shows usage: add rare_api to the few tokens it concerns
             rare = used.rare_for(view.evaluation.token, view.owner_id)
             if rare:
-                view.evaluation = evaluate(view.evaluation.token, policy, now, rare)
+                view.evaluation = judge(view.evaluation.token, policy, now, rare)
         yield view
 
 
@@ -270,6 +301,7 @@ def _view(
     decoder: _Decoder,
     policy: Policy,
     now: datetime,
+    judge: Callable[..., Evaluation] = evaluate,
 ) -> TokenView:
     (
         pk,
@@ -333,7 +365,7 @@ def _view(
         scopes=scopes,
         inferred_scopes=inferred_scopes,
         autoscope_state=autoscope_state,
-        evaluation=evaluate(facts, policy, now),
+        evaluation=judge(facts, policy, now),
     )
 
 

@@ -12,6 +12,7 @@ So the results are exactly what evaluating every token would give, and memory st
 from __future__ import annotations
 
 import heapq
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -258,25 +259,37 @@ def upcoming(
 # risky: every token evaluated, the worst kept
 
 
-def severity_key(view: TokenView) -> tuple[int, int, str, str]:
-    """Worst finding first, then more findings first."""
-    ranks = [FINDING_SEVERITY[f.code] for f in view.evaluation.findings]
-    return (min(ranks, default=len(FINDING_SEVERITY)), -len(ranks), view.workspace, view.token_id)
-
-
 def risky(*, session: Session, policy: Policy, now: datetime, keep: int) -> tuple[int, list[TokenView]]:
-    """How many live tokens have a finding, and the worst `keep` of them, worst first."""
+    """How many live tokens have a finding, and the worst `keep` of them, worst first. Every
+    token's findings are worked out (not its deadlines); the views are read for the kept ones."""
     flagged = 0
 
-    def keyed() -> Iterator[tuple[tuple[int, int, str, str], TokenView]]:
+    def ranked() -> Iterator[tuple[tuple[int, int, str, str], int]]:
         nonlocal flagged
-        for view in report.iter_views(session=session, policy=policy, now=now):
-            if view.evaluation.findings:
+        for pk, workspace, token_id, findings in report.iter_findings(
+            session=session, policy=policy, now=now
+        ):
+            if findings:
                 flagged += 1
-                yield severity_key(view), view
+                ranks = [FINDING_SEVERITY[f.code] for f in findings]
+                yield (min(ranks), -len(ranks), workspace, token_id), pk
 
-    worst = [view for _, view in smallest(keyed(), keep, key=lambda pair: pair[0])]
-    return flagged, worst
+    with one_scan_at_a_time():
+        worst = smallest(ranked(), keep)
+    kept = [pk for _, pk in worst]
+    views = {v.pk: v for v in report.iter_views(session=session, policy=policy, now=now, token_pks=kept)}
+    return flagged, [views[pk] for _, pk in worst if pk in views]
+
+
+_SCANS = threading.BoundedSemaphore(1)
+
+
+def one_scan_at_a_time() -> threading.BoundedSemaphore:
+    """Held while reading and evaluating every token of the estate (`risky`, `export`). That is
+    CPU work under the one interpreter lock: two at once take as long as one after the other, and
+    together they starve short requests (an owner's click) of the lock, each of whose many small
+    database calls waits its turn behind them."""
+    return _SCANS
 
 
 def smallest(items: Iterable[T], keep: int, key: Callable[[T], Any] | None = None) -> list[T]:

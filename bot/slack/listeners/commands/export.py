@@ -44,7 +44,11 @@ def handler(deps: Deps):
         with tempfile.TemporaryDirectory(prefix="tokenbot-export-") as folder:
             path = Path(folder) / filename
             count = 0
-            with session_scope(deps.engine) as session, path.open("w", encoding="utf-8", newline="") as file:
+            with (
+                windows.one_scan_at_a_time(),
+                session_scope(deps.engine) as session,
+                path.open("w", encoding="utf-8", newline="") as file,
+            ):
                 views = report.iter_views(
                     session=session,
                     policy=policy,
