@@ -71,33 +71,43 @@ class _LastLine:
 
 
 def csv_rows(views: Iterable[TokenView], now: datetime) -> Iterator[str]:
-    """One CSV row (CRLF-terminated) per view, in the order given."""
+    """One CSV row (CRLF-terminated) per view, in the order given. Only the cells that hold text
+    from Databricks or people go through `_spreadsheet_safe`: the times, kinds and codes
+    tokenbot writes itself never start with a formula character or hold a control character."""
     last = _LastLine()
     writer = csv.writer(last, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     text = lru_cache(maxsize=4096)(iso)  # many times repeat (see contract_rows)
-    safe = lru_cache(maxsize=4096)(_spreadsheet_safe)  # and so do comments and scope lists
+    safe = _spreadsheet_safe
+    scopes_text: dict[tuple[str, ...], str] = {}  # a few distinct scope lists (report._Decoder)
     for view in views:
         deadlines = view.evaluation.deadlines
         nearest = deadlines[0] if deadlines else None
-        cells = [
-            view.workspace,
-            view.token_id,
-            view.owner or "",
-            view.owner_slack_id or "",
-            view.comment,
-            text(view.created_at) or "",
-            text(view.expires_at) or "",
-            text(view.last_used_on) or "",
-            " ".join(view.scopes),
-            " ".join(view.inferred_scopes),
-            view.autoscope_state or "",
-            nearest.kind if nearest else "",
-            text(nearest.due_at) if nearest else "",
-            nearest.days_left(now) if nearest else "",
-            "; ".join(f"{d.kind.value} {text(d.due_at)}" for d in deadlines),
-            " ".join(view.evaluation.finding_codes),
-        ]
-        writer.writerow([safe(cell) if isinstance(cell, str) else cell for cell in cells])
+        scopes = scopes_text.get(view.scopes)
+        if scopes is None:
+            scopes = scopes_text[view.scopes] = safe(" ".join(view.scopes))
+        inferred = scopes_text.get(view.inferred_scopes)
+        if inferred is None:
+            inferred = scopes_text[view.inferred_scopes] = safe(" ".join(view.inferred_scopes))
+        writer.writerow(
+            (
+                safe(view.workspace),
+                safe(view.token_id),
+                safe(view.owner or ""),
+                safe(view.owner_slack_id or ""),
+                safe(view.comment),
+                text(view.created_at) or "",
+                text(view.expires_at) or "",
+                text(view.last_used_on) or "",
+                scopes,
+                inferred,
+                safe(view.autoscope_state or ""),
+                nearest.kind.value if nearest else "",
+                text(nearest.due_at) if nearest else "",
+                nearest.days_left(now) if nearest else "",
+                "; ".join([f"{d.kind.value} {text(d.due_at)}" for d in deadlines]),
+                " ".join(view.evaluation.finding_codes),
+            )
+        )
         yield last.line
 
 
