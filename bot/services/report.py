@@ -211,8 +211,10 @@ _JOINED = (
 def count_tokens(
     *, session: Session, where: Sequence[Any] = (), workspace: str | None = None, include_gone: bool = False
 ) -> int:
-    """How many tokens `iter_views` with the same arguments would read: one SQL count."""
-    query = select(func.count()).select_from(_JOINED)
+    """How many tokens `iter_views` with the same arguments would read: one SQL count. `where`
+    names Token columns only; the joins of `iter_views` change no count (every token's workspace
+    exists, a foreign key; the owner is an outer join)."""
+    query = select(func.count()).select_from(Token)
     if not include_gone:
         query = query.where(Token.gone_at.is_(None))
     if workspace:

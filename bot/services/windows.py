@@ -151,6 +151,19 @@ def longest_unused_first(session: Session) -> tuple[Any, ...]:
     )
 
 
+def stale(
+    *, session: Session, policy: Policy, now: datetime, days: int, keep: int
+) -> tuple[int, list[TokenView]]:
+    """How many live tokens are unused for `days` days, and the first `keep` of them, the longest
+    unused first: counted and chosen in SQL on the narrow date index, then read and evaluated."""
+    unused = [Token.gone_at.is_(None), unused_since(now, days)]
+    total = session.execute(select(func.count()).select_from(Token).where(*unused)).scalar_one()
+    chosen = select(Token.id).where(*unused).order_by(*longest_unused_first(session)).limit(keep)
+    pks = list(session.execute(chosen).scalars())
+    views = {v.pk: v for v in report.iter_views(session=session, policy=policy, now=now, token_pks=pks)}
+    return total, [views[pk] for pk in pks if pk in views]
+
+
 def by_text(session: Session, *columns: Any) -> list[Any]:
     """Columns ordered as Python orders strings (by code point): SQLite's own order; PostgreSQL's
     depends on the database's locale unless told "C"."""

@@ -96,6 +96,8 @@ def test_stale_in_sql_is_the_same_list_in_the_same_order(engine, days):
             limit=25,
         )
         assert [v.pk for v in shown] == [v.pk for v in expected[:25]]
+        total, first = windows.stale(session=session, policy=policy, now=NOW, days=days, keep=25)
+        assert total == len(expected) and [v.pk for v in first] == [v.pk for v in expected[:25]]
 
 
 def test_risky_keeps_the_worst_in_order_and_counts_them_all(engine):

@@ -1,7 +1,7 @@
 """/tokens stale [days]: tokens unused for N days (default 60), the longest unused first."""
 
 from bot.db import session_scope
-from bot.services import report, windows
+from bot.services import windows
 from bot.slack.blocks import commands
 from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
@@ -21,20 +21,11 @@ def handler(deps: Deps):
         days = whole_number(words[0], "days", 1, MAX_DAYS) if words else DEFAULT_DAYS
         now = deps.now()
         page = request.page_of(days)
-        unused = [windows.unused_since(now, days)]
-        # Counted, ordered and cut in SQL: only the rows up to this page are read and evaluated.
+        keep = commands.rows_through(page)
+        # Counted and chosen in SQL: only the rows up to this page are read and evaluated.
         with session_scope(deps.engine) as session:
-            total = report.count_tokens(session=session, where=unused)
-            shown = list(
-                report.iter_views(
-                    session=session,
-                    policy=deps.settings.policy,
-                    now=now,
-                    where=unused,
-                    order_by=windows.longest_unused_first(session),
-                    limit=commands.rows_through(page),
-                )
-            )
+            policy = deps.settings.policy
+            total, shown = windows.stale(session=session, policy=policy, now=now, days=days, keep=keep)
         request.reply(commands.stale(shown, days, now, page, total=total))
 
     return handle
