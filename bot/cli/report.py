@@ -14,7 +14,6 @@ from bot import clock, db
 from bot.cli import output
 from bot.cli.shared import err, load_or_exit, open_database, out
 from bot.config import Settings
-from bot.models import Token
 from bot.services import exports, report, windows
 
 
@@ -69,7 +68,7 @@ def _report(
             now=now,
             workspace=workspace,
             where=where,
-            order_by=windows.by_text(session, Token.workspace, Token.token_id),
+            order_by=windows.by_id(session),
         )
 
         def wanted() -> Iterator[report.TokenView]:

@@ -147,7 +147,7 @@ def longest_unused_first(session: Session) -> tuple[Any, ...]:
     return (
         Token.last_used_on.is_not(None),
         func_coalesce(Token.last_used_on, Token.created_at),
-        *by_text(session, Token.workspace, Token.token_id),
+        *by_id(session),
     )
 
 
@@ -162,6 +162,11 @@ def stale(
     pks = list(session.execute(chosen).scalars())
     views = {v.pk: v for v in report.iter_views(session=session, policy=policy, now=now, token_pks=pks)}
     return total, [views[pk] for pk in pks if pk in views]
+
+
+def by_id(session: Session) -> list[Any]:
+    """Workspace, then token id: the order ties between equal dates keep everywhere."""
+    return by_text(session, Token.workspace, Token.token_id)
 
 
 def by_text(session: Session, *columns: Any) -> list[Any]:
@@ -242,7 +247,7 @@ def upcoming(
         unexempt = and_(tests[DeadlineKind.ORG_POLICY], ~_org_exempt(now))
         orders += [(unexempt, idle), (unexempt, created(now))]
     candidates: set[int] = set()
-    tie = by_text(session, Token.workspace, Token.token_id)
+    tie = by_id(session)
     for test, date in orders:
         query = select(Token.id).where(*live, test).order_by(date, *tie).limit(keep)
         candidates.update(session.execute(query).scalars())

@@ -9,14 +9,13 @@ import json
 
 from bot import db
 from bot.domain.policy import Policy
-from bot.models import Token
 from bot.services import exports, report, windows
 from tests.support.estate import NOW, seed_edge_estate
 
 
 def _streamed(session, policy, write):
     views = report.iter_views(
-        session=session, policy=policy, now=NOW, order_by=windows.by_text(session, Token.workspace, Token.token_id)
+        session=session, policy=policy, now=NOW, order_by=windows.by_id(session)
     )
     return "".join(write(views, policy, NOW))
 

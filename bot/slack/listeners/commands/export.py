@@ -15,7 +15,6 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.db import session_scope
-from bot.models import Token
 from bot.services import report, windows
 from bot.services.exports import report_csv
 from bot.slack.blocks import answers, code
@@ -53,7 +52,7 @@ def handler(deps: Deps):
                     session=session,
                     policy=policy,
                     now=now,
-                    order_by=windows.by_text(session, Token.workspace, Token.token_id),
+                    order_by=windows.by_id(session),
                 )
 
                 def counted():
