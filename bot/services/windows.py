@@ -234,6 +234,11 @@ def upcoming(
         found.counts = {kind: n for kind, n in due_counts.items() if n}
         return found
 
+    if found.total <= keep:  # the whole list: its tokens are exactly those due by the horizon
+        due = report.iter_views(
+            session=session, policy=policy, now=now, workspace=workspace, where=[or_(*tests.values())]
+        )
+        return _first_rows(found, due, due_counts, now, days, keep)
     idle = idle_since(now)
     announced, derived = _autoscope_tests(policy, now, horizon)
     orders = [
@@ -254,10 +259,23 @@ def upcoming(
     exempt = select(Token.id).where(*live, _org_exempt(now))
     candidates.update(session.execute(exempt).scalars())
 
-    rows = []
-    for view in report.iter_views(
+    views = report.iter_views(
         session=session, policy=policy, now=now, workspace=workspace, token_pks=candidates
-    ):
+    )
+    return _first_rows(found, views, due_counts, now, days, keep)
+
+
+def _first_rows(
+    found: Upcoming,
+    views: Iterable[TokenView],
+    due_counts: dict[DeadlineKind, int],
+    now: datetime,
+    days: int,
+    keep: int,
+) -> Upcoming:
+    """The first `keep` deadlines of these views, nearest first, and the kinds in that order."""
+    rows = []
+    for view in views:
         rows += [
             ((deadline.due_at, view.workspace, view.token_id), deadline, view)
             for deadline in view.evaluation.due_within(now, days)

@@ -9,6 +9,7 @@ checked like a typed one. User text (comments, reasons, what was typed) is alway
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -166,7 +167,10 @@ def paged(
     built = list(title) + [block for entry in pages[number - 1] for block in entry]
     given, left = more
     if len(pages) > 1:
-        count = f"about {-(-len(pages) * (given + left) // given):,}" if left and given else str(len(pages))
+        count = str(len(pages))
+        if left and given:  # as many more entries as the rows left make, as many to a page as the first
+            entries_in_all = len(entries) * (given + left) / given
+            count = f"about {math.ceil(entries_in_all / len(pages[0])):,}"
         built.append(_context(f"Page {number} of {count}"))
         buttons = []
         if number > 1 and len(pager_value(number - 1, page.command)) <= BUTTON_VALUE_LIMIT:

@@ -172,12 +172,13 @@ class DueTotals:
 
 
 ROWS_PER_PAGE = PAGE_BLOCKS * LINES_PER_SECTION  # no page of a list holds more rows than this
+WHOLE_LISTS = 2000  # rows: a list this long is read whole, so its page count is exact
 
 
 def rows_through(page: Page) -> int:
-    """How many rows of a list the pages up to `page` can hold, and one more to know a next page
-    exists: what a listener reads from the database."""
-    return max(page.number, 1) * ROWS_PER_PAGE + 1
+    """What a listener reads of a list: the rows the pages up to `page` can hold and one more (to
+    know a next page exists), or the whole list when it is short."""
+    return max(max(page.number, 1) * ROWS_PER_PAGE + 1, WHOLE_LISTS)
 
 
 # ---------------------------------------------------------------------------------------------
