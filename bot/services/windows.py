@@ -152,12 +152,14 @@ def longest_unused_first(session: Session) -> tuple[Any, ...]:
 
 
 def stale(
-    *, session: Session, policy: Policy, now: datetime, days: int, keep: int
+    *, session: Session, policy: Policy, now: datetime, days: int, keep: int, whole: int = 0
 ) -> tuple[int, list[TokenView]]:
-    """How many live tokens are unused for `days` days, and the first `keep` of them, the longest
-    unused first: counted and chosen in SQL on the narrow date index, then read and evaluated."""
+    """How many live tokens are unused for `days` days, and the first `keep` of them (all of them
+    when they are `whole` or fewer), the longest unused first: counted and chosen in SQL on the
+    narrow date index, then read and evaluated."""
     unused = [Token.gone_at.is_(None), unused_since(now, days)]
     total = session.execute(select(func.count()).select_from(Token).where(*unused)).scalar_one()
+    keep = total if total <= whole else keep
     chosen = select(Token.id).where(*unused).order_by(*longest_unused_first(session)).limit(keep)
     pks = list(session.execute(chosen).scalars())
     views = {v.pk: v for v in report.iter_views(session=session, policy=policy, now=now, token_pks=pks)}
@@ -184,7 +186,8 @@ def by_text(session: Session, *columns: Any) -> list[Any]:
 @dataclass
 class Upcoming:
     """Deadlines due by a horizon: how many of each kind, on how many tokens, how many overdue,
-    and the first `keep` of them with their tokens (nearest first)."""
+    and the first `keep` of them with their tokens, nearest first (all of them when they are
+    `whole` or fewer)."""
 
     counts: dict[DeadlineKind, int] = field(default_factory=dict)
     tokens: int = 0
@@ -203,6 +206,7 @@ def upcoming(
     now: datetime,
     days: int,
     keep: int,
+    whole: int = 0,
     workspace: str | None = None,
 ) -> Upcoming:
     """Counted in SQL; the first `keep` deadlines found by evaluating a few candidates only.
@@ -230,11 +234,13 @@ def upcoming(
     due_counts = dict(zip(tests, counted[: len(tests)], strict=True))
     found.tokens = counted[len(tests)]
     found.overdue = sum(counted[len(tests) + 1 :])
+    total = sum(due_counts.values())
+    keep = total if total <= whole else keep  # a short list whole
     if keep <= 0 or not found.tokens:
         found.counts = {kind: n for kind, n in due_counts.items() if n}
         return found
 
-    if found.total <= keep:  # the whole list: its tokens are exactly those due by the horizon
+    if total <= keep:  # the whole list: its tokens are exactly those due by the horizon
         due = report.iter_views(
             session=session, policy=policy, now=now, workspace=workspace, where=[or_(*tests.values())]
         )
@@ -295,8 +301,11 @@ def _first_rows(
 # risky: every token evaluated, the worst kept
 
 
-def risky(*, session: Session, policy: Policy, now: datetime, keep: int) -> tuple[int, list[TokenView]]:
-    """How many live tokens have a finding, and the worst `keep` of them, worst first. Every
+def risky(
+    *, session: Session, policy: Policy, now: datetime, keep: int, whole: int = 0
+) -> tuple[int, list[TokenView]]:
+    """How many live tokens have a finding, and the worst `keep` of them (all of them when they
+    are `whole` or fewer), worst first. Every
     token's findings are worked out (not its deadlines); the views are read for the kept ones."""
     flagged = 0
 
@@ -311,7 +320,9 @@ def risky(*, session: Session, policy: Policy, now: datetime, keep: int) -> tupl
                 yield (min(ranks), -len(ranks), workspace, token_id), pk
 
     with one_scan_at_a_time():
-        worst = smallest(ranked(), keep)
+        worst = smallest(ranked(), max(keep, whole))  # (key, pk) pairs: small however many
+    if flagged > whole:
+        worst = worst[:keep]
     kept = [pk for _, pk in worst]
     views = {v.pk: v for v in report.iter_views(session=session, policy=policy, now=now, token_pks=kept)}
     return flagged, [views[pk] for _, pk in worst if pk in views]

@@ -51,6 +51,8 @@ def test_upcoming_counts_and_first_rows_are_those_of_every_token_evaluated(engin
             assert found.overdue == sum(d.due_at <= NOW for d, _ in rows)
             shown = [(d.kind, d.due_at, v.pk) for d, v in found.first]
             assert shown == [(d.kind, d.due_at, v.pk) for d, v in rows[:keep]]
+        whole = windows.upcoming(session=session, policy=policy, now=NOW, days=days, keep=1, whole=len(rows))
+        assert [(d.kind, v.pk) for d, v in whole.first] == [(d.kind, v.pk) for d, v in rows]  # a short list whole
 
 
 def test_upcoming_in_one_workspace_counts_only_its_tokens(engine):
@@ -98,6 +100,8 @@ def test_stale_in_sql_is_the_same_list_in_the_same_order(engine, days):
         assert [v.pk for v in shown] == [v.pk for v in expected[:25]]
         total, first = windows.stale(session=session, policy=policy, now=NOW, days=days, keep=25)
         assert total == len(expected) and [v.pk for v in first] == [v.pk for v in expected[:25]]
+        _, every = windows.stale(session=session, policy=policy, now=NOW, days=days, keep=25, whole=total)
+        assert [v.pk for v in every] == [v.pk for v in expected]
 
 
 def test_risky_keeps_the_worst_in_order_and_counts_them_all(engine):
@@ -111,3 +115,7 @@ def test_risky_keeps_the_worst_in_order_and_counts_them_all(engine):
         total, worst = windows.risky(session=session, policy=policy, now=NOW, keep=30)
         assert total == len(flagged)
         assert [v.pk for v in worst] == [v.pk for v in expected[:30]]
+        _, every = windows.risky(session=session, policy=policy, now=NOW, keep=30, whole=total)
+        assert [v.pk for v in every] == [v.pk for v in expected]
+        _, cut = windows.risky(session=session, policy=policy, now=NOW, keep=30, whole=total - 1)
+        assert [v.pk for v in cut] == [v.pk for v in expected[:30]]

@@ -176,9 +176,9 @@ WHOLE_LISTS = 2000  # rows: a list this long is read whole, so its page count is
 
 
 def rows_through(page: Page) -> int:
-    """What a listener reads of a list: the rows the pages up to `page` can hold and one more (to
-    know a next page exists), or the whole list when it is short."""
-    return max(max(page.number, 1) * ROWS_PER_PAGE + 1, WHOLE_LISTS)
+    """What a listener reads of a list longer than WHOLE_LISTS: the rows the pages up to `page`
+    can hold, and one more to know a next page exists."""
+    return max(page.number, 1) * ROWS_PER_PAGE + 1
 
 
 # ---------------------------------------------------------------------------------------------

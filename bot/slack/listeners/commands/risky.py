@@ -20,7 +20,11 @@ def handler(deps: Deps):
         # to this page are kept.
         with session_scope(deps.engine) as session:
             total, worst = windows.risky(
-                session=session, policy=deps.settings.policy, now=deps.now(), keep=commands.rows_through(page)
+                session=session,
+                policy=deps.settings.policy,
+                now=deps.now(),
+                keep=commands.rows_through(page),
+                whole=commands.WHOLE_LISTS,
             )
         request.reply(commands.risky(worst, page, total=total))
 

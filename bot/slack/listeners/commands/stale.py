@@ -25,7 +25,9 @@ def handler(deps: Deps):
         # Counted and chosen in SQL: only the rows up to this page are read and evaluated.
         with session_scope(deps.engine) as session:
             policy = deps.settings.policy
-            total, shown = windows.stale(session=session, policy=policy, now=now, days=days, keep=keep)
+            total, shown = windows.stale(
+                session=session, policy=policy, now=now, days=days, keep=keep, whole=commands.WHOLE_LISTS
+            )
         request.reply(commands.stale(shown, days, now, page, total=total))
 
     return handle

@@ -44,6 +44,7 @@ def handler(deps: Deps):
                 now=now,
                 days=days,
                 keep=commands.rows_through(page),
+                whole=commands.WHOLE_LISTS,
                 workspace=workspace,
             )
         tz = deps.tz_of(request.client, request.user_id)
