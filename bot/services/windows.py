@@ -1,12 +1,13 @@
 """What one page of an admin answer shows, out of an estate of 100,000 tokens: chosen in SQL
 where the rule is a stored date, evaluated (`bot.domain.policy.evaluate`) only where it is not.
 
-A filter on a stored field (`stale`) is SQL alone: count, order and page. A filter on an
-evaluated deadline (`upcoming`, the App Home's counts) first narrows in SQL with a conservative
-test, `may_be_due_by`: a token it drops can have no deadline by then; the survivors are
-evaluated one by one, and only counts and the first rows are kept. `risky` evaluates every live
-token (its findings include a comment matched by regular expressions), keeping the worst few.
-So the results are exactly what evaluating every token would give, and memory stays small.
+`stale` filters on stored dates: SQL counts, orders and cuts it. Every deadline `evaluate` gives
+is a stored date plus a number of days (an exemption aside), so `due_tests` says in SQL which
+tokens have one due by a horizon: `upcoming` and the App Home count deadlines with it and
+evaluate only the few tokens that can be among the first rows. `risky` works out every token's
+findings (some are rules SQL cannot apply, such as the comment patterns) and keeps the worst.
+Results are exactly those of evaluating every token (tests/services/test_windows.py), and memory
+stays small: what is kept is a page's worth.
 """
 
 from __future__ import annotations
