@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
@@ -30,18 +31,37 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str) -> Engine:
+# Connections one process may hold at once. `tokenbot serve` runs up to 16 Slack listeners at
+# a time (bot/slack/app.py LISTENER_WORKERS), the scheduler's thread pool (APScheduler's
+# default: 10), and a few more: the HTTP server's own requests (health, events webhook) and a
+# sync's parallel workspaces. Each may hold a connection, so the pool holds them all with room
+# to spare: a burst of admin commands must never leave an owner's click waiting for one.
+POOL_SIZE = 40
+POOL_OVERFLOW = 20
+POOL_TIMEOUT = 30  # seconds a unit of work waits for a free connection before failing
+
+
+class DatabaseBusy(RuntimeError):
+    """Every connection of the pool stayed in use for POOL_TIMEOUT seconds."""
+
+
+def make_engine(
+    url: str, *, pool_size: int = POOL_SIZE, overflow: int = POOL_OVERFLOW, timeout: float = POOL_TIMEOUT
+) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
+    pool = {"pool_size": pool_size, "max_overflow": overflow, "pool_timeout": timeout}
     if parsed.get_backend_name() == "sqlite":
         # How long a writer waits for another's lock; `?timeout=N` in the URL overrides the 30 s.
         connect_args = {"check_same_thread": False}
         if "timeout" not in parsed.query:
             connect_args["timeout"] = 30
-        engine = create_engine(url, connect_args=connect_args)
+        if parsed.database in (None, "", ":memory:"):
+            pool = {}  # an in-memory database is one connection (SQLAlchemy's own pool for it)
+        engine = create_engine(url, connect_args=connect_args, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -59,11 +79,26 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     try:
         yield session
         session.commit()
+    except sqlalchemy.exc.TimeoutError as error:
+        session.rollback()
+        raise DatabaseBusy(_busy_message(engine)) from error
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+def _busy_message(engine: Engine) -> str:
+    pool = engine.pool
+    size = getattr(pool, "size", lambda: "?")()
+    overflow = getattr(pool, "_max_overflow", "?")
+    timeout = getattr(pool, "_timeout", POOL_TIMEOUT)
+    return (
+        f"no database connection came free within {timeout:g} s: all {size} + {overflow} overflow "
+        "connections were in use, so this was not done. Something holds connections too long "
+        "(the log says what ran). What this unit wrote to the database was rolled back."
+    )
 
 
 def _alembic_config(engine: Engine | None = None) -> AlembicConfig:

@@ -94,10 +94,28 @@ class Principal(SQLModel, table=True):
     owner_slack_id: str | None = Field(default=None, max_length=30)  # admin-assigned, service principals
 
 
+DEADLINE_DATES = (  # bot.domain.policy counts every deadline from these (and the workspace, id to break ties)
+    "gone_at",
+    "last_used_on",
+    "created_at",
+    "first_seen_at",
+    "observation_started_at",
+    "enforcement_at",
+    "expires_at",
+    "autoscope_state",
+    "workspace",
+    "token_id",
+)
+
+
 class Token(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("workspace", "token_id", name="uq_token_workspace_id"),
         Index("ix_token_live_owner", "gone_at", "workspace", "owner_id"),
+        # What the admin answers over a whole estate read (bot/services/windows.py): the nearest
+        # expiries in order, and every date a deadline is counted from, without the wide rows.
+        Index("ix_token_live_expiry", "gone_at", "expires_at", "workspace", "token_id"),
+        Index("ix_token_live_dates", *DEADLINE_DATES),
     )
 
     id: int | None = Field(default=None, primary_key=True)

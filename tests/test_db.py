@@ -95,3 +95,40 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path):
 def test_plain_postgresql_urls_use_psycopg():
     assert db.normalise_url("postgresql://u:p@h/d") == "postgresql+psycopg://u:p@h/d"
     assert db.normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_the_pool_holds_every_listener_and_scheduler_thread_at_once(database_url):
+    """Every Slack listener worker and scheduler thread holding a connection at the same moment
+    (a burst of admin commands while jobs run) still leaves connections free: none waits."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from bot.slack.app import LISTENER_WORKERS
+
+    scheduler_threads = 10  # APScheduler's default thread pool, which bot/jobs/scheduler.py keeps
+    holders = LISTENER_WORKERS + scheduler_threads
+    assert db.POOL_SIZE + db.POOL_OVERFLOW >= holders + 10  # and a margin for the HTTP server's own
+    engine = db.make_engine(database_url, timeout=60)
+    db.migrate(engine)
+    together = Barrier(holders, timeout=120)
+
+    def hold(_: int) -> int:
+        with db.session_scope(engine) as session:
+            value = session.execute(select(text("1"))).scalar_one()
+            together.wait()  # every thread holds its connection here at once
+            return value
+
+    with ThreadPoolExecutor(max_workers=holders) as pool:
+        assert list(pool.map(hold, range(holders))) == [1] * holders
+    engine.dispose()
+
+
+def test_a_pool_with_no_free_connection_fails_with_a_clear_message(database_url):
+    engine = db.make_engine(database_url, pool_size=1, overflow=0, timeout=0.5)
+    db.migrate(engine)
+    with db.session_scope(engine) as holding:
+        holding.execute(select(text("1")))
+        with pytest.raises(db.DatabaseBusy, match=r"no database connection came free within 0.5 s: all 1 \+ 0"):
+            with db.session_scope(engine) as waiting:
+                waiting.execute(select(text("1")))
+    engine.dispose()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from datetime import timedelta
 from enum import StrEnum
 
 import typer
@@ -12,7 +14,7 @@ from bot import clock, db
 from bot.cli import output
 from bot.cli.shared import err, load_or_exit, open_database, out
 from bot.config import Settings
-from bot.services import consumers, exports, report
+from bot.services import consumers, exports, report, windows
 
 
 class ReportFormat(StrEnum):
@@ -52,34 +54,48 @@ def _report(
     workspace: str | None,
     owner: str | None,
 ) -> int:
-    """Write the report; returns how many tokens it shows. The views die when this returns, while
-    the cycle collector is still off: alive, they would make its first pass walk all of them."""
+    """Write the report; returns how many tokens it shows. JSON and CSV stream: each token is
+    written (to a temporary file, put in order at the end) as it is read, so memory stays flat
+    however many tokens there are; the table is drawn whole."""
     now = clock.now()
+    policy = settings.policy
+    shown = 0
     with db.session_scope(engine) as session:
-        views = report.token_views(
-            session=session, policy=settings.policy, now=now, workspace=workspace, owner=owner
+        where = [windows.due_by(policy, now, now + timedelta(days=days))] if days is not None else []
+        views = report.iter_views(
+            session=session,
+            policy=policy,
+            now=now,
+            workspace=workspace,
+            where=where,
+            order_by=windows.by_id(session),
         )
-        used = (
-            consumers.report_field(session=session, workspace=workspace)
-            if format is ReportFormat.json
-            else None
-        )
-    if days is not None:
-        views = report.due_within(views, now, days)
-    views = report.by_nearest_deadline(views)
-    _write_report(views, format, settings, now, used)
-    return len(views)
+        # Who uses each token: one query, a short list per token that has any.
+        used = None
+        if format is ReportFormat.json:
+            used = consumers.report_field(session=session, workspace=workspace)
 
+        def wanted() -> Iterator[report.TokenView]:
+            nonlocal shown
+            for view in views:
+                if days is not None and not view.evaluation.due_within(now, days):
+                    continue
+                if owner and not report.owned_by(view, owner):
+                    continue
+                shown += 1
+                yield view
 
-def _write_report(views: list, format: ReportFormat, settings: Settings, now, used=None) -> None:  # noqa: A002
-    if format is ReportFormat.json:
-        sys.stdout.writelines(exports.report_json(views, settings.policy, now, consumers=used))
-    elif format is ReportFormat.csv:
-        sys.stdout.write(exports.report_csv(views, settings.policy, now))
-    elif views:
-        # Piped into a file or a pager, a table folded to 80 columns helps nobody.
-        console = out if out.is_terminal else output.CleanConsole(width=200)
-        console.print(output.report_table(views, now))
+        if format is ReportFormat.json:
+            sys.stdout.writelines(exports.report_json(wanted(), policy, now, consumers=used))
+        elif format is ReportFormat.csv:
+            sys.stdout.writelines(exports.report_csv(wanted(), policy, now))
+        else:
+            table = report.by_nearest_deadline(wanted())
+            if table:
+                # Piped into a file or a pager, a table folded to 80 columns helps nobody.
+                console = out if out.is_terminal else output.CleanConsole(width=200)
+                console.print(output.report_table(table, now))
+    return shown
 
 
 def _anything_synced(engine: Engine) -> bool:

@@ -5,29 +5,32 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _json_str  # what json.dumps writes a string as
+from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import and_, select, type_coerce
+from sqlalchemy import and_, func, select, type_coerce
 from sqlalchemy.types import NullType
 from sqlmodel import Session
 
 from bot.domain.clients import TokenConsumers
 from bot.domain.deadlines import DeadlineKind
+from bot.domain.findings import FindingResult, find_risks, junk_regex
 from bot.domain.ladder import current_step
 from bot.domain.policy import Evaluation, Policy, evaluate
-from bot.domain.shadow import Shadow
-from bot.domain.tokens import Exemption, TokenFacts
+from bot.domain.shadow import DeniedCall, Shadow
+from bot.domain.tokens import Exemption, TokenFacts, is_observing
 from bot.models import Exemption as ExemptionRow
 from bot.models import Principal, Token, UTCDateTime, Workspace
 from bot.services import consumers, shadow, usage
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NO_RARE_SCOPES: Mapping[str, date] = MappingProxyType({})
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass pays a setattr per field, 100,000 times
@@ -102,14 +105,52 @@ def token_views(
     include_gone: bool = False,
 ) -> list[TokenView]:
     """Every live token (optionally one workspace's, one owner's, or the given ones), evaluated.
-    `include_gone` adds revoked and expired ones (to show a decision about a token now gone)."""
-    query = (
-        select(*_COLUMNS)
-        .join(Workspace, Workspace.name == Token.workspace)
-        .outerjoin(
-            Principal, and_(Principal.workspace == Token.workspace, Principal.principal_id == Token.owner_id)
+    `include_gone` adds revoked and expired ones (to show a decision about a token now gone).
+    For a whole estate, `iter_views` reads the same views without holding them all."""
+    with without_gc():
+        views = list(
+            iter_views(
+                session=session,
+                policy=policy,
+                now=now,
+                workspace=workspace,
+                token_pks=token_pks,
+                include_gone=include_gone,
+            )
         )
-    )
+    if token_pks is not None:  # a message's, a click's or a command's few tokens: who uses them
+        consumers.attach(session=session, views=views, now=now)
+    if owner:
+        views = [view for view in views if owned_by(view, owner)]
+    return views
+
+
+def owned_by(view: TokenView, owner: str) -> bool:
+    """The owner named by email, application id, Databricks id or Slack id, case aside."""
+    wanted = owner.lower()
+    return wanted in {
+        (view.owner or "").lower(),
+        (view.owner_id or "").lower(),
+        (view.owner_slack_id or "").lower(),
+    }
+
+
+def iter_views(
+    *,
+    session: Session,
+    policy: Policy,
+    now: datetime,
+    workspace: str | None = None,
+    token_pks: Iterable[int] | None = None,
+    include_gone: bool = False,
+    where: Sequence[Any] = (),
+    order_by: Sequence[Any] = (),
+    limit: int | None = None,
+) -> Iterator[TokenView]:
+    """The views of `token_views`, narrowed by `where` (clauses on Token, Principal, Workspace)
+    and ordered in SQL, read in batches and evaluated one by one as the caller takes them: a
+    caller that keeps only what it shows holds a few hundred views, not the estate."""
+    query = select(*_COLUMNS).select_from(_JOINED)
     if not include_gone:
         query = query.where(Token.gone_at.is_(None))
     if workspace:
@@ -119,27 +160,79 @@ def token_views(
         query = query.where(Token.id.in_(token_pks))
         # The usage of one workspace is all a click's few tokens need (the index is per workspace).
         workspace = workspace or _only_workspace(session, token_pks)
+    query = query.where(*where).order_by(*order_by).limit(limit)
+    return _read(session, query, policy, now, workspace, evaluate)
+
+
+def iter_findings(
+    *, session: Session, policy: Policy, now: datetime
+) -> Iterator[tuple[int, str, str, tuple[FindingResult, ...]]]:
+    """(pk, workspace, token id, findings) of every live token: what `evaluate` finds, without
+    working out the deadlines (most of its cost), for ranking the whole estate by risk."""
+    query = select(*_COLUMNS).select_from(_JOINED).where(Token.gone_at.is_(None))
+    for view in _read(session, query, policy, now, None, _findings_only):
+        yield view.pk, view.workspace, view.token_id, view.evaluation.findings
+
+
+def _findings_only(
+    token: TokenFacts,
+    policy: Policy,
+    now: datetime,
+    rare_scopes: Mapping[str, date] = _NO_RARE_SCOPES,
+    denied: Sequence[DeniedCall] = (),
+) -> Evaluation:
+    junk = junk_regex(policy.junk_comment_patterns)
+    return Evaluation(token, (), find_risks(token, junk, is_observing(token), rare_scopes, denied))
+
+
+def _read(
+    session: Session,
+    query: Any,
+    policy: Policy,
+    now: datetime,
+    workspace: str | None,
+    judge: Callable[..., Evaluation],
+) -> Iterator[TokenView]:
     exemptions = _active_exemptions(session, now)  # an ORM query: it flushes the session first
     used = usage.load_index(session=session, policy=policy, now=now, workspace=workspace)
     decoder = _Decoder()
-    with without_gc():
-        # Through the session's connection: plain rows, fetched as they are used.
-        rows = session.connection().execute(query)
-        views = [_view(row, exemptions, decoder, policy, now) for row in rows]
-        shadow.annotate(session=session, views=views, policy=policy, now=now)
-        if used:  # the audit log shows usage: add rare_api to the few tokens it concerns
-            _add_rare_scopes(views, used, policy, now)
-    if token_pks is not None:  # a message's, a click's or a command's few tokens: who uses them
-        consumers.attach(session=session, views=views, now=now)
-    if owner:
-        wanted = owner.lower()
-        views = [
-            v
-            for v in views
-            if wanted
-            in {(v.owner or "").lower(), (v.owner_id or "").lower(), (v.owner_slack_id or "").lower()}
-        ]
-    return views
+    # Through the session's connection: plain rows, fetched in batches as they are used (a
+    # server-side cursor on PostgreSQL, SQLite's own stepping).
+    rows = session.connection().execute(query.execution_options(stream_results=True, yield_per=BATCH))
+    for batch in rows.partitions(BATCH):
+        views = [_view(row, exemptions, decoder, policy, now, judge) for row in batch]
+        # In observation: what narrowing would deny, the exact evidence that replaces rare_api.
+        shadow.annotate(session=session, views=views, policy=policy, now=now, judge=judge)
+        for view in views:
+            if used and view.shadow is None:  # the audit log shows usage: rare_api for a few tokens
+                rare = used.rare_for(view.evaluation.token, view.owner_id)
+                if rare:
+                    view.evaluation = judge(view.evaluation.token, policy, now, rare)
+            yield view
+
+
+BATCH = 2000  # rows fetched at a time by iter_views
+
+_JOINED = (
+    Token.__table__.join(Workspace.__table__, Workspace.name == Token.workspace).outerjoin(
+        Principal.__table__,
+        and_(Principal.workspace == Token.workspace, Principal.principal_id == Token.owner_id),
+    )
+)
+
+
+def count_tokens(
+    *, session: Session, where: Sequence[Any] = (), workspace: str | None = None, include_gone: bool = False
+) -> int:
+    """How many tokens `iter_views` with the same arguments would read: one SQL count. `where`
+    names Token columns only; the joins of `iter_views` change no count (every token's workspace
+    exists, a foreign key; the owner is an outer join)."""
+    query = select(func.count()).select_from(Token)
+    if not include_gone:
+        query = query.where(Token.gone_at.is_(None))
+    if workspace:
+        query = query.where(Token.workspace == workspace)
+    return session.execute(query.where(*where)).scalar_one()
 
 
 def _only_workspace(session: Session, token_pks: list[int]) -> str | None:
@@ -148,15 +241,6 @@ def _only_workspace(session: Session, token_pks: list[int]) -> str | None:
         return None
     found = session.execute(select(Token.workspace).where(Token.id.in_(token_pks)).distinct()).scalars().all()
     return found[0] if len(found) == 1 else None
-
-
-def _add_rare_scopes(views: list[TokenView], used: usage.UsageIndex, policy: Policy, now: datetime) -> None:
-    for view in views:
-        if view.shadow is not None:  # in observation: the exact evidence stands instead
-            continue
-        rare = used.rare_for(view.evaluation.token, view.owner_id)
-        if rare:
-            view.evaluation = evaluate(view.evaluation.token, policy, now, rare)
 
 
 @contextmanager
@@ -232,6 +316,7 @@ def _view(
     decoder: _Decoder,
     policy: Policy,
     now: datetime,
+    judge: Callable[..., Evaluation] = evaluate,
 ) -> TokenView:
     (
         pk,
@@ -295,7 +380,7 @@ def _view(
         scopes=scopes,
         inferred_scopes=inferred_scopes,
         autoscope_state=autoscope_state,
-        evaluation=evaluate(facts, policy, now),
+        evaluation=judge(facts, policy, now),
     )
 
 
@@ -304,14 +389,15 @@ def due_within(views: Sequence[TokenView], now: datetime, days: int) -> list[Tok
     return [v for v in views if (due := v.nearest_due()) is not None and due <= horizon]
 
 
+def nearest_key(view: TokenView) -> tuple[bool, datetime, str, str]:
+    """Nearest (or most overdue) first; tokens with no deadline last."""
+    deadlines = view.evaluation.deadlines  # what nearest_due() reads, without two calls per token
+    return (not deadlines, deadlines[0].due_at if deadlines else _EPOCH, view.workspace, view.token_id)
+
+
 def by_nearest_deadline(views: Iterable[TokenView]) -> list[TokenView]:
     """Nearest (or most overdue) first; tokens with no deadline last."""
-
-    def key(view: TokenView) -> tuple[bool, datetime, str, str]:
-        deadlines = view.evaluation.deadlines  # what nearest_due() reads, without two calls per token
-        return (not deadlines, deadlines[0].due_at if deadlines else _EPOCH, view.workspace, view.token_id)
-
-    return sorted(views, key=key)
+    return sorted(views, key=nearest_key)
 
 
 def iso(moment: datetime | None) -> str | None:

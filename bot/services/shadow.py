@@ -12,8 +12,7 @@ found over `policy.usage_lookback_days`; a failed read keeps the last good rows 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -170,9 +169,17 @@ def shadows(
     return found
 
 
-def annotate(*, session: Session, views: Iterable[TokenView], policy: Policy, now: datetime) -> None:
+def annotate(
+    *,
+    session: Session,
+    views: Iterable[TokenView],
+    policy: Policy,
+    now: datetime,
+    judge: Callable[..., Evaluation] = evaluate,
+) -> None:
     """Give each view in observation its shadow, and its findings the exact evidence (`rare_api`,
-    `api_not_covered`) in place of the coarse per-scope rule."""
+    `api_not_covered`) in place of the coarse per-scope rule; `judge` evaluates again (the
+    report's findings-only judge for a ranking of the whole estate)."""
     views = [v for v in views if applies(v.evaluation.token)]
     if not views:
         return
@@ -184,7 +191,7 @@ def annotate(*, session: Session, views: Iterable[TokenView], policy: Policy, no
             continue
         view.shadow = shadow
         if shadow.calls:
-            view.evaluation = evaluate(view.evaluation.token, policy, now, denied=shadow.calls)
+            view.evaluation = judge(view.evaluation.token, policy, now, denied=shadow.calls)
 
 
 def _freshness(session: Session, workspaces: list[str], now: datetime) -> dict[str, AuditFreshness]:
@@ -266,13 +273,6 @@ def as_json(shadow: Shadow | None) -> dict | None:
             for call in shadow.calls
         ],
     }
-
-
-def with_shadow(views: Iterable[TokenView], lines: Iterable[str]) -> Iterator[str]:
-    """Each JSON object of `lines` (one per view, in order) with the view's `shadow` added."""
-    for view, line in zip(views, lines, strict=True):
-        found = view.shadow
-        yield line[:-1] + ', "shadow": ' + ("null" if found is None else json.dumps(as_json(found))) + "}"
 
 
 def _iso(moment: datetime | None) -> str | None:

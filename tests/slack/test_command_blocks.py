@@ -127,3 +127,22 @@ def test_the_admins_home_with_everything_at_once_stays_within_100_blocks():
 @pytest.mark.parametrize("value", [None, "", "x risky", "²2 risky", "999999 risky", "-1 risky"])
 def test_a_malformed_pager_value_is_page_one_of_nothing(value):
     assert answers.parse_pager_value(value) == (1, "")
+
+
+def test_a_long_list_read_only_up_to_its_page_estimates_its_page_count():
+    """`stale`, `risky`, `upcoming` read an estate only up to the page asked for (`more`): the count
+    of pages is then about, and the next page is still offered."""
+    from bot.slack.blocks import answers
+
+    lines = [f"• token {n:05d} · unused" for n in range(401)]
+    title = [answers._section("*100,000 tokens unused for 1 days or more*")]
+    page = answers.Page(1, "stale 1")
+
+    cut = answers.paged(title, answers.line_sections(lines), page, "100,000 stale tokens", more=(401, 99_599))
+    whole = answers.paged(title, answers.line_sections(lines), page, "401 stale tokens")
+
+    shown = str(cut.payload())
+    assert "Page 1 of about " in shown and "'2 stale 1'" in shown
+    assert "Page 1 of about" not in str(whole.payload()) and "Page 1 of " in str(whole.payload())
+    pages = int(shown.split("Page 1 of about ")[1].split("'")[0].replace(",", ""))
+    assert 250 <= pages <= 300  # 370 rows to a page (37 sections of 10 lines): 271 pages

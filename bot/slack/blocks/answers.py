@@ -9,6 +9,7 @@ checked like a typed one. User text (comments, reasons, what was typed) is alway
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -149,15 +150,28 @@ def _split_pages(title: list[Block], entries: Sequence[list[Block]]) -> list[lis
     return pages
 
 
-def paged(title: list[Block], entries: Sequence[list[Block]], page: Page, text: str) -> Answer:
+def paged(
+    title: list[Block],
+    entries: Sequence[list[Block]],
+    page: Page,
+    text: str,
+    *,
+    more: tuple[int, int] = (0, 0),
+) -> Answer:
     """The title, then the entries of the requested page (the last one if it is past the end),
     then where this page is and the buttons to the others. A page holds at most `PAGE_BLOCKS`
-    blocks and one message's worth of text."""
+    blocks and one message's worth of text. `more` = (rows in the entries, rows not in them):
+    a long list read only up to the page asked for, whose page count is then an estimate."""
     pages = _split_pages(title, entries)
     number = min(max(page.number, 1), len(pages))
     built = list(title) + [block for entry in pages[number - 1] for block in entry]
+    given, left = more
     if len(pages) > 1:
-        built.append(_context(f"Page {number} of {len(pages)}"))
+        count = str(len(pages))
+        if left and given:  # as many more entries as the rows left make, as many to a page as the first
+            entries_in_all = len(entries) * (given + left) / given
+            count = f"about {math.ceil(entries_in_all / len(pages[0])):,}"
+        built.append(_context(f"Page {number} of {count}"))
         buttons = []
         if number > 1 and len(pager_value(number - 1, page.command)) <= BUTTON_VALUE_LIMIT:
             buttons.append(
@@ -175,7 +189,7 @@ def paged(title: list[Block], entries: Sequence[list[Block]], page: Page, text: 
             )
         if buttons:
             built.append(ActionsBlock(block_id="pager", elements=buttons))
-        text += f" (page {number} of {len(pages)})"
+        text += f" (page {number} of {count})"
     return Answer(text, built)
 
 

@@ -20,6 +20,8 @@ from bot.domain.policy import Policy
 from bot.services.vocabulary import MatchReason
 from bot.slack.blocks import consumers, fit, shadow
 from bot.slack.blocks.answers import (
+    LINES_PER_SECTION,
+    PAGE_BLOCKS,
     SLACK_USER,
     Answer,
     Page,
@@ -115,20 +117,25 @@ def upcoming(
     tz: str,
     now: datetime,
     page: Page,
+    totals: DueTotals | None = None,
 ) -> Answer:
-    """Deadlines in the next `days` days (overdue ones first), grouped by day in the reader's zone."""
+    """Deadlines in the next `days` days (overdue ones first), grouped by day in the reader's zone.
+    `rows` may be the first of them only, in order, when `totals` counts them all."""
     where = f" in {escape(workspace)}" if workspace else ""
     if not rows:
         return plain(f"Nothing is due in the next {plural(days, 'day')}{where}.")
     rows = sorted(rows, key=lambda r: (r[0].due_at, r[1].workspace, r[1].token_id))
-    counts: dict[DeadlineKind, int] = {}
-    for deadline, _ in rows:
-        counts[deadline.kind] = counts.get(deadline.kind, 0) + 1
-    summary = listed([f"{n} {DEADLINE_LABELS[kind].lower()}" for kind, n in counts.items()])
+    if totals is None:
+        counts: dict[DeadlineKind, int] = {}
+        for deadline, _ in rows:
+            counts[deadline.kind] = counts.get(deadline.kind, 0) + 1
+        totals = DueTotals(counts, len({v.pk for _, v in rows}))
+    summary = listed([f"{n} {DEADLINE_LABELS[kind].lower()}" for kind, n in totals.counts.items()])
+    deadlines = sum(totals.counts.values())
     title: list[Block] = [
         fit.header(f"Deadlines in the next {plural(days, 'day')}{where}"),
         _context(
-            f"{plural(len(rows), 'deadline')} on {plural(len({v.pk for _, v in rows}), 'token')}: "
+            f"{plural(deadlines, 'deadline')} on {plural(totals.tokens, 'token')}: "
             f"{summary}. Times in {escape(zone(tz).key)}."
         ),
     ]
@@ -150,34 +157,62 @@ def upcoming(
             for d, v in group_rows
         ]
         entries += line_sections(lines, f"{heading} · {plural(len(group_rows), 'deadline')}")
-    return paged(title, entries, page, f"{plural(len(rows), 'deadline')} in the next {days} days{where}")
+    more = (len(rows), deadlines - len(rows))
+    return paged(
+        title, entries, page, f"{plural(deadlines, 'deadline')} in the next {days} days{where}", more=more
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DueTotals:
+    """Deadlines counted over all tokens, by kind in the order the first of each comes."""
+
+    counts: Mapping[DeadlineKind, int]
+    tokens: int
+
+
+ROWS_PER_PAGE = PAGE_BLOCKS * LINES_PER_SECTION  # no page of a list holds more rows than this
+WHOLE_LISTS = 2000  # rows: a list this long is read whole, so its page count is exact
+
+
+def rows_through(page: Page) -> int:
+    """What a listener reads of a list longer than WHOLE_LISTS: the rows the pages up to `page`
+    can hold, and one more to know a next page exists."""
+    return max(page.number, 1) * ROWS_PER_PAGE + 1
 
 
 # ---------------------------------------------------------------------------------------------
 # risky, stale
 
 
-def risky(views: Sequence[TokenView], page: Page) -> Answer:
-    """Tokens with findings, in the order given (worst first)."""
+def risky(views: Sequence[TokenView], page: Page, total: int | None = None) -> Answer:
+    """Tokens with findings, in the order given (worst first): all of them, or the first of
+    `total`."""
     if not views:
         return plain("No live token has a finding: nothing risky to show.")
+    total = len(views) if total is None else total
     title: list[Block] = [
-        fit.header(f"{plural(len(views), 'token')} with findings, worst first"),
+        fit.header(f"{plural(total, 'token')} with findings, worst first"),
     ]
     lines = [
         f"• {token_ref(v)} · {owner_text(v)} · {comment_text(v)}\n"
         f"    :warning: {', '.join(FINDING_LABELS[f.code] for f in v.evaluation.findings)}"
         for v in views
     ]
-    return paged(title, line_sections(lines), page, f"{plural(len(views), 'risky token')}")
+    more = (len(views), total - len(views))
+    return paged(title, line_sections(lines), page, f"{plural(total, 'risky token')}", more=more)
 
 
-def stale(views: Sequence[TokenView], days: int, now: datetime, page: Page) -> Answer:
-    """Tokens unused for `days` days, the longest unused first."""
+def stale(
+    views: Sequence[TokenView], days: int, now: datetime, page: Page, total: int | None = None
+) -> Answer:
+    """Tokens unused for `days` days, the longest unused first: all of them, or the first of
+    `total`."""
     if not views:
         return plain(f"Every live token was used in the last {plural(days, 'day')}.")
+    total = len(views) if total is None else total
     title: list[Block] = [
-        fit.header(f"{plural(len(views), 'token')} unused for {days} days or more"),
+        fit.header(f"{plural(total, 'token')} unused for {days} days or more"),
     ]
 
     def used(view: TokenView) -> str:
@@ -186,7 +221,8 @@ def stale(views: Sequence[TokenView], days: int, now: datetime, page: Page) -> A
         return f"last used {local_day(view.last_used_on, 'UTC')} ({(now - view.last_used_on).days} days ago)"
 
     lines = [f"• {token_ref(v)} · {owner_text(v)} · {comment_text(v)} · {used(v)}" for v in views]
-    return paged(title, line_sections(lines), page, f"{plural(len(views), 'stale token')}")
+    more = (len(views), total - len(views))
+    return paged(title, line_sections(lines), page, f"{plural(total, 'stale token')}", more=more)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -69,8 +69,9 @@ class AdminOverview:
     due_counts: Mapping[DeadlineKind, int]  # deadlines in the next HORIZON_DAYS days, overdue ones included
     overdue: int
     workspaces: Sequence[WorkspaceFacts]
-    waiting: Sequence[WaitingToken]
+    waiting: Sequence[WaitingToken]  # the first of them, at least SHOWN_WAITING when there are more
     horizon_days: int = HORIZON_DAYS
+    waiting_count: int | None = None  # how many in all, when `waiting` holds only the first
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +143,9 @@ def admin_blocks(overview: AdminOverview, tz: str) -> list[Block]:
         hidden = len(overview.workspaces) - SHOWN_WORKSPACES
         blocks.append(context(f"And {hidden} more workspaces: `tokenbot sync --json` reports on them all."))
     waiting = overview.waiting
+    count = len(waiting) if overview.waiting_count is None else overview.waiting_count
     blocks.append(
-        section(
-            f"*Waiting for an owner* ({len(waiting)})" + ("" if waiting else "\n_Every token has an owner._")
-        )
+        section(f"*Waiting for an owner* ({count})" + ("" if waiting else "\n_Every token has an owner._"))
     )
     for token in waiting[:SHOWN_WAITING]:
         view = token.view
@@ -156,8 +156,8 @@ def admin_blocks(overview: AdminOverview, tz: str) -> list[Block]:
                 elements=[UserSelectElement(action_id=Action.ASSIGN_OWNER, placeholder="Pick the owner")],
             )
         )
-    if len(waiting) > SHOWN_WAITING:
-        blocks.append(context(f"And {len(waiting) - SHOWN_WAITING} more waiting for an owner."))
+    if count > SHOWN_WAITING:
+        blocks.append(context(f"And {count - SHOWN_WAITING} more waiting for an owner."))
     blocks.append(DividerBlock())
     return blocks
 

@@ -6,23 +6,23 @@ existing action handlers resolve like a reminder's."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
-from bot.domain.deadlines import Deadline, DeadlineKind
+from bot.domain.deadlines import Deadline
 from bot.domain.policy import Policy
 from bot.models import Decision, Principal, Token, Workspace
-from bot.services import decisions, report
+from bot.services import decisions, report, windows
 from bot.services.ports import ReminderItem
 from bot.services.report import TokenView
 from bot.slack import references
 from bot.slack.blocks.answers import person
 from bot.slack.blocks.history import HistoryEntry
-from bot.slack.blocks.home import HORIZON_DAYS, AdminOverview, HomeData, WaitingToken
+from bot.slack.blocks.home import HORIZON_DAYS, SHOWN_WAITING, AdminOverview, HomeData, WaitingToken
 from bot.slack.blocks.reminders import Annotation
 from bot.slack.surfaces.refresh import annotation
 
@@ -38,10 +38,11 @@ def _owner_clause(user_id: str):
     return or_(Principal.slack_user_id == user_id, Principal.owner_slack_id == user_id)
 
 
+_OWNER = and_(Principal.workspace == Token.workspace, Principal.principal_id == Token.owner_id)
+
+
 def owned_pks(session: Session, user_id: str, *, include_gone: bool = False) -> list[int]:
-    query = select(Token.id).join(
-        Principal, and_(Principal.workspace == Token.workspace, Principal.principal_id == Token.owner_id)
-    )
+    query = select(Token.id).join(Principal, _OWNER)
     query = query.where(_owner_clause(user_id))
     if not include_gone:
         query = query.where(Token.gone_at.is_(None))
@@ -145,52 +146,69 @@ def history(
     ]
 
 
-def admin_overview(session: Session, views: Sequence[TokenView], now: datetime) -> AdminOverview:
-    counts: dict[DeadlineKind, int] = {}
-    overdue = 0
-    for view in views:
-        for deadline in view.evaluation.due_within(now, HORIZON_DAYS):
-            counts[deadline.kind] = counts.get(deadline.kind, 0) + 1
-            overdue += deadline.due_at <= now
+def admin_overview(session: Session, policy: Policy, now: datetime) -> AdminOverview:
+    """The admins' part of the Home. Counted over the whole estate, but only the tokens that may be
+    due within the horizon are evaluated (`windows.upcoming`), and only the first few waiting
+    tokens are kept."""
+    due = windows.upcoming(session=session, policy=policy, now=now, days=HORIZON_DAYS, keep=0)
     workspaces = list(session.execute(select(Workspace).order_by(Workspace.name)).scalars())
-    return AdminOverview(counts, overdue, workspaces, waiting_for_owner(session, views))
+    waiting, count = waiting_for_owner(session, policy, now)
+    return AdminOverview(due.counts, due.overdue, workspaces, waiting, waiting_count=count)
 
 
-def waiting_for_owner(session: Session, views: Sequence[TokenView]) -> list[WaitingToken]:
-    """Tokens handed back with an open "Not mine", then service principals' tokens nobody owns."""
-    by_pk = {view.pk: view for view in views}
+def waiting_for_owner(
+    session: Session, policy: Policy, now: datetime, shown: int = SHOWN_WAITING
+) -> tuple[list[WaitingToken], int]:
+    """Tokens handed back with an open "Not mine", then service principals' tokens nobody owns,
+    nearest deadline first: all of the first kind and `shown` of the second, and how many in all."""
     requests = session.execute(
         select(Decision.token_pk, Decision.actor_slack_id)
         .where(Decision.action == decisions.NOT_MINE, Decision.status == decisions.REQUESTED)
         .order_by(Decision.id)
     ).all()
+    asked = {pk for pk, _ in requests if pk is not None}
+    live = {v.pk: v for v in report.token_views(session=session, policy=policy, now=now, token_pks=asked)}
     waiting: dict[int, WaitingToken] = {}
     for token_pk, actor in requests:
-        view = by_pk.get(token_pk)
+        view = live.get(token_pk)
         if view is not None and token_pk not in waiting:
             why = f"{person(actor)} says it is not theirs."
             waiting[token_pk] = WaitingToken(view, references.for_token(token_pk), why)
-    unowned = [
-        v
-        for v in report.by_nearest_deadline(views)
-        if v.owner_kind == "service_principal" and not v.owner_slack_id and v.pk not in waiting
-    ]
-    for view in unowned:
+    unowned = 0
+
+    def nobodys() -> Iterator[TokenView]:
+        nonlocal unowned
+        # Their ids first, from the few service principals (an inner join SQL can start there).
+        pks = session.execute(
+            select(Token.id)
+            .join(Principal, _OWNER)
+            .where(Token.gone_at.is_(None), _unowned_service_principal())
+        ).scalars()
+        for view in report.iter_views(session=session, policy=policy, now=now, token_pks=list(pks)):
+            if view.pk not in waiting:
+                unowned += 1
+                yield view
+
+    for view in windows.smallest(nobodys(), shown, key=report.nearest_key):
         waiting[view.pk] = WaitingToken(
             view, references.for_token(view.pk), "A service principal's token that nobody in Slack owns."
         )
-    return list(waiting.values())
+    return list(waiting.values()), len(waiting) - min(unowned, shown) + unowned
+
+
+def _unowned_service_principal():
+    """A service principal's token with nobody in Slack for it (`TokenView.owner_slack_id` empty)."""
+    return and_(
+        Principal.kind == "service_principal",
+        or_(Principal.owner_slack_id.is_(None), Principal.owner_slack_id == ""),
+        or_(Principal.slack_user_id.is_(None), Principal.slack_user_id == ""),
+    )
 
 
 def home_data(
     session: Session, policy: Policy, now: datetime, user_id: str, tz: str, is_admin: bool
 ) -> HomeData:
-    if is_admin:
-        views = report.token_views(session=session, policy=policy, now=now)
-        mine = set(owned_pks(session, user_id))
-        found = as_items(session, [v for v in views if v.pk in mine])
-        overview = admin_overview(session, views, now)
-    else:
-        found, overview = owned(session, policy, now, user_id), None
+    found = owned(session, policy, now, user_id)
+    overview = admin_overview(session, policy, now) if is_admin else None
     recent = history(session, user_id=user_id, limit=RECENT_DECISIONS, include_refused=False)
     return HomeData(tz, now, found.items, found.decided, found.undated, recent, overview)

@@ -1,11 +1,21 @@
-"""/tokens export: the report (`tokenbot report --format csv`) as a file in the caller's DM."""
+"""/tokens export: the report (`tokenbot report --format csv`) as a file in the caller's DM.
+
+The file is written as the tokens are read (`exports.report_csv` streams them through a
+temporary file) and uploaded from disk: Slack's upload (`files.getUploadURLExternal`, a POST of
+the bytes to the URL it gives, `files.completeUploadExternal`) is sent in blocks, so the export
+of 100,000 tokens never sits in memory.
+"""
 
 import logging
+import tempfile
+import urllib.request
+from pathlib import Path
 
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.db import session_scope
-from bot.services import report
+from bot.services import report, windows
 from bot.services.exports import report_csv
 from bot.slack.blocks import answers, code
 from bot.slack.blocks.answers import Usage, echo
@@ -16,6 +26,11 @@ from bot.slack.listeners.commands.request import BadInput, CommandRequest
 logger = logging.getLogger(__name__)
 
 USAGE = Usage(Subcommand.EXPORT, "", "the report as a CSV file, sent to you in a direct message", admin=True)
+UPLOAD_TIMEOUT = 120  # seconds for the bytes to reach Slack
+
+
+class UploadRefused(Exception):
+    """Slack's upload URL did not take the bytes."""
 
 
 def handler(deps: Deps):
@@ -24,29 +39,70 @@ def handler(deps: Deps):
             raise BadInput(f"`export` takes no arguments, not {echo(request.arguments)}.")
         now = deps.now()
         policy = deps.settings.policy
-        with session_scope(deps.engine) as session:
-            views = report.by_nearest_deadline(report.token_views(session=session, policy=policy, now=now))
-        content = report_csv(views, policy, now)
         filename = f"tokenbot-report-{now:%Y-%m-%d}.csv"
-        client = request.client
-        try:
-            channel = client.conversations_open(users=request.user_id)["channel"]["id"]
-            client.files_upload_v2(
-                channel=channel,
-                content=content,
-                filename=filename,
-                title=f"tokenbot report, {now:%d %b %Y %H:%M} UTC",
-                initial_comment=f"{len(views)} live tokens, nearest deadline first.",
-            )
-        except SlackApiError as error:
-            reason = error.response.get("error")
-            logger.error("export for %s: the upload failed: %s", request.user_id, reason)
-            request.reply(
-                answers.plain(f"Slack refused the upload ({code(str(reason))}); try again later.")
-            )
-            return
-        request.reply(
-            answers.plain(f"Sent {code(filename)} ({len(views)} tokens) to our direct messages.")
-        )
+        with tempfile.TemporaryDirectory(prefix="tokenbot-export-") as folder:
+            path = Path(folder) / filename
+            count = 0
+            with (
+                windows.one_scan_at_a_time(),
+                session_scope(deps.engine) as session,
+                path.open("w", encoding="utf-8", newline="") as file,
+            ):
+                views = report.iter_views(
+                    session=session,
+                    policy=policy,
+                    now=now,
+                    order_by=windows.by_id(session),
+                )
+
+                def counted():
+                    nonlocal count
+                    for view in views:
+                        count += 1
+                        yield view
+
+                file.writelines(report_csv(counted(), policy, now))
+            try:
+                channel = request.client.conversations_open(users=request.user_id)["channel"]["id"]
+                upload(
+                    request.client,
+                    path,
+                    channel=channel,
+                    title=f"tokenbot report, {now:%d %b %Y %H:%M} UTC",
+                    comment=f"{count} live tokens, nearest deadline first.",
+                )
+            except (SlackApiError, UploadRefused) as error:
+                reason = error.response.get("error") if isinstance(error, SlackApiError) else str(error)
+                logger.error("export for %s: the upload failed: %s", request.user_id, reason)
+                request.reply(
+                    answers.plain(f"Slack refused the upload ({code(str(reason))}); try again later.")
+                )
+                return
+        request.reply(answers.plain(f"Sent {code(filename)} ({count} tokens) to our direct messages."))
 
     return handle
+
+
+def upload(client: WebClient, path: Path, *, channel: str, title: str, comment: str) -> None:
+    """Slack's upload in its three steps, the file's bytes read from disk in blocks."""
+    size = path.stat().st_size
+    ticket = client.files_getUploadURLExternal(filename=path.name, length=size)
+    with path.open("rb") as body:
+        post = urllib.request.Request(  # noqa: S310 - the https URL Slack just gave us
+            ticket["upload_url"],
+            data=body,
+            method="POST",
+            headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
+        )
+        # The client's own proxy and TLS settings, as slack_sdk's files_upload_v2 uses them.
+        handlers = [urllib.request.HTTPSHandler(context=client.ssl)] if client.ssl else []
+        if client.proxy:
+            handlers.append(urllib.request.ProxyHandler({"http": client.proxy, "https": client.proxy}))
+        try:
+            with urllib.request.build_opener(*handlers).open(post, timeout=UPLOAD_TIMEOUT) as answer:
+                answer.read()
+        except OSError as error:  # HTTPError included: the URL refused the bytes
+            raise UploadRefused(f"upload: {getattr(error, 'code', None) or type(error).__name__}") from None
+    client.files_completeUploadExternal(
+        files=[{"id": ticket["file_id"], "title": title}], channel_id=channel, initial_comment=comment
+    )

@@ -1,8 +1,7 @@
 """/tokens risky: tokens with findings, worst first (FINDING_SEVERITY)."""
 
 from bot.db import session_scope
-from bot.domain.findings import FINDING_SEVERITY
-from bot.services import report
+from bot.services import windows
 from bot.slack.blocks import commands
 from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
@@ -16,12 +15,17 @@ def handler(deps: Deps):
     def handle(request: CommandRequest) -> None:
         if request.words:
             raise BadInput(f"`risky` takes no arguments, not {echo(request.arguments)}.")
+        page = request.page_of()
+        # Every token is evaluated (findings are rules, not stored dates); only the worst rows up
+        # to this page are kept.
         with session_scope(deps.engine) as session:
-            views = report.token_views(session=session, policy=deps.settings.policy, now=deps.now())
-        flagged = sorted(
-            (v for v in views if v.evaluation.findings),
-            key=lambda v: commands.by_severity_key(v, FINDING_SEVERITY),
-        )
-        request.reply(commands.risky(flagged, request.page_of()))
+            total, worst = windows.risky(
+                session=session,
+                policy=deps.settings.policy,
+                now=deps.now(),
+                keep=commands.rows_through(page),
+                whole=commands.WHOLE_LISTS,
+            )
+        request.reply(commands.risky(worst, page, total=total))
 
     return handle

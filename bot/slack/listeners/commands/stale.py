@@ -1,7 +1,7 @@
 """/tokens stale [days]: tokens unused for N days (default 60), the longest unused first."""
 
 from bot.db import session_scope
-from bot.services import report
+from bot.services import windows
 from bot.slack.blocks import commands
 from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
@@ -20,17 +20,14 @@ def handler(deps: Deps):
             raise BadInput(f"Too many arguments: {echo(request.arguments)}.")
         days = whole_number(words[0], "days", 1, MAX_DAYS) if words else DEFAULT_DAYS
         now = deps.now()
+        page = request.page_of(days)
+        keep = commands.rows_through(page)
+        # Counted and chosen in SQL: only the rows up to this page are read and evaluated.
         with session_scope(deps.engine) as session:
-            views = report.token_views(session=session, policy=deps.settings.policy, now=now)
-        unused = sorted(
-            (v for v in views if commands.unused_since(v, now, days)),
-            key=lambda v: (
-                v.last_used_on is not None,
-                v.last_used_on or v.created_at,
-                v.workspace,
-                v.token_id,
-            ),
-        )
-        request.reply(commands.stale(unused, days, now, request.page_of(days)))
+            policy = deps.settings.policy
+            total, shown = windows.stale(
+                session=session, policy=policy, now=now, days=days, keep=keep, whole=commands.WHOLE_LISTS
+            )
+        request.reply(commands.stale(shown, days, now, page, total=total))
 
     return handle

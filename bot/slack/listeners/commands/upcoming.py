@@ -1,7 +1,7 @@
 """/tokens upcoming [days] [workspace]: deadlines in the next N days (default 14), by day."""
 
 from bot.db import session_scope
-from bot.services import queries, report
+from bot.services import queries, windows
 from bot.slack.blocks import commands, escape
 from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
@@ -30,19 +30,25 @@ def handler(deps: Deps):
             raise BadInput(f"Give at most a number of days and a workspace, not {echo(request.arguments)}.")
         workspace = others[0] if others else None
         now = deps.now()
+        page = request.page_of(days, workspace)
         with session_scope(deps.engine) as session:
             known = queries.workspace_names(session=session)
             known |= {w.name for w in deps.settings.workspaces}
             if workspace is not None and workspace not in known:
                 names = ", ".join(f"*{escape(n)}*" for n in sorted(known)) or "none yet"
                 raise BadInput(f"There is no workspace {echo(workspace)}; known: {names}.")
-            views = report.token_views(
-                session=session, policy=deps.settings.policy, now=now, workspace=workspace
+            # Narrowed in SQL, evaluated token by token: counts of all, rows up to this page.
+            found = windows.upcoming(
+                session=session,
+                policy=deps.settings.policy,
+                now=now,
+                days=days,
+                keep=commands.rows_through(page),
+                whole=commands.WHOLE_LISTS,
+                workspace=workspace,
             )
-        rows = [(d, v) for v in views for d in v.evaluation.due_within(now, days)]
         tz = deps.tz_of(request.client, request.user_id)
-        request.reply(
-            commands.upcoming(rows, days, workspace, tz, now, request.page_of(days, workspace))
-        )
+        totals = commands.DueTotals(found.counts, found.tokens)
+        request.reply(commands.upcoming(found.first, days, workspace, tz, now, page, totals))
 
     return handle
