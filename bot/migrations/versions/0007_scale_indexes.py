@@ -1,13 +1,13 @@
 """token: indexes for the admin answers over a whole estate (the nearest expiries in order;
 every date a deadline is counted from, read without the wide rows)
 
-Revision ID: 0008_scale_indexes
+Revision ID: 0007
 Revises: 0006
 """
 
 from alembic import op
 
-revision = "0008_scale_indexes"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None

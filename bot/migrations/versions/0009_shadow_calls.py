@@ -1,8 +1,8 @@
 """api_call and audit_read: each token's calls per service and action, and how fresh the audit log
 read is, for shadow enforcement (what narrowing would deny)
 
-Revision ID: 0010_shadow_calls
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 """
 
 import sqlalchemy as sa
@@ -11,8 +11,8 @@ from alembic import op
 
 import bot.models
 
-revision = "0010_shadow_calls"
-down_revision = "0009_token_consumers"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

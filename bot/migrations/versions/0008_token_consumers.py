@@ -1,8 +1,8 @@
 """tokenconsumer: who used each token (client family, network); consumerread: how fresh the audit
 log was at the last read; misusefinding: misuse signals, recorded and posted once
 
-Revision ID: 0009_token_consumers
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 import sqlalchemy as sa
@@ -11,8 +11,8 @@ from alembic import op
 
 import bot.models
 
-revision = "0009_token_consumers"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
