@@ -103,42 +103,45 @@ def change_scopes(
     if privileged and not subject.actor.is_admin:
         parameters = {**parameters, "before": shown, "after": _target_scopes(action, shown, chosen)}
         return requests.ask(session, subject, action, parameters, wording.privileged_reason(privileged))
+    # Claimed first: the read and the PATCH run with no transaction held, one decision at a time.
+    claimed = ledger.claim(session, subject, action, {**parameters, "before": shown}, approved_by)
+    if isinstance(claimed, Outcome):
+        return claimed
+    decision = claimed
+    gateway, token_id = gateway_for(token.workspace), token.token_id
     try:
-        live = gateway_for(token.workspace).get_token(token.token_id)
+        live = ledger.call_outside(session, lambda: gateway.get_token(token_id))
     except GatewayError as error:
-        decision = ledger.start(
-            session, subject, action, {**parameters, "before": shown}, approved_by=approved_by
-        )
         return ledger.failed(decision, error, wording.could_not_read_scopes(token))
     if live is None:
-        message = wording.not_in_databricks(token)
-        return ledger.refuse_subject(session, subject, action, parameters, "token_gone", message)
+        return ledger.refused(decision, "token_gone", wording.not_in_databricks(token))
     before, state = normalise(live.scopes), live.autoscope_state
     after = _target_scopes(action, before, chosen)
-    parameters = {**parameters, "before": before, "after": after}
+    # Recorded before the PATCH: `claims.settle` reads the scopes back against `after`.
+    ledger.merge(decision, before=before, after=after)
     stale = _stale_scopes(action, token, before)
     if stale:
         token.scopes, token.autoscope_state = before, state  # what Databricks says, for the next modal
-        return ledger.refuse_subject(session, subject, action, {**parameters, "shown": shown}, "stale", stale)
+        return ledger.refused(decision, "stale", stale, shown=shown)
     if before == after and state == AUTOSCOPE_USER_SELECTED:
-        message = wording.scopes_unchanged(token)
-        return ledger.refuse_subject(session, subject, action, parameters, "no_change", message)
-    decision = ledger.start(session, subject, action, parameters, approved_by=approved_by)
+        return ledger.refused(decision, "no_change", wording.scopes_unchanged(token))
     checked = False
     try:
-        ledger.databricks(
-            decision, dry_run, lambda: gateway_for(token.workspace).update_scopes(token.token_id, after)
-        )
+        ledger.databricks(session, decision, dry_run, lambda: gateway.update_scopes(token_id, after))
     except GatewayError as error:
-        failure = _patch_answer_lost(decision, error, gateway_for(token.workspace), token, after)
+        failure = _patch_answer_lost(decision, error, gateway, token, after)
         if failure is not None:
             return failure
         checked = True
     if decision.parameters.get("dry_run"):
         return ledger.applied(decision, wording.scopes_dry_run(token, after))
-    token.scopes = after
-    token.autoscope_state = AUTOSCOPE_USER_SELECTED
+    set_scopes(token, after)
     return ledger.applied(decision, wording.scopes_set(token, after, checked))
+
+
+def set_scopes(token: Token, scopes: list[str]) -> None:
+    token.scopes = scopes
+    token.autoscope_state = AUTOSCOPE_USER_SELECTED
 
 
 def normalise(scopes: Iterable[str]) -> list[str]:

@@ -97,13 +97,15 @@ def run_decision(
     *,
     identify: bool = False,
 ) -> Outcome | None:
-    """One decision in one transaction, one at a time where the database needs it. A failure is
-    logged, and the clicker told that nothing changed: None then. `identify` first matches someone
-    clicking before tokenbot matched them."""
+    """One decision: its claim and its record are short transactions of their own, and its
+    Databricks call holds none (`decisions.ledger`), so decisions on different tokens run side by
+    side on the listener pool, on SQLite too. A failure is logged, and the clicker told that
+    nothing changed: None then. `identify` first matches someone clicking before tokenbot
+    matched them."""
     try:
         if identify:
             deps.identify(client, click.user_id)
-        with deps.one_decision_at_a_time(), session_scope(deps.engine) as session:
+        with session_scope(deps.engine) as session:
             return decide(session)
     except Exception:
         logger.exception("%s %r by %s failed", what, click.value, click.user_id)
