@@ -365,6 +365,7 @@ def test_privileged_scopes_wait_for_an_admin_then_two_admins_approving_patch_onc
         ]
     )
 
+    assert all(isinstance(o, decisions.Outcome) for o in outcomes), outcomes
     [applied] = [o for o in outcomes if o.status == "applied"]
     [late] = [o for o in outcomes if o.status == "refused"]
     # Refused naming the admin who did it: after the approval, or while its PATCH is under way.

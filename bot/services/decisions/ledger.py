@@ -358,17 +358,23 @@ def databricks(session: Session, decision: Decision, dry_run: bool, call: Callab
     if dry_run:
         merge(decision, dry_run=True)
         return None
-    return call_outside(session, call)
+    assert decision.token_pk is not None  # a claim is about a token
+    return call_outside(session, decision.token_pk, call)
 
 
-def call_outside(session: Session, call: Callable[[], T]) -> T:
+def call_outside(session: Session, token_pk: int, call: Callable[[], T]) -> T:
     """Commit what the session holds (the claim), then call with no transaction or connection
-    held: the next statement opens the transaction that records the outcome. `call` must not read
-    the database (the session keeps its objects loaded: `expire_on_commit=False`)."""
+    held. `call` must not read the database (the session keeps its objects loaded:
+    `expire_on_commit=False`). Then the transaction that records the outcome begins by locking the
+    token, as every claim does: with the same order everywhere (the token, then decision rows),
+    recording cannot deadlock with a claim about the same token."""
     if session.in_nested_transaction():
         raise RuntimeError("a decision's claim is committed before Databricks is called: not in a SAVEPOINT")
     session.commit()
-    return call()
+    try:
+        return call()
+    finally:
+        lock(session, Token, token_pk)
 
 
 def applied(decision: Decision, message: str) -> Outcome:

@@ -110,7 +110,7 @@ def change_scopes(
     decision = claimed
     gateway, token_id = gateway_for(token.workspace), token.token_id
     try:
-        live = ledger.call_outside(session, lambda: gateway.get_token(token_id))
+        live = ledger.call_outside(session, token.id, lambda: gateway.get_token(token_id))
     except GatewayError as error:
         return ledger.failed(decision, error, wording.could_not_read_scopes(token))
     if live is None:
