@@ -76,7 +76,7 @@ def revoke(
     except GatewayError as error:
         if not error.outcome_unknown:
             return ledger.failed(decision, error, wording.could_not_revoke(token))
-        return _revoke_answer_lost(decision, error, gateway, token)
+        return _revoke_answer_lost(session, decision, error, gateway, token)
     if decision.parameters.get("dry_run"):
         return ledger.applied(decision, wording.revoke_dry_run(token))
     return _record_revoked(decision, token, deleted)
@@ -94,10 +94,12 @@ def _record_revoked(decision: Decision, token: Token, deleted: bool | None) -> O
 
 
 def _revoke_answer_lost(
-    decision: Decision, error: GatewayError, gateway: WorkspaceGateway, token: Token
+    session: Session, decision: Decision, error: GatewayError, gateway: WorkspaceGateway, token: Token
 ) -> Outcome:
-    """The DELETE got no answer: read the token back (404 means the revoke was applied)."""
+    """The DELETE got no answer: read the token back (404 means the revoke was applied), then
+    record it."""
     verified = lost_answers.gone(gateway, token.token_id)
+    ledger.lock_for_record(session, token.id)
     ledger.merge(decision, answer_lost=True, verified=verified is not None)
     if verified:
         mark_gone(token)

@@ -367,14 +367,24 @@ def call_outside(session: Session, token_pk: int, call: Callable[[], T]) -> T:
     held. `call` must not read the database (the session keeps its objects loaded:
     `expire_on_commit=False`). Then the transaction that records the outcome begins by locking the
     token, as every claim does: with the same order everywhere (the token, then decision rows),
-    recording cannot deadlock with a claim about the same token."""
+    recording cannot deadlock with a claim about the same token. After an answer that was lost, the
+    caller checks Databricks first and then takes the lock itself (`lock_for_record`)."""
     if session.in_nested_transaction():
         raise RuntimeError("a decision's claim is committed before Databricks is called: not in a SAVEPOINT")
     session.commit()
     try:
-        return call()
-    finally:
-        lock(session, Token, token_pk)
+        answer = call()
+    except GatewayError as error:
+        if not error.outcome_unknown:
+            lock_for_record(session, token_pk)
+        raise
+    lock_for_record(session, token_pk)
+    return answer
+
+
+def lock_for_record(session: Session, token_pk: int) -> None:
+    """Open the transaction that records an outcome on the token's lock (see `call_outside`)."""
+    lock(session, Token, token_pk)
 
 
 def applied(decision: Decision, message: str) -> Outcome:

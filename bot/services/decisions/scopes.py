@@ -3,7 +3,8 @@
 Both read the token from Databricks before the PATCH and never trust tokenbot's copy alone:
 Restore adds to the live scopes (and refuses when the token has `all-apis` already); Confirm is
 refused as `stale` when the live scopes are not the ones tokenbot showed the owner. Neither needs
-an idempotency key: the token row shows the scopes already set, and setting the same scopes again
+an idempotency key: the claim (`ledger.claim`) keeps a second decision off the token while the
+read and the PATCH run, the token row then shows the scopes set, and setting the same scopes again
 is refused as `no_change`. Privileged scopes chosen by a non-admin become a request to the admins.
 """
 
@@ -112,6 +113,7 @@ def change_scopes(
     try:
         live = ledger.call_outside(session, token.id, lambda: gateway.get_token(token_id))
     except GatewayError as error:
+        ledger.lock_for_record(session, token.id)  # a read: nothing to check, even if its answer was lost
         return ledger.failed(decision, error, wording.could_not_read_scopes(token))
     if live is None:
         return ledger.refused(decision, "token_gone", wording.not_in_databricks(token))
@@ -129,7 +131,7 @@ def change_scopes(
     try:
         ledger.databricks(session, decision, dry_run, lambda: gateway.update_scopes(token_id, after))
     except GatewayError as error:
-        failure = _patch_answer_lost(decision, error, gateway, token, after)
+        failure = _patch_answer_lost(session, decision, error, gateway, token, after)
         if failure is not None:
             return failure
         checked = True
@@ -153,7 +155,12 @@ def _target_scopes(action: str, current: Iterable[str], chosen: list[str]) -> li
 
 
 def _patch_answer_lost(
-    decision: Decision, error: GatewayError, gateway: WorkspaceGateway, token: Token, after: list[str]
+    session: Session,
+    decision: Decision,
+    error: GatewayError,
+    gateway: WorkspaceGateway,
+    token: Token,
+    after: list[str],
 ) -> Outcome | None:
     """A failed PATCH: None when its answer was lost but reading the scopes back shows it was
     applied; else the failed outcome, saying what tokenbot found."""
@@ -161,6 +168,7 @@ def _patch_answer_lost(
     if not error.outcome_unknown:
         return ledger.failed(decision, error, what)
     verified = lost_answers.scopes_set(gateway, token.token_id, after)
+    ledger.lock_for_record(session, token.id)
     ledger.merge(decision, answer_lost=True, verified=verified is not None)
     if verified:
         return None
