@@ -43,6 +43,7 @@ class DecisionStatus(StrEnum):
     FAILED = "failed"
     DENIED = "denied"
     REFUSED = "refused"
+    IN_PROGRESS = "in_progress"  # claimed, its Databricks call under way
 
 
 class DecisionAction(StrEnum):

@@ -15,7 +15,10 @@ from bot.slack.listeners import register_all
 
 logger = logging.getLogger(__name__)
 
-LISTENER_WORKERS = 16  # decisions in progress at once; more clicks wait their turn, never their answer
+# Clicks worked on at once; more wait their turn, never their answer. Mostly waiting: a decision
+# holds no transaction while Databricks answers, so a burst of clicks on different tokens (an
+# announcement, a digest) is worked through together rather than one pool-width at a time.
+LISTENER_WORKERS = 64
 
 
 class TokenRefused(Exception):

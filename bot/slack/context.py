@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -113,14 +112,6 @@ class Deps:
     def __post_init__(self) -> None:
         if self.identities is None:
             self.identities = Identities(self.engine, self.settings.slack.email_domains_map, self.now)
-        # SQLite has one write lock for the whole file, and a decision holds it across its
-        # Databricks call: decisions taken side by side would queue in SQLite's busy timeout and
-        # fail there under a burst of clicks. They queue here instead, in order, with no limit.
-        # PostgreSQL locks just the token's row, so decisions on different tokens run together.
-        self._decision_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
-
-    def one_decision_at_a_time(self) -> AbstractContextManager:
-        return self._decision_lock if self._decision_lock is not None else nullcontext()
 
     def identify(self, client: WebClient, user_id: str) -> SlackUser | None:
         """Match the person to their Databricks principals by their Slack email (first use)."""

@@ -34,8 +34,10 @@ def bot(tmp_path, monkeypatch, database_url):
 
 
 def revokes(world):
+    """The revoke attempts recorded (not those whose claim is still under way)."""
     with db.session_scope(world.engine) as session:
-        return list(session.execute(select(Decision).where(Decision.action == "revoke")).scalars())
+        query = select(Decision).where(Decision.action == "revoke", Decision.status != "in_progress")
+        return list(session.execute(query).scalars())
 
 
 def deletes(world):
@@ -56,6 +58,13 @@ def test_twenty_parallel_clicks_make_one_delete(bot):
     wait_for(lambda: len(revokes(bot)) == 20, timeout=30, what="20 recorded attempts")
     assert len(deletes(bot)) == 1
     assert [d.status for d in revokes(bot)].count("applied") == 1
+    # The message is redrawn once, by the applied revoke; the 19 refused duplicates changed nothing.
+    redrawn = wait_for(lambda: updates_of(bot, message), timeout=30, what="the reminder redrawn")
+    assert len(redrawn) == 1 and "Revoked by" in str(redrawn[0]["args"])
+
+
+def updates_of(world, message):
+    return [c for c in world.slack.calls("chat.update") if c["args"].get("ts") == message["ts"]]
 
 
 def test_two_admins_revoking_at_once_make_one_delete(bot):

@@ -59,9 +59,10 @@ def narrowed_messages(world) -> list[dict]:
 
 
 def decisions(world, action=None) -> list[Decision]:
+    """The decisions recorded (a claim whose Databricks call is still under way is not, yet)."""
     with db.session_scope(world.engine) as session:
         rows = session.execute(select(Decision).order_by(Decision.id)).scalars().all()
-    return [d for d in rows if action is None or d.action == action]
+    return [d for d in rows if (action is None or d.action == action) and d.status != "in_progress"]
 
 
 def token(world) -> Token:

@@ -152,8 +152,9 @@ def action_values(body: dict[str, Any], action_id: str) -> list[str]:
 
 
 def decisions(world, action: str | None = None) -> list[Decision]:
+    """The decisions recorded (a claim whose Databricks call is still under way is not, yet)."""
     with db.session_scope(world.engine) as session:
-        query = select(Decision).order_by(Decision.id)
+        query = select(Decision).where(Decision.status != "in_progress").order_by(Decision.id)
         if action:
             query = query.where(Decision.action == action)
         return list(session.execute(query).scalars())

@@ -3,14 +3,19 @@ recorded. No Slack here: the listeners call these functions and show `Outcome.me
 
 Rules every function follows:
 
-- Keyword-only arguments, session first; the caller owns the transaction (`session_scope()`):
-  functions flush, never commit, so a Databricks call and its record succeed or fail together.
+- Keyword-only arguments, session first; the caller gives a session (`session_scope()`) and its
+  commit records the outcome. A decision that calls Databricks claims, calls, records
+  (`ledger`): it commits its claim (`in_progress`) first and calls Databricks with no transaction
+  open, so decisions on different tokens never wait for each other's calls; a claim a stopped
+  process left is settled from what Databricks says (`claims`). Decisions that call nothing
+  flush, never commit. Do not call one inside a SAVEPOINT.
 - Authorization from the database on every call: the actor is the token's owner (the principal's
   `slack_user_id` or its admin-assigned `owner_slack_id`) or an admin (`Actor.is_admin`, decided by
   the caller from `slack.admins` / `admin_group`). `approve`, `deny` and `assign_owner` are for
   admins only. An unknown token, a stranger, or a token already gone is refused; nothing is called.
 - Every attempt writes one `decision` row, refused ones included. Its status is `requested`
-  (awaiting an admin), `applied`, `failed` (a Databricks error; the token row is unchanged),
+  (awaiting an admin), `in_progress` (claimed, its Databricks call under way), `applied`,
+  `failed` (a Databricks error; the token row is unchanged),
   `refused` (parameters["refused"] says why: not_owner, not_admin, unknown_token, token_gone,
   invalid, duplicate, no_change, not_extendable, stale_reference, denied_before,
   stale), or, on a request an
@@ -33,6 +38,7 @@ Where things are:
 
 - `model`: statuses, actions, roles; `Actor`, `DeadlineRef`, `Outcome`.
 - `ledger`: authorization, the token lock, the idempotency keys and claims, the decision rows.
+  `claims`: settling claims a stopped process left `in_progress`.
 - `actions`: revoke, accept, snooze, not mine, assign owner. `scopes`: confirm and restore scopes.
   `extension`: extend (an exemption, a rotation, or why not). `rotation`: rotating a bound service
   principal's token and completing rotations (`rotation_steps`, `lost_answers`: the Databricks side).
@@ -61,6 +67,7 @@ from bot.services.decisions.model import (
     EXTEND,
     EXTENSION_LIMIT_DAYS,
     FAILED,
+    IN_PROGRESS,
     NOT_MINE,
     OTHER,
     OWNER,
@@ -93,6 +100,7 @@ __all__ = [
     "EXTEND",
     "EXTENSION_LIMIT_DAYS",
     "FAILED",
+    "IN_PROGRESS",
     "NOT_MINE",
     "OTHER",
     "OWNER",

@@ -53,7 +53,7 @@ def revoke(
     token = subject.token
     key = ledger.revoke_key(token.id, dry_run)
     earlier = ledger.holder(session, key)
-    if earlier is not None and token.gone_at is None and not dry_run:
+    if earlier is not None and earlier.status == APPLIED and token.gone_at is None and not dry_run:
         ledger.release(earlier, "relisted")  # Databricks lists it again since: revoke it for real
     recorded = {**parameters, "already_gone": True} if token.gone_at is not None else parameters
     claimed = ledger.claim_once(
@@ -70,17 +70,21 @@ def revoke(
     decision = claimed
     if token.gone_at is not None:
         return ledger.applied(decision, wording.gone(token))
+    gateway, token_id = gateway_for(token.workspace), token.token_id
     try:
-        deleted = ledger.databricks(
-            decision, dry_run, lambda: gateway_for(token.workspace).delete_token(token.token_id)
-        )
+        deleted = ledger.databricks(session, decision, dry_run, lambda: gateway.delete_token(token_id))
     except GatewayError as error:
         if not error.outcome_unknown:
             return ledger.failed(decision, error, wording.could_not_revoke(token))
-        return _revoke_answer_lost(decision, error, gateway_for(token.workspace), token)
+        return _revoke_answer_lost(session, decision, error, gateway, token)
     if decision.parameters.get("dry_run"):
         return ledger.applied(decision, wording.revoke_dry_run(token))
-    _mark_gone(token)
+    return _record_revoked(decision, token, deleted)
+
+
+def _record_revoked(decision: Decision, token: Token, deleted: bool | None) -> Outcome:
+    """The DELETE answered: applied (False: Databricks had no such token any more)."""
+    mark_gone(token)
     if not deleted:
         ledger.finish(decision, APPLIED, already_gone=True)
         # A 404 says the token is gone, not who revoked it: the SDK retries a DELETE whose answer
@@ -90,19 +94,21 @@ def revoke(
 
 
 def _revoke_answer_lost(
-    decision: Decision, error: GatewayError, gateway: WorkspaceGateway, token: Token
+    session: Session, decision: Decision, error: GatewayError, gateway: WorkspaceGateway, token: Token
 ) -> Outcome:
-    """The DELETE got no answer: read the token back (404 means the revoke was applied)."""
+    """The DELETE got no answer: read the token back (404 means the revoke was applied), then
+    record it."""
     verified = lost_answers.gone(gateway, token.token_id)
+    ledger.lock_for_record(session, token.id)
     ledger.merge(decision, answer_lost=True, verified=verified is not None)
     if verified:
-        _mark_gone(token)
+        mark_gone(token)
         return ledger.applied(decision, wording.revoked_checked(token))
     tail = wording.revoke_unchecked(verified)
     return ledger.failed(decision, error, wording.could_not_revoke(token), tail=tail)
 
 
-def _mark_gone(token: Token) -> None:
+def mark_gone(token: Token) -> None:
     token.gone_at = clock.now()
     token.gone_reason = "revoked"
 

@@ -1,16 +1,27 @@
-"""The ledger of decisions: who may decide about a token, the lock that makes decisions on one
+"""The ledger of decisions: who may decide about a token, the claims that make decisions on one
 token run one at a time, the idempotency keys that let a thing happen once, and the `decision`
 rows every attempt writes (refused ones included).
 
-Decisions on one token run one at a time: each call first locks the token row until the caller's
-transaction ends (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite, which has no row locks, a no-op
-UPDATE takes the database's write lock). Under that lock a call sees what the one before it did, so
-a double click, a Slack retry, 20 parallel clicks or two admins at once give one Databricks call
-and one applied decision; the others are `refused` as duplicates, naming who did it. Behind the
-lock, the unique `decision.idempotency_key` holds one claim per thing that may happen once (the
-`*_key` functions below). The claim is inserted in a SAVEPOINT before Databricks is called; a
-failure renames it (`<key>:failed:<id>`) so Retry can claim again, and resolving a request
-releases its key.
+Claim, call, record. A decision that calls Databricks takes three steps, and holds no transaction
+or database connection while Databricks works:
+
+1. Claim, in a short transaction: lock the token row (`SELECT ... FOR UPDATE` on PostgreSQL; on
+   SQLite, which has no row locks, a no-op UPDATE takes the database's write lock for the few
+   milliseconds the claim takes), check the rules, and insert the decision `in_progress`, holding
+   its idempotency key (the `*_key` functions below) if it has one. `call_outside` commits it.
+   Behind the lock a claim sees every claim committed before it: a double click, a Slack retry,
+   20 parallel clicks or two admins at once give one claim; the others are `refused` as
+   duplicates naming who holds it, and no other decision about the token may start while one is
+   `in_progress` (`claim_once`, `claim`).
+2. Call Databricks, with nothing held.
+3. Record the outcome in a second short transaction (the caller's commit): `applied`, or
+   `failed`, which renames the key (`<key>:failed:<id>`) so Retry can claim again. An answer that
+   was lost is checked first (`lost_answers`).
+
+A process that dies between 1 and 3 leaves its claim `in_progress`: `claims.settle` finds claims
+older than `claims.CLAIM_TIMEOUT`, reads Databricks to learn what happened, and records it; it
+never repeats the call. Decisions that call nothing (accept, snooze, an exemption, a request)
+claim and record in one short transaction.
 """
 
 from __future__ import annotations
@@ -31,10 +42,10 @@ from bot.services.decisions.model import (
     ADMIN,
     APPLIED,
     FAILED,
+    IN_PROGRESS,
     OTHER,
     OWNER,
     REFUSED,
-    REQUESTED,
     STALE_REFERENCE,
     TOKENBOT,
     TOKENBOT_ROLE,
@@ -157,7 +168,7 @@ def role_of(actor: Actor, owner: Principal | None) -> str:
 
 
 def lock(session: Session, model: type[M], pk: int) -> M | None:
-    """The row, fresh, locked until the caller's transaction ends.
+    """The row, fresh, locked until the caller's transaction ends (a claim's: a few milliseconds).
 
     PostgreSQL locks the row (SELECT ... FOR UPDATE). SQLite has no row locks: a no-op UPDATE takes
     its database write lock instead, which also opens the transaction before any SAVEPOINT (pysqlite
@@ -197,7 +208,47 @@ def refuse_repeat(
     earlier = holder(session, key)
     if earlier is None:
         return None
-    return duplicate(session, subject, action, parameters, earlier, repeated(earlier))
+    under_way = earlier.status == IN_PROGRESS
+    message = wording.in_progress(subject.token, earlier) if under_way else repeated(earlier)
+    return duplicate(session, subject, action, parameters, earlier, message)
+
+
+def in_progress_on(session: Session, token_pk: int) -> Decision | None:
+    """The decision about this token whose Databricks call is under way, if any."""
+    query = (
+        select(Decision)
+        .where(Decision.token_pk == token_pk, Decision.status == IN_PROGRESS)
+        .order_by(Decision.id)
+        .limit(1)
+        .execution_options(populate_existing=True)
+    )
+    return session.execute(query).scalars().first()
+
+
+def _refuse_busy(
+    session: Session, subject: Subject, action: str, parameters: dict[str, Any]
+) -> Outcome | None:
+    """Refused while another decision about the token is under way (one at a time per token)."""
+    busy = in_progress_on(session, subject.token.id)
+    if busy is None:
+        return None
+    message = wording.in_progress(subject.token, busy)
+    return duplicate(session, subject, action, parameters, busy, message)
+
+
+def claim(
+    session: Session,
+    subject: Subject,
+    action: str,
+    parameters: dict[str, Any],
+    approved_by: str | None = None,
+) -> Decision | Outcome:
+    """The decision, `in_progress`, for a call that needs no key (the token's scopes show what
+    was set); or the refusal while another decision about the token is under way."""
+    refused = _refuse_busy(session, subject, action, parameters)
+    if refused is not None:
+        return refused
+    return start(session, subject, action, parameters, approved_by)
 
 
 def claim_once(
@@ -210,15 +261,19 @@ def claim_once(
     *,
     recorded: dict[str, Any] | None = None,
     approved_by: str | None = None,
+    status: str = IN_PROGRESS,
 ) -> Decision | Outcome:
-    """The decision now holding `key` (recording `recorded`, else `parameters`), inserted before
-    anything is called; or the refusal: a duplicate of the decision that holds the key already, or
-    busy when another transaction claimed it meanwhile."""
+    """The decision now holding `key` (recording `recorded`, else `parameters`), inserted with
+    `status` before anything is called; or the refusal: a duplicate of the decision that holds the
+    key already, or of the one under way on the token, or busy when another transaction claimed it
+    meanwhile."""
     refused = refuse_repeat(session, subject, action, parameters, key, repeated)
+    if refused is None:
+        refused = _refuse_busy(session, subject, action, parameters)
     if refused is not None:
         return refused
     decision = _claim(
-        session, subject, action, parameters if recorded is None else recorded, key, approved_by
+        session, subject, action, parameters if recorded is None else recorded, key, approved_by, status
     )
     if decision is None:
         return refuse_subject(session, subject, action, parameters, "duplicate", wording.busy(subject.token))
@@ -232,12 +287,13 @@ def _claim(
     parameters: dict[str, Any],
     key: str,
     approved_by: str | None,
+    status: str,
 ) -> Decision | None:
     """Insert the decision holding `key`; None when another transaction holds the key (behind the
     token lock, only a caller that skipped the lock)."""
     try:
         with session.begin_nested():  # the IntegrityError must not break the caller's transaction
-            return start(session, subject, action, parameters, approved_by, key=key)
+            return start(session, subject, action, parameters, approved_by, key=key, status=status)
     except IntegrityError:
         return None
 
@@ -254,10 +310,11 @@ def start(
     approved_by: str | None = None,
     *,
     key: str | None = None,
+    status: str = IN_PROGRESS,
 ) -> Decision:
-    """Insert the decision (`requested` until finished) before anything is called, holding the
-    idempotency `key` if one is given."""
-    decision = _new_decision(subject.actor, subject.role, action, subject.token.id, parameters, REQUESTED)
+    """Insert the decision (`in_progress` until finished; a request to the admins `requested`)
+    before anything is called, holding the idempotency `key` if one is given."""
+    decision = _new_decision(subject.actor, subject.role, action, subject.token.id, parameters, status)
     decision.idempotency_key, decision.approved_by = key, approved_by
     session.add(decision)
     session.flush()
@@ -295,12 +352,39 @@ def merge(decision: Decision, **parameters: Any) -> None:
     decision.parameters = {**decision.parameters, **parameters}
 
 
-def databricks(decision: Decision, dry_run: bool, call: Callable[[], T]) -> T | None:
-    """The one place dry run is honoured: every mutating Databricks call goes through here."""
+def databricks(session: Session, decision: Decision, dry_run: bool, call: Callable[[], T]) -> T | None:
+    """The one place dry run is honoured: every mutating Databricks call goes through here, after
+    its claim is committed (`call_outside`)."""
     if dry_run:
         merge(decision, dry_run=True)
         return None
-    return call()
+    assert decision.token_pk is not None  # a claim is about a token
+    return call_outside(session, decision.token_pk, call)
+
+
+def call_outside(session: Session, token_pk: int, call: Callable[[], T]) -> T:
+    """Commit what the session holds (the claim), then call with no transaction or connection
+    held. `call` must not read the database (the session keeps its objects loaded:
+    `expire_on_commit=False`). Then the transaction that records the outcome begins by locking the
+    token, as every claim does: with the same order everywhere (the token, then decision rows),
+    recording cannot deadlock with a claim about the same token. After an answer that was lost, the
+    caller checks Databricks first and then takes the lock itself (`lock_for_record`)."""
+    if session.in_nested_transaction():
+        raise RuntimeError("a decision's claim is committed before Databricks is called: not in a SAVEPOINT")
+    session.commit()
+    try:
+        answer = call()
+    except GatewayError as error:
+        if not error.outcome_unknown:
+            lock_for_record(session, token_pk)
+        raise
+    lock_for_record(session, token_pk)
+    return answer
+
+
+def lock_for_record(session: Session, token_pk: int) -> None:
+    """Open the transaction that records an outcome on the token's lock (see `call_outside`)."""
+    lock(session, Token, token_pk)
 
 
 def applied(decision: Decision, message: str) -> Outcome:
@@ -312,6 +396,12 @@ def failed(decision: Decision, error: GatewayError, what: str, tail: str = "") -
     finish(decision, FAILED, error=error.message, error_kind=error.kind)
     release(decision, "failed")  # Retry may claim again
     return outcome(decision, wording.failed(what, error.message, tail))
+
+
+def refused(decision: Decision, why: str, message: str, **parameters: Any) -> Outcome:
+    """A claim whose call showed it must not go ahead (the live token is not what was shown)."""
+    finish(decision, REFUSED, refused=why, **parameters)
+    return outcome(decision, message)
 
 
 def refuse(

@@ -18,6 +18,8 @@ from bot.services import inventory
 # statuses
 REQUESTED, APPROVED, APPLIED = "requested", "approved", "applied"
 FAILED, DENIED, REFUSED = "failed", "denied", "refused"
+# Claimed, its Databricks call under way (or its process died: `claims.settle` finds it).
+IN_PROGRESS = "in_progress"
 # actions
 CONFIRM_SCOPES, ACCEPT, EXTEND, ROTATE, REVOKE = "confirm_scopes", "accept", "extend", "rotate", "revoke"
 SNOOZE, NOT_MINE, ASSIGN_OWNER, RESTORE = "snooze", "not_mine", "assign_owner", "restore"

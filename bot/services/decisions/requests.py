@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from bot.models import Decision
 from bot.services.decisions import ledger, wording
-from bot.services.decisions.model import APPROVED, DENIED, DENIED_BEFORE, Actor, Outcome, Subject
+from bot.services.decisions.model import APPROVED, DENIED, DENIED_BEFORE, REQUESTED, Actor, Outcome, Subject
 
 
 def ask(session: Session, subject: Subject, action: str, parameters: dict[str, Any], why: str) -> Outcome:
@@ -31,7 +31,7 @@ def ask(session: Session, subject: Subject, action: str, parameters: dict[str, A
     if denied is not None:
         message = wording.denied_before(subject.token, denied)
         return ledger.refuse_subject(session, subject, action, parameters, DENIED_BEFORE, message, denied)
-    claimed = ledger.claim_once(session, subject, action, parameters, key, waiting)
+    claimed = ledger.claim_once(session, subject, action, parameters, key, waiting, status=REQUESTED)
     if isinstance(claimed, Outcome):
         return claimed
     return ledger.outcome(claimed, wording.sent_to_admins(subject.token, why))

@@ -22,7 +22,7 @@ from bot import clock
 from bot.databricks.records import WorkspaceGateway
 from bot.domain.policy import Policy
 from bot.models import Decision, Token
-from bot.services.decisions import actions, ledger, lost_answers, rotation_steps, wording
+from bot.services.decisions import actions, claims, ledger, lost_answers, rotation_steps, wording
 from bot.services.decisions.model import (
     APPLIED,
     FAILED,
@@ -79,19 +79,23 @@ def rotate(
         return claimed
     decision = claimed
     sweep_ids, keep = _earlier_rotations(session, token.id)
+    gateway, decision_id = gateway_for(token.workspace), decision.id
+    application_id = owner.application_id or ""
+    comment, scopes = token.comment or "", list(token.scopes or ())
     rotated = ledger.databricks(
+        session,
         decision,
         dry_run,
         lambda: rotation_steps.create_and_store(
-            gateway_for(token.workspace),
-            decision_id=decision.id,
-            application_id=owner.application_id or "",
+            gateway,
+            decision_id=decision_id,
+            application_id=application_id,
             lifetime_seconds=policy.rotation_lifetime_days * 86400,
-            comment=token.comment or "",
-            scopes=list(token.scopes or ()),
+            comment=comment,
+            scopes=scopes,
             scope=binding.scope,
             key=binding.key,
-            sweep_ids={*sweep_ids, decision.id},
+            sweep_ids={*sweep_ids, decision_id},
             keep=keep,
         ),
     )
@@ -230,33 +234,38 @@ def complete_rotations(
     """Revoke the old token of every rotation whose grace period has passed (actor `tokenbot`),
     after checking again the secret of rotations whose write nobody could check (_settle_rotations).
 
-    A scheduled job; each token is its own savepoint, so one failure cannot stop the others. Run
-    again, it does nothing more: a revoked token is gone, and a failed one is tried again."""
+    A scheduled job; each token is its own transactions (claim, call, record), so one failure
+    cannot stop the others. Run again, it does nothing more: a revoked token is gone, and a failed
+    one is tried again. It also settles the decisions a stopped process left in progress
+    (`claims.settle`) first."""
     if not dry_run:
+        claims.settle(session=session, gateway_for=gateway_for, now=now)
         _settle_rotations(session, gateway_for, now)
+        session.commit()
     outcomes = []
-    for rotation in _rotations_due(session, now):
-        if dry_run and ledger.holder(session, ledger.revoke_key(rotation.token_pk, True)) is not None:
+    for rotation_id, token_pk, new_token_id in _rotations_due(session, now):
+        if dry_run and ledger.holder(session, ledger.revoke_key(token_pk, True)) is not None:
             continue  # already revoked in dry run; the token stays listed
-        reason = f"rotated: replaced by {rotation.parameters.get('new_token_id')}"
         try:
-            with session.begin_nested():
-                outcomes.append(
-                    actions.revoke(
-                        session=session,
-                        gateway_for=gateway_for,
-                        actor=TOKENBOT,
-                        token_pk=rotation.token_pk,
-                        reason=reason,
-                        dry_run=dry_run,
-                    )
+            outcomes.append(
+                actions.revoke(
+                    session=session,
+                    gateway_for=gateway_for,
+                    actor=TOKENBOT,
+                    token_pk=token_pk,
+                    reason=f"rotated: replaced by {new_token_id}",
+                    dry_run=dry_run,
                 )
+            )
+            session.commit()
         except Exception:
-            logger.exception("rotation %s: revoking the old token failed", rotation.id)
+            session.rollback()
+            logger.exception("rotation %s: revoking the old token failed", rotation_id)
     return outcomes
 
 
-def _rotations_due(session: Session, now: datetime) -> list[Decision]:
+def _rotations_due(session: Session, now: datetime) -> list[tuple[int, int, str | None]]:
+    """(rotation id, token, new token id) of the rotations whose old token is due to go."""
     rows = session.execute(
         select(Decision)
         .join(Token, Token.id == Decision.token_pk)
@@ -264,7 +273,7 @@ def _rotations_due(session: Session, now: datetime) -> list[Decision]:
         .order_by(Decision.id)
     ).scalars()
     return [
-        row
+        (row.id, row.token_pk, row.parameters.get("new_token_id"))
         for row in rows
         if row.parameters.get("revoke_old_after") and parse_time(row.parameters["revoke_old_after"]) <= now
     ]

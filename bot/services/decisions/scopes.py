@@ -3,7 +3,8 @@
 Both read the token from Databricks before the PATCH and never trust tokenbot's copy alone:
 Restore adds to the live scopes (and refuses when the token has `all-apis` already); Confirm is
 refused as `stale` when the live scopes are not the ones tokenbot showed the owner. Neither needs
-an idempotency key: the token row shows the scopes already set, and setting the same scopes again
+an idempotency key: the claim (`ledger.claim`) keeps a second decision off the token while the
+read and the PATCH run, the token row then shows the scopes set, and setting the same scopes again
 is refused as `no_change`. Privileged scopes chosen by a non-admin become a request to the admins.
 """
 
@@ -103,42 +104,46 @@ def change_scopes(
     if privileged and not subject.actor.is_admin:
         parameters = {**parameters, "before": shown, "after": _target_scopes(action, shown, chosen)}
         return requests.ask(session, subject, action, parameters, wording.privileged_reason(privileged))
+    # Claimed first: the read and the PATCH run with no transaction held, one decision at a time.
+    claimed = ledger.claim(session, subject, action, {**parameters, "before": shown}, approved_by)
+    if isinstance(claimed, Outcome):
+        return claimed
+    decision = claimed
+    gateway, token_id = gateway_for(token.workspace), token.token_id
     try:
-        live = gateway_for(token.workspace).get_token(token.token_id)
+        live = ledger.call_outside(session, token.id, lambda: gateway.get_token(token_id))
     except GatewayError as error:
-        decision = ledger.start(
-            session, subject, action, {**parameters, "before": shown}, approved_by=approved_by
-        )
+        ledger.lock_for_record(session, token.id)  # a read: nothing to check, even if its answer was lost
         return ledger.failed(decision, error, wording.could_not_read_scopes(token))
     if live is None:
-        message = wording.not_in_databricks(token)
-        return ledger.refuse_subject(session, subject, action, parameters, "token_gone", message)
+        return ledger.refused(decision, "token_gone", wording.not_in_databricks(token))
     before, state = normalise(live.scopes), live.autoscope_state
     after = _target_scopes(action, before, chosen)
-    parameters = {**parameters, "before": before, "after": after}
+    # Recorded before the PATCH: `claims.settle` reads the scopes back against `after`.
+    ledger.merge(decision, before=before, after=after)
     stale = _stale_scopes(action, token, before)
     if stale:
         token.scopes, token.autoscope_state = before, state  # what Databricks says, for the next modal
-        return ledger.refuse_subject(session, subject, action, {**parameters, "shown": shown}, "stale", stale)
+        return ledger.refused(decision, "stale", stale, shown=shown)
     if before == after and state == AUTOSCOPE_USER_SELECTED:
-        message = wording.scopes_unchanged(token)
-        return ledger.refuse_subject(session, subject, action, parameters, "no_change", message)
-    decision = ledger.start(session, subject, action, parameters, approved_by=approved_by)
+        return ledger.refused(decision, "no_change", wording.scopes_unchanged(token))
     checked = False
     try:
-        ledger.databricks(
-            decision, dry_run, lambda: gateway_for(token.workspace).update_scopes(token.token_id, after)
-        )
+        ledger.databricks(session, decision, dry_run, lambda: gateway.update_scopes(token_id, after))
     except GatewayError as error:
-        failure = _patch_answer_lost(decision, error, gateway_for(token.workspace), token, after)
+        failure = _patch_answer_lost(session, decision, error, gateway, token, after)
         if failure is not None:
             return failure
         checked = True
     if decision.parameters.get("dry_run"):
         return ledger.applied(decision, wording.scopes_dry_run(token, after))
-    token.scopes = after
-    token.autoscope_state = AUTOSCOPE_USER_SELECTED
+    set_scopes(token, after)
     return ledger.applied(decision, wording.scopes_set(token, after, checked))
+
+
+def set_scopes(token: Token, scopes: list[str]) -> None:
+    token.scopes = scopes
+    token.autoscope_state = AUTOSCOPE_USER_SELECTED
 
 
 def normalise(scopes: Iterable[str]) -> list[str]:
@@ -150,7 +155,12 @@ def _target_scopes(action: str, current: Iterable[str], chosen: list[str]) -> li
 
 
 def _patch_answer_lost(
-    decision: Decision, error: GatewayError, gateway: WorkspaceGateway, token: Token, after: list[str]
+    session: Session,
+    decision: Decision,
+    error: GatewayError,
+    gateway: WorkspaceGateway,
+    token: Token,
+    after: list[str],
 ) -> Outcome | None:
     """A failed PATCH: None when its answer was lost but reading the scopes back shows it was
     applied; else the failed outcome, saying what tokenbot found."""
@@ -158,6 +168,7 @@ def _patch_answer_lost(
     if not error.outcome_unknown:
         return ledger.failed(decision, error, what)
     verified = lost_answers.scopes_set(gateway, token.token_id, after)
+    ledger.lock_for_record(session, token.id)
     ledger.merge(decision, answer_lost=True, verified=verified is not None)
     if verified:
         return None

@@ -77,6 +77,15 @@ def busy(token: Token) -> str:
     return f"Someone else is deciding about {label(token)} right now; try again in a moment."
 
 
+def in_progress(token: Token, earlier: Decision) -> str:
+    """Another decision about the token is under way (its Databricks call has not answered yet)."""
+    what = earlier.action.replace("_", " ")
+    return (
+        f"{who(earlier.actor_slack_id)} is already deciding about {label(token)} ({what}, started "
+        f"{when(earlier.created_at)}); the outcome will show on the message. Nothing else was done."
+    )
+
+
 def gone(token: Token) -> str:
     if token.gone_reason == "expired":
         return f"{sentence_label(token)} had already expired."

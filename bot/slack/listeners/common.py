@@ -25,7 +25,11 @@ from bot.slack.surfaces.refresh import refresh_reminder
 logger = logging.getLogger(__name__)
 
 UNKNOWN_DEADLINE = DeadlineRef(kind="unknown", due_at=references.EPOCH)
-SOMETHING_WENT_WRONG = "Something went wrong on tokenbot's side; nothing was changed. The error is logged."
+# A failure after the claim leaves it in progress: `decisions.claims.settle` records what Databricks did.
+SOMETHING_WENT_WRONG = (
+    "Something went wrong on tokenbot's side (the error is logged). Nothing else will be done; "
+    "anything Databricks was already asked is checked and recorded."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +101,15 @@ def run_decision(
     *,
     identify: bool = False,
 ) -> Outcome | None:
-    """One decision in one transaction, one at a time where the database needs it. A failure is
-    logged, and the clicker told that nothing changed: None then. `identify` first matches someone
-    clicking before tokenbot matched them."""
+    """One decision: its claim and its record are short transactions of their own, and its
+    Databricks call holds none (`decisions.ledger`), so decisions on different tokens run side by
+    side on the listener pool, on SQLite too. A failure is logged, and the clicker told that
+    nothing changed: None then. `identify` first matches someone clicking before tokenbot
+    matched them."""
     try:
         if identify:
             deps.identify(client, click.user_id)
-        with deps.one_decision_at_a_time(), session_scope(deps.engine) as session:
+        with session_scope(deps.engine) as session:
             return decide(session)
     except Exception:
         logger.exception("%s %r by %s failed", what, click.value, click.user_id)
@@ -115,10 +121,17 @@ def after(deps: Deps, client: WebClient, click: Click, outcome: Outcome) -> None
     answer(client, click, outcome)
     if outcome.status == decisions.REQUESTED and outcome.duplicate_of is None:
         ask_admins(deps, client, outcome)
-    if outcome.token_pk:
+    if outcome.token_pk and not _changed_nothing(outcome):
         refresh_token_messages(deps, client, outcome.token_pk)
     if click.channel is None:  # clicked in the App Home (or a modal opened there): redraw it
         publish_home(deps, client, click.user_id)
+
+
+def _changed_nothing(outcome: Outcome) -> bool:
+    """A duplicate: the decision it repeats refreshes the messages when it is recorded, so a burst
+    of double clicks does not redraw the same message over and over. (A repeated rotation may have
+    settled the earlier one: it still refreshes.)"""
+    return outcome.parameters.get("refused") == "duplicate" and outcome.action != decisions.ROTATE
 
 
 def answer(client: WebClient, click: Click, outcome: Outcome) -> None:

@@ -91,7 +91,11 @@ def _latest_decisions(session: Session, token_pks: Sequence[int]) -> dict[int, l
     found: dict[int, list[Decision]] = {}
     rows = session.execute(
         select(Decision)
-        .where(Decision.token_pk.in_(list(set(token_pks))), Decision.status != decisions.REFUSED)
+        .where(
+            Decision.token_pk.in_(list(set(token_pks))),
+            # A claim under way has no outcome to show yet (its record refreshes the message).
+            Decision.status.not_in((decisions.REFUSED, decisions.IN_PROGRESS)),
+        )
         .order_by(Decision.id.desc())
     ).scalars()
     for decision in rows:
