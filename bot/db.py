@@ -31,7 +31,7 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-# Connections one process may hold at once. `tokenbot serve` runs up to 16 Slack listeners at
+# Connections one process may hold at once. `tokenbot serve` runs up to 32 Slack listeners at
 # a time (bot/slack/app.py LISTENER_WORKERS), the scheduler's thread pool (APScheduler's
 # default: 10), and a few more: the HTTP server's own requests (health, events webhook) and a
 # sync's parallel workspaces. Each may hold a connection, so the pool holds them all with room

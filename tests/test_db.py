@@ -132,3 +132,10 @@ def test_a_pool_with_no_free_connection_fails_with_a_clear_message(database_url)
             with db.session_scope(engine) as waiting:
                 waiting.execute(select(text("1")))
     engine.dispose()
+
+
+def test_every_listener_worker_can_call_databricks_without_dropping_a_connection():
+    from bot.databricks.gateway import SDK_CONNECTIONS
+    from bot.slack.app import LISTENER_WORKERS
+
+    assert SDK_CONNECTIONS >= LISTENER_WORKERS

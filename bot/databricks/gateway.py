@@ -44,6 +44,9 @@ SCIM = "/api/2.0/preview/scim/v2"
 T = TypeVar("T")
 
 
+SDK_CONNECTIONS = 40  # at least bot/slack/app.py LISTENER_WORKERS
+
+
 def build_config(
     workspace: WorkspaceConfig, limits: DatabricksConfig, environ: Mapping[str, str] | None = None
 ) -> Config:
@@ -53,6 +56,11 @@ def build_config(
         "host": workspace.host,
         "retry_timeout_seconds": limits.retry_timeout_seconds,
         "http_timeout_seconds": limits.http_timeout_seconds,
+        # Connections kept per workspace host. The SDK hands this to requests' HTTPAdapter as
+        # pool_maxsize (databricks/sdk/_base_client.py; default 20): a burst of decisions calls
+        # Databricks from every listener worker at once, and past the pool each extra connection
+        # is opened, then dropped with a "Connection pool is full" warning.
+        "max_connection_pools": SDK_CONNECTIONS,
     }
     if workspace.profile:
         options["profile"] = workspace.profile

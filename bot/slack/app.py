@@ -17,8 +17,9 @@ logger = logging.getLogger(__name__)
 
 # Clicks worked on at once; more wait their turn, never their answer. Mostly waiting: a decision
 # holds no transaction while Databricks answers, so a burst of clicks on different tokens (an
-# announcement, a digest) is worked through together rather than one pool-width at a time.
-LISTENER_WORKERS = 64
+# announcement, a digest) is worked through together rather than one pool-width at a time. Each
+# may hold a database connection for a moment, so bot/db.py's pool is sized from this number.
+LISTENER_WORKERS = 32
 
 
 class TokenRefused(Exception):
