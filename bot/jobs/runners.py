@@ -22,11 +22,12 @@ from sqlmodel import Session
 from bot import clock, db, metrics
 from bot.jobs.lease import JobLease
 from bot.models import Workspace
-from bot.services import decisions, digest, enforcement, inventory, reminders
+from bot.services import audit_read, decisions, digest, enforcement, inventory, misuse, reminders
 from bot.services.decisions import rotation
 from bot.services.ports import DeliveryError
 from bot.slack import directory as slack_directory
 from bot.slack.client import SlackError, error_code
+from bot.slack.misuse import SlackMisuseNotifier
 from bot.wiring import Wiring
 
 logger = logging.getLogger(__name__)
@@ -185,8 +186,6 @@ def enforcement_job(context: JobContext) -> None:
 def usage_job(context: JobContext) -> None:
     """Observed API usage, who uses each token and misuse findings, from the audit log
     (workspaces with `audit_warehouse_id`), daily."""
-    from bot.services import audit_read
-
     results = audit_read.refresh_all(
         engine=context.engine, settings=context.settings, gateway_for=context.gateway_for, now=context.now()
     )
@@ -199,9 +198,6 @@ def usage_job(context: JobContext) -> None:
 def post_misuse_findings(context: JobContext) -> int:
     """The misuse findings recorded and not posted yet, to the admins channel (each once);
     returns how many were posted."""
-    from bot.services import misuse
-    from bot.slack.misuse import SlackMisuseNotifier
-
     channel = context.settings.slack.admin_channel
     if not channel or context.client is None:
         return 0
@@ -228,7 +224,7 @@ def rotations_due(context: JobContext) -> list[tuple[int, str | None]]:
     """(token, its replacement) of every rotation whose old token the pass would revoke now:
     `tokenbot rotations --dry-run`, which calls nothing and records nothing."""
     with Session(context.engine) as session:
-        due = rotation._rotations_due(session, context.now())  # the pass's own choice
+        due = rotation.rotations_due(session, context.now())  # the pass's own choice
         return [(row.token_pk, row.parameters.get("new_token_id")) for row in due]
 
 

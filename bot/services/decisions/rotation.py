@@ -243,7 +243,7 @@ def complete_rotations(
         _settle_rotations(session, gateway_for, now)
         session.commit()
     outcomes = []
-    for rotation_id, token_pk, new_token_id in _rotations_due(session, now):
+    for rotation_id, token_pk, new_token_id in rotations_due(session, now):
         if dry_run and ledger.holder(session, ledger.revoke_key(token_pk, True)) is not None:
             continue  # already revoked in dry run; the token stays listed
         try:
@@ -264,7 +264,7 @@ def complete_rotations(
     return outcomes
 
 
-def _rotations_due(session: Session, now: datetime) -> list[tuple[int, int, str | None]]:
+def rotations_due(session: Session, now: datetime) -> list[tuple[int, int, str | None]]:
     """(rotation id, token, new token id) of the rotations whose old token is due to go."""
     rows = session.execute(
         select(Decision)
