@@ -225,7 +225,7 @@ def rotations_due(context: JobContext) -> list[tuple[int, str | None]]:
     `tokenbot rotations --dry-run`, which calls nothing and records nothing."""
     with Session(context.engine) as session:
         due = rotation.rotations_due(session, context.now())  # the pass's own choice
-        return [(row.token_pk, row.parameters.get("new_token_id")) for row in due]
+        return [(token_pk, new_token_id) for _, token_pk, new_token_id in due]
 
 
 def rotations_job(context: JobContext) -> None:

@@ -60,6 +60,8 @@ def test_twenty_parallel_clicks_make_one_delete(bot):
     assert [d.status for d in revokes(bot)].count("applied") == 1
     # The message is redrawn once, by the applied revoke; the 19 refused duplicates changed nothing.
     redrawn = wait_for(lambda: updates_of(bot, message), timeout=30, what="the reminder redrawn")
+    refusals = [d.parameters.get("refused") for d in revokes(bot) if d.status == "refused"]
+    assert refusals == ["duplicate"] * 19  # each told who revoked it, however late it came
     assert len(redrawn) == 1 and "Revoked by" in str(redrawn[0]["args"])
 
 

@@ -47,7 +47,7 @@ def revoke(
     """DELETE the token. Already gone (in the database or at Databricks) is `applied` with
     parameters["already_gone"]; a second revoke of the same token is a refused duplicate."""
     parameters = {"reason": reason, **deadline_parameters(deadline)}
-    subject = ledger.authorize(session, actor, REVOKE, token_pk, parameters, deadline=deadline)
+    subject = ledger.authorize(session, actor, REVOKE, token_pk, parameters)
     if isinstance(subject, Outcome):
         return subject
     token = subject.token
@@ -55,6 +55,11 @@ def revoke(
     earlier = ledger.holder(session, key)
     if earlier is not None and earlier.status == APPLIED and token.gone_at is None and not dry_run:
         ledger.release(earlier, "relisted")  # Databricks lists it again since: revoke it for real
+        earlier = None
+    if earlier is None and deadline is not None and deadline.stale:
+        # Checked after the key: a click that comes after the token was revoked (its deadline gone
+        # with it) is told who revoked it, as a duplicate, not that its button is out of date.
+        return ledger.stale(session, subject, REVOKE, parameters, deadline)
     recorded = {**parameters, "already_gone": True} if token.gone_at is not None else parameters
     claimed = ledger.claim_once(
         session,
