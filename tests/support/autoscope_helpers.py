@@ -191,10 +191,13 @@ def _refreshed(world, refresh, options):
     from bot.databricks.gateway import gateway_factory
 
     settings = world.settings
+    # An audit read is a few statements, each polled: on a loaded machine the sandbox's answers
+    # can outlast the worlds' 3 s retry budget, which the faults these tests inject never need.
+    patient = settings.databricks.model_copy(update={"retry_timeout_seconds": 30, "http_timeout_seconds": 15})
     results = refresh(
         engine=world.engine,
         settings=settings,
-        gateway_for=gateway_factory(settings.workspaces, settings.databricks),
+        gateway_for=gateway_factory(settings.workspaces, patient),
         now=clock.now(),
         **options,
     )
