@@ -2,7 +2,8 @@
 
 SQLite is the default (WAL, foreign keys on, a busy timeout so a reader never fails a writer);
 PostgreSQL is for production and several replicas. Services never commit: the caller's
-`session_scope()` does, so a Databricks call and its record succeed or fail together.
+`session_scope()` does. A decision uses two of them around its Databricks call, which holds no
+transaction (claim, call, record: bot/services/decisions/ledger.py).
 """
 
 from __future__ import annotations
