@@ -8,9 +8,9 @@ import logging
 import os
 import socket
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -101,3 +101,22 @@ def record_failure(session: Session, rows: list[Notification], error: DeliveryEr
         .where(Notification.id.in_(ids), Notification.attempts >= MAX_ATTEMPTS)
         .values(status=NotificationStatus.FAILED)
     )
+
+
+def existing_keys(session: Session, pks: set[int]) -> set[tuple[int, str, date, str, str]]:
+    """(token, deadline kind, due date, step, recipient) of every notification row of these
+    tokens, read in slices that stay under the databases' bound on query parameters."""
+    keys: set[tuple[int, str, date, str, str]] = set()
+    pk_list = list(pks)
+    for start in range(0, len(pk_list), 900):
+        rows = session.execute(
+            select(
+                Notification.token_pk,
+                Notification.deadline_kind,
+                Notification.due_date,
+                Notification.step,
+                Notification.recipient,
+            ).where(Notification.token_pk.in_(pk_list[start : start + 900]))
+        )
+        keys.update(tuple(row) for row in rows)
+    return keys

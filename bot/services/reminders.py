@@ -35,15 +35,21 @@ from bot.domain.deadlines import Deadline
 from bot.domain.ladder import current_step, escalation_due, held_for_quiet_hours
 from bot.domain.policy import Policy
 from bot.models import (
-    Decision,
-    DecisionAction,
-    DecisionStatus,
     Notification,
     Principal,
     Step,
 )
-from bot.services import escalations, narrowing, notifications, outbox, pacing, recipients, report
-from bot.services.decisions import SETTLING_ACTIONS
+from bot.services import (
+    escalations,
+    narrowing,
+    notifications,
+    outbox,
+    pacing,
+    recipients,
+    reminder_messages,
+    report,
+)
+from bot.services.decided import Decided, decided_for
 from bot.services.ports import (
     Directory,
     Recipient,
@@ -175,7 +181,7 @@ class _Work:
     """What a run must consider: due (token, deadline, step), what was decided, what was sent."""
 
     due: list[tuple[TokenView, Deadline, int | None]]  # None: its first step is still ahead
-    decided: _Decided
+    decided: Decided
     already: set[tuple[int, str, date, str, str]]
     directory: Directory | None = None  # set to recipients.Unreachable once Slack stopped answering lookups
     given: dict[tuple[int, str, date, str], int] = field(default_factory=dict)  # nearest step sent
@@ -225,8 +231,8 @@ def _due_work(session: Session, policy: Policy, now: datetime) -> _Work:
     due = [item for items in by_owner.values() if any(step for _, _, step in items) for item in items]
     pks = {view.pk for view, _, _ in due}
     if not pks:
-        return _Work([], _Decided(set(), set(), {}), set())
-    return _Work(due, _decided(session, pks), _existing_keys(session, pks))
+        return _Work([], Decided(set(), set(), {}), set())
+    return _Work(due, decided_for(session, pks), notifications.existing_keys(session, pks))
 
 
 def _owner_key(view: TokenView) -> str:
@@ -372,74 +378,6 @@ def _paced(
     return planned
 
 
-@dataclass
-class _Decided:
-    settled: set[tuple[int, str, date]]  # (token, deadline kind, due date) decided
-    silenced: set[int]  # tokens revoked, or handed back and not yet given a new owner
-    snoozed: dict[tuple[int, str, date], datetime]  # snoozed until
-
-
-_LIVE = (DecisionStatus.APPLIED, DecisionStatus.REQUESTED, DecisionStatus.APPROVED)
-
-
-def _decided(session: Session, pks: set[int]) -> _Decided:
-    """What owners and admins already decided for these tokens' deadlines."""
-    decided = _Decided(set(), set(), {})
-    handed_back: dict[int, datetime] = {}
-    assigned: dict[int, datetime] = {}
-    rows = session.execute(
-        select(
-            Decision.token_pk, Decision.action, Decision.status, Decision.parameters, Decision.created_at
-        ).where(Decision.token_pk.in_(list(pks)), Decision.status.in_(_LIVE))
-    )
-    for token_pk, action, status, parameters, created_at in rows:
-        parameters = parameters or {}
-        if parameters.get("dry_run"):
-            continue  # nothing happened in Databricks: the deadline still stands
-        key = _deadline_key(token_pk, parameters)
-        if action == DecisionAction.NOT_MINE:
-            handed_back[token_pk] = max(created_at, handed_back.get(token_pk, created_at))
-        elif action == DecisionAction.ASSIGN_OWNER and status == DecisionStatus.APPLIED:
-            assigned[token_pk] = max(created_at, assigned.get(token_pk, created_at))
-        elif action == DecisionAction.REVOKE and status in (DecisionStatus.APPLIED, DecisionStatus.APPROVED):
-            decided.silenced.add(token_pk)
-        elif action == DecisionAction.SNOOZE and key and parameters.get("until"):
-            until = datetime.fromisoformat(parameters["until"])
-            decided.snoozed[key] = max(until, decided.snoozed.get(key, until))
-        elif action in SETTLING_ACTIONS and key:
-            decided.settled.add(key)
-    # "Not mine" stops the owner's reminders until an admin assigns an owner.
-    decided.silenced.update(pk for pk, when in handed_back.items() if assigned.get(pk, when) <= when)
-    return decided
-
-
-def _deadline_key(token_pk: int, parameters: dict) -> tuple[int, str, date] | None:
-    kind, due = parameters.get("deadline_kind"), parameters.get("due_date")
-    if not kind or not due:
-        return None
-    try:
-        return (token_pk, str(kind), date.fromisoformat(str(due)[:10]))
-    except ValueError:
-        return None
-
-
-def _existing_keys(session: Session, pks: set[int]) -> set[tuple[int, str, date, str, str]]:
-    keys: set[tuple[int, str, date, str, str]] = set()
-    pk_list = list(pks)
-    for start in range(0, len(pk_list), 900):
-        rows = session.execute(
-            select(
-                Notification.token_pk,
-                Notification.deadline_kind,
-                Notification.due_date,
-                Notification.step,
-                Notification.recipient,
-            ).where(Notification.token_pk.in_(pk_list[start : start + 900]))
-        )
-        keys.update(tuple(row) for row in rows)
-    return keys
-
-
 def record_pending(*, session: Session, planned: list[Planned], now: datetime) -> int:
     """Write the plan as `pending` rows; a row another run wrote meanwhile is skipped, not doubled."""
     written = 0
@@ -503,10 +441,11 @@ def _dispatcher(
     time_budget: float | None,
 ) -> outbox.Dispatcher:
     def render(session: Session, rows: list[Notification]):
-        message, skipped = _message_for(session, policy, rows, rows[0].recipient, admin_channel, now)
+        recipient = rows[0].recipient
+        message, skipped = reminder_messages.message_for(session, policy, rows, recipient, admin_channel, now)
         if message is None or message.recipient.admins_channel:
             return message, skipped
-        return _added_to_today(session, policy, message, now) or message, skipped
+        return reminder_messages.added_to_today(session, policy, message, now) or message, skipped
 
     def send(message: ReminderMessage | pacing.Addition):
         if isinstance(message, pacing.Addition):
@@ -532,58 +471,6 @@ def _count(summary: RunSummary, sent: outbox.Sent) -> None:
     summary.sent_messages += sent.messages
     summary.sent_notifications += sent.notifications
     summary.failed += sent.failed
-
-
-def _message_for(
-    session: Session,
-    policy: Policy,
-    rows: list[Notification],
-    recipient: str,
-    admin_channel: str | None,
-    now: datetime,
-) -> tuple[ReminderMessage | None, list[Notification]]:
-    views = {
-        v.pk: v
-        for v in report.token_views(
-            session=session, policy=policy, now=now, token_pks={row.token_pk for row in rows}
-        )
-    }
-    items, skipped = [], []
-    for row in rows:
-        view = views.get(row.token_pk)
-        deadline = view.evaluation.deadline(row.deadline_kind, row.due_date) if view else None
-        if deadline is None:
-            skipped.append(row)
-            continue
-        items.append(ReminderItem.of(view, deadline, row.step, row.note, row.id))
-    if not items:
-        return None, skipped
-    is_channel = recipient == admin_channel
-    target = Recipient(
-        recipient, tz=recipients.tz_of(session=session, slack_id=recipient), admins_channel=is_channel
-    )
-    items.sort(key=lambda item: (item.deadline.due_at, item.view.workspace, item.view.token_id))
-    return ReminderMessage(
-        target, tuple(items), now, escalation=any(i.step == Step.ESCALATION for i in items)
-    ), skipped
-
-
-def _added_to_today(
-    session: Session, policy: Policy, message: ReminderMessage, now: datetime
-) -> pacing.Addition | None:
-    """One DM a day: when the owner already had today's, what is sent now is added to it (the
-    message is redrawn with what it listed and what is new) instead of posted again. A crash after
-    the update and before the rows are recorded makes the next run redraw it the same way."""
-    recipient = message.recipient
-    today = pacing.todays_dm(session=session, recipient=recipient.slack_id, tz=recipient.tz, now=now)
-    if today is None:
-        return None
-    earlier, _ = _message_for(
-        session, policy, pacing.rows_of(session, today), message.recipient.slack_id, None, now
-    )
-    new_ids = {item.notification_id for item in message.items}
-    kept = tuple(item for item in (earlier.items if earlier else ()) if item.notification_id not in new_ids)
-    return pacing.Addition(today.channel, today.ts, replace(message, items=kept + message.items))
 
 
 def _messages_from_plan(planned: list[Planned], now: datetime) -> list[ReminderMessage]:
