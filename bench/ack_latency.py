@@ -17,13 +17,10 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -31,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from serving import start_serve  # noqa: E402 - bench/, the script's own folder
 from sqlalchemy import func, select  # noqa: E402
 
 from bot import clock, db  # noqa: E402
@@ -42,12 +40,6 @@ from bot.services import inventory, reminders  # noqa: E402
 from bot.slack.client import make_client  # noqa: E402
 from bot.slack.directory import SlackDirectory  # noqa: E402
 from bot.slack.messenger import SlackMessenger  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main() -> None:
@@ -91,22 +83,8 @@ def main() -> None:
             actions = next(b for b in message["blocks"] if b["type"] == "actions")
             targets.append((f"U{index:05d}", message, actions["block_id"]))
 
-        port = free_port()
         log = open(Path(tmp) / "serve.log", "w+b")  # noqa: SIM115 - read back on failure
-        server = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--http", "--port", str(port),
-                                   "--host", "127.0.0.1", "--no-scheduler"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=log)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1)  # noqa: S310 - our own local server
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    log.seek(0)
-                    sys.exit("serve --http did not start:\n" + log.read().decode()[-2000:])
-                time.sleep(0.1)
+        server, base = start_serve(env, log, timeout=30)
         databricks.fail("*", r"/api/2.0/token-management/", 0, times=10**6, delay=latency)
         sent_at = [0.0] * args.clicks  # wall clock, as the sandboxes stamp what they receive
 

@@ -17,19 +17,17 @@ import argparse
 import os
 import random
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from serving import start_serve  # noqa: E402 - bench/, the script's own folder
 from sqlalchemy import insert, select  # noqa: E402
 
 from bot import clock, db  # noqa: E402
@@ -45,12 +43,6 @@ HOME_ADMINS = ("U0HOME1", "U0HOME2")
 OWNER = "U0OWNER"
 OWNERS_PER_WORKSPACE = 4000
 SERVICE_PRINCIPALS = 40  # of those owners
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def seed(engine, workspaces: int, tokens: int) -> None:
@@ -208,37 +200,9 @@ def main() -> None:
             f"{time.perf_counter() - started:.1f} s"
         )
 
-        port = free_port()
         log = open(Path(tmp) / "serve.log", "w+b")  # noqa: SIM115 - read back on failure
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bot",
-                "serve",
-                "--http",
-                "--port",
-                str(port),
-                "--host",
-                "127.0.0.1",
-                "--no-scheduler",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        base = f"http://127.0.0.1:{port}"
+        server, base = start_serve(env, log, timeout=60)
         events = base + "/slack/events"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1)  # noqa: S310 - our own local server
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    log.seek(0)
-                    sys.exit("serve --http did not start:\n" + log.read().decode()[-2000:])
-                time.sleep(0.1)
 
         def answered(user: str, after: int = 0) -> dict | None:
             posts = [p for p in slack.response_url_posts() if p["user"] == user]
