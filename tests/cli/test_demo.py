@@ -29,7 +29,7 @@ def restored_environment():
 @pytest.mark.parametrize("http", [False, True], ids=["socket", "http"])
 def test_the_demo_does_every_step(tmp_path, restored_environment, http):
     transcript = io.StringIO()
-    assert run_demo(Console(file=transcript, width=120), http=http)
+    assert run_demo(Console(file=transcript, width=120), http=http), transcript.getvalue()  # which step
     output = transcript.getvalue()
     assert re.search(r"All (\d+) of \1 steps did what they should", output)
     assert "Used by names Power BI; 1 new-network finding(s) posted, acknowledged" in output

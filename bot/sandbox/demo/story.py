@@ -188,6 +188,12 @@ class Demo(DemoStage, ConsumersStory):
             mode=self.mode,
         )
         secret = self._wait(lambda: self.prod.secrets().get((SECRET_SCOPE, SECRET_KEY)), "the secret")
+        # The secret is written before the rotation is recorded (claim, call, record): the job
+        # revokes the old token of a recorded rotation only.
+        self._wait(
+            lambda: [d for d in self._decisions(status="applied", actor=ADMIN) if d.action == "rotate"],
+            "the rotation recorded",
+        )
         rotations_job(self.jobs)  # grace period 0 in the demo: the old token goes at once
         old_gone = old not in {t["token_id"] for t in self.prod.tokens()}
         leaked = self._leaks(str(secret))
