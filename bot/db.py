@@ -1,6 +1,7 @@
 """Database access: an engine from a URL, one transaction per unit of work, and migrations.
 
-SQLite is the default (WAL, foreign keys on, a busy timeout so a reader never fails a writer);
+SQLite is the default (WAL, foreign keys on, a busy timeout so a reader never fails a writer, and
+the process's writers taking turns on a lock: bot/sqlite_turns.py);
 PostgreSQL is for production and several replicas. Services never commit: the caller's
 `session_scope()` does. A decision uses two of them around its Databricks call, which holds no
 transaction (claim, call, record: bot/services/decisions/ledger.py).
@@ -21,6 +22,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from bot.sqlite_turns import TakingTurns
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -32,8 +35,8 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-# Connections one process may hold at once. `tokenbot serve` runs up to 32 Slack listeners at
-# a time (bot/slack/app.py LISTENER_WORKERS), the scheduler's thread pool (APScheduler's
+# Connections one process may hold at once. `tokenbot serve` runs up to 36 Slack listeners at
+# a time (bot/slack/app.py LISTENER_THREADS), the scheduler's thread pool (APScheduler's
 # default: 10), and a few more: the HTTP server's own requests (health, events webhook) and a
 # sync's parallel workspaces. Each may hold a connection, so the pool holds them all with room
 # to spare: a burst of admin commands must never leave an owner's click waiting for one.
@@ -59,6 +62,8 @@ def make_engine(
             connect_args["timeout"] = 30
         if parsed.database in (None, "", ":memory:"):
             pool = {}  # an in-memory database is one connection (SQLAlchemy's own pool for it)
+        elif "uri" not in parsed.query:
+            connect_args["factory"] = TakingTurns  # this process's writers take turns (bot/sqlite_turns.py)
         engine = create_engine(url, connect_args=connect_args, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -1,8 +1,7 @@
 """The ASGI app of HTTP mode: Slack's requests, health, readiness and metrics.
 
-Small enough not to need a web framework: a router over (method, path). Bolt's dispatch is
-synchronous and waits for the listener's ack(), so it runs in a worker thread and the event
-loop keeps accepting requests.
+Small enough not to need a web framework: a router over (method, path). Bolt's dispatch runs on
+the event loop: a listener only acks and hands its work to threads of its own, so it never waits.
 """
 
 from __future__ import annotations
@@ -108,7 +107,10 @@ class WebApp:
             logger.warning("slack: refused a request (400): malformed request body")
             await _respond(send, 400, b"malformed request body")
             return
-        status, out_headers, out_body = await asyncio.to_thread(endpoint.dispatch, request)
+        # On the event loop itself: every listener only checks the payload, acks and hands its work
+        # to its threads (bot/slack/listeners/lazy.py), so this is brief and never waits on I/O,
+        # and a hop to a thread and back would cost more than it (each waits for the interpreter).
+        status, out_headers, out_body = endpoint.dispatch(request)
         metrics.ACK_SECONDS.observe(time.perf_counter() - started)
         await _respond(send, status, out_body, out_headers)
 

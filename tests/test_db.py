@@ -103,10 +103,10 @@ def test_the_pool_holds_every_listener_and_scheduler_thread_at_once(database_url
     from concurrent.futures import ThreadPoolExecutor
     from threading import Barrier
 
-    from bot.slack.app import LISTENER_WORKERS
+    from bot.slack.app import LISTENER_THREADS
 
     scheduler_threads = 10  # APScheduler's default thread pool, which bot/jobs/scheduler.py keeps
-    holders = LISTENER_WORKERS + scheduler_threads
+    holders = LISTENER_THREADS + scheduler_threads
     assert db.POOL_SIZE + db.POOL_OVERFLOW >= holders + 10  # and a margin for the HTTP server's own
     engine = db.make_engine(database_url, timeout=60)
     db.migrate(engine)
@@ -136,6 +136,6 @@ def test_a_pool_with_no_free_connection_fails_with_a_clear_message(database_url)
 
 def test_every_listener_worker_can_call_databricks_without_dropping_a_connection():
     from bot.databricks.gateway import SDK_CONNECTIONS
-    from bot.slack.app import LISTENER_WORKERS
+    from bot.slack.app import LISTENER_THREADS
 
-    assert SDK_CONNECTIONS >= LISTENER_WORKERS
+    assert SDK_CONNECTIONS >= LISTENER_THREADS

@@ -125,6 +125,23 @@ def token_views(
     return views
 
 
+def deadlines_now(*, session: Session, policy: Policy, now: datetime, token_pk: int) -> Evaluation | None:
+    """One live token's deadlines as tokenbot computes them now (None when it is unknown or gone),
+    for checking the deadline a button names: what `token_views` evaluates, without the usage,
+    shadow calls and consumers it reads to explain findings (deadlines never depend on them)."""
+    query = select(*_COLUMNS).select_from(_JOINED).where(Token.id == token_pk, Token.gone_at.is_(None))
+    row = session.connection().execute(query).first()
+    if row is None:
+        return None
+    rows = session.execute(
+        select(ExemptionRow.deadline_kind, ExemptionRow.until).where(
+            ExemptionRow.token_pk == token_pk, ExemptionRow.until > now, ExemptionRow.approved_by.is_not(None)
+        )
+    )
+    exemptions = {token_pk: tuple(Exemption(DeadlineKind(kind), until) for kind, until in rows)}
+    return _view(row, exemptions, _Decoder(), policy, now, evaluate).evaluation
+
+
 def owned_by(view: TokenView, owner: str) -> bool:
     """The owner named by email, application id, Databricks id or Slack id, case aside."""
     wanted = owner.lower()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_bolt.error import BoltError
@@ -11,6 +10,7 @@ from slack_sdk import WebClient
 
 from bot.config import Settings
 from bot.slack.context import Deps
+from bot.slack.first_clicks import FirstClicksFirst
 from bot.slack.listeners import register_all
 
 logger = logging.getLogger(__name__)
@@ -20,6 +20,11 @@ logger = logging.getLogger(__name__)
 # announcement, a digest) is worked through together rather than one pool-width at a time. Each
 # may hold a database connection for a moment, so bot/db.py's pool is sized from this number.
 LISTENER_WORKERS = 32
+# Repeated clicks on a button still being worked on (bot/slack/first_clicks.py): few at a time, so
+# they never crowd other owners' first clicks out of the interpreter.
+REPEAT_WORKERS = 2
+# Threads that may each hold a database connection and a Databricks connection at once.
+LISTENER_THREADS = LISTENER_WORKERS + REPEAT_WORKERS
 
 
 class TokenRefused(Exception):
@@ -49,7 +54,7 @@ def build_app(settings: Settings, deps: Deps, client: WebClient, *, socket_mode:
         app = _bolt_app(client, signing_secret, socket_mode)
     except BoltError as error:
         raise TokenRefused(str(error)) from None
-    register_all(app, deps)
+    register_all(app, deps, FirstClicksFirst(workers=LISTENER_WORKERS, repeat_workers=REPEAT_WORKERS))
     return app
 
 
@@ -58,11 +63,10 @@ def _bolt_app(client: WebClient, signing_secret: str | None, socket_mode: bool) 
         client=client,
         signing_secret=signing_secret,
         request_verification_enabled=not socket_mode,
-        # Each listener's ack runs inside the request and its work afterwards on the pool below
-        # (bolt's `ack=` / `lazy=[...]`, listeners/lazy.py): Slack gets its answer at once,
-        # however slow Databricks is.
+        # Each listener acks inside the request and hands its work to the threads of
+        # bot/slack/first_clicks.py (listeners/lazy.py): Slack gets its answer at once, however
+        # slow Databricks is.
         process_before_response=True,
-        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_WORKERS, thread_name_prefix="slack-work"),
         raise_error_for_unhandled_request=False,
         logger=_bolt_logger(),
     )

@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 NOT_FOUND = {"users_not_found", "user_not_found"}
 IDENTITY_TTL = 600.0  # seconds a Slack profile read on first use is reused (time zone, email)
+# Seconds a clicker's match to their principals stands before a click matches them again: a burst
+# of clicks by one person matches once. A principal a sync adds meanwhile is matched by the
+# reminders' directory read, or by this person's next click after the minute.
+LINK_TTL = 60.0
 
 
 class SlackDirectory:
@@ -94,7 +98,7 @@ def refresh(
 
 class Identities:
     """Who a Slack user is: their profile (`users.info`), read on first use and for IDENTITY_TTL
-    after, and their principals, matched by that profile's email each time (one query)."""
+    after, and their principals, matched by that profile's email (one query, again after LINK_TTL)."""
 
     def __init__(
         self,
@@ -109,18 +113,26 @@ class Identities:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._profiles: dict[str, tuple[float, SlackUser]] = {}
+        self._links: dict[str, tuple[float, str | None]] = {}  # user id: (when matched, by which email)
 
     def identify(self, client: WebClient, user_id: str) -> SlackUser | None:
         """The Slack user, now matched to their principals; None when Slack cannot say."""
         user = self._profile(client, user_id)
-        if user is not None:
+        if user is not None and not self._linked_lately(user):
             with session_scope(self._engine) as session:
                 linked = recipients.link_slack_user(
                     session=session, user=user, domains_map=self._domains_map, now=self._now()
                 )
                 if linked:
                     logger.info("%s matched to %s principal(s) by email", user_id, len(linked))
+            with self._lock:
+                self._links[user_id] = (self._monotonic(), user.email)
         return user
+
+    def _linked_lately(self, user: SlackUser) -> bool:
+        with self._lock:
+            linked = self._links.get(user.id)
+        return linked is not None and linked[1] == user.email and self._monotonic() - linked[0] < LINK_TTL
 
     def tz(self, client: WebClient, user_id: str) -> str:
         """The reader's Slack time zone; UTC when Slack cannot say."""

@@ -34,7 +34,7 @@ class SlackEndpoint:
         return BoltRequest(body=body.decode("utf-8"), query=query, headers=headers)
 
     def dispatch(self, request: BoltRequest) -> tuple[int, Headers, bytes]:
-        """Run the listener up to its ack (synchronous: call it from a worker thread); the answer."""
+        """Run the listener up to its ack, which never waits on I/O (listeners/lazy.py); the answer."""
         response = self._bolt.dispatch(request)
         headers = [
             (k.encode(), v.encode())

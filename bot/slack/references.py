@@ -113,10 +113,10 @@ def _deadline(
     """The deadline as tokenbot computes it now (its exact time). A date tokenbot does not compute
     for the token now (the deadline moved since the message, or the button was made up) comes back
     `stale`, and the decision is refused."""
-    for view in report.token_views(session=session, policy=policy, now=now, token_pks=[token_pk]):
-        deadline = view.evaluation.deadline(kind, due_date)
-        if deadline is not None:
-            return DeadlineRef.of(deadline)
+    evaluation = report.deadlines_now(session=session, policy=policy, now=now, token_pk=token_pk)
+    deadline = evaluation.deadline(kind, due_date) if evaluation is not None else None
+    if deadline is not None:
+        return DeadlineRef.of(deadline)
     return DeadlineRef(
         kind=kind, due_at=datetime.combine(due_date, datetime.min.time(), tzinfo=UTC), stale=True
     )

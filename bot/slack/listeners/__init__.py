@@ -3,11 +3,12 @@
 from slack_bolt import App
 
 from bot.slack.context import Deps
+from bot.slack.first_clicks import FirstClicksFirst
 from bot.slack.listeners import actions, commands, events, views
 
 
-def register_all(app: App, deps: Deps) -> None:
-    actions.register(app, deps)
-    views.register(app, deps)
-    commands.register(app, deps)
-    events.register(app, deps)
+def register_all(app: App, deps: Deps, work: FirstClicksFirst) -> None:
+    actions.register(app, deps, work)
+    views.register(app, deps, work)
+    commands.register(app, deps, work)
+    events.register(app, deps, work)

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from bot.domain.policy import Policy
 from bot.enums import ESCALATION_STEPS, Step
 from bot.mentions import who
-from bot.models import Decision, Notification
+from bot.models import Decision, Notification, Token
 from bot.services import decisions, narrowing, report
 from bot.services.ports import Recipient, ReminderItem, ReminderMessage
 from bot.slack import blocks
@@ -48,12 +48,13 @@ def refresh_reminder(
         return False
     if rows[0].step == Step.NARROWED:  # the message after auto-scoping narrowed a token
         return refresh_narrowed(client, session, policy, rows, now)
-    views = {
-        v.pk: v
-        for v in report.token_views(
-            session=session, policy=policy, now=now, token_pks={row.token_pk for row in rows}
-        )
-    }
+    token_pks = {row.token_pk for row in rows}
+    # One read for live and gone tokens alike: a revoked token shows its last state beside its decision.
+    read = report.token_views(session=session, policy=policy, now=now, token_pks=token_pks, include_gone=True)
+    every = {view.pk: view for view in read}
+    gone_query = select(Token.id).where(Token.id.in_(token_pks), Token.gone_at.is_not(None))
+    gone = set(session.execute(gone_query).scalars())
+    views = {pk: view for pk, view in every.items() if pk not in gone}
     latest = _latest_decisions(session, [row.token_pk for row in rows])
     items, notes = [], {}
     for row in rows:
@@ -64,7 +65,7 @@ def refresh_reminder(
         if view is None or deadline is None:
             if decision is None:
                 continue  # gone or moved without a decision: nothing to show any more
-            view = view or _gone_view(session, policy, row, now)
+            view = view or every.get(row.token_pk)  # gone: its last known state
             if view is None or not view.evaluation.deadlines:
                 continue
             deadline = view.evaluation.deadlines[0]
@@ -133,14 +134,6 @@ def annotation(decision: Decision) -> blocks.Annotation:
         return blocks.Annotation(f":no_entry: {verb} denied by an admin", keep_buttons=True)
     keep = decision.action == decisions.SNOOZE
     return blocks.Annotation(f":white_check_mark: {verb} by {actor} · {stamp}{dry}", keep_buttons=keep)
-
-
-def _gone_view(session: Session, policy: Policy, row: Notification, now: datetime):
-    """A revoked token is no longer live; show its last known state with the decision."""
-    views = report.token_views(
-        session=session, policy=policy, now=now, token_pks=[row.token_pk], include_gone=True
-    )
-    return views[0] if views else None
 
 
 # ---------------------------------------------------------------------------------------------

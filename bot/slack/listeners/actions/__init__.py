@@ -11,6 +11,7 @@ from functools import partial
 from slack_bolt import App
 
 from bot.slack.context import Deps
+from bot.slack.first_clicks import FirstClicksFirst
 from bot.slack.ids import Action
 from bot.slack.listeners.actions import (
     accept,
@@ -28,7 +29,7 @@ from bot.slack.listeners.actions import (
     snooze,
 )
 from bot.slack.listeners.common import Click, apply, open_modal, resolve_request
-from bot.slack.listeners.lazy import acknowledge, later
+from bot.slack.listeners.lazy import later, soon
 
 DECISIONS = {
     Action.ACCEPT: accept.decide,
@@ -54,15 +55,15 @@ HANDLERS = {
 }
 
 
-def register(app: App, deps: Deps) -> None:
+def register(app: App, deps: Deps, work: FirstClicksFirst) -> None:
     for action_id, decide in DECISIONS.items():
-        app.action(action_id)(ack=acknowledge, lazy=[later(deps, partial(_decide, decide))])
+        app.action(action_id)(soon(work, later(deps, partial(_decide, decide))))
     for action_id, form in MODALS.items():
-        app.action(action_id)(ack=acknowledge, lazy=[later(deps, partial(_open, form))])
+        app.action(action_id)(soon(work, later(deps, partial(_open, form))))
     for action_id, decide in REQUESTS.items():
-        app.action(action_id)(ack=acknowledge, lazy=[later(deps, partial(_resolve, decide))])
+        app.action(action_id)(soon(work, later(deps, partial(_resolve, decide))))
     for action_id, handle in HANDLERS.items():
-        app.action(action_id)(ack=acknowledge, lazy=[later(deps, handle)])
+        app.action(action_id)(soon(work, later(deps, handle)))
 
 
 def _decide(decide, deps: Deps, body, client) -> None:

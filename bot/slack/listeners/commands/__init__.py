@@ -7,6 +7,7 @@ pager buttons of long answers (Previous/Next page) run the command again.
 from slack_bolt import App
 
 from bot.slack.context import Deps
+from bot.slack.first_clicks import FirstClicksFirst
 from bot.slack.ids import COMMAND, Action
 from bot.slack.listeners.commands import (
     digest,
@@ -26,7 +27,7 @@ from bot.slack.listeners.commands import (
     upcoming,
     whois,
 )
-from bot.slack.listeners.lazy import acknowledge
+from bot.slack.listeners.lazy import soon
 
 # In the order the help lists them.
 SUBCOMMANDS = (
@@ -35,8 +36,8 @@ SUBCOMMANDS = (
 )
 
 
-def register(app: App, deps: Deps) -> None:
+def register(app: App, deps: Deps, work: FirstClicksFirst) -> None:
     routes = {module.USAGE.name: dispatch.Route(module.USAGE, module.handler(deps)) for module in SUBCOMMANDS}
-    app.command(COMMAND)(ack=acknowledge, lazy=[dispatch.handler(deps, routes)])
-    app.action(Action.NEXT_PAGE)(ack=acknowledge, lazy=[dispatch.page_handler(deps, routes)])
-    app.action(Action.PREVIOUS_PAGE)(ack=acknowledge, lazy=[dispatch.page_handler(deps, routes)])
+    app.command(COMMAND)(soon(work, dispatch.handler(deps, routes)))
+    app.action(Action.NEXT_PAGE)(soon(work, dispatch.page_handler(deps, routes)))
+    app.action(Action.PREVIOUS_PAGE)(soon(work, dispatch.page_handler(deps, routes)))

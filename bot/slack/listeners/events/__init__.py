@@ -3,10 +3,11 @@
 from slack_bolt import App
 
 from bot.slack.context import Deps
+from bot.slack.first_clicks import FirstClicksFirst
 from bot.slack.ids import Event
 from bot.slack.listeners.events import app_home_opened
-from bot.slack.listeners.lazy import acknowledge
+from bot.slack.listeners.lazy import soon
 
 
-def register(app: App, deps: Deps) -> None:
-    app.event(Event.APP_HOME_OPENED)(ack=acknowledge, lazy=[app_home_opened.handler(deps)])
+def register(app: App, deps: Deps, work: FirstClicksFirst) -> None:
+    app.event(Event.APP_HOME_OPENED)(soon(work, app_home_opened.handler(deps)))

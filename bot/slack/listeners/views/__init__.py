@@ -11,8 +11,10 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.slack.context import Deps
+from bot.slack.first_clicks import FirstClicksFirst
 from bot.slack.ids import View
 from bot.slack.listeners.common import Click, apply
+from bot.slack.listeners.lazy import soon
 from bot.slack.listeners.views import confirm_scopes, extend, restore_scopes
 
 FORMS = {
@@ -22,30 +24,18 @@ FORMS = {
 }
 
 
-def register(app: App, deps: Deps) -> None:
+def register(app: App, deps: Deps, work: FirstClicksFirst) -> None:
     for callback_id, form in FORMS.items():
-        app.view(callback_id)(ack=_checked(form), lazy=[_submitted(deps, form)])
-
-
-def _checked(form):
-    def check(ack, body: dict[str, Any]) -> None:
-        errors = form.errors(body)
-        if errors:
-            ack(response_action="errors", errors=errors)
-        else:
-            ack()
-
-    return check
+        app.view(callback_id)(soon(work, _submitted(deps, form), check=form.errors))
 
 
 def _submitted(deps: Deps, form):
-    def work(body: dict[str, Any], client: WebClient) -> None:
-        if not form.errors(body):  # bolt runs the lazy listener after any ack, errors too
-            apply(
-                deps,
-                client,
-                Click.of_submission(body),
-                lambda session, ref, actor: form.decide(deps, body, session, ref, actor),
-            )
+    def submitted(body: dict[str, Any], client: WebClient) -> None:
+        apply(
+            deps,
+            client,
+            Click.of_submission(body),
+            lambda session, ref, actor: form.decide(deps, body, session, ref, actor),
+        )
 
-    return work
+    return submitted
