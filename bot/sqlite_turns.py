@@ -50,6 +50,13 @@ class TakingTurns(sqlite3.Connection):
     def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]
         return super().cursor(factory or _TurnCursor)
 
+    # sqlite3's own shortcuts run their statement in C, past the cursor's `execute`: through it here.
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:  # type: ignore[override]
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> sqlite3.Cursor:  # type: ignore[override]
+        return self.cursor().executemany(sql, seq_of_parameters)
+
     def take_turn(self, statement: str) -> None:
         if self._holding or not _writes(statement):
             return

@@ -242,3 +242,29 @@ def test_tokenbot_sync_reads_the_directory_too(world):
 
     assert result.exit_code == 0, result.output
     assert "Slack directory: 32 users read, 30 owners matched, 0 left to a lookup by email." in result.output
+
+
+def test_a_burst_of_clicks_matches_the_clicker_once_a_minute(world, monkeypatch):
+    """Each click identifies its clicker; the match to their principals (a query and maybe a
+    write) runs once per LINK_TTL."""
+    world.slack.add_user(id="U0ADA", email="ada@example.com", name="Ada")
+    _principals(world.engine, [{"principal_id": "p1", "kind": "user", "email": "ada@example.com", "active": True}])
+    matched: list[str] = []
+    real = recipients.link_slack_user
+
+    def counting(**kwargs):
+        matched.append(kwargs["user"].email)
+        return real(**kwargs)
+
+    monkeypatch.setattr(recipients, "link_slack_user", counting)
+    seconds = [1000.0]
+    identities = directory.Identities(world.engine, {}, monotonic=lambda: seconds[0])
+    client = make_client(world.settings)
+    for _ in range(20):
+        assert identities.identify(client, "U0ADA").email == "ada@example.com"
+    assert matched == ["ada@example.com"]
+    assert _principal(world.engine, "p1").slack_user_id == "U0ADA"
+
+    seconds[0] += directory.LINK_TTL + 1
+    identities.identify(client, "U0ADA")
+    assert len(matched) == 2  # a principal added by a sync meanwhile would be matched now
