@@ -35,11 +35,12 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-# Connections one process may hold at once. `tokenbot serve` runs up to 36 Slack listeners at
-# a time (bot/slack/app.py LISTENER_THREADS), the scheduler's thread pool (APScheduler's
-# default: 10), and a few more: the HTTP server's own requests (health, events webhook) and a
-# sync's parallel workspaces. Each may hold a connection, so the pool holds them all with room
-# to spare: a burst of admin commands must never leave an owner's click waiting for one.
+# Connections one process may hold at once. Some units of work hold theirs for seconds: the
+# scheduler's thread pool (APScheduler's default: 10), an admin command reading the estate, a
+# sync's parallel workspaces. The Slack listeners (bot/slack/app.py LISTENER_THREADS, about a
+# hundred) hold one only for a short transaction at a time, never across a Databricks call, so
+# they share what is left and wait milliseconds for it. PostgreSQL counts every connection of
+# every replica against its max_connections, so the pool stays well under a hundred.
 POOL_SIZE = 40
 POOL_OVERFLOW = 20
 POOL_TIMEOUT = 30  # seconds a unit of work waits for a free connection before failing

@@ -44,7 +44,7 @@ SCIM = "/api/2.0/preview/scim/v2"
 T = TypeVar("T")
 
 
-SDK_CONNECTIONS = 40  # at least bot/slack/app.py LISTENER_THREADS
+SDK_CONNECTIONS = 100  # at least bot/slack/app.py LISTENER_THREADS
 
 
 def build_config(

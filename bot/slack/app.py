@@ -17,9 +17,12 @@ logger = logging.getLogger(__name__)
 
 # Clicks worked on at once; more wait their turn, never their answer. Mostly waiting: a decision
 # holds no transaction while Databricks answers, so a burst of clicks on different tokens (an
-# announcement, a digest) is worked through together rather than one pool-width at a time. Each
-# may hold a database connection for a moment, so bot/db.py's pool is sized from this number.
-LISTENER_WORKERS = 32
+# announcement, a digest) is worked through together rather than one pool-width at a time. With
+# Databricks taking half a second a call, 32 workers could finish at most 64 decisions a second
+# and 200 owners clicking at once waited over 3 s for the last of them: 96 finish them in about 1 s.
+# A click holds a database connection only for its short transactions, never across a call, so
+# they share bot/db.py's pool (tests/test_db.py holds all of them working at once).
+LISTENER_WORKERS = 96
 # Repeated clicks on a button still being worked on (bot/slack/first_clicks.py): few at a time, so
 # they never crowd other owners' first clicks out of the interpreter.
 REPEAT_WORKERS = 2

@@ -118,11 +118,12 @@ def run_decision(
 
 
 def after(deps: Deps, client: WebClient, click: Click, outcome: Outcome) -> None:
+    # The message first: everyone who sees it (the owner, the admins) learns the outcome there.
+    if outcome.token_pk and not _changed_nothing(outcome):
+        refresh_token_messages(deps, client, outcome.token_pk)
     answer(client, click, outcome)
     if outcome.status == decisions.REQUESTED and outcome.duplicate_of is None:
         ask_admins(deps, client, outcome)
-    if outcome.token_pk and not _changed_nothing(outcome):
-        refresh_token_messages(deps, client, outcome.token_pk)
     if click.channel is None:  # clicked in the App Home (or a modal opened there): redraw it
         publish_home(deps, client, click.user_id)
 
