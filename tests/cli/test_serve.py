@@ -435,3 +435,16 @@ def test_slow_clients_are_cut_off_while_others_are_served(world, serve):
     assert not still_open, f"{len(still_open)} slow connections still open after {seconds:.0f} s"
     assert answered and set(answered) == {(200, "ok")}, answered
     assert served.get("/healthz") == (200, "ok")
+
+
+def test_serve_shortens_the_interpreters_switch_interval_before_it_starts(world, monkeypatch):
+    """A burst of clicks runs on about a hundred threads: serve hands the interpreter over every
+    0.5 ms, not Python's 5 ms, so a click holding SQLite's write turn is not kept waiting."""
+    from bot import serve as served
+
+    asked: list[float] = []
+    monkeypatch.setattr(served.sys, "setswitchinterval", asked.append)
+    world.slack.bot_token = "xoxb-rotated"  # serve stops at start-up, right after the setting
+    with pytest.raises(served.ServeError, match="Slack refused SLACK_BOT_TOKEN"):
+        served.serve(world.settings, world.engine, http=True, scheduler=False)
+    assert asked == [served.SWITCH_INTERVAL] and served.SWITCH_INTERVAL <= 0.001
