@@ -23,12 +23,13 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from serving import start_serve  # noqa: E402 - bench/, the script's own folder
+from serving import start_answer_only, start_serve  # noqa: E402 - bench/, the script's own folder
 from sqlalchemy import func, select  # noqa: E402
 
 from bot import clock, db  # noqa: E402
@@ -88,12 +89,12 @@ def main() -> None:
         databricks.fail("*", r"/api/2.0/token-management/", 0, times=10**6, delay=latency)
         sent_at = [0.0] * args.clicks  # wall clock, as the sandboxes stamp what they receive
 
-        def click(number: int) -> float:
+        def click(number: int, base: str = base) -> float:
             user, message, block_id = targets[number % len(targets)]
             sent_at[number] = time.time()
             # Clicks on the message as first shown: the later ones race the bot's update of it.
-            response = slack.click(base + "/slack/events", user, message["channel"], message["ts"], "token_revoke",
-                                   block_id=block_id, as_shown=message)
+            response = slack.click(base + "/slack/events", user, message["channel"], message["ts"],
+                                   "token_revoke", block_id=block_id, as_shown=message)
             assert response.status == 200, (response.status, response.body[:300])
             return response.elapsed
 
@@ -122,6 +123,16 @@ def main() -> None:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
 
+        # The same clicks, from the same driver, to a server that only answers: what this machine
+        # and this client allow at best.
+        floor_server, floor_base = start_answer_only(log, timeout=30)
+        try:
+            with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+                floor = sorted(pool.map(partial(click, base=floor_base), range(args.clicks)))
+        finally:
+            floor_server.kill()
+            floor_server.wait(timeout=30)
+
     p50 = statistics.median(times) * 1000
     p99 = times[int(len(times) * 0.99) - 1] * 1000
     slowest = times[-1] * 1000
@@ -130,6 +141,9 @@ def main() -> None:
           f"Databricks answering in {latency * 1000:.0f} ms; {os.cpu_count()} CPUs")
     print(f"time to the HTTP response: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {slowest:.0f} ms, "
           f"over 3 s: {over}   goals: p99 < 100 ms, none over 3 s")
+    f50, f99 = statistics.median(floor) * 1000, floor[int(len(floor) * 0.99) - 1] * 1000
+    print(f"  the same clicks to a server that only answers (the floor here): p50 {f50:.0f} ms, "
+          f"p99 {f99:.0f} ms; tokenbot's p99 is {p99 / f99:.1f}x that")
     print(f"clicks sent in {clicking:.1f} s; all {recorded} decisions recorded after {finished:.1f} s")
     shown = sorted(t for t in outcomes if t is not None)
     missing = len(outcomes) - len(shown)
