@@ -1,0 +1,116 @@
+"""Whole-estate scans (`/tokens export`, the ranking of `/tokens risky`) in worker processes.
+
+Reading and evaluating 100,000 tokens is seconds of Python: in the serving process it holds the
+interpreter lock against every other request (an owner's click, a Home, a short list), and two
+scans at once take as long as one after the other. A worker process runs on another core and
+leaves the server's interpreter to the short requests.
+
+The workers are spawned, not forked (the server has threads, whose locks a fork would copy held),
+at most `WORKERS` of them: that many scans run at once, later ones wait their turn. Each job gets
+the database URL through the pool's pipe (never a command line), opens its own engine for the
+job and disposes of it after (no connection outlives the job). A worker that dies (killed for
+its memory, a crash) fails its job with `ScanFailed`; the next job gets a new pool. An in-memory
+SQLite database exists only in this process: its scans run here, one at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+
+from bot import db
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+WORKERS = 2  # scans at once: each worker holds about 100 MB while it reads the estate
+JOBS_PER_WORKER = 1  # a new worker after each scan: the memory a scan grew goes back to the system
+
+
+class ScanFailed(Exception):
+    """The worker process running a scan ended before it answered."""
+
+
+def run(engine: Engine, job: Callable[..., T], **arguments: Any) -> T:
+    """`job(session=..., **arguments)` in a worker process, in a transaction of its own, and what
+    it returns. `job` is a module-level function and the arguments plain data (they are pickled)."""
+    if not shareable(engine):
+        with one_at_a_time():
+            return _in_session(engine, job, arguments)
+    url = engine.url.render_as_string(hide_password=False)
+    pool = _pool()
+    try:
+        return pool.submit(_work, url, job, arguments).result()
+    except BrokenProcessPool:
+        _discard(pool)
+        logger.error("%s: the worker process ended before it answered", _name(job))
+        raise ScanFailed(f"{_name(job)}: the worker process ended before it answered") from None
+
+
+def shareable(engine: Engine) -> bool:
+    """Whether another process can open this database (an in-memory SQLite one it cannot)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite":
+        return True
+    return url.database not in (None, "", ":memory:") and url.query.get("mode") != "memory"
+
+
+_HERE = threading.Lock()
+
+
+def one_at_a_time() -> threading.Lock:
+    """Held by a scan that runs in this process: two at once take as long as one after the other
+    under the one interpreter lock, and together they starve short requests (an owner's click)
+    of it, each of whose many small database calls waits its turn behind them."""
+    return _HERE
+
+
+_POOL_LOCK = threading.Lock()
+_current: ProcessPoolExecutor | None = None
+
+
+def _pool() -> ProcessPoolExecutor:
+    global _current
+    with _POOL_LOCK:
+        if _current is None:
+            _current = ProcessPoolExecutor(
+                max_workers=WORKERS,
+                mp_context=get_context("spawn"),
+                max_tasks_per_child=JOBS_PER_WORKER,
+            )
+        return _current
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    """Forget a broken pool (unless another job already replaced it)."""
+    global _current
+    with _POOL_LOCK:
+        if _current is pool:
+            _current = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _work(url: str, job: Callable[..., T], arguments: dict[str, Any]) -> T:
+    """In the worker: the job, on an engine of its own."""
+    engine = db.make_engine(url, pool_size=1, overflow=0)
+    try:
+        return _in_session(engine, job, arguments)
+    finally:
+        engine.dispose()
+
+
+def _in_session(engine: Engine, job: Callable[..., T], arguments: dict[str, Any]) -> T:
+    with db.session_scope(engine) as session:
+        return job(session=session, **arguments)
+
+
+def _name(job: Callable[..., Any]) -> str:
+    return f"{job.__module__}.{job.__qualname__}"
