@@ -9,7 +9,7 @@ spreadsheet would read as a formula (leading `= + - @`, tab, CR or LF) starts wi
 from __future__ import annotations
 
 import json
-import mmap
+import os
 import re
 import tempfile
 from array import array
@@ -216,11 +216,11 @@ def _nearest_first(
             return
         spool.flush()
         order.sort()
-        with mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) as written:
-            for first in range(0, len(order), CHUNK_ROWS):
-                yield [
-                    written[starts[n] : starts[n] + sizes[n]] for _, _, n in order[first : first + CHUNK_ROWS]
-                ]
+        # Each line read back by itself (not through a map of the whole file, whose pages would
+        # all count in this process's memory by the end).
+        fileno = spool.fileno()
+        for first in range(0, len(order), CHUNK_ROWS):
+            yield [os.pread(fileno, sizes[n], starts[n]) for _, _, n in order[first : first + CHUNK_ROWS]]
 
 
 FORMULA_STARTS = ("=", "+", "-", "@")
