@@ -10,7 +10,8 @@ when the app is built (`start`), and stay: at most `WORKERS` scans run at once, 
 their turn. Each job gets the database URL through the pool's pipe (never a command line), opens
 an engine of its own and disposes of it after (no connection outlives the job). A worker that
 dies (killed for its memory, a crash) fails its job with `ScanFailed`, and the next job gets a new
-pool. An in-memory SQLite database exists only in this process: its scans run here, one at a time.
+pool; a worker whose server dies leaves too. An in-memory SQLite database exists only in this
+process: its scans run here, one at a time.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
@@ -101,7 +103,8 @@ def _pool() -> ProcessPoolExecutor:
 
 
 def _new_pool() -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=WORKERS, mp_context=get_context("spawn"), initializer=_ready)
+    spawn = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=WORKERS, mp_context=spawn, initializer=_ready)
 
 
 def _discard(pool: ProcessPoolExecutor) -> None:
@@ -114,8 +117,20 @@ def _discard(pool: ProcessPoolExecutor) -> None:
 
 
 def _ready() -> None:
-    """In a new worker: import what every scan reads through, before a scan waits for it."""
+    """In a new worker: leave with the server however it ends, and import what every scan reads
+    through before a scan waits for it."""
+    threading.Thread(target=_leave_with_parent, name="scans-parent-watch", daemon=True).start()
     importlib.import_module("bot.services.report")
+
+
+def _leave_with_parent() -> None:
+    """A server that is killed (SIGKILL, out of memory) runs no exit handler to stop its workers,
+    and each worker holds the write end of the pool's own queue, so it never reads an end of file
+    there either: it watches the server's end of the pipe multiprocessing spawned it through."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()
+        os._exit(0)
 
 
 def _work(url: str, job: Callable[..., T], arguments: dict[str, Any]) -> T:

@@ -5,7 +5,10 @@ is a `ScanFailed` the next scan does not inherit."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
@@ -14,6 +17,7 @@ from sqlalchemy.pool import StaticPool
 from bot import db
 from bot.services import scans
 from tests.support import scan_jobs
+from tests.support.bot_server import wait_for
 from tests.support.estate import seed_edge_estate
 
 
@@ -46,6 +50,31 @@ def test_a_worker_that_dies_fails_its_scan_and_the_next_scan_runs(engine):
         scans.run(engine, scan_jobs.die)
 
     assert scans.run(engine, scan_jobs.whereabouts)["pid"] != os.getpid()
+
+
+def test_the_workers_leave_when_their_server_is_killed(engine, database_url):
+    server = subprocess.Popen(
+        [sys.executable, "-c", scan_jobs.OWNER_OF_A_POOL, database_url],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        worker = int(server.stdout.readline())
+        assert _running(worker)
+    finally:
+        server.kill()  # no exit handler runs
+        server.wait()
+
+    wait_for(lambda: not _running(worker), timeout=30, what="the orphaned worker to leave")
+
+
+def _running(pid: int) -> bool:
+    """Alive, and not a zombie waiting for whoever adopted it to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_an_error_in_a_scan_reaches_the_caller_as_itself(engine):

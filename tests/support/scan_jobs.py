@@ -33,3 +33,17 @@ def die(*, session: Session, **_: object) -> None:
 
 def refuse(*, session: Session) -> None:
     raise LookupError("nothing to scan")
+
+
+# A server in miniature, for the test that kills it: starts the workers, has one scan run, prints
+# that worker's pid, and waits to be killed.
+OWNER_OF_A_POOL = """
+import sys, time
+from bot import db
+from bot.services import scans
+from tests.support import scan_jobs
+engine = db.make_engine(sys.argv[1])
+scans.start(engine)
+print(scans.run(engine, scan_jobs.whereabouts)["pid"], flush=True)
+time.sleep(600)
+"""
