@@ -115,29 +115,72 @@ def seed(engine, workspaces: int, tokens: int) -> None:
 
 
 class PeakRss(threading.Thread):
-    """The largest resident set of a process, read from /proc/<pid>/status."""
+    """The largest resident set of a process, and of it with its child processes (the workers that
+    run its scans) summed at each sample, read from /proc."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
-        self.pid, self.peak_kb, self.running = pid, 0, True
+        self.pid, self.peak_kb, self.family_peak_kb, self.running = pid, 0, 0, True
 
-    def now_kb(self) -> int:
+    def children(self) -> list[int]:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rpartition(")")[2].split()[1]) == self.pid:
+                    found.append(int(stat.parent.name))
+            except (OSError, ValueError):
+                pass
+        return found
+
+    @staticmethod
+    def rss_kb(pid: int) -> int:
         try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         except OSError:
             pass
         return 0
 
+    def now_kb(self) -> int:
+        return self.rss_kb(self.pid)
+
     def cpu_seconds(self) -> float:
-        """User and system time the process has used (/proc/<pid>/stat, fields 14 and 15)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User and system time of the process, of its children it has waited for, and of those
+        still running (/proc/<pid>/stat, fields 14 to 17): a worker's time counts in whichever."""
+        ticks = 0
+        for pid in (self.pid, *self.children()):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])
+            if pid == self.pid:
+                ticks += int(fields[13]) + int(fields[14])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def settle(self, limit: float = 30) -> float:
+        """Wait until the process and its children use no CPU (the scan workers it starts with
+        the app have imported what they need); returns the seconds waited."""
+        started = time.monotonic()
+        used = self.cpu_seconds()
+        while time.monotonic() - started < limit:
+            time.sleep(0.5)
+            now = self.cpu_seconds()
+            if now - used < 0.05:
+                break
+            used = now
+        return time.monotonic() - started
 
     def run(self) -> None:
+        children, sampled = self.children(), 0
         while self.running:
-            self.peak_kb = max(self.peak_kb, self.now_kb())
+            serve = self.now_kb()
+            if sampled % 10 == 0:  # looking for new children costs more than reading a status
+                children = self.children()
+            sampled += 1
+            self.peak_kb = max(self.peak_kb, serve)
+            self.family_peak_kb = max(self.family_peak_kb, serve + sum(map(self.rss_kb, children)))
             time.sleep(0.02)
 
 
@@ -227,7 +270,10 @@ def main() -> None:
         )
 
         rss = PeakRss(server.pid)
+        settled = rss.settle()
         before_mb = rss.now_kb() / 1024
+        workers_before = rss.children()
+        family_before_mb = (rss.now_kb() + sum(map(rss.rss_kb, workers_before))) / 1024
         cpu_before = rss.cpu_seconds()
         rss.start()
         sent: dict[str, float] = {}
@@ -296,9 +342,14 @@ def main() -> None:
         server.wait(timeout=30)
 
     peak_mb = rss.peak_kb / 1024
+    family_peak_mb = rss.family_peak_kb / 1024
     click_answer = click["answered"] - click["sent"]
     click_applied = applied_at - click["sent"]
-    print(f"tokens: {args.tokens:,}; export file: {lines - 1:,} rows; serve RSS before: {before_mb:.0f} MB")
+    print(
+        f"tokens: {args.tokens:,}; export file: {lines - 1:,} rows; serve RSS before: {before_mb:.0f} MB, "
+        f"with its {len(workers_before)} child processes {family_before_mb:.0f} MB (settled for "
+        f"{settled:.1f} s after the first answer)"
+    )
     for what, seconds in times.items():
         print(f"  {what:<28} {seconds:6.2f} s   goal < 5 s")
     began = click["claimed"] - click["sent"]
@@ -307,16 +358,19 @@ def main() -> None:
         f"  owner's Accept click: HTTP {click['status']} in {click_answer:.2f} s, applied after "
         f"{click_applied:.2f} s (its record)   goal: applied < 5 s"
     )
-    print(f"peak RSS of the serve process: {peak_mb:.0f} MB   goal < 400 MB")
     print(
-        f"CPU time of the serve process for the whole burst: {cpu_seconds:.1f} s (one interpreter: the "
-        f"answers share it); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        f"peak RSS of the serve process: {peak_mb:.0f} MB; with its scan workers (summed): "
+        f"{family_peak_mb:.0f} MB   goal < 400 MB"
+    )
+    print(
+        f"CPU time of the serve process and its workers for the whole burst: {cpu_seconds:.1f} s; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     slowest = max(times.values())
-    ok = slowest < 5 and peak_mb < 400 and click["status"] == 200 and click_applied < 5
+    ok = slowest < 5 and family_peak_mb < 400 and click["status"] == 200 and click_applied < 5
     print(
         f"summary: slowest answer {slowest:.1f} s, click applied in {click_applied:.1f} s, "
-        f"peak {peak_mb:.0f} MB: {'all goals met' if ok else 'GOALS MISSED'}"
+        f"peak {family_peak_mb:.0f} MB: {'all goals met' if ok else 'GOALS MISSED'}"
     )
 
 

@@ -8,9 +8,9 @@ spreadsheet would read as a formula (leading `= + - @`, tab, CR or LF) starts wi
 
 from __future__ import annotations
 
-import csv
 import json
-import mmap
+import os
+import re
 import tempfile
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -19,10 +19,13 @@ from functools import lru_cache
 from itertools import tee
 from typing import Any
 
+from sqlmodel import Session
+
 from bot import controls
+from bot.domain.deadlines import DeadlineKind
 from bot.domain.policy import Policy
-from bot.services import shadow
-from bot.services.report import TokenView, contract_json, iso
+from bot.services import report, shadow, windows
+from bot.services.report import TokenView, contract_json
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the key of an undated token (after every dated one)
 
@@ -60,7 +63,7 @@ def report_json(
     yield "["
     separator = "\n"
     for chunk in _nearest_first(views, lambda ordered: _json_lines(ordered, policy, now, consumers or {})):
-        yield separator + ",\n".join(chunk)
+        yield separator + b",\n".join(chunk).decode()
         separator = ",\n"
     yield "\n]\n"
 
@@ -86,59 +89,96 @@ def _json_lines(
 
 def report_csv(views: Iterable[TokenView], policy: Policy, now: datetime) -> Iterator[str]:
     """The CSV file, header first, then one row per token nearest deadline first, in chunks."""
-    yield ",".join(CSV_COLUMNS) + "\r\n"
+    for chunk in report_csv_bytes(views, policy, now):
+        yield chunk.decode()
+
+
+def report_csv_bytes(views: Iterable[TokenView], policy: Policy, now: datetime) -> Iterator[bytes]:
+    """`report_csv` encoded (UTF-8), for a file: the rows go from the spool to the file as bytes."""
+    yield CSV_HEADER.encode()
     for chunk in _nearest_first(views, lambda ordered: csv_rows(ordered, now)):
-        yield "".join(chunk)
+        yield b"".join(chunk)
 
 
-class _LastLine:
-    """What a csv.writer wrote last: each `writerow` is one `write` of the whole row."""
+def export_csv(*, session: Session, policy: Policy, now: datetime, path: str) -> int:
+    """Write the CSV report of every live token to `path` (a new file); returns how many tokens it
+    holds. A whole-estate scan: `/tokens export` runs it in a worker process (bot/services/scans.py)."""
+    count = 0
+    views = report.iter_views(session=session, policy=policy, now=now, order_by=windows.by_id(session))
 
-    line = ""
+    def counted() -> Iterator[TokenView]:
+        nonlocal count
+        for view in views:
+            count += 1
+            yield view
 
-    def write(self, text: str) -> None:
-        self.line = text
+    with open(path, "xb") as file:
+        file.writelines(report_csv_bytes(counted(), policy, now))
+    return count
+
+
+CSV_HEADER = ",".join(CSV_COLUMNS) + "\r\n"
+# A kind's text, without Enum attribute access per row (slow in Python 3.11).
+_KIND_TEXT = {kind: kind.value for kind in DeadlineKind}
 
 
 def csv_rows(views: Iterable[TokenView], now: datetime) -> Iterator[str]:
-    """One CSV row (CRLF-terminated) per view, in the order given. Only the cells that hold text
-    from Databricks or people go through `_spreadsheet_safe`: the times, kinds and codes
-    tokenbot writes itself never start with a formula character or hold a control character."""
-    last = _LastLine()
-    writer = csv.writer(last, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    text = lru_cache(maxsize=4096)(iso)  # many times repeat (see contract_rows)
-    safe = _spreadsheet_safe
-    scopes_text: dict[tuple[str, ...], str] = {}  # a few distinct scope lists (report._Decoder)
+    """One CSV row (CRLF-terminated) per view, in the order given, as `csv.writer` writes it
+    (`_csv_cell`). Only the cells that hold text from Databricks or people go through
+    `_spreadsheet_safe`: the times, kinds and codes tokenbot writes itself never start with a
+    formula character nor hold a control character, a comma or a quote. Most texts repeat (a few
+    workspaces and scope lists, owners with many tokens, last-use days): each is made once."""
+    user_text = lru_cache(maxsize=8192)(_user_cell)
+    when = lru_cache(maxsize=4096)(_when)
+    scopes_cell = lru_cache(maxsize=1024)(_scopes_cell)
+    kind_text = _KIND_TEXT
     for view in views:
-        deadlines = view.evaluation.deadlines
-        nearest = deadlines[0] if deadlines else None
-        scopes = scopes_text.get(view.scopes)
-        if scopes is None:
-            scopes = scopes_text[view.scopes] = safe(" ".join(view.scopes))
-        inferred = scopes_text.get(view.inferred_scopes)
-        if inferred is None:
-            inferred = scopes_text[view.inferred_scopes] = safe(" ".join(view.inferred_scopes))
-        writer.writerow(
-            (
-                safe(view.workspace),
-                safe(view.token_id),
-                safe(view.owner or ""),
-                safe(view.owner_slack_id or ""),
-                safe(view.comment),
-                text(view.created_at) or "",
-                text(view.expires_at) or "",
-                text(view.last_used_on) or "",
-                scopes,
-                inferred,
-                safe(view.autoscope_state or ""),
-                nearest.kind.value if nearest else "",
-                text(nearest.due_at) if nearest else "",
-                nearest.days_left(now) if nearest else "",
-                "; ".join([f"{d.kind.value} {text(d.due_at)}" for d in deadlines]),
-                " ".join(view.evaluation.finding_codes),
-            )
+        evaluation = view.evaluation
+        deadlines = evaluation.deadlines
+        if deadlines:
+            nearest = deadlines[0]
+            due = when(nearest.due_at)
+            next_cells = f"{kind_text[nearest.kind]},{due},{(nearest.due_at - now).days}"
+            listed = "; ".join([f"{kind_text[d.kind]} {when(d.due_at)}" for d in deadlines])
+        else:
+            next_cells, listed = ",,", ""
+        token_id = view.token_id  # unique: a cache would only churn; most are plain hex
+        yield (
+            f"{user_text(view.workspace)},"
+            f"{token_id if token_id.isalnum() else _user_cell(token_id)},"
+            f"{user_text(view.owner or '')},"
+            f"{user_text(view.owner_slack_id or '')},"
+            f"{user_text(view.comment)},"
+            f"{when(view.created_at)},{when(view.expires_at)},{when(view.last_used_on)},"
+            f"{scopes_cell(view.scopes)},{scopes_cell(view.inferred_scopes)},"
+            f"{user_text(view.autoscope_state or '')},"
+            f"{next_cells},{listed},"
+            f"{' '.join([finding.code for finding in evaluation.findings])}\r\n"
         )
-        yield last.line
+
+
+def _when(moment: datetime | None) -> str:
+    return "" if moment is None else moment.isoformat().replace("+00:00", "Z")  # report.iso
+
+
+def _scopes_cell(scopes: tuple[str, ...]) -> str:
+    return _user_cell(" ".join(scopes))
+
+
+def _user_cell(text: str) -> str:
+    """A cell of text from Databricks or people: spreadsheet-safe, then as `csv.writer` writes it."""
+    return _csv_cell(_spreadsheet_safe(text))
+
+
+_QUOTED_WHEN = re.compile('[,"\r\n]')
+
+
+def _csv_cell(text: str) -> str:
+    """A cell as `csv.writer` (excel dialect, QUOTE_MINIMAL, CRLF) writes it in a row of several
+    cells: in double quotes, each quote doubled, when it holds a comma, a quote, a CR or an LF."""
+    if _QUOTED_WHEN.search(text) is None:
+        return text
+    return '"' + text.replace('"', '""') + '"'
 
 
 CHUNK_ROWS = 1000
@@ -146,8 +186,8 @@ CHUNK_ROWS = 1000
 
 def _nearest_first(
     views: Iterable[TokenView], lines_of: Callable[[Iterable[TokenView]], Iterator[str]]
-) -> Iterator[list[str]]:
-    """The lines of the views, nearest deadline first, `CHUNK_ROWS` at a time.
+) -> Iterator[list[bytes]]:
+    """The lines of the views, UTF-8 encoded, nearest deadline first, `CHUNK_ROWS` at a time.
 
     Each line is written to a temporary file as its view is read, and only its place and its
     deadline are kept (a few dozen bytes a token, not the view): then the lines are read back in
@@ -165,22 +205,22 @@ def _nearest_first(
 
     with tempfile.TemporaryFile() as spool:
         position = 0
+        write, start, size = spool.write, starts.append, sizes.append
         for line in lines_of(noted()):
             data = line.encode()
-            spool.write(data)
-            starts.append(position)
-            sizes.append(len(data))
+            write(data)
+            start(position)
+            size(len(data))
             position += len(data)
         if not order:
             return
         spool.flush()
         order.sort()
-        with mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) as written:
-            for first in range(0, len(order), CHUNK_ROWS):
-                yield [
-                    written[starts[n] : starts[n] + sizes[n]].decode()
-                    for _, _, n in order[first : first + CHUNK_ROWS]
-                ]
+        # Each line read back by itself (not through a map of the whole file, whose pages would
+        # all count in this process's memory by the end).
+        fileno = spool.fileno()
+        for first in range(0, len(order), CHUNK_ROWS):
+            yield [os.pread(fileno, sizes[n], starts[n]) for _, _, n in order[first : first + CHUNK_ROWS]]
 
 
 FORMULA_STARTS = ("=", "+", "-", "@")

@@ -13,7 +13,6 @@ stays small: what is kept is a page's worth.
 from __future__ import annotations
 
 import heapq
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from bot.domain.findings import FINDING_SEVERITY
 from bot.domain.policy import Policy
 from bot.domain.tokens import AUTOSCOPE_RUNNING, KNOWN_AUTOSCOPE_STATES
 from bot.models import Exemption, Token, UTCDateTime
-from bot.services import report
+from bot.services import report, scans
 from bot.services.report import TokenView
 
 T = TypeVar("T")
@@ -302,12 +301,23 @@ def _first_rows(
 # risky: every token evaluated, the worst kept
 
 
+Ranking = tuple[int, list[tuple[tuple[int, int, str, str], int]]]  # flagged, [(rank, pk)] worst first
+
+
 def risky(
     *, session: Session, policy: Policy, now: datetime, keep: int, whole: int = 0
 ) -> tuple[int, list[TokenView]]:
     """How many live tokens have a finding, and the worst `keep` of them (all of them when they
-    are `whole` or fewer), worst first. Every
-    token's findings are worked out (not its deadlines); the views are read for the kept ones."""
+    are `whole` or fewer), worst first: `rank_by_risk` in this process, then `worst_views`."""
+    with scans.one_at_a_time():
+        ranking = rank_by_risk(session=session, policy=policy, now=now, keep=max(keep, whole))
+    return worst_views(session=session, policy=policy, now=now, ranking=ranking, keep=keep, whole=whole)
+
+
+def rank_by_risk(*, session: Session, policy: Policy, now: datetime, keep: int) -> Ranking:
+    """How many live tokens have a finding, and the rank and pk of the worst `keep`, worst first.
+    Every token's findings are worked out (not its deadlines): a scan of the whole estate, which
+    `/tokens risky` runs in a worker process (bot/services/scans.py)."""
     flagged = 0
 
     def ranked() -> Iterator[tuple[tuple[int, int, str, str], int]]:
@@ -320,24 +330,20 @@ def risky(
                 ranks = [FINDING_SEVERITY[f.code] for f in findings]
                 yield (min(ranks), -len(ranks), workspace, token_id), pk
 
-    with one_scan_at_a_time():
-        worst = smallest(ranked(), max(keep, whole))  # (key, pk) pairs: small however many
+    worst = smallest(ranked(), keep)  # (key, pk) pairs: small however many
+    return flagged, worst
+
+
+def worst_views(
+    *, session: Session, policy: Policy, now: datetime, ranking: Ranking, keep: int, whole: int = 0
+) -> tuple[int, list[TokenView]]:
+    """The views of a ranking's worst `keep` (all it holds when the flagged are `whole` or fewer)."""
+    flagged, worst = ranking
     if flagged > whole:
         worst = worst[:keep]
     kept = [pk for _, pk in worst]
     views = {v.pk: v for v in report.iter_views(session=session, policy=policy, now=now, token_pks=kept)}
     return flagged, [views[pk] for _, pk in worst if pk in views]
-
-
-_SCANS = threading.BoundedSemaphore(1)
-
-
-def one_scan_at_a_time() -> threading.BoundedSemaphore:
-    """Held while reading and evaluating every token of the estate (`risky`, `export`). That is
-    CPU work under the one interpreter lock: two at once take as long as one after the other, and
-    together they starve short requests (an owner's click) of the lock, each of whose many small
-    database calls waits its turn behind them."""
-    return _SCANS
 
 
 def smallest(items: Iterable[T], keep: int, key: Callable[[T], Any] | None = None) -> list[T]:

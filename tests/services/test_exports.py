@@ -4,8 +4,13 @@ out nearest deadline first, exactly as sorting every view in memory wrote them."
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot import db
 from bot.domain.policy import Policy
@@ -58,3 +63,77 @@ def test_an_empty_report_is_an_empty_array_and_a_header(engine):
     with db.session_scope(engine) as session:
         assert _streamed(session, Policy(), exports.report_json) == "[\n]\n"
         assert _streamed(session, Policy(), exports.report_csv) == ",".join(exports.CSV_COLUMNS) + "\r\n"
+
+
+def _as_csv_writer_writes(view, now) -> str:
+    """The row as the csv module writes these cells (excel dialect, CRLF): the format's definition."""
+    out = io.StringIO()
+    nearest = view.evaluation.deadlines[0] if view.evaluation.deadlines else None
+    safe = exports._spreadsheet_safe
+    csv.writer(out, lineterminator="\r\n").writerow(
+        [
+            safe(view.workspace),
+            safe(view.token_id),
+            safe(view.owner or ""),
+            safe(view.owner_slack_id or ""),
+            safe(view.comment),
+            report.iso(view.created_at) or "",
+            report.iso(view.expires_at) or "",
+            report.iso(view.last_used_on) or "",
+            safe(" ".join(view.scopes)),
+            safe(" ".join(view.inferred_scopes)),
+            safe(view.autoscope_state or ""),
+            nearest.kind.value if nearest else "",
+            report.iso(nearest.due_at) if nearest else "",
+            nearest.days_left(now) if nearest else "",
+            "; ".join(f"{d.kind.value} {report.iso(d.due_at)}" for d in view.evaluation.deadlines),
+            " ".join(view.evaluation.finding_codes),
+        ]
+    )
+    return out.getvalue()
+
+
+TEXTS = st.text(alphabet=st.sampled_from(',"\r\n\t =+-@\x1b\x00\u2028aZ9é'), max_size=12)
+
+
+@pytest.fixture(scope="module")
+def some_views(tmp_path_factory):
+    engine = db.make_engine(f"sqlite:///{tmp_path_factory.mktemp('views') / 'views.db'}")
+    db.migrate(engine)
+    seed_edge_estate(engine, 30, count=60)
+    with db.session_scope(engine) as session:
+        return report.token_views(session=session, policy=Policy(), now=NOW)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(TEXTS, min_size=5, max_size=5),
+    scopes=st.lists(TEXTS, max_size=3),
+    pick=st.integers(min_value=0, max_value=59),
+)
+def test_a_csv_row_is_what_the_csv_module_writes_of_its_cells(some_views, texts, scopes, pick):
+    workspace, token_id, owner, comment, state = texts
+    view = dataclasses.replace(
+        some_views[pick],
+        workspace=workspace,
+        token_id=token_id,
+        owner=owner or None,
+        owner_slack_id=owner,
+        comment=comment,
+        autoscope_state=state or None,
+        scopes=tuple(scopes),
+    )
+
+    assert list(exports.csv_rows([view], NOW)) == [_as_csv_writer_writes(view, NOW)]
+
+
+def test_the_export_file_is_the_csv_report_in_utf8(engine, tmp_path):
+    seed_edge_estate(engine, 30)
+    policy = Policy()
+    path = tmp_path / "export.csv"
+    with db.session_scope(engine) as session:
+        count = exports.export_csv(session=session, policy=policy, now=NOW, path=str(path))
+        text = _streamed(session, policy, exports.report_csv)
+
+    assert path.read_bytes() == text.encode()
+    assert count == len(list(csv.reader(io.StringIO(text, newline="")))) - 1 > 300  # live tokens

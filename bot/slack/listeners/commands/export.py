@@ -1,9 +1,11 @@
 """/tokens export: the report (`tokenbot report --format csv`) as a file in the caller's DM.
 
-The file is written as the tokens are read (`exports.report_csv` streams them through a
-temporary file) and uploaded from disk: Slack's upload (`files.getUploadURLExternal`, a POST of
-the bytes to the URL it gives, `files.completeUploadExternal`) is sent in blocks, so the export
-of 100,000 tokens never sits in memory.
+A worker process writes the file (`bot/services/scans.py`: reading every token must not hold this
+process's interpreter against the other requests), as the tokens are read (`exports.export_csv`
+streams them through a temporary file); it is uploaded from disk: Slack's upload
+(`files.getUploadURLExternal`, a POST of the bytes to the URL it gives,
+`files.completeUploadExternal`) is sent in blocks, so the export of 100,000 tokens never sits in
+memory.
 """
 
 import logging
@@ -14,9 +16,7 @@ from pathlib import Path
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.db import session_scope
-from bot.services import report, windows
-from bot.services.exports import report_csv
+from bot.services import exports, scans
 from bot.slack.blocks import answers, code
 from bot.slack.blocks.answers import Usage, echo
 from bot.slack.context import Deps
@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 USAGE = Usage(Subcommand.EXPORT, "", "the report as a CSV file, sent to you in a direct message", admin=True)
 UPLOAD_TIMEOUT = 120  # seconds for the bytes to reach Slack
+WORKER_DIED = (
+    "The export stopped before the file was written: the process writing it ended unexpectedly "
+    "(perhaps out of memory). Nothing was sent; try again in a few minutes."
+)
 
 
 class UploadRefused(Exception):
@@ -34,6 +38,8 @@ class UploadRefused(Exception):
 
 
 def handler(deps: Deps):
+    scans.start(deps.engine)  # with the app: the first scan finds a worker ready
+
     def handle(request: CommandRequest) -> None:
         if request.words:
             raise BadInput(f"`export` takes no arguments, not {echo(request.arguments)}.")
@@ -42,26 +48,12 @@ def handler(deps: Deps):
         filename = f"tokenbot-report-{now:%Y-%m-%d}.csv"
         with tempfile.TemporaryDirectory(prefix="tokenbot-export-") as folder:
             path = Path(folder) / filename
-            count = 0
-            with (
-                windows.one_scan_at_a_time(),
-                session_scope(deps.engine) as session,
-                path.open("w", encoding="utf-8", newline="") as file,
-            ):
-                views = report.iter_views(
-                    session=session,
-                    policy=policy,
-                    now=now,
-                    order_by=windows.by_id(session),
-                )
-
-                def counted():
-                    nonlocal count
-                    for view in views:
-                        count += 1
-                        yield view
-
-                file.writelines(report_csv(counted(), policy, now))
+            try:
+                # Reading and writing every token is a scan: in a worker process (scans.py).
+                count = scans.run(deps.engine, exports.export_csv, policy=policy, now=now, path=str(path))
+            except scans.ScanFailed:
+                request.reply(answers.plain(WORKER_DIED))
+                return
             try:
                 channel = request.client.conversations_open(users=request.user_id)["channel"]["id"]
                 upload(
