@@ -9,6 +9,7 @@ p99 at most 4x the Databricks latency); and checks that exactly one Databricks c
 distinct decision (200 tokens, each clicked 10 times: 200 DELETEs).
 
     .venv/bin/python bench/ack_latency.py [--clicks 2000] [--tokens 200] [--concurrency 50]
+                                          [--database-url URL of an empty database]
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--databricks-latency", type=float, default=0.5, help="seconds per call")
+    parser.add_argument("--database-url", help="an empty database to use (default: a new SQLite file)")
     args = parser.parse_args()
     latency = args.databricks_latency
 
@@ -66,7 +68,8 @@ def main() -> None:
                           '[policy]\nquiet_hours = "off"\norg_max_inactive_days = 0\norg_max_lifetime_days = 0\n')
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKENBOT_", "DATABRICKS_", "SLACK_"))}
         env.update(BENCH_TOKEN=databricks.admin_token, TOKENBOT_CONFIG=str(config),
-                   TOKENBOT_DATABASE_URL=f"sqlite:///{tmp}/bench.db", SLACK_BOT_TOKEN=slack.bot_token,
+                   TOKENBOT_DATABASE_URL=args.database_url or f"sqlite:///{tmp}/bench.db",
+                   SLACK_BOT_TOKEN=slack.bot_token,
                    SLACK_SIGNING_SECRET=slack.signing_secret, TOKENBOT_SLACK_API_URL=slack.url,
                    TOKENBOT_LOG_LEVEL="WARNING")
         os.environ.update(env)
