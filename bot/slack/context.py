@@ -21,6 +21,7 @@ from bot.services.inventory import GatewayFactory, SyncResult
 from bot.services.ports import SlackUser
 from bot.slack.blocks.commands import DigestNow
 from bot.slack.directory import Identities
+from bot.slack.repeat_answers import RecentAnswers
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class Deps:
     run_sync: Callable[[], list[SyncResult]] | None = None
     post_digest: Callable[[], DigestNow] | None = None  # posts the digest now; says what happened
     identities: Identities | None = None  # built from the settings when not given
+    answers: RecentAnswers = field(default_factory=RecentAnswers)  # whom a repeat need not tell again
 
     def __post_init__(self) -> None:
         if self.identities is None:

@@ -121,7 +121,14 @@ def after(deps: Deps, client: WebClient, click: Click, outcome: Outcome) -> None
     # The message first: everyone who sees it (the owner, the admins) learns the outcome there.
     if outcome.token_pk and not _changed_nothing(outcome):
         refresh_token_messages(deps, client, outcome.token_pk)
-    answer(client, click, outcome)
+    told = (click.user_id, click.value, outcome.action)
+    if not _changed_nothing(outcome):
+        deps.answers.told(told)
+        answer(client, click, outcome)
+    elif deps.answers.first_in_a_while(told):
+        answer(client, click, outcome)
+    else:
+        metrics.DECISIONS.labels(outcome.action, outcome.status).inc()  # recorded, not told again
     if outcome.status == decisions.REQUESTED and outcome.duplicate_of is None:
         ask_admins(deps, client, outcome)
     if click.channel is None:  # clicked in the App Home (or a modal opened there): redraw it
