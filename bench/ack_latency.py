@@ -123,6 +123,7 @@ def main() -> None:
         finished = time.perf_counter() - started
         outcomes = click_to_outcome(slack.calls("chat.update"), [t[1]["ts"] for t in targets], sent_at)
         deletes = len([r for r in databricks.requests if r.method == "DELETE"])
+        slack_calls = {m: len(slack.calls(m)) for m in ("chat.postEphemeral", "chat.update", "users.info")}
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
 
@@ -161,6 +162,8 @@ def main() -> None:
         print(f"  first click on each token only: p50 {statistics.median(first) * 1000:.0f} ms, "
               f"p99 {first[max(0, int(len(first) * 0.99) - 1)] * 1000:.0f} ms, max {first[-1] * 1000:.0f} ms")
     print(f"Databricks DELETEs: {deletes} for {args.tokens} distinct decisions (goal: exactly one each)")
+    print("Slack calls (rate limits off here; Slack's tiers: chat.update 50+/min, the others 100+/min): "
+          + ", ".join(f"{method} {count}" for method, count in slack_calls.items()))
     ok = (p99 < 100 and over == 0 and deletes == args.tokens and recorded >= args.clicks and ratio <= 4
           and missing == 0)
     print(f"summary: ack p99 {p99:.0f} ms, max {slowest:.0f} ms, {over} over 3 s; click-to-outcome p99 "
