@@ -133,12 +133,7 @@ def deadlines_now(*, session: Session, policy: Policy, now: datetime, token_pk: 
     row = session.connection().execute(query).first()
     if row is None:
         return None
-    rows = session.execute(
-        select(ExemptionRow.deadline_kind, ExemptionRow.until).where(
-            ExemptionRow.token_pk == token_pk, ExemptionRow.until > now, ExemptionRow.approved_by.is_not(None)
-        )
-    )
-    exemptions = {token_pk: tuple(Exemption(DeadlineKind(kind), until) for kind, until in rows)}
+    exemptions = _active_exemptions(session, now, token_pk)
     return _view(row, exemptions, _Decoder(), policy, now, evaluate).evaluation
 
 
@@ -273,13 +268,17 @@ def without_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _active_exemptions(session: Session, now: datetime) -> dict[int, tuple[Exemption, ...]]:
+def _active_exemptions(
+    session: Session, now: datetime, token_pk: int | None = None
+) -> dict[int, tuple[Exemption, ...]]:
+    """Every token's approved exemptions still running at `now` (or one token's)."""
     found: dict[int, list[Exemption]] = {}
-    rows = session.execute(
-        select(ExemptionRow.token_pk, ExemptionRow.deadline_kind, ExemptionRow.until).where(
-            ExemptionRow.until > now, ExemptionRow.approved_by.is_not(None)
-        )
+    query = select(ExemptionRow.token_pk, ExemptionRow.deadline_kind, ExemptionRow.until).where(
+        ExemptionRow.until > now, ExemptionRow.approved_by.is_not(None)
     )
+    if token_pk is not None:
+        query = query.where(ExemptionRow.token_pk == token_pk)
+    rows = session.execute(query)
     for token_pk, kind, until in rows:
         found.setdefault(token_pk, []).append(Exemption(DeadlineKind(kind), until))
     return {pk: tuple(items) for pk, items in found.items()}
