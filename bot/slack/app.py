@@ -9,6 +9,7 @@ from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 
 from bot.config import Settings
+from bot.services import scans
 from bot.slack.context import Deps
 from bot.slack.first_clicks import FirstClicksFirst
 from bot.slack.listeners import register_all
@@ -58,6 +59,7 @@ def build_app(settings: Settings, deps: Deps, client: WebClient, *, socket_mode:
     except BoltError as error:
         raise TokenRefused(str(error)) from None
     register_all(app, deps, FirstClicksFirst(workers=LISTENER_WORKERS, repeat_workers=REPEAT_WORKERS))
+    scans.start(deps.engine)  # the workers of /tokens export and risky, ready before the first scan
     return app
 
 

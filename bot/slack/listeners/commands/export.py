@@ -38,8 +38,6 @@ class UploadRefused(Exception):
 
 
 def handler(deps: Deps):
-    scans.start(deps.engine)  # with the app: the first scan finds a worker ready
-
     def handle(request: CommandRequest) -> None:
         if request.words:
             raise BadInput(f"`export` takes no arguments, not {echo(request.arguments)}.")

@@ -16,8 +16,6 @@ WORKER_DIED = (
 
 
 def handler(deps: Deps):
-    scans.start(deps.engine)  # with the app: the first scan finds a worker ready
-
     def handle(request: CommandRequest) -> None:
         if request.words:
             raise BadInput(f"`risky` takes no arguments, not {echo(request.arguments)}.")
