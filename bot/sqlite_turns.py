@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 # Statements that never take SQLite's write lock; anything else is treated as a write.
@@ -63,10 +65,16 @@ class TakingTurns(sqlite3.Connection):
         # Past the timeout, go on without the turn: SQLite's own busy timeout then decides.
         self._holding = self._turn.acquire(timeout=self._patience)
 
-    def after_statement(self) -> None:
-        """A write outside a transaction (autocommit) is over as soon as it ran."""
-        if self._holding and not self.in_transaction:
-            self._give_back()
+    @contextmanager
+    def statement(self, sql: str) -> Iterator[None]:
+        """Around one statement: the turn first if it writes; given back at once if it wrote
+        outside a transaction (autocommit), else when the transaction ends."""
+        self.take_turn(sql)
+        try:
+            yield
+        finally:
+            if self._holding and not self.in_transaction:
+                self._give_back()
 
     def commit(self) -> None:
         try:
@@ -94,17 +102,9 @@ class TakingTurns(sqlite3.Connection):
 
 class _TurnCursor(sqlite3.Cursor):
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:  # type: ignore[override]
-        connection: TakingTurns = self.connection  # type: ignore[assignment]
-        connection.take_turn(sql)
-        try:
+        with self.connection.statement(sql):  # type: ignore[attr-defined]
             return super().execute(sql, parameters)
-        finally:
-            connection.after_statement()
 
     def executemany(self, sql: str, seq_of_parameters: Any, /) -> sqlite3.Cursor:  # type: ignore[override]
-        connection: TakingTurns = self.connection  # type: ignore[assignment]
-        connection.take_turn(sql)
-        try:
+        with self.connection.statement(sql):  # type: ignore[attr-defined]
             return super().executemany(sql, seq_of_parameters)
-        finally:
-            connection.after_statement()

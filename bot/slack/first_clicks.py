@@ -74,15 +74,19 @@ class FirstClicksFirst:
                 self._changed.notify()
                 return
             self._firsts += 1
-        self._first.submit(self._first_click, button, work)
+        self._first.submit(self._run, button, work, first=True)
 
-    def _first_click(self, button: Button | None, work: Callable[[], None]) -> None:
+    def _run(self, button: Button | None, work: Callable[[], None], *, first: bool) -> None:
         try:
             _logged(work)
         finally:
             with self._changed:
-                self._firsts -= 1
-                self._closed(button)
+                if first:
+                    self._firsts -= 1
+                if button is not None:
+                    self._open[button] -= 1
+                    if self._open[button] <= 0:
+                        del self._open[button]
                 self._changed.notify_all()
 
     def _run_repeats(self) -> None:
@@ -93,24 +97,13 @@ class FirstClicksFirst:
                         return
                     self._changed.wait(timeout=0.5)
                 _, button, work = self._repeats.popleft()
-            try:
-                _logged(work)
-            finally:
-                with self._changed:
-                    self._closed(button)
-                    self._changed.notify_all()
+            self._run(button, work, first=False)
 
     def _repeat_due(self) -> bool:
         if not self._repeats:
             return False
         waited = time.monotonic() - self._repeats[0][0]
         return self._firsts == 0 or waited >= self._patience or self._stopping
-
-    def _closed(self, button: Button | None) -> None:
-        if button is not None:
-            self._open[button] -= 1
-            if self._open[button] <= 0:
-                del self._open[button]
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop taking work; with `wait`, finish what was handed over first."""

@@ -118,17 +118,16 @@ def run_decision(
 
 
 def after(deps: Deps, client: WebClient, click: Click, outcome: Outcome) -> None:
+    repeat = _changed_nothing(outcome)
     # The message first: everyone who sees it (the owner, the admins) learns the outcome there.
-    if outcome.token_pk and not _changed_nothing(outcome):
+    if outcome.token_pk and not repeat:
         refresh_token_messages(deps, client, outcome.token_pk)
     told = (click.user_id, click.value, outcome.action)
-    if not _changed_nothing(outcome):
+    if repeat and not deps.answers.first_in_a_while(told):
+        count(outcome)  # recorded, not told again
+    else:
         deps.answers.told(told)
         answer(client, click, outcome)
-    elif deps.answers.first_in_a_while(told):
-        answer(client, click, outcome)
-    else:
-        metrics.DECISIONS.labels(outcome.action, outcome.status).inc()  # recorded, not told again
     if outcome.status == decisions.REQUESTED and outcome.duplicate_of is None:
         ask_admins(deps, client, outcome)
     if click.channel is None:  # clicked in the App Home (or a modal opened there): redraw it
@@ -142,9 +141,13 @@ def _changed_nothing(outcome: Outcome) -> bool:
     return outcome.parameters.get("refused") == "duplicate" and outcome.action != decisions.ROTATE
 
 
+def count(outcome: Outcome) -> None:
+    metrics.DECISIONS.labels(outcome.action, outcome.status).inc()
+
+
 def answer(client: WebClient, click: Click, outcome: Outcome) -> None:
     """Count the decision and tell the clicker its outcome (with Retry when it may work again)."""
-    metrics.DECISIONS.labels(outcome.action, outcome.status).inc()
+    count(outcome)
     retry = references.for_decision(outcome.decision_id) if outcome.retryable else None
     tell(client, click, outcome.message, retry)
 
