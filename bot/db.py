@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import sqlalchemy.exc
 from alembic import command
@@ -25,6 +26,7 @@ from sqlmodel import Session
 from bot.sqlite_turns import TakingTurns
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+M = TypeVar("M")
 
 
 def normalise_url(url: str) -> str:
@@ -94,6 +96,16 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def get_or_add(session: Session, model: type[M], key: Any) -> M:
+    """The row of `model` whose one-column primary key is `key`; a new one holding only its key,
+    added to the session, when there is none."""
+    row = session.get(model, key)
+    if row is None:
+        row = model(**{sqlalchemy.inspect(model).primary_key[0].name: key})
+        session.add(row)
+    return row
 
 
 def _busy_message(engine: Engine) -> str:

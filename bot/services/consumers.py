@@ -23,6 +23,7 @@ from sqlalchemy import delete, select
 from sqlmodel import Session
 
 from bot.databricks.records import AuditConsumers
+from bot.db import get_or_add
 from bot.domain.clients import (
     NO_CONSUMERS,
     TokenConsumers,
@@ -80,7 +81,7 @@ def store(
             )
             result.rows += 1
     result.tokens = len(uses)
-    read = _audit_read(session, workspace)
+    read = get_or_add(session, ConsumerRead, workspace)
     read.read_at, read.through, read.attempted_at, read.error = now, audit.through, now, None
     session.flush()
     return result, uses
@@ -88,7 +89,7 @@ def store(
 
 def record_failure(*, session: Session, workspace: str, error: str, now: datetime) -> None:
     """A failed read: the previous rows stay (their read time shows how old they are)."""
-    read = _audit_read(session, workspace)
+    read = get_or_add(session, ConsumerRead, workspace)
     read.attempted_at, read.error = now, error[:2000]
 
 
@@ -118,14 +119,6 @@ def _uses(audit: AuditConsumers, known: set[str]) -> dict[str, list[Use]]:
     for (token_id, _, _), use in sorted(merged.items()):
         found.setdefault(token_id, []).append(use)
     return found
-
-
-def _audit_read(session: Session, workspace: str) -> ConsumerRead:
-    read = session.get(ConsumerRead, workspace)
-    if read is None:
-        read = ConsumerRead(workspace=workspace)
-        session.add(read)
-    return read
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, delete, insert, select
 from sqlmodel import Session
 
 from bot.databricks.records import AuditUsage
-from bot.db import session_scope
+from bot.db import get_or_add, session_scope
 from bot.domain import shadow as rules
 from bot.domain.deadlines import DeadlineKind
 from bot.domain.policy import Evaluation, Policy, evaluate
@@ -93,7 +93,7 @@ def store_calls(
     session.execute(delete(ApiCall).where(ApiCall.workspace == workspace))
     if found:
         session.execute(insert(ApiCall), list(found.values()))
-    read = _read_row(session, workspace)
+    read = get_or_add(session, AuditRead, workspace)
     read.since, read.read_at, read.newest_event_at = audit.since, now, newest
     session.flush()
     return len(found)
@@ -102,16 +102,8 @@ def store_calls(
 def record_failure(*, engine: Engine, workspace: str, error: str, now: datetime) -> None:
     """A failed read: the last good rows stay, and the workspace's evidence is marked as failed."""
     with session_scope(engine) as session:
-        read = _read_row(session, workspace)
+        read = get_or_add(session, AuditRead, workspace)
         read.failed_at, read.error = now, error[:ERROR_CHARS]
-
-
-def _read_row(session: Session, workspace: str) -> AuditRead:
-    read = session.get(AuditRead, workspace)
-    if read is None:
-        read = AuditRead(workspace=workspace)
-        session.add(read)
-    return read
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
